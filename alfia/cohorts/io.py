@@ -1,0 +1,71 @@
+"""Reading and writing cohort tables (parquet) with their schema name and provenance in the file metadata."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from alfia.cohorts.schema import Schema
+from alfia.errors import AlfiaError
+from alfia.io import atomic_path
+
+META_KEY = b"alfia.cohort"
+
+
+@dataclass
+class Cohort:
+    """A validated cohort table with its schema and provenance (``info``: source, synthetic, license ...)."""
+
+    df: pd.DataFrame
+    schema: Schema
+    info: dict = field(default_factory=dict)
+
+    @property
+    def synthetic(self) -> bool:
+        return bool(self.info.get("synthetic", False))
+
+    def split(self, name: str) -> pd.DataFrame:
+        return self.df[self.df["split"] == name].reset_index(drop=True)
+
+
+def read_cohort(path: str | os.PathLike) -> Cohort:
+    """Read and validate a cohort parquet file written by ``write_cohort``."""
+    from alfia.cohorts.schemas import get_schema
+
+    path = Path(path)
+    if not path.exists():
+        raise AlfiaError(f"cohort file {path} does not exist; build one with `alfia cohort`")
+    if path.is_dir():
+        raise AlfiaError(f"{path} is a directory, not a cohort file; pass the .parquet file")
+    try:
+        table = pq.read_table(path)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise AlfiaError(f"cannot read {path} as a parquet cohort ({str(exc).splitlines()[0]}); "
+                         "build it again with `alfia cohort`") from None
+    meta = table.schema.metadata or {}
+    if META_KEY not in meta:
+        raise AlfiaError(f"{path} is not an ALFIA cohort (no schema in its metadata); "
+                         "build it with `alfia cohort`")
+    info = json.loads(meta[META_KEY])
+    schema = get_schema(info.get("schema", ""))
+    df = schema.validate(table.to_pandas(), where=str(path))
+    return Cohort(df=df, schema=schema, info=info)
+
+
+def write_cohort(cohort: Cohort, path: str | os.PathLike) -> Path:
+    """Validate and write atomically: on any error nothing is left at ``path``."""
+    path = Path(path)
+    df = cohort.schema.validate(cohort.df, where="cohort to write")
+    info = {**cohort.info, "schema": cohort.schema.name}
+    table = pa.Table.from_pandas(df, preserve_index=False)
+    table = table.replace_schema_metadata({**(table.schema.metadata or {}),
+                                           META_KEY: json.dumps(info).encode()})
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp)
+    return path

@@ -1,0 +1,188 @@
+"""Cohort schemas: each schema is declared once (names, types, units, valid ranges, roles) and every
+cohort table is validated against it when it is read or written.
+
+A cohort is one row per ICU stay with the id column ``stay_id``, the label ``hospital_mortality`` (0/1),
+the schema's columns and a ``split`` column (train/val/test). An encoded cohort may also carry ``text``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+from alfia.errors import AlfiaError
+
+ID = "stay_id"
+LABEL = "hospital_mortality"
+SPLIT = "split"
+TEXT = "text"
+SPLITS = ("train", "val", "test")
+
+Kind = Literal["float", "int", "category", "binary"]
+Role = Literal["feature", "reference"]
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of a schema.
+
+    ``role="feature"`` columns are model inputs (tabular baselines and text); ``role="reference"`` columns
+    (e.g. the challenge's own SAPS-I) are kept for comparison only and never reach a model or a text.
+    """
+
+    name: str
+    kind: Kind
+    description: str
+    unit: str | None = None
+    valid: tuple[float, float] | None = None  # inclusive range for numeric kinds
+    categories: tuple[str, ...] | None = None  # allowed values for "category"
+    role: Role = "feature"
+    window: str = "first 24 h of the ICU stay"
+    decimals: int | None = None  # rounding used in the clinical text; None: 0 for int/binary, 1 for float
+
+    @property
+    def text_decimals(self) -> int:
+        if self.decimals is not None:
+            return self.decimals
+        return 1 if self.kind == "float" else 0
+
+    def __post_init__(self) -> None:
+        if self.kind == "category" and not self.categories:
+            raise ValueError(f"category column {self.name!r} needs its categories")
+
+
+@dataclass(frozen=True)
+class Schema:
+    name: str
+    description: str
+    columns: tuple[Column, ...]
+    notes: tuple[str, ...] = field(default=())  # documented approximations and missing components
+
+    def __post_init__(self) -> None:
+        names = [c.name for c in self.columns]
+        if len(set(names)) != len(names):
+            raise ValueError(f"schema {self.name!r} declares a column twice")
+        if {ID, LABEL, SPLIT, TEXT} & set(names):
+            raise ValueError(f"schema {self.name!r} must not declare the fixed columns")
+
+    def __getitem__(self, name: str) -> Column:
+        for c in self.columns:
+            if c.name == name:
+                return c
+        raise KeyError(name)
+
+    @property
+    def feature_columns(self) -> list[str]:
+        return [c.name for c in self.columns if c.role == "feature"]
+
+    @property
+    def reference_columns(self) -> list[str]:
+        return [c.name for c in self.columns if c.role == "reference"]
+
+    @property
+    def required_columns(self) -> list[str]:
+        return [ID, LABEL, *[c.name for c in self.columns], SPLIT]
+
+    def validate(self, df: pd.DataFrame, *, where: str = "cohort") -> pd.DataFrame:
+        """Check ``df`` against the schema and return it with canonical dtypes and column order.
+
+        Raises ``AlfiaError`` with one line naming what is wrong.
+        """
+        if len(df) == 0:
+            raise AlfiaError(f"{where} is empty: it has no rows; build it again with `alfia cohort`")
+        missing = [c for c in self.required_columns if c not in df.columns]
+        allowed = set(self.required_columns) | {TEXT}
+        unexpected = [c for c in df.columns if c not in allowed]
+        if missing or unexpected:
+            parts = []
+            if missing:
+                parts.append(f"missing columns {', '.join(missing)}")
+            if unexpected:
+                parts.append(f"unexpected columns {', '.join(map(str, unexpected))}")
+            raise AlfiaError(
+                f"{where} does not match schema {self.name!r}: {'; '.join(parts)}; "
+                "rebuild it with `alfia cohort` or pass the right schema"
+            )
+        out = pd.DataFrame(index=pd.RangeIndex(len(df)))
+        out[ID] = _stay_ids(df[ID], where)
+        out[LABEL] = _labels(df[LABEL], where)
+        for col in self.columns:
+            out[col.name] = _column(df[col.name].reset_index(drop=True), col, where)
+        splits = df[SPLIT].reset_index(drop=True)
+        bad = ~splits.isin(SPLITS)
+        if bad.any():
+            raise AlfiaError(
+                f"{where}: column {SPLIT!r} has values {sorted(map(str, splits[bad].unique()))[:5]}; "
+                f"allowed are {', '.join(SPLITS)}"
+            )
+        out[SPLIT] = splits.astype(str)
+        if TEXT in df.columns:
+            text = df[TEXT].reset_index(drop=True)
+            if text.isna().any():
+                raise AlfiaError(f"{where}: column {TEXT!r} has missing texts; encode the cohort again")
+            out[TEXT] = text.astype(str)
+        return out
+
+
+def _stay_ids(s: pd.Series, where: str) -> pd.Series:
+    if s.isna().any():
+        raise AlfiaError(f"{where}: column {ID!r} has missing values; every stay needs an id")
+    try:
+        ids = pd.to_numeric(s, errors="raise")
+    except (ValueError, TypeError):
+        raise AlfiaError(f"{where}: column {ID!r} must hold integer ids") from None
+    if not np.all(np.equal(np.mod(ids, 1), 0)):
+        raise AlfiaError(f"{where}: column {ID!r} must hold integer ids")
+    ids = ids.astype("int64").reset_index(drop=True)
+    dup = ids[ids.duplicated()]
+    if len(dup):
+        raise AlfiaError(
+            f"{where}: duplicate {ID} values (e.g. {', '.join(map(str, dup.unique()[:3]))}); "
+            "each ICU stay must appear once"
+        )
+    return ids
+
+
+def _labels(s: pd.Series, where: str) -> pd.Series:
+    values = pd.to_numeric(s, errors="coerce")
+    bad = values.isna() | ~values.isin([0, 1])
+    if bad.any():
+        shown = sorted(map(str, s[bad.values].astype(str).unique()))[:5]
+        raise AlfiaError(f"{where}: label {LABEL!r} must be 0 or 1, found {', '.join(shown)}")
+    return values.astype("int64").reset_index(drop=True)
+
+
+def _column(s: pd.Series, col: Column, where: str) -> pd.Series:
+    if col.kind == "category":
+        present = s.dropna().astype(str)
+        bad = present[~present.isin(col.categories)]
+        if len(bad):
+            raise AlfiaError(
+                f"{where}: column {col.name!r} has unknown values {sorted(bad.unique())[:5]}; "
+                f"allowed are {', '.join(col.categories)}"
+            )
+        return s.where(s.isna(), s.astype(str)).astype(object)
+    try:
+        values = pd.to_numeric(s, errors="raise").astype("float64")
+    except (ValueError, TypeError):
+        raise AlfiaError(f"{where}: column {col.name!r} must be numeric") from None
+    if col.kind == "binary":
+        bad = values.notna() & ~values.isin([0.0, 1.0])
+        if bad.any():
+            raise AlfiaError(f"{where}: column {col.name!r} must be 0 or 1 (or missing)")
+    if col.kind == "int":
+        present = values.dropna()
+        if not np.all(np.equal(np.mod(present, 1), 0)):
+            raise AlfiaError(f"{where}: column {col.name!r} must hold whole numbers")
+    if col.valid is not None:
+        lo, hi = col.valid
+        bad = values.notna() & ((values < lo) | (values > hi))
+        if bad.any():
+            raise AlfiaError(
+                f"{where}: column {col.name!r} has {int(bad.sum())} values outside its valid range "
+                f"[{lo:g}, {hi:g}] {col.unit or ''}".rstrip()
+            )
+    return values
