@@ -34,8 +34,11 @@ class Cohort:
         return self.df[self.df["split"] == name].reset_index(drop=True)
 
 
-def read_cohort(path: str | os.PathLike) -> Cohort:
-    """Read and validate a cohort parquet file written by ``write_cohort``."""
+def read_cohort(path: str | os.PathLike, schema: str | None = None) -> Cohort:
+    """Read and validate a cohort parquet file.
+
+    Files written by ``write_cohort`` name their schema; a plain parquet table needs ``schema``.
+    """
     from alfia.cohorts.schemas import get_schema
 
     path = Path(path)
@@ -49,13 +52,14 @@ def read_cohort(path: str | os.PathLike) -> Cohort:
         raise AlfiaError(f"cannot read {path} as a parquet cohort ({str(exc).splitlines()[0]}); "
                          "build it again with `alfia cohort`") from None
     meta = table.schema.metadata or {}
-    if META_KEY not in meta:
-        raise AlfiaError(f"{path} is not an ALFIA cohort (no schema in its metadata); "
-                         "build it with `alfia cohort`")
-    info = json.loads(meta[META_KEY])
-    schema = get_schema(info.get("schema", ""))
-    df = schema.validate(table.to_pandas(), where=str(path))
-    return Cohort(df=df, schema=schema, info=info)
+    info = json.loads(meta[META_KEY]) if META_KEY in meta else {}
+    name = schema or info.get("schema")
+    if not name:
+        raise AlfiaError(f"{path} names no schema in its metadata; pass --schema "
+                         "(physionet2012, mimic-iv or eicu) or build it with `alfia cohort`")
+    resolved = get_schema(name)
+    df = resolved.validate(table.to_pandas(), where=str(path))
+    return Cohort(df=df, schema=resolved, info={**info, "schema": resolved.name})
 
 
 def write_cohort(cohort: Cohort, path: str | os.PathLike) -> Path:

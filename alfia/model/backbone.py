@@ -42,3 +42,35 @@ def load_tokenizer(name: str | os.PathLike | None = None):
     except OSError as exc:
         raise AlfiaError(f"cannot load the tokenizer of backbone {where!r} without the network "
                          f"({str(exc).splitlines()[0]}); pass a local directory with --backbone") from None
+
+
+ATTN_IMPLEMENTATIONS = ("sdpa", "eager")
+
+
+def load_backbone(name: str | os.PathLike | None = None, *, attn_implementation: str = "sdpa", dtype=None):
+    """Load the encoder of ``name`` (see :func:`resolve_backbone`) from local files only.
+
+    The model returns every layer's hidden states (``output_hidden_states=True``): ``hidden_states[0]`` is
+    the embedding output H^(0) and ``hidden_states[l]`` the output of layer l (paper eq. 1).
+    ``attn_implementation`` is ``"sdpa"`` (default, fused kernels) or ``"eager"`` (reference maths).
+    """
+    from transformers import AutoModel
+
+    if attn_implementation not in ATTN_IMPLEMENTATIONS:
+        raise AlfiaError(f"unknown attention implementation {attn_implementation!r}; "
+                         f"use one of {', '.join(ATTN_IMPLEMENTATIONS)}")
+    where = resolve_backbone(name)
+    kwargs = {"local_files_only": True, "output_hidden_states": True, "attn_implementation": attn_implementation}
+    if dtype is not None:
+        kwargs["dtype"] = dtype
+    try:
+        model = AutoModel.from_pretrained(where, **kwargs)
+    except (OSError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise AlfiaError(f"cannot load backbone {where!r} from local files ({first}); pass a local "
+                         "HuggingFace model directory with --backbone") from None
+    for attr in ("num_hidden_layers", "hidden_size"):
+        if not isinstance(getattr(model.config, attr, None), int):
+            raise AlfiaError(f"backbone {where!r} has no {attr} in its config; ALFIA needs an encoder "
+                             "model such as BERT or RoBERTa")
+    return model

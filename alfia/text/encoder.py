@@ -1,0 +1,137 @@
+"""The clinical-text encoder: an estimator that turns each cohort row into a fluent, deterministic description.
+
+    encoder = TextEncoder("physionet2012", style="banded").fit(cohort.df)   # cut points from the train split
+    texts = encoder.transform(cohort.df)
+    encoder.save("encoder.json"); TextEncoder.load("encoder.json")
+
+It records the feature columns it was built for and refuses a table whose columns differ.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from alfia import __version__
+from alfia.cohorts.schema import ID, LABEL, SPLIT, TEXT
+from alfia.cohorts.schemas import get_schema
+from alfia.errors import AlfiaError
+from alfia.io import write_text_atomic
+from alfia.text.writer import BAND_QUANTILES, Writer
+
+STYLES = ("numeric", "banded")
+DEFAULT_STYLE = "banded"
+TEMPLATE_MODULES = {
+    "physionet2012": "alfia.text.templates.physionet2012",
+    "mimic-iv": "alfia.text.templates.mimic_iv",
+    "eicu": "alfia.text.templates.eicu",
+}
+
+
+class TextEncoder:
+    def __init__(self, schema: str, style: str = DEFAULT_STYLE):
+        if style not in STYLES:
+            raise AlfiaError(f"unknown text style {style!r}; choose one of {', '.join(STYLES)}")
+        self.schema_name = schema
+        self.schema = get_schema(schema)
+        self.style = style
+        self.columns_: list[str] | None = None
+        self.cuts_: dict[str, list[float]] = {}
+        self._describe = importlib.import_module(TEMPLATE_MODULES[schema]).describe
+
+    # -- estimator API ----------------------------------------------------------------------------
+    def fit(self, df: pd.DataFrame) -> TextEncoder:
+        """Record the columns; in the banded style, fit cut points on the rows of the train split only."""
+        self._check_columns(df, self.schema.feature_columns)
+        self.columns_ = list(self.schema.feature_columns)
+        self.cuts_ = {}
+        if self.style == "banded":
+            if SPLIT not in df.columns or not (df[SPLIT] == "train").any():
+                raise AlfiaError("the banded text style fits its cut points on the train split, "
+                                 "but the table has no train rows; pass a cohort with its split column")
+            train = df[df[SPLIT] == "train"]
+            for col in self.schema.columns:
+                if col.role != "feature" or col.kind not in ("float", "int"):
+                    continue
+                values = pd.to_numeric(train[col.name], errors="coerce").dropna().to_numpy(float)
+                if len(values):
+                    self.cuts_[col.name] = [float(q) for q in np.quantile(values, BAND_QUANTILES)]
+        return self
+
+    def transform(self, df: pd.DataFrame) -> pd.Series:
+        if self.columns_ is None:
+            raise AlfiaError("the text encoder is not fitted; call fit() or load a saved encoder")
+        self._check_columns(df, self.columns_)
+        texts = [self.describe_row(row) for row in df[self.columns_].to_dict("records")]
+        return pd.Series(texts, index=df.index, name=TEXT)
+
+    def fit_transform(self, df: pd.DataFrame) -> pd.Series:
+        return self.fit(df).transform(df)
+
+    def writer(self, row: dict) -> Writer:
+        return Writer(row, self.schema, self.style, self.cuts_)
+
+    def describe_row(self, row: dict) -> str:
+        return self._describe(self.writer(row))
+
+    # -- persistence ----------------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        return {"schema": self.schema_name, "style": self.style, "columns": self.columns_,
+                "cuts": self.cuts_, "alfia_version": __version__}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> TextEncoder:
+        try:
+            encoder = cls(data["schema"], data["style"])
+            encoder.columns_ = list(data["columns"])
+            encoder.cuts_ = {k: [float(x) for x in v] for k, v in data["cuts"].items()}
+        except (KeyError, TypeError) as exc:
+            raise AlfiaError(f"the saved text encoder is incomplete (missing {exc}); encode the cohort again") from None
+        return encoder
+
+    def save(self, path: str | os.PathLike) -> None:
+        write_text_atomic(path, json.dumps(self.to_dict(), indent=2))
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> TextEncoder:
+        path = Path(path)
+        try:
+            return cls.from_dict(json.loads(path.read_text()))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise AlfiaError(f"cannot read the text encoder {path} ({exc}); encode the cohort again") from None
+
+    # -- checks ---------------------------------------------------------------------------------
+    def _check_columns(self, df: pd.DataFrame, expected: list[str]) -> None:
+        ignored = {ID, LABEL, SPLIT, TEXT, *self.schema.reference_columns}
+        missing = [c for c in expected if c not in df.columns]
+        unexpected = [c for c in df.columns if c not in expected and c not in ignored]
+        if missing or unexpected:
+            parts = []
+            if missing:
+                parts.append(f"missing columns {', '.join(missing)}")
+            if unexpected:
+                parts.append(f"unexpected columns {', '.join(map(str, unexpected))}")
+            raise AlfiaError(f"the table does not match the text encoder for {self.schema_name!r}: "
+                             f"{'; '.join(parts)}")
+
+
+def load_encoder(source: str | os.PathLike) -> TextEncoder:
+    """The text encoder saved in an encoded cohort (its metadata), a run folder, or an encoder JSON file."""
+    source = Path(source)
+    if source.is_dir():
+        source = source / "encoder.json"
+        if not source.exists():
+            raise AlfiaError(f"{source.parent} holds no encoder.json; pass an encoded cohort or a run folder")
+    if source.suffix == ".parquet":
+        from alfia.cohorts import read_cohort
+
+        info = read_cohort(source).info
+        if "text_encoder" not in info:
+            raise AlfiaError(f"{source} is not encoded; run `alfia encode` on it first")
+        return TextEncoder.from_dict(info["text_encoder"])
+    return TextEncoder.load(source)
