@@ -1,0 +1,125 @@
+"""Calibration and clinical usefulness: reliability curve, Brier score, ECE and decision-curve net benefit.
+
+- Reliability curve: ``n_bins`` equal-width bins of the predicted probability on [0, 1] (bin ``b`` is
+  ``[b/n_bins, (b+1)/n_bins)``, the last one closed); per non-empty bin the mean predicted probability, the
+  observed event rate and the count.
+- Brier score ``mean((p - y)^2)`` and ECE ``sum_b (n_b / N) |mean(y_b) - mean(p_b)|`` over the same bins (see
+  :mod:`alfia.evaluation.metrics`, which also gives them bootstrap intervals in ``evaluate``).
+- Net benefit at threshold probability ``pt`` (Vickers & Elkin 2006), treating ``p >= pt`` as positive:
+  ``TP/N - FP/N * pt / (1 - pt)``. Treat-all: ``prevalence - (1 - prevalence) * pt / (1 - pt)``; treat-none: 0.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from alfia.errors import AlfiaError
+from alfia.evaluation.metrics import (
+    _bin_index,
+    _check_n_bins,
+    brier_score,
+    check_inputs,
+    check_labels,
+    expected_calibration_error,
+)
+
+__all__ = [
+    "reliability_curve",
+    "brier_score",
+    "expected_calibration_error",
+    "calibration_summary",
+    "net_benefit",
+    "treat_all_net_benefit",
+    "decision_curve",
+    "DEFAULT_DCA_THRESHOLDS",
+]
+
+# Threshold probabilities 0.05, 0.06, ..., 0.50.
+DEFAULT_DCA_THRESHOLDS: tuple[float, ...] = tuple(round(k / 100, 2) for k in range(5, 51))
+
+
+def reliability_curve(y: ArrayLike, p: ArrayLike, n_bins: int = 10) -> list[dict[str, float | int]]:
+    """Reliability-diagram data: one dict per non-empty bin, lowest bin first.
+
+    Keys: ``bin_low``, ``bin_high``, ``mean_predicted``, ``observed_rate``, ``count``.
+    """
+    n_bins = _check_n_bins(n_bins)
+    y, p = check_inputs(y, p)
+    b = _bin_index(p, n_bins)
+    counts = np.bincount(b, minlength=n_bins)
+    sum_p = np.bincount(b, weights=p, minlength=n_bins)
+    sum_y = np.bincount(b, weights=y.astype(np.float64), minlength=n_bins)
+    return [
+        {
+            "bin_low": k / n_bins,
+            "bin_high": (k + 1) / n_bins,
+            "mean_predicted": float(sum_p[k] / counts[k]),
+            "observed_rate": float(sum_y[k] / counts[k]),
+            "count": int(counts[k]),
+        }
+        for k in range(n_bins)
+        if counts[k] > 0
+    ]
+
+
+def calibration_summary(y: ArrayLike, p: ArrayLike, n_bins: int = 10) -> dict[str, Any]:
+    """``{"brier", "ece", "n_bins", "bins"}`` with ``bins`` from :func:`reliability_curve` (JSON-serialisable)."""
+    return {
+        "brier": brier_score(y, p),
+        "ece": expected_calibration_error(y, p, n_bins),
+        "n_bins": int(n_bins),
+        "bins": reliability_curve(y, p, n_bins),
+    }
+
+
+def _check_thresholds(thresholds: ArrayLike) -> np.ndarray:
+    try:
+        pt = np.atleast_1d(np.asarray(thresholds, dtype=np.float64))
+    except (TypeError, ValueError):
+        raise AlfiaError(f"threshold probabilities must be numbers in (0, 1), got {thresholds!r}") from None
+    if pt.ndim != 1 or pt.shape[0] == 0:
+        raise AlfiaError("threshold probabilities must be a non-empty 1-D list of numbers in (0, 1)")
+    bad = ~np.isfinite(pt) | (pt <= 0.0) | (pt >= 1.0)
+    if bad.any():
+        raise AlfiaError(f"threshold probabilities must lie strictly between 0 and 1; got {pt[bad][0].item()!r}")
+    return pt
+
+
+def net_benefit(y: ArrayLike, p: ArrayLike, thresholds: ArrayLike) -> np.ndarray:
+    """Net benefit ``TP/N - FP/N * pt/(1 - pt)`` of treating ``p >= pt`` as positive, for each ``pt``."""
+    pt = _check_thresholds(thresholds)
+    y, p = check_inputs(y, p)
+    n = y.shape[0]
+    pred = p[None, :] >= pt[:, None]
+    tp = (pred & (y == 1)[None, :]).sum(axis=1)
+    fp = (pred & (y == 0)[None, :]).sum(axis=1)
+    return tp / n - fp / n * pt / (1.0 - pt)
+
+
+def treat_all_net_benefit(y: ArrayLike, thresholds: ArrayLike) -> np.ndarray:
+    """Net benefit of treating everyone: ``prevalence - (1 - prevalence) * pt / (1 - pt)``."""
+    pt = _check_thresholds(thresholds)
+    y = check_labels(y)
+    prevalence = float(y.mean())
+    return prevalence - (1.0 - prevalence) * pt / (1.0 - pt)
+
+
+def decision_curve(
+    y: ArrayLike, p: ArrayLike, thresholds: ArrayLike = DEFAULT_DCA_THRESHOLDS
+) -> dict[str, list[float]]:
+    """Decision-curve data: ``{"threshold", "model", "treat_all", "treat_none"}`` as lists (JSON-serialisable).
+
+    Default thresholds: 0.05 to 0.50 in steps of 0.01. Treat-none is 0 everywhere.
+    """
+    pt = _check_thresholds(thresholds)
+    model = net_benefit(y, p, pt)
+    treat_all = treat_all_net_benefit(y, pt)
+    return {
+        "threshold": [float(t) for t in pt],
+        "model": [float(v) for v in model],
+        "treat_all": [float(v) for v in treat_all],
+        "treat_none": [0.0] * pt.shape[0],
+    }
