@@ -1,0 +1,119 @@
+"""Using a trained run (Algorithm 2): probabilities, labels at the validation-chosen threshold, embeddings.
+
+    run = Run.load("runs/p12")
+    run.predict_proba(cohort_or_texts)      # P(in-hospital death)
+
+Texts are always written by the run's own text encoder from the cohort's features, so inference sees exactly
+the text style and band cut points of training, whatever text column the cohort may carry.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from alfia.cohorts import Cohort
+from alfia.errors import AlfiaError
+from alfia.evaluation.metrics import choose_threshold, evaluate
+from alfia.io import atomic_path, write_text_atomic
+from alfia.model.alfia import ALFIA
+from alfia.text.encoder import TextEncoder
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+@dataclass
+class Run:
+    folder: Path
+    model: ALFIA
+    encoder: TextEncoder | None
+    threshold: float | None
+
+    @classmethod
+    def load(cls, folder: str | Path) -> Run:
+        folder = Path(folder)
+        if not folder.is_dir():
+            raise AlfiaError(f"run folder {folder} does not exist; train one with `alfia train`")
+        if not (folder / "model").is_dir():
+            raise AlfiaError(f"run folder {folder} has no trained model (model/ is missing); "
+                             "the training did not finish an epoch: run `alfia train ... --resume`")
+        model = ALFIA.load(folder / "model")
+        encoder = TextEncoder.load(folder / "encoder.json") if (folder / "encoder.json").exists() else None
+        threshold = None
+        if (folder / "threshold.json").exists():
+            threshold = float(json.loads((folder / "threshold.json").read_text())["threshold"])
+        return cls(folder, model, encoder, threshold)
+
+    def texts(self, data: Cohort | list[str]) -> list[str]:
+        if isinstance(data, Cohort):
+            if self.encoder is None:
+                if "text" not in data.df.columns:
+                    raise AlfiaError("this run has no text encoder and the cohort has no text; encode it first")
+                return data.df["text"].tolist()
+            if self.encoder.schema_name != data.schema.name:
+                raise AlfiaError(f"the run was trained on schema {self.encoder.schema_name!r}, "
+                                 f"the cohort is {data.schema.name!r}")
+            return self.encoder.transform(data.df).tolist()
+        return list(data)
+
+    def predict_proba(self, data: Cohort | list[str], batch_size: int = 32) -> np.ndarray:
+        return self.model.predict_proba(self.texts(data), batch_size=batch_size)
+
+    def embed(self, data: Cohort | list[str], batch_size: int = 32) -> tuple[np.ndarray, np.ndarray]:
+        return self.model.embed(self.texts(data), batch_size=batch_size)
+
+
+def finish_run(folder: str | Path, cohort: Cohort, n_boot: int = 1000) -> dict:
+    """After training: the best model predicts every split; the threshold is chosen on validation; the test
+    split is scored here, once. Writes predictions.parquet, threshold.json and metrics.json."""
+    run = Run.load(folder)
+    df = cohort.df
+    p = run.predict_proba(cohort)
+    y = df["hospital_mortality"].to_numpy()
+    val, test = (df["split"] == "val").to_numpy(), (df["split"] == "test").to_numpy()
+    threshold = choose_threshold(y[val], p[val])
+    write_text_atomic(run.folder / "threshold.json",
+                      json.dumps({"threshold": threshold, "chosen_on": "validation split, best F1"}, indent=2))
+    predictions = pd.DataFrame({"stay_id": df["stay_id"], "split": df["split"], "hospital_mortality": y,
+                                "probability": p, "label": (p >= threshold).astype(int)})
+    with atomic_path(run.folder / "predictions.parquet") as tmp:
+        predictions.to_parquet(tmp, index=False)
+    metrics = {"val": evaluate(y[val], p[val], threshold=threshold, n_boot=n_boot),
+               "test": evaluate(y[test], p[test], threshold=threshold, n_boot=n_boot)}
+    write_text_atomic(run.folder / "metrics.json", json.dumps(metrics, indent=2))
+    return metrics
+
+
+def predict_cohort(folder: str | Path, cohort: Cohort, batch_size: int = 32) -> tuple[pd.DataFrame, dict]:
+    """Probabilities and labels for every row of ``cohort``; metrics with CIs when it has labels."""
+    run = Run.load(folder)
+    if run.threshold is None:
+        raise AlfiaError(f"run {folder} has no threshold.json: its training did not finish")
+    start = time.perf_counter()
+    p = run.predict_proba(cohort, batch_size=batch_size)
+    seconds = time.perf_counter() - start
+    out = pd.DataFrame({"stay_id": cohort.df["stay_id"], "probability": p,
+                        "label": (p >= run.threshold).astype(int)})
+    y = cohort.df["hospital_mortality"].to_numpy()
+    info = {"ms_per_sample": 1000 * seconds / len(p), "peak_rss_mb": peak_rss_mb(), "rows": len(p),
+            "threshold": run.threshold}
+    if len(np.unique(y)) == 2:
+        info["metrics"] = evaluate(y, p, threshold=run.threshold)
+    return out, info
+
+
+def embed_cohort(folder: str | Path, cohort: Cohort, batch_size: int = 32) -> pd.DataFrame:
+    run = Run.load(folder)
+    emb, weights = run.embed(cohort, batch_size=batch_size)
+    data = {"stay_id": cohort.df["stay_id"].to_numpy()}
+    data.update({f"emb_{i}": emb[:, i] for i in range(emb.shape[1])})
+    data.update({f"layer_weight_{j}": weights[:, j] for j in range(weights.shape[1])})
+    return pd.DataFrame(data)

@@ -1,0 +1,300 @@
+"""Joint training of LoRA adapters, Adaptive Layer Fusion and the Attentional Classifier Head (section 2.4).
+
+Validation AUPRC and AUROC after every epoch, early stopping on validation AUPRC, the best epoch's weights
+kept; the test split is read exactly once, after training, by ``finish_run``. After every epoch a checkpoint
+(trainable weights, optimizer, schedule, random state) is written atomically, so that ``resume=True``
+continues from the last completed epoch after any interruption, SIGKILL included.
+
+Run folder::
+
+    config.json        settings, versions, cohort checksum
+    encoder.json       the text encoder (texts at inference are written exactly as in training)
+    model/             the best epoch's ALFIA (LoRA adapter, fusion, head: safetensors + JSON)
+    history.jsonl      one line per epoch: loss, validation AUPRC / AUROC, time
+    checkpoint/        the last completed epoch, for --resume
+    predictions.parquet, metrics.json, threshold.json   written by finish_run
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from safetensors.torch import load_file, save_file
+from tqdm.auto import tqdm
+
+from alfia import __version__
+from alfia.cohorts import Cohort
+from alfia.errors import AlfiaError
+from alfia.evaluation.metrics import average_precision, roc_auc
+from alfia.io import write_text_atomic
+from alfia.model.alfia import ALFIA, ALFIAConfig
+from alfia.model.backbone import DEFAULT_BACKBONE, load_tokenizer
+from alfia.model.fusion import FusionConfig
+from alfia.model.lora import LoraSettings
+from alfia.model.serialization import library_versions
+from alfia.training import distributed as dist
+from alfia.training.batching import TokenizedTexts, bucketed_batches
+from alfia.training.config import TrainConfig
+
+
+@dataclass
+class EpochResult:
+    epoch: int
+    train_loss: float
+    val_auprc: float
+    val_auroc: float
+    seconds: float
+
+
+def cohort_checksum(cohort: Cohort) -> str:
+    """SHA-256 of the rows the model sees (ids, labels, split, text): a run says which data made it."""
+    cols = ["stay_id", "hospital_mortality", "split", "text"]
+    digest = hashlib.sha256(pd.util.hash_pandas_object(cohort.df[cols], index=False).values.tobytes())
+    return digest.hexdigest()
+
+
+def _check_cohort(cohort: Cohort) -> None:
+    if "text" not in cohort.df.columns:
+        raise AlfiaError("the cohort has no text column; run `alfia encode` on it first")
+    for split in ("train", "val"):
+        y = cohort.df.loc[cohort.df["split"] == split, "hospital_mortality"]
+        if len(y) == 0 or y.nunique() < 2:
+            raise AlfiaError(f"the {split} split needs stays of both outcomes to train and select a model")
+
+
+def _set_seed(seed: int) -> None:
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)
+
+
+class Trainer:
+    def __init__(self, cohort: Cohort, out: str | Path, config: TrainConfig, backbone: str | None = None,
+                 progress: bool = True):
+        _check_cohort(cohort)
+        self.cohort = cohort
+        self.out = Path(out)
+        self.config = config
+        self.backbone = backbone
+        self.progress = progress and dist.is_main()
+        self.device = dist.device()
+
+    # -- setup ----------------------------------------------------------------------------------
+    def _build(self) -> None:
+        c = self.config
+        _set_seed(c.seed)
+        tokenizer = load_tokenizer(self.backbone)
+        train, val = self.cohort.split("train"), self.cohort.split("val")
+        limit = c.max_length
+        if limit is None:  # the longest training text, within the backbone's limit
+            longest = int(TokenizedTexts.from_texts(tokenizer, train["text"].tolist(), 100_000).lengths.max())
+            limit = min(longest, getattr(tokenizer, "model_max_length", 512) or 512, 512)
+        lora = LoraSettings(r=c.lora_r, alpha=c.lora_alpha, dropout=c.lora_dropout, layers=c.lora_layers)
+        config = ALFIAConfig(backbone=self.backbone or DEFAULT_BACKBONE,
+                             fusion=FusionConfig(num_fusion_layers=c.fusion_layers),
+                             lora=lora if c.lora else None, max_length=limit)
+        _set_seed(c.seed)  # the same initial weights whatever the tokenizer did
+        self.model = ALFIA(config, tokenizer=tokenizer).to(self.device)
+        self.train_tokens = TokenizedTexts.from_texts(tokenizer, train["text"].tolist(), self.model.max_length)
+        self.val_texts = val["text"].tolist()
+        self.y_train = torch.tensor(train["hospital_mortality"].to_numpy(), dtype=torch.float32)
+        self.y_val = val["hospital_mortality"].to_numpy()
+        n_pos = float(self.y_train.sum())
+        # pos_weight = negatives / positives of the training split (section 2.4)
+        self.pos_weight = torch.tensor((len(self.y_train) - n_pos) / n_pos, device=self.device)
+        self.trainable = [(n, p) for n, p in self.model.named_parameters() if p.requires_grad]
+        groups = [{"params": [p for n, p in self.trainable if "lora_" in n], "lr": c.lr},
+                  {"params": [p for n, p in self.trainable if "lora_" not in n], "lr": c.head_lr or c.lr}]
+        groups = [g for g in groups if g["params"]]
+        self.optimizer = torch.optim.AdamW(groups, lr=c.lr, weight_decay=c.weight_decay)
+        world = dist.world_size()
+        steps_per_epoch = math.ceil(len(self.train_tokens) / (c.batch_size * world))
+        total = steps_per_epoch * c.epochs
+        warmup = int(c.warmup_ratio * total)
+
+        def linear(step: int) -> float:  # linear warm-up then linear decay to 0, as transformers' schedule
+            if step < warmup:
+                return (step + 1) / max(1, warmup)
+            return max(0.0, (total - step) / max(1, total - warmup))
+
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, linear)
+        self.ddp_model = dist.wrap(self.model)
+
+    # -- one epoch ------------------------------------------------------------------------------
+    def _train_epoch(self, epoch: int) -> float:
+        c = self.config
+        self.model.train()
+        loss_fn = torch.nn.BCEWithLogitsLoss(pos_weight=self.pos_weight)
+        world, rank = dist.world_size(), dist.rank()
+        global_batch = c.batch_size * world
+        # every rank draws the same global batches and takes its own slice of each
+        batches = list(bucketed_batches(self.train_tokens.lengths, global_batch, shuffle=True,
+                                        seed=c.seed * 1000 + epoch))
+        total, seen = 0.0, 0
+        bar = tqdm(batches, desc=f"epoch {epoch}", unit="batch", disable=not self.progress, leave=False)
+        for rows in bar:
+            mine = rows[rank::world]
+            if len(mine) == 0:
+                continue
+            ids, mask = self.train_tokens.collate(mine)
+            y = self.y_train[mine].to(self.device)
+            with dist.autocast(self.config.bf16):
+                logits = self.ddp_model(ids.to(self.device), mask.to(self.device)).logits
+            # each rank's mean, scaled so that the DDP average equals the global batch's mean
+            loss = loss_fn(logits.float(), y) * (len(mine) * world / len(rows))
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_([p for _, p in self.trainable], c.grad_clip)
+            self.optimizer.step()
+            self.scheduler.step()
+            total += float(loss.detach()) * len(mine)
+            seen += len(mine)
+            bar.set_postfix(loss=f"{total / seen:.4f}")
+        return total / max(seen, 1)
+
+    def _validate(self) -> tuple[float, float]:
+        p = self.model.predict_proba(self.val_texts, batch_size=self.config.eval_batch_size)
+        return average_precision(self.y_val, p), roc_auc(self.y_val, p)
+
+    # -- checkpoints ----------------------------------------------------------------------------
+    def _save_checkpoint(self, epoch: int, best: float, bad_epochs: int) -> None:
+        tmp = self.out / ".checkpoint.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        state = {f"param.{n}": p.detach().cpu().contiguous() for n, p in self.trainable}
+        for i, s in enumerate(self.optimizer.state_dict()["state"].values()):
+            for key, value in s.items():
+                state[f"optim.{i}.{key}"] = torch.as_tensor(value).detach().cpu().contiguous()
+        state["rng.torch"] = torch.get_rng_state()
+        save_file(state, str(tmp / "state.safetensors"))
+        meta = {"epoch": epoch, "best_val_auprc": best, "bad_epochs": bad_epochs,
+                "scheduler": self.scheduler.state_dict(),
+                "param_groups": [{k: v for k, v in g.items() if k != "params"}
+                                 for g in self.optimizer.state_dict()["param_groups"]]}
+        (tmp / "state.json").write_text(json.dumps(meta))
+        final = self.out / "checkpoint"
+        old = self.out / ".checkpoint.old"
+        shutil.rmtree(old, ignore_errors=True)
+        if final.exists():
+            os.replace(final, old)
+        os.replace(tmp, final)
+        shutil.rmtree(old, ignore_errors=True)
+
+    def _load_checkpoint(self) -> tuple[int, float, int]:
+        folder = self.out / "checkpoint"
+        if not (folder / "state.json").exists():
+            if (self.out / ".checkpoint.old" / "state.json").exists():  # killed between the two renames
+                os.replace(self.out / ".checkpoint.old", folder)
+            else:
+                return 0, -1.0, 0
+        meta = json.loads((folder / "state.json").read_text())
+        state = load_file(str(folder / "state.safetensors"))
+        with torch.no_grad():
+            for n, p in self.trainable:
+                p.copy_(state[f"param.{n}"])
+        opt_state = self.optimizer.state_dict()
+        params = [i for g in opt_state["param_groups"] for i in g["params"]]
+        restored = {}
+        for i, pid in enumerate(params):
+            keys = [k for k in state if k.startswith(f"optim.{i}.")]
+            if keys:
+                restored[pid] = {k.split(".", 2)[2]: state[k] for k in keys}
+        groups = [{**g, **saved} for g, saved in zip(opt_state["param_groups"], meta["param_groups"], strict=True)]
+        self.optimizer.load_state_dict({"state": restored, "param_groups": groups})
+        self.scheduler.load_state_dict(meta["scheduler"])
+        torch.set_rng_state(state["rng.torch"])
+        return meta["epoch"], meta["best_val_auprc"], meta["bad_epochs"]
+
+    # -- the loop -------------------------------------------------------------------------------
+    def fit(self, resume: bool = False) -> list[EpochResult]:
+        c = self.config
+        if dist.is_main():
+            if self.out.exists() and any(self.out.iterdir()) and not resume:
+                raise AlfiaError(f"run folder {self.out} is not empty; choose a new --out or pass --resume")
+            self.out.mkdir(parents=True, exist_ok=True)
+        dist.barrier()
+        self._build()
+        start_epoch, best, bad = self._load_checkpoint() if resume else (0, -1.0, 0)
+        history_path = self.out / "history.jsonl"
+        if dist.is_main():
+            self._write_config()
+            history = _read_history(history_path)[:start_epoch]
+            write_text_atomic(history_path, "".join(json.dumps(h) + "\n" for h in history))
+        results = []
+        for epoch in range(start_epoch + 1, c.epochs + 1):
+            if bad >= c.patience:
+                break
+            t0 = time.perf_counter()
+            loss = self._train_epoch(epoch)
+            auprc, auroc = self._validate() if dist.is_main() else (float("nan"), float("nan"))
+            result = EpochResult(epoch, loss, auprc, auroc, round(time.perf_counter() - t0, 1))
+            results.append(result)
+            if dist.is_main():
+                improved = auprc > best
+                if improved:
+                    best, bad = auprc, 0
+                    self._save_best()
+                else:
+                    bad += 1
+                with open(history_path, "a") as f:
+                    f.write(json.dumps({**result.__dict__, "best": improved}) + "\n")
+                print(f"epoch {epoch}: loss {loss:.4f}, val AUPRC {auprc:.4f}, AUROC {auroc:.4f}"
+                      f"{' (best)' if improved else ''} [{result.seconds:.0f} s]", flush=True)
+                self._save_checkpoint(epoch, best, bad)
+            best, bad = dist.broadcast_pair(best, bad)
+        dist.barrier()
+        return results
+
+    def _save_best(self) -> None:
+        tmp = self.out / ".model.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        self.model.save(tmp)
+        final = self.out / "model"
+        old = self.out / ".model.old"
+        shutil.rmtree(old, ignore_errors=True)
+        if final.exists():
+            os.replace(final, old)
+        os.replace(tmp, final)
+        shutil.rmtree(old, ignore_errors=True)
+
+    def _write_config(self) -> None:
+        encoder = self.cohort.info.get("text_encoder")
+        if encoder is not None:
+            write_text_atomic(self.out / "encoder.json", json.dumps(encoder, indent=2))
+        config = {
+            "train": self.config.to_dict(),
+            "backbone": self.backbone,
+            "cohort": {"schema": self.cohort.schema.name, "source": self.cohort.info.get("source"),
+                       "checksum": cohort_checksum(self.cohort), "rows": len(self.cohort.df),
+                       "synthetic": self.cohort.synthetic},
+            "versions": {"alfia": __version__, **library_versions()},
+            "world_size": dist.world_size(),
+        }
+        write_text_atomic(self.out / "config.json", json.dumps(config, indent=2))
+
+
+def _read_history(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def train(cohort: Cohort, out: str | Path, config: TrainConfig, backbone: str | None = None,
+          resume: bool = False, progress: bool = True) -> Path:
+    """Train ALFIA on ``cohort`` (encoded) into the run folder ``out``; returns the folder."""
+    dist.setup()
+    try:
+        trainer = Trainer(cohort, out, config, backbone=backbone, progress=progress)
+        trainer.fit(resume=resume)
+    finally:
+        dist.teardown()
+    return Path(out)

@@ -1,0 +1,130 @@
+"""Training on a tiny random BERT: it learns a toy signal, saves what it needs, and resumes after SIGKILL."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from alfia.cohorts import Cohort, get_schema
+from alfia.cohorts.splits import assign_splits
+from alfia.errors import AlfiaError
+from alfia.inference import Run, finish_run
+from alfia.training.config import make_config
+from alfia.training.trainer import train
+
+
+def toy_cohort(n=240, seed=0) -> Cohort:
+    """Deaths are described with 'sepsis ... lactate high', survivors with 'elective ... normal'."""
+    rng = np.random.default_rng(seed)
+    y = (rng.random(n) < 0.3).astype(int)
+    filler = ["the patient is", "admitted to icu", "heart rate", "blood pressure", "gcs 15"]
+    texts = []
+    for label in y:
+        words = list(rng.choice(filler, size=3))
+        words.insert(int(rng.integers(0, 3)), "sepsis , lactate high" if label else "elective , lactate normal")
+        texts.append(" , ".join(words))
+    ids = pd.Series(np.arange(1, n + 1))
+    df = pd.DataFrame({"stay_id": ids, "hospital_mortality": y, "text": texts})
+    df["split"] = assign_splits(ids, df["hospital_mortality"])
+    return Cohort(df=df, schema=get_schema("physionet2012"), info={"source": "toy"})
+
+
+def quick(**kw):
+    base = dict(epochs=3, batch_size=16, lr=5e-3, head_lr=5e-3, fusion_layers=2, lora_r=4, lora_alpha=8,
+                patience=3, lora_layers=None)
+    return make_config("quick", **{**base, **kw})
+
+
+def test_learns_a_separable_signal_and_round_trips(tmp_path, tiny_bert_dir):
+    cohort = toy_cohort()
+    run = tmp_path / "run"
+    original = {n: p.clone() for n, p in __import__("transformers").AutoModel.from_pretrained(
+        tiny_bert_dir).state_dict().items()}
+    train(cohort, run, quick(), backbone=str(tiny_bert_dir), progress=False)
+    metrics = finish_run(run, cohort, n_boot=50)
+    assert metrics["test"]["auroc"]["value"] > 0.9
+    history = [json.loads(x) for x in (run / "history.jsonl").read_text().splitlines()]
+    assert [h["epoch"] for h in history] == [1, 2, 3]
+    config = json.loads((run / "config.json").read_text())
+    assert config["versions"]["alfia"] and config["versions"]["torch"] and config["cohort"]["checksum"]
+    # LoRA B matrices moved away from their zero init; base weights are bit-identical
+    loaded = Run.load(run)
+    lora_b = {n: p for n, p in loaded.model.backbone.named_parameters() if "lora_B" in n}
+    assert lora_b and all(p.abs().sum() > 0 for p in lora_b.values())
+    base = {n.replace("base_model.model.", "").replace(".base_layer", ""): p
+            for n, p in loaded.model.backbone.state_dict().items() if "lora_" not in n}
+    for name, value in original.items():
+        assert torch.equal(base[name], value), name
+    # save -> load -> predict reproduces the saved predictions exactly
+    saved = pd.read_parquet(run / "predictions.parquet")
+    again = loaded.predict_proba(cohort)
+    np.testing.assert_array_equal(saved["probability"].to_numpy(), again)
+    # no pickles anywhere in the run
+    files = [p for p in run.rglob("*") if p.is_file()]
+    assert not [p for p in files if p.suffix in (".pt", ".pth", ".bin", ".pkl")]
+    assert load_file(str(run / "model" / "head" / "model.safetensors"))
+
+
+def test_threshold_ignores_test_labels(tmp_path, tiny_bert_dir):
+    cohort = toy_cohort()
+    run = tmp_path / "run"
+    train(cohort, run, quick(epochs=1), backbone=str(tiny_bert_dir), progress=False)
+    finish_run(run, cohort, n_boot=10)
+    first = json.loads((run / "threshold.json").read_text())["threshold"]
+    shuffled = cohort.df.copy()
+    test = shuffled["split"] == "test"
+    shuffled.loc[test, "hospital_mortality"] = np.random.default_rng(1).permutation(
+        shuffled.loc[test, "hospital_mortality"].to_numpy())
+    finish_run(run, Cohort(shuffled, cohort.schema, cohort.info), n_boot=10)
+    assert json.loads((run / "threshold.json").read_text())["threshold"] == first
+
+
+def test_refuses_a_non_empty_run_folder_and_unencoded_cohorts(tmp_path, tiny_bert_dir):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "mine.txt").write_text("keep me")
+    with pytest.raises(AlfiaError, match="not empty"):
+        train(toy_cohort(), tmp_path / "run", quick(epochs=1), backbone=str(tiny_bert_dir), progress=False)
+    assert (tmp_path / "run" / "mine.txt").read_text() == "keep me"
+    bare = toy_cohort()
+    bare.df = bare.df.drop(columns=["text"])
+    with pytest.raises(AlfiaError, match="encode"):
+        train(bare, tmp_path / "other", quick(epochs=1), backbone=str(tiny_bert_dir), progress=False)
+
+
+RESUME_SCRIPT = """
+import sys
+from tests.training.test_trainer import quick, toy_cohort
+from alfia.training.trainer import train
+train(toy_cohort(), sys.argv[1], quick(epochs=4, patience=4), backbone=sys.argv[2], progress=False,
+      resume=len(sys.argv) > 3)
+"""
+
+
+def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path, tiny_bert_dir):
+    env = {**os.environ, "PYTHONPATH": os.getcwd()}
+    full, killed = tmp_path / "full", tmp_path / "killed"
+    subprocess.run([sys.executable, "-c", RESUME_SCRIPT, str(full), str(tiny_bert_dir)], check=True, env=env)
+    proc = subprocess.Popen([sys.executable, "-c", RESUME_SCRIPT, str(killed), str(tiny_bert_dir)], env=env)
+    deadline = time.time() + 120
+    while time.time() < deadline and not (killed / "history.jsonl").exists() or \
+            len((killed / "history.jsonl").read_text().splitlines()) < 2:
+        time.sleep(0.05)
+        if proc.poll() is not None:
+            break
+    os.kill(proc.pid, signal.SIGKILL)  # in the middle of epoch 3
+    proc.wait()
+    subprocess.run([sys.executable, "-c", RESUME_SCRIPT, str(killed), str(tiny_bert_dir), "resume"],
+                   check=True, env=env)
+    a = [json.loads(x) for x in (full / "history.jsonl").read_text().splitlines()]
+    b = [json.loads(x) for x in (killed / "history.jsonl").read_text().splitlines()]
+    assert [h["epoch"] for h in b] == [1, 2, 3, 4]
+    assert [h["val_auprc"] for h in a] == [h["val_auprc"] for h in b]
+    assert [round(h["train_loss"], 6) for h in a] == [round(h["train_loss"], 6) for h in b]
