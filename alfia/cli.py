@@ -7,6 +7,7 @@ stderr with exit status 2.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -106,6 +107,84 @@ def cmd_encode(args: argparse.Namespace) -> None:
           f"p50 {lengths.p50:.0f}, p95 {lengths.p95:.0f}, max {lengths.max}")
 
 
+# -- train / predict / embed --------------------------------------------------------------------
+def _read_encoded(path: str, schema: str | None = None):
+    from alfia.cohorts import read_cohort
+
+    cohort = read_cohort(path, schema=schema)
+    if "text" not in cohort.df.columns:
+        raise AlfiaError(f"{path} has no text column; run `alfia encode {path} --out ENCODED.parquet` first")
+    return cohort
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    from alfia.evaluation.metrics import format_metrics
+    from alfia.inference import finish_run
+    from alfia.training import distributed as dist
+    from alfia.training.config import make_config
+    from alfia.training.trainer import train
+
+    cohort = _read_encoded(args.cohort)
+    lora_layers = None if args.lora_layers in (None, "all") else _positive_int(args.lora_layers, "--lora-layers")
+    overrides = dict(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, max_length=args.max_length,
+                     fusion_layers=args.fusion_layers, lora_r=args.lora_r, patience=args.patience,
+                     bf16=args.bf16 or None, lora=False if args.no_lora else None)
+    config = make_config(args.profile, **overrides)
+    if args.lora_layers is not None:
+        config.lora_layers = lora_layers
+    if dist.is_main():
+        print("settings: " + ", ".join(f"{k}={v}" for k, v in config.to_dict().items()), flush=True)
+    train(cohort, args.out, config, backbone=args.backbone, resume=args.resume)
+    if os.environ.get("RANK", "0") == "0":  # under torchrun only rank 0 scores and writes
+        metrics = finish_run(args.out, cohort)
+        print("test split (scored once, after training):")
+        print(format_metrics(metrics["test"]))
+
+
+def _positive_int(value: str, flag: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise AlfiaError(f"{flag} must be a positive integer or 'all', got {value!r}") from None
+    if number < 1:
+        raise AlfiaError(f"{flag} must be a positive integer or 'all', got {value!r}")
+    return number
+
+
+def cmd_predict(args: argparse.Namespace) -> None:
+    import json
+
+    from alfia.cohorts import read_cohort
+    from alfia.evaluation.metrics import format_metrics
+    from alfia.inference import predict_cohort
+    from alfia.io import atomic_path, write_text_atomic
+
+    cohort = read_cohort(args.cohort, schema=args.schema)
+    table, info = predict_cohort(args.run, cohort, batch_size=args.batch_size)
+    with atomic_path(args.out) as tmp:
+        if str(args.out).endswith(".csv"):
+            table.to_csv(tmp, index=False)
+        else:
+            table.to_parquet(tmp, index=False)
+    write_text_atomic(Path(args.out).with_suffix(".metrics.json"), json.dumps(info, indent=2))
+    print(f"wrote {args.out}: {info['rows']:,} stays; {info['ms_per_sample']:.1f} ms per stay, "
+          f"peak memory {info['peak_rss_mb']:.0f} MB")
+    if "metrics" in info:
+        print(format_metrics(info["metrics"]))
+
+
+def cmd_embed(args: argparse.Namespace) -> None:
+    from alfia.cohorts import read_cohort
+    from alfia.inference import embed_cohort
+    from alfia.io import atomic_path
+
+    cohort = read_cohort(args.cohort, schema=args.schema)
+    table = embed_cohort(args.run, cohort, batch_size=args.batch_size)
+    with atomic_path(args.out) as tmp:
+        table.to_parquet(tmp, index=False)
+    print(f"wrote {args.out}: {len(table):,} stays, {sum(c.startswith('emb_') for c in table.columns)} dims")
+
+
 # -- study --------------------------------------------------------------------------------------
 def cmd_study(args: argparse.Namespace) -> None:
     from alfia.study import run_study
@@ -142,6 +221,34 @@ def build_parser() -> argparse.ArgumentParser:
                    "encoder.json (e.g. set A's for external set B)")
     p.add_argument("--schema", help="schema of a plain parquet table without ALFIA metadata")
     p.set_defaults(func=cmd_encode)
+
+    p = sub.add_parser("train", help="train ALFIA on an encoded cohort")
+    p.add_argument("cohort", help="encoded cohort (alfia encode)")
+    p.add_argument("--out", required=True, help="run folder")
+    p.add_argument("--backbone", help="HuggingFace model name or local folder (default: packaged all-MiniLM-L6-v2)")
+    p.add_argument("--profile", default="quick", help="quick (default) or paper")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--max-length", type=int)
+    p.add_argument("--patience", type=int)
+    p.add_argument("--fusion-layers", type=int, help="N_f, the top layers fused (default 4)")
+    p.add_argument("--lora-r", type=int)
+    p.add_argument("--lora-layers", help="LoRA on the top k layers, or 'all'")
+    p.add_argument("--no-lora", action="store_true", help="train fusion + head only")
+    p.add_argument("--bf16", action="store_true", help="bf16 autocast where the device supports it")
+    p.add_argument("--resume", action="store_true", help="continue from the last completed epoch")
+    p.set_defaults(func=cmd_train)
+
+    for name, func, what in (("predict", cmd_predict, "probabilities and labels per stay"),
+                             ("embed", cmd_embed, "L2-normalised ALF embeddings and layer weights per stay")):
+        p = sub.add_parser(name, help=what)
+        p.add_argument("run", help="run folder (alfia train)")
+        p.add_argument("cohort", help="cohort (encoded or not: the run's own encoder writes the texts)")
+        p.add_argument("--out", required=True, help="output .parquet (predict also accepts .csv)")
+        p.add_argument("--batch-size", type=int, default=32)
+        p.add_argument("--schema", help="schema of a plain parquet table without ALFIA metadata")
+        p.set_defaults(func=func)
 
     p = sub.add_parser("study", help="the main job on the bundled PhysioNet 2012 cohorts")
     p.add_argument("--out", default="study", help="output folder")
