@@ -34,10 +34,15 @@ ABBREVIATIONS = {
     "MAP": "mean arterial pressure",
     "BUN": "blood urea nitrogen",
     "WBC": "white blood cell count",
-    "PaO2/FiO2": "ratio of arterial oxygen tension to inspired oxygen fraction",
+    "PaO2/FiO2": "arterial oxygen tension / inspired oxygen fraction",
     "HCO3": "bicarbonate",
     "SD": "standard deviation",
 }
+
+
+# How a schema unit is written in a text (None: not written, e.g. points of a score).
+UNIT_TEXT = {"points": None, "criteria": None, "score": None, "kg/m2": None, "degC": "°C",
+             "10^3/uL": "K/uL", "breaths/min": "/min"}
 
 
 def format_number(value: float, decimals: int) -> str:
@@ -64,7 +69,9 @@ class Writer:
         self.cuts = cuts
         self._expanded: set[str] = set()
         self.missing: list[str] = []
-        self.numbers: list[tuple[str, str]] = []  # (column, number as written): lets tests parse texts back
+        # (columns, number as written), in text order: lets tests parse the numbers of a text back
+        self.numbers: list[tuple[tuple[str, ...], str]] = []
+        self.implied: list[tuple[str, float]] = []  # values the words imply ("throughout": SD 0)
 
     # -- values ---------------------------------------------------------------------------------
     def has(self, name: str) -> bool:
@@ -74,33 +81,66 @@ class Writer:
     def raw(self, name: str):
         return self.row[name] if self.has(name) else None
 
-    def num(self, name: str) -> str | None:
-        """The rounded number alone (both styles), or None when missing."""
+    def rounded(self, name: str) -> str | None:
         if not self.has(name):
             return None
-        text = format_number(float(self.row[name]), self.schema[name].text_decimals)
-        self.numbers.append((name, text))
+        return format_number(float(self.row[name]), self.schema[name].text_decimals)
+
+    def num(self, name: str, *same: str) -> str | None:
+        """The rounded number alone (both styles), or None when missing. ``same``: other columns this one
+        number stands for (e.g. the lowest and highest value when they are equal)."""
+        text = self.rounded(name)
+        if text is not None:
+            self.numbers.append(((name, *same), text))
         return text
 
-    def value(self, name: str) -> str | None:
+    def unit(self, name: str) -> str:
+        unit = self.schema[name].unit
+        unit = UNIT_TEXT.get(unit, unit)
+        return f" {unit}" if unit else ""
+
+    def banded(self, name: str) -> bool:
+        return self.style == "banded" and name in self.cuts
+
+    def band(self, name: str) -> str | None:
+        return band_of(float(self.row[name]), self.cuts[name]) if self.has(name) else None
+
+    def value(self, name: str, unit: bool = True) -> str | None:
         """The value as this style shows it: "4.2 mmol/L" (numeric) or "high" (banded); None when missing."""
         if not self.has(name):
             return None
-        if self.style == "banded" and name in self.cuts:
-            return band_of(float(self.row[name]), self.cuts[name])
-        unit = self.schema[name].unit
-        number = self.num(name)
-        return f"{number} {unit}" if unit and unit not in ("points", "score") else number
+        if self.banded(name):
+            return self.band(name)
+        return self.num(name) + (self.unit(name) if unit else "")
 
-    def measure(self, name: str, label: str) -> str | None:
+    def span(self, low: str, high: str, label: str) -> str | None:
+        """"label 58 to 80 bpm" (numeric) or "lowest label low, highest typical" (banded); once when equal;
+        None (and ``label`` noted as not recorded) when both are missing."""
+        if not self.has(low) or not self.has(high):
+            if not self.has(low) and not self.has(high):
+                self.missing.append(label)
+                return None
+            name = low if self.has(low) else high
+            return f"{'lowest' if name == low else 'highest'} {label} {self.value(name)}"
+        if self.banded(low):  # each column has its own bands: say which band belongs to which
+            a, b = self.band(low), self.band(high)
+            return f"{label} {a}" if a == b else f"lowest {label} {a}, highest {b}"
+        if self.rounded(low) == self.rounded(high):
+            return f"{label} {self.num(low, high)}{self.unit(low)}"
+        return f"{label} {self.num(low)} to {self.num(high)}{self.unit(high)}"
+
+    def measure(self, name: str, label: str, unit: bool = True) -> str | None:
         """"label value", or None (and ``label`` noted as not recorded) when the value is missing."""
-        shown = self.value(name)
+        shown = self.value(name, unit=unit)
         if shown is None:
             self.missing.append(label)
             return None
         return f"{label} {shown}"
 
     # -- words ----------------------------------------------------------------------------------
+    def expanded(self, short: str) -> bool:
+        return short in self._expanded
+
     def abbr(self, short: str) -> str:
         """"Glasgow Coma Scale (GCS)" the first time in this text, then "GCS"."""
         if short in self._expanded:
@@ -120,7 +160,7 @@ class Writer:
     def missing_sentence(self) -> str:
         if not self.missing:
             return ""
-        return "Not recorded in the first 24 hours: " + ", ".join(self.missing) + "."
+        return "Not recorded: " + ", ".join(self.missing) + "."
 
     @staticmethod
     def join(sentences: Iterable[str]) -> str:

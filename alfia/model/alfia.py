@@ -1,0 +1,364 @@
+"""The ALFIA model (paper Algorithm 1): backbone (+ LoRA) -> top N_f hidden states -> ALF -> ACH -> one logit.
+
+One definition serves training (``forward``, or ``top_hidden_states`` + ``from_hidden_states`` when the lower
+layers are cached) and inference (``predict_proba``; ``embed`` is Algorithm 2).
+
+A saved model is a folder::
+
+    config.json          kind "alfia.model": the ALFIAConfig, the backbone's shape, library versions
+    fusion/              config.json + model.safetensors of the ALF module
+    head/                config.json + model.safetensors of the ACH module
+    adapter/             the LoRA adapter as written by peft (adapter_config.json, adapter_model.safetensors)
+    tokenizer/           the backbone's tokenizer
+
+The backbone's base weights are not copied: ``config.json`` refers to it by name (the default MiniLM, a hub
+name in the local cache) or by absolute directory, and records its type and shape, checked on load.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+import torch
+from torch import nn
+
+from alfia.errors import AlfiaError
+from alfia.model import serialization
+from alfia.model.backbone import (
+    _DEFAULT_ALIASES,
+    ATTN_IMPLEMENTATIONS,
+    DEFAULT_BACKBONE,
+    load_backbone,
+    load_tokenizer,
+)
+from alfia.model.fusion import AdaptiveLayerFusion, FusionConfig
+from alfia.model.head import AttentionalClassifierHead, HeadConfig
+from alfia.model.lora import LoraSettings, apply_lora, freeze, lora_target_names, num_layers_of
+
+_BACKBONE_INFO_KEYS = ("model_type", "hidden_size", "num_hidden_layers", "vocab_size")
+
+
+def backbone_reference(name: str | os.PathLike | None) -> str:
+    """What a saved model records as its backbone: the default's canonical name, an absolute directory, or
+    a hub name."""
+    if name is None or str(name).lower() in _DEFAULT_ALIASES:
+        return DEFAULT_BACKBONE
+    path = Path(name)
+    return str(path.resolve()) if path.exists() else str(name)
+
+
+@dataclass
+class ALFIAConfig:
+    """Everything needed to rebuild an ALFIA model; ``lora=None`` freezes the backbone (fusion + head only).
+
+    ``fusion.hidden_size`` / ``head.hidden_size`` may stay ``None``: they are taken from the backbone.
+    ``max_length`` is the tokenizer's truncation length (L_max), capped by the tokenizer's own maximum.
+    """
+
+    backbone: str = DEFAULT_BACKBONE
+    fusion: FusionConfig = field(default_factory=FusionConfig)
+    head: HeadConfig = field(default_factory=HeadConfig)
+    lora: LoraSettings | None = field(default_factory=LoraSettings)
+    max_length: int = 512
+    attn_implementation: str = "sdpa"
+
+    def to_dict(self) -> dict:
+        return {"backbone": self.backbone, "fusion": self.fusion.to_dict(), "head": self.head.to_dict(),
+                "lora": None if self.lora is None else self.lora.to_dict(), "max_length": self.max_length,
+                "attn_implementation": self.attn_implementation}
+
+    @classmethod
+    def from_dict(cls, data: dict, where: str = "ALFIA config") -> ALFIAConfig:
+        data = dict(data)
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise AlfiaError(f"{where}: unknown ALFIAConfig field(s) {', '.join(unknown)}; save the model again")
+        for key, sub in (("fusion", FusionConfig), ("head", HeadConfig), ("lora", LoraSettings)):
+            if isinstance(data.get(key), dict):
+                data[key] = sub.from_dict(data[key], f"{where} [{key}]")
+            elif key in data and not (key == "lora" and data[key] is None):
+                raise AlfiaError(f"{where}: {key} must be an object; save the model again")
+        if not isinstance(data.get("backbone", ""), str) or not isinstance(data.get("max_length", 1), int) \
+                or not isinstance(data.get("attn_implementation", ""), str):
+            raise AlfiaError(f"{where}: backbone, max_length or attn_implementation has the wrong type")
+        return cls(**data)
+
+
+class ALFIAOutput(NamedTuple):
+    logits: torch.Tensor          # [B], one logit per text (P(death) = sigmoid(logit))
+    embedding: torch.Tensor       # H_ALF_out, [B, H]
+    layer_weights: torch.Tensor   # lambda, [B, N_f]
+    token_weights: torch.Tensor   # beta, [B, T]
+
+
+class ALFIA(nn.Module):
+    """Backbone (optionally with LoRA) + :class:`AdaptiveLayerFusion` + :class:`AttentionalClassifierHead`.
+
+    ``backbone`` / ``tokenizer`` may be passed already loaded (they must be what ``config.backbone`` names);
+    otherwise they are loaded from local files. Attributes: ``backbone`` (a peft ``PeftModel`` with LoRA,
+    else the frozen HF model), ``fusion``, ``head``, ``tokenizer``, ``config``.
+    """
+
+    config_kind = "alfia.model"
+
+    def __init__(self, config: ALFIAConfig, *, backbone: nn.Module | None = None, tokenizer=None):
+        super().__init__()
+        if config.attn_implementation not in ATTN_IMPLEMENTATIONS:
+            raise AlfiaError(f"unknown attention implementation {config.attn_implementation!r}; "
+                             f"use one of {', '.join(ATTN_IMPLEMENTATIONS)}")
+        if not isinstance(config.max_length, int) or config.max_length < 2:
+            raise AlfiaError(f"max_length must be an integer >= 2, got {config.max_length!r}")
+        config = dataclasses.replace(config, backbone=backbone_reference(config.backbone))
+        base = backbone if backbone is not None else load_backbone(
+            config.backbone, attn_implementation=config.attn_implementation)
+        num_layers, hidden = num_layers_of(base), int(base.config.hidden_size)
+        n_f = config.fusion.num_fusion_layers
+        if not isinstance(n_f, int) or n_f < 1 or n_f > num_layers:
+            raise AlfiaError(f"cannot fuse the top {n_f} layers: the backbone {config.backbone!r} has "
+                             f"{num_layers} layers; set num_fusion_layers between 1 and {num_layers}")
+        fusion_config, head_config = self._sized(config.fusion, hidden, "fusion"), \
+            self._sized(config.head, hidden, "head")
+        config = dataclasses.replace(config, fusion=fusion_config, head=head_config)
+        self.config = config
+        self.backbone_info = {k: getattr(base.config, k, None) for k in _BACKBONE_INFO_KEYS}
+        # built before LoRA touches the backbone, so that a bad head/fusion config fails without side effects
+        fusion = AdaptiveLayerFusion(fusion_config)
+        head = AttentionalClassifierHead(head_config)
+        if config.lora is not None:
+            self.backbone = apply_lora(base, config.lora)
+        else:
+            self.backbone = freeze(base)
+            self.backbone.eval()
+        self.fusion = fusion
+        self.head = head
+        self.tokenizer = tokenizer if tokenizer is not None else load_tokenizer(config.backbone)
+        limit = getattr(self.tokenizer, "model_max_length", None)
+        self.max_length = min(config.max_length, limit) if isinstance(limit, int) and limit > 1 else \
+            config.max_length
+
+    @staticmethod
+    def _sized(part, hidden: int, what: str):
+        if part.hidden_size is None:
+            return dataclasses.replace(part, hidden_size=hidden)
+        if part.hidden_size != hidden:
+            raise AlfiaError(f"{what} hidden_size {part.hidden_size} does not match the backbone's {hidden}; "
+                             "leave it unset")
+        return part
+
+    # -- structure ------------------------------------------------------------------------------------------
+    @property
+    def num_layers(self) -> int:
+        return int(self.backbone_info["num_hidden_layers"])
+
+    @property
+    def num_frozen_layers(self) -> int:
+        """How many bottom layers carry no LoRA (their outputs do not change during training)."""
+        lora = self.config.lora
+        if lora is None:
+            return self.num_layers
+        return 0 if lora.layers is None else self.num_layers - lora.layers
+
+    def lora_modules(self) -> list[str]:
+        """Backbone modules carrying LoRA adapters (empty without LoRA)."""
+        return lora_target_names(self.backbone) if self.config.lora is not None else []
+
+    def train(self, mode: bool = True) -> ALFIA:
+        super().train(mode)
+        if self.config.lora is None:   # a fully frozen backbone is a fixed feature extractor: no dropout
+            self.backbone.eval()
+        return self
+
+    # -- forward --------------------------------------------------------------------------------------------
+    def top_hidden_states(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Run the backbone; return ``H^(L-N_f+1) .. H^(L)`` (lowest first), each ``[B, T, H]``."""
+        out = self.backbone(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True,
+                            return_dict=True)
+        hidden_states = out.hidden_states
+        n_f = self.config.fusion.num_fusion_layers
+        if hidden_states is None or len(hidden_states) - 1 < n_f:
+            found = 0 if hidden_states is None else len(hidden_states) - 1
+            raise AlfiaError(f"the backbone returned {found} layers of hidden states; {n_f} are needed for fusion")
+        return tuple(hidden_states[-n_f:])
+
+    def from_hidden_states(self, hidden_states: torch.Tensor | Sequence[torch.Tensor],
+                           attention_mask: torch.Tensor) -> ALFIAOutput:
+        """Fusion + head on the top N_f hidden states (live or cached)."""
+        fused = self.fusion(hidden_states, attention_mask)
+        return ALFIAOutput(self.head(fused.embedding), fused.embedding, fused.layer_weights, fused.token_weights)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> ALFIAOutput:
+        return self.from_hidden_states(self.top_hidden_states(input_ids, attention_mask), attention_mask)
+
+    # -- inference (Algorithm 2) ----------------------------------------------------------------------------
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def tokenize(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
+        """Tokenise with dynamic padding (to the longest text of ``texts``), truncating at ``max_length``."""
+        enc = self.tokenizer(list(texts), padding=True, truncation=True, max_length=self.max_length,
+                             return_tensors="pt")
+        return {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}
+
+    def _batches(self, texts: Sequence[str], batch_size: int) -> Iterator[tuple[np.ndarray, ALFIAOutput]]:
+        if isinstance(texts, str) or not all(isinstance(t, str) for t in texts):
+            raise AlfiaError("texts must be a list of strings")
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise AlfiaError(f"batch size must be a positive integer, got {batch_size!r}")
+        order = np.argsort([-len(t) for t in texts], kind="stable")   # similar lengths together: less padding
+        device = self.device
+        for start in range(0, len(texts), batch_size):
+            idx = order[start:start + batch_size]
+            enc = self.tokenize([texts[i] for i in idx])
+            yield idx, self(enc["input_ids"].to(device), enc["attention_mask"].to(device))
+
+    def _infer(self, texts: Sequence[str], batch_size: int, collect) -> list[np.ndarray]:
+        was_training = self.training
+        self.eval()
+        try:
+            with torch.inference_mode():
+                parts = [(idx, collect(out)) for idx, out in self._batches(texts, batch_size)]
+        finally:
+            self.train(was_training)
+        return parts
+
+    def predict_proba(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
+        """P(in-hospital death) for each text, float64 ``[N]``, in the order of ``texts``."""
+        parts = self._infer(texts, batch_size, lambda out: torch.sigmoid(out.logits.float()).cpu().numpy())
+        probs = np.zeros(len(texts), dtype=np.float64)
+        for idx, p in parts:
+            probs[idx] = p
+        return probs
+
+    def embed(self, texts: Sequence[str], batch_size: int = 32) -> tuple[np.ndarray, np.ndarray]:
+        """Algorithm 2: L2-normalised ALF embeddings ``[N, H]`` and layer weights lambda ``[N, N_f]``
+        (float32, order of ``texts``; lambda columns: lowest fused layer first)."""
+        def collect(out: ALFIAOutput):
+            emb = torch.nn.functional.normalize(out.embedding.float(), p=2, dim=-1)
+            return emb.cpu().numpy(), out.layer_weights.float().cpu().numpy()
+
+        parts = self._infer(texts, batch_size, collect)
+        hidden, n_f = self.config.fusion.hidden_size, self.config.fusion.num_fusion_layers
+        emb = np.zeros((len(texts), hidden), dtype=np.float32)
+        weights = np.zeros((len(texts), n_f), dtype=np.float32)
+        for idx, (e, w) in parts:
+            emb[idx], weights[idx] = e, w
+        return emb, weights
+
+    # -- persistence ----------------------------------------------------------------------------------------
+    def save(self, directory: str | os.PathLike) -> None:
+        """Write the model folder (layout in the module docstring). The folder is written beside ``directory``
+        and renamed into place; an existing ALFIA model folder there is replaced, anything else is refused."""
+        directory = Path(directory)
+        if directory.exists():
+            if not directory.is_dir():
+                raise AlfiaError(f"{directory} exists and is not a folder; choose another model folder")
+            if any(directory.iterdir()):
+                try:
+                    serialization.read_config(directory, self.config_kind)
+                except AlfiaError:
+                    raise AlfiaError(f"{directory} is not empty and not a saved ALFIA model; refusing to "
+                                     "overwrite it, choose a new folder") from None
+        directory.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", suffix=".tmp", dir=directory.parent))
+        try:
+            self._write(tmp)
+            if directory.exists():
+                old = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", suffix=".old", dir=directory.parent))
+                os.replace(directory, old / "model")
+                os.replace(tmp, directory)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                os.replace(tmp, directory)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    def _write(self, directory: Path) -> None:
+        config = self.config.to_dict()
+        config["backbone_info"] = self.backbone_info
+        self.fusion.save(directory / "fusion")
+        self.head.save(directory / "head")
+        if self.config.lora is not None:
+            self.backbone.save_pretrained(str(directory / "adapter"), safe_serialization=True)
+            # peft also writes a model card; the folder stays small and self-describing without it
+            (directory / "adapter" / "README.md").unlink(missing_ok=True)
+        self.tokenizer.save_pretrained(str(directory / "tokenizer"))
+        serialization.write_config(directory, self.config_kind, config)   # last: marks the folder complete
+
+    @classmethod
+    def load(cls, directory: str | os.PathLike, *, device: str | torch.device = "cpu",
+             attn_implementation: str | None = None) -> ALFIA:
+        """Rebuild a model saved by :meth:`save` (in eval mode); any missing or damaged part is an AlfiaError."""
+        directory = Path(directory)
+        if not directory.is_dir():
+            raise AlfiaError(f"model folder {directory} does not exist; pass the folder written by training")
+        data = dict(serialization.read_config(directory, cls.config_kind))
+        where = f"{directory / serialization.CONFIG_NAME}"
+        saved_info = data.pop("backbone_info", None)
+        config = ALFIAConfig.from_dict(data, where)
+        if attn_implementation is not None:
+            config = dataclasses.replace(config, attn_implementation=attn_implementation)
+        required = ["fusion/config.json", "fusion/model.safetensors", "head/config.json", "head/model.safetensors",
+                    "tokenizer"]
+        if config.lora is not None:
+            required += ["adapter/adapter_config.json", "adapter/adapter_model.safetensors"]
+        for rel in required:
+            if not (directory / rel).exists():
+                raise AlfiaError(f"{directory / rel} is missing; the model folder {directory} is incomplete, "
+                                 "save or train it again")
+        for part, sub in (("fusion", AdaptiveLayerFusion), ("head", AttentionalClassifierHead)):
+            saved = serialization.read_config(directory / part, sub.config_kind)
+            if saved != getattr(config, part).to_dict():
+                raise AlfiaError(f"{directory / part / serialization.CONFIG_NAME} disagrees with {where}; "
+                                 "the model folder is inconsistent, save it again")
+        tokenizer = _load_saved_tokenizer(directory / "tokenizer")
+        backbone = load_backbone(config.backbone, attn_implementation=config.attn_implementation)
+        info = {k: getattr(backbone.config, k, None) for k in _BACKBONE_INFO_KEYS}
+        if saved_info is not None and saved_info != info:
+            raise AlfiaError(f"backbone {config.backbone!r} is not the one this model was trained on "
+                             f"(saved {saved_info}, found {info}); restore that backbone")
+        model = cls(config, backbone=backbone, tokenizer=tokenizer)
+        serialization.load_weights(directory / "fusion", model.fusion)
+        serialization.load_weights(directory / "head", model.head)
+        if config.lora is not None:
+            _load_adapter(model.backbone, directory / "adapter")
+        return model.to(device).eval()
+
+
+def _load_saved_tokenizer(path: Path):
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+    except Exception as exc:  # transformers raises several types for a damaged tokenizer folder
+        raise AlfiaError(f"cannot load the tokenizer saved in {path} ({type(exc).__name__}); the model folder "
+                         "is damaged, save it again") from None
+
+
+def _load_adapter(peft_model, path: Path) -> None:
+    """Load the LoRA weights strictly: exactly the adapter tensors this model has, with the same shapes."""
+    from peft import get_peft_model_state_dict, set_peft_model_state_dict
+    from safetensors.torch import load_file
+
+    file = path / "adapter_model.safetensors"
+    try:
+        state = load_file(str(file))
+    except Exception as exc:  # safetensors' own error types for truncated or corrupted files
+        raise AlfiaError(f"cannot read {file} ({type(exc).__name__}: {exc}); the adapter is corrupted, "
+                         "save the model again") from None
+    expected = get_peft_model_state_dict(peft_model)
+    bad = sorted(k for k in set(state) & set(expected) if state[k].shape != expected[k].shape)
+    if set(state) != set(expected) or bad:
+        missing, extra = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
+        raise AlfiaError(f"{file} does not match the model's LoRA settings (missing {missing[:2]}, unexpected "
+                         f"{extra[:2]}, wrong shape {bad[:2]}); save the model again")
+    set_peft_model_state_dict(peft_model, state)

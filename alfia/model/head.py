@@ -1,0 +1,105 @@
+"""Attentional Classifier Head (ACH), paper section 2.3.3, eqs. 15-19.
+
+``Z`` (the ALF output, ``[B, H]``) is read as a length-1 sequence ``Z'`` (``[B, 1, H]``) and passed through one
+post-norm transformer block, then a linear output layer:
+
+* eq. 15: ``AttnOut = MultiheadAttention(Z', Z', Z')`` (``attention``; ``batch_first``);
+* eq. 16: ``Z1 = LayerNorm_1(Z' + Dropout(AttnOut))`` (``norm1``);
+* eq. 17: ``F = FFN(Z1)`` with FFN = Linear H->eH, GELU, Dropout, Linear eH->H (``ffn``, e = ``ffn_expansion``);
+* eq. 18: ``Z2 = LayerNorm_2(Z1 + Dropout(F))`` (``norm2``);
+* eq. 19: ``logit = Z2 W_out + b_out`` (``output``), ONE logit per text.
+
+One logit with a sigmoid is the same model as eq. 19's two logits with a softmax: softmax over ``[z0, z1]``
+gives ``p1 = sigmoid(z1 - z0)``, so ``softmax([0, z]) = sigmoid(z)``; training uses BCE-with-logits.
+
+Note that attention over a sequence of length 1 has a single key, so its softmax is exactly 1 and
+``AttnOut = W_o (W_v Z + b_v) + b_o``: the query and key projections exist (as in the paper) but cannot
+change the output.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from alfia.errors import AlfiaError
+from alfia.model import serialization
+
+
+@dataclass
+class HeadConfig:
+    """Hyper-parameters of :class:`AttentionalClassifierHead`; ``hidden_size`` must divide by ``num_heads``
+    (it may be left ``None`` inside an ALFIAConfig and is then taken from the backbone)."""
+
+    hidden_size: int | None = None
+    num_heads: int = 4
+    dropout: float = 0.1
+    ffn_expansion: int = 2
+
+    def validate(self) -> None:
+        if not isinstance(self.hidden_size, int) or self.hidden_size < 1:
+            raise AlfiaError(f"head hidden_size must be a positive integer, got {self.hidden_size!r}")
+        if not isinstance(self.num_heads, int) or self.num_heads < 1:
+            raise AlfiaError(f"head num_heads must be a positive integer, got {self.num_heads!r}")
+        if self.hidden_size % self.num_heads:
+            raise AlfiaError(f"the classifier head's hidden size {self.hidden_size} is not divisible by its "
+                             f"{self.num_heads} attention heads; choose num_heads dividing {self.hidden_size}")
+        if not isinstance(self.ffn_expansion, int) or self.ffn_expansion < 1:
+            raise AlfiaError(f"head ffn_expansion must be a positive integer, got {self.ffn_expansion!r}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise AlfiaError(f"head dropout must be in [0, 1), got {self.dropout!r}")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict, where: str = "head config") -> HeadConfig:
+        return serialization.config_from_dict(cls, data, where)
+
+
+class AttentionalClassifierHead(nn.Module):
+    """The ACH (eqs. 15-19): ``forward(z [B, H]) -> logits [B]``."""
+
+    config_kind = "alfia.head"
+
+    def __init__(self, config: HeadConfig):
+        super().__init__()
+        config.validate()
+        self.config = config
+        h, inner = config.hidden_size, config.hidden_size * config.ffn_expansion
+        self.attention = nn.MultiheadAttention(h, config.num_heads, dropout=config.dropout, batch_first=True)
+        self.dropout1 = nn.Dropout(config.dropout)
+        self.norm1 = nn.LayerNorm(h)
+        self.ffn = nn.Sequential(nn.Linear(h, inner), nn.GELU(), nn.Dropout(config.dropout), nn.Linear(inner, h))
+        self.dropout2 = nn.Dropout(config.dropout)
+        self.norm2 = nn.LayerNorm(h)
+        self.output = nn.Linear(h, 1)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        if z.dim() != 2 or z.shape[-1] != self.config.hidden_size:
+            raise AlfiaError(f"the classifier head expects [B, {self.config.hidden_size}] embeddings, "
+                             f"got {tuple(z.shape)}")
+        x = z.unsqueeze(1)                                                  # Z', [B, 1, H]
+        attn, _ = self.attention(x, x, x, need_weights=False)               # eq. 15
+        x = self.norm1(x + self.dropout1(attn))                             # eq. 16
+        x = self.norm2(x + self.dropout2(self.ffn(x)))                      # eqs. 17-18
+        return self.output(x.squeeze(1)).squeeze(-1)                        # eq. 19, [B]
+
+    def save(self, directory: str | os.PathLike) -> None:
+        """Write ``config.json`` (with library versions) and ``model.safetensors`` into ``directory``."""
+        os.makedirs(directory, exist_ok=True)
+        serialization.write_config(directory, self.config_kind, self.config.to_dict())
+        serialization.save_weights(directory, self)
+
+    @classmethod
+    def load(cls, directory: str | os.PathLike,
+             map_location: str | torch.device = "cpu") -> AttentionalClassifierHead:
+        config = HeadConfig.from_dict(serialization.read_config(directory, cls.config_kind),
+                                      f"{directory}/{serialization.CONFIG_NAME}")
+        module = cls(config)
+        serialization.load_weights(directory, module)
+        return module.to(map_location)

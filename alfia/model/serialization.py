@@ -1,0 +1,138 @@
+"""Saving and loading the model's parts: a JSON config (with library versions) and safetensors weights.
+
+Every part (fusion module, classifier head, the whole ALFIA model) writes ``config.json`` -- ``{"kind": ...,
+"config": {...}, "versions": {...}}`` -- and, where it has weights, ``model.safetensors``. Nothing is ever
+pickled. Every problem reading a saved part is one :class:`~alfia.errors.AlfiaError` line.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.metadata
+import json
+import os
+import types
+import typing
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from alfia.errors import AlfiaError
+from alfia.io import atomic_path
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+_KIND_NAMES = {"alfia.model": "ALFIA model", "alfia.fusion": "ALFIA fusion module",
+               "alfia.head": "ALFIA classifier head"}
+
+
+def _what(kind: str) -> str:
+    return _KIND_NAMES.get(kind, kind)
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of the libraries that define the saved tensors (read from package metadata: no imports)."""
+    import alfia
+
+    versions = {"alfia": alfia.__version__, "torch": torch.__version__}
+    for package in ("transformers", "peft", "safetensors"):
+        try:
+            versions[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            versions[package] = "not installed"
+    return versions
+
+
+def write_config(directory: str | os.PathLike, kind: str, config: dict) -> None:
+    payload = {"kind": kind, "config": config, "versions": library_versions()}
+    with atomic_path(Path(directory) / CONFIG_NAME) as tmp:
+        tmp.write_text(json.dumps(payload, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+
+
+def read_config(directory: str | os.PathLike, kind: str) -> dict:
+    """Return the ``config`` dict saved by :func:`write_config` for a part of the given ``kind``."""
+    path = Path(directory) / CONFIG_NAME
+    if not path.is_file():
+        raise AlfiaError(f"{path} is missing; {Path(directory)} is not a saved {_what(kind)} (save it again)")
+    try:
+        payload = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise AlfiaError(f"{path} is not valid JSON ({exc}); the saved {_what(kind)} is corrupted, save it again") \
+            from None
+    if not isinstance(payload, dict) or payload.get("kind") != kind or not isinstance(payload.get("config"), dict):
+        found = payload.get("kind") if isinstance(payload, dict) else None
+        raise AlfiaError(f"{path} does not describe a saved {_what(kind)} (kind={found!r}); point at the right folder")
+    return payload["config"]
+
+
+def config_from_dict(cls, data: dict, where: str):
+    """Build dataclass ``cls`` from ``data``: unknown or missing fields and wrong types are an AlfiaError."""
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise AlfiaError(f"{where}: unknown {cls.__name__} field(s) {', '.join(unknown)}; it was written by "
+                         "another ALFIA version, save it again")
+    hints = typing.get_type_hints(cls)
+    values = {}
+    for name, value in data.items():
+        if isinstance(value, list):
+            value = tuple(value)
+        if not _type_ok(value, hints[name]):
+            raise AlfiaError(f"{where}: {cls.__name__}.{name} = {value!r} has the wrong type "
+                             f"(expected {hints[name]}); fix or re-save the file")
+        values[name] = value
+    try:
+        return cls(**values)
+    except TypeError as exc:
+        raise AlfiaError(f"{where}: incomplete {cls.__name__} ({exc}); save it again") from None
+
+
+def _type_ok(value, hint) -> bool:
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(_type_ok(value, h) for h in typing.get_args(hint))
+    if hint is type(None):
+        return value is None
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if origin is tuple:
+        args = typing.get_args(hint)
+        return isinstance(value, tuple) and all(_type_ok(v, args[0]) for v in value)
+    if isinstance(hint, type):
+        return isinstance(value, hint)
+    return True
+
+
+def save_weights(directory: str | os.PathLike, module: nn.Module, name: str = WEIGHTS_NAME) -> None:
+    from safetensors.torch import save_file
+
+    tensors = {k: v.detach().to("cpu").contiguous() for k, v in module.state_dict().items()}
+    with atomic_path(Path(directory) / name) as tmp:
+        save_file(tensors, str(tmp), metadata={"format": "pt"})
+
+
+def load_weights(directory: str | os.PathLike, module: nn.Module, name: str = WEIGHTS_NAME) -> None:
+    """Load ``name`` into ``module`` strictly (every tensor present, same shapes, nothing extra)."""
+    from safetensors.torch import load_file
+
+    path = Path(directory) / name
+    if not path.is_file():
+        raise AlfiaError(f"{path} is missing; the saved model is incomplete, save it again")
+    try:
+        state = load_file(str(path))
+    except Exception as exc:  # safetensors raises its own error types for truncated/corrupted files
+        raise AlfiaError(f"cannot read {path} ({type(exc).__name__}: {exc}); the file is corrupted, "
+                         "save the model again") from None
+    expected = module.state_dict()
+    missing = sorted(set(expected) - set(state))
+    extra = sorted(set(state) - set(expected))
+    bad = sorted(k for k in set(state) & set(expected) if state[k].shape != expected[k].shape)
+    if missing or extra or bad:
+        detail = "; ".join(p for p in (f"missing {missing[:3]}" if missing else "",
+                                       f"unexpected {extra[:3]}" if extra else "",
+                                       f"wrong shape {bad[:3]}" if bad else "") if p)
+        raise AlfiaError(f"{path} does not match its config.json ({detail}); save the model again")
+    module.load_state_dict(state, strict=True)

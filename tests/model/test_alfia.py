@@ -1,0 +1,235 @@
+"""The ALFIA wrapper on tiny random BERT and RoBERTa backbones: layer selection, LoRA, save/load, inference."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from alfia.errors import AlfiaError
+from alfia.model import ALFIA, ALFIAConfig, FusionConfig, LoraSettings
+
+BERT_LORA_MODULES_PER_LAYER = [
+    "attention.self.query", "attention.self.key", "attention.self.value",
+    "attention.output.dense",   # attention output projection
+    "output.dense",             # FFN output projection: "output.dense" matches both by suffix
+]
+
+
+def _model(backbone_dir, n_f=2, lora=True, gating=True, layers=None, seed=0) -> ALFIA:
+    torch.manual_seed(seed)
+    config = ALFIAConfig(backbone=str(backbone_dir), fusion=FusionConfig(num_fusion_layers=n_f, use_gating=gating),
+                         lora=LoraSettings(r=4, alpha=8, layers=layers) if lora else None, max_length=32)
+    return ALFIA(config)
+
+
+def _perturb(model: ALFIA, seed: int = 0) -> None:
+    """Move LoRA B (zero at init), fusion and head weights away from their initial values."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.requires_grad:
+                p.add_(0.2 * torch.randn(p.shape, generator=g))
+
+
+def _encode(model: ALFIA, texts):
+    enc = model.tokenize(texts)
+    return enc["input_ids"], enc["attention_mask"]
+
+
+def _base_model(model: ALFIA):
+    return model.backbone.get_base_model() if model.config.lora is not None else model.backbone
+
+
+def test_forward_shapes(tiny_backbone_dir, texts):
+    model = _model(tiny_backbone_dir).eval()
+    ids, mask = _encode(model, texts)
+    with torch.no_grad():
+        out = model(ids, mask)
+    hidden = model.config.fusion.hidden_size
+    assert out.logits.shape == (len(texts),)
+    assert out.embedding.shape == (len(texts), hidden)
+    assert out.layer_weights.shape == (len(texts), 2)
+    assert out.token_weights.shape == ids.shape
+    torch.testing.assert_close(out.token_weights.sum(-1), torch.ones(len(texts)))
+    assert bool((out.token_weights[mask == 0] == 0).all())
+
+
+def test_only_the_top_layers_are_fused(tiny_backbone_dir, texts):
+    """Changing a hidden state below the top N_f (as the backbone reports it) changes nothing; the top does."""
+    model = _model(tiny_backbone_dir, n_f=2).eval()
+    num_layers = model.num_layers
+    ids, mask = _encode(model, texts)
+    which = {"index": None}
+
+    def hook(module, args, kwargs, output):
+        if which["index"] is None:
+            return output
+        hs = list(output.hidden_states)
+        hs[which["index"]] = hs[which["index"]] + 1.0
+        output.hidden_states = tuple(hs)
+        return output
+
+    handle = _base_model(model).register_forward_hook(hook, with_kwargs=True)
+    try:
+        with torch.no_grad():
+            base = model(ids, mask).logits
+            for index in range(num_layers + 1):          # 0 = embeddings, L = top layer
+                which["index"] = index
+                logits = model(ids, mask).logits
+                if index <= num_layers - 2:
+                    assert torch.equal(logits, base), index
+                else:
+                    assert not torch.allclose(logits, base), index
+    finally:
+        handle.remove()
+
+
+def test_too_many_fusion_layers_is_a_clear_error(tiny_bert_dir):
+    with pytest.raises(AlfiaError, match="has 4 layers"):
+        _model(tiny_bert_dir, n_f=5)
+
+
+def test_gating_off_works(tiny_bert_dir, texts):
+    model = _model(tiny_bert_dir, gating=False).eval()
+    _, weights = model.embed(texts)
+    np.testing.assert_allclose(weights.sum(-1), 1.0, rtol=1e-5)
+
+
+def test_padding_does_not_change_predictions(tiny_backbone_dir, texts):
+    model = _model(tiny_backbone_dir)
+    _perturb(model)
+    short = texts[3]
+    alone = model.predict_proba([short])
+    batched = model.predict_proba(texts)          # padded to the longest text
+    np.testing.assert_allclose(batched[3], alone[0], rtol=1e-5, atol=1e-6)
+    emb_alone, lam_alone = model.embed([short])
+    emb, lam = model.embed(texts, batch_size=2)
+    np.testing.assert_allclose(emb[3], emb_alone[0], rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(lam[3], lam_alone[0], rtol=1e-5, atol=1e-6)
+
+
+def test_embed_is_normalised_and_ordered(tiny_bert_dir, texts):
+    model = _model(tiny_bert_dir)
+    _perturb(model)
+    emb, lam = model.embed(texts, batch_size=2)
+    assert emb.shape == (len(texts), model.config.fusion.hidden_size) and lam.shape == (len(texts), 2)
+    np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1.0, rtol=1e-5)
+    one_by_one = np.concatenate([model.embed([t])[0] for t in texts])
+    np.testing.assert_allclose(emb, one_by_one, rtol=1e-4, atol=1e-5)
+    probs = model.predict_proba(texts, batch_size=2)
+    assert probs.shape == (len(texts),) and probs.dtype == np.float64 and ((probs > 0) & (probs < 1)).all()
+    assert model.predict_proba([]).shape == (0,)
+    with pytest.raises(AlfiaError, match="list of strings"):
+        model.predict_proba("one text")
+
+
+def test_lora_selects_the_documented_modules(tiny_backbone_dir):
+    model = _model(tiny_backbone_dir)
+    expected = [f"encoder.layer.{i}.{name}" for i in range(model.num_layers) for name in BERT_LORA_MODULES_PER_LAYER]
+    assert model.lora_modules() == expected
+    assert not any("intermediate" in n or "pooler" in n for n in model.lora_modules())
+    top = _model(tiny_backbone_dir, layers=1)
+    last = model.num_layers - 1
+    assert top.lora_modules() == [f"encoder.layer.{last}.{name}" for name in BERT_LORA_MODULES_PER_LAYER]
+    assert top.num_frozen_layers == model.num_layers - 1
+    with pytest.raises(AlfiaError, match="has only"):
+        _model(tiny_backbone_dir, layers=model.num_layers + 1)
+
+
+def test_lora_training_step_leaves_base_weights_untouched(tiny_bert_dir, texts):
+    model = _model(tiny_bert_dir)
+    _perturb(model)
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert trainable and all("lora_" in n or n.startswith(("fusion.", "head.")) for n in trainable)
+    assert any("lora_A" in n for n in trainable) and any("lora_B" in n for n in trainable)
+    assert any(n.startswith("fusion.") for n in trainable) and any(n.startswith("head.") for n in trainable)
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2, weight_decay=0.1)
+    model.train()
+    ids, mask = _encode(model, texts)
+    loss = torch.nn.functional.binary_cross_entropy_with_logits(model(ids, mask).logits,
+                                                                torch.tensor([1.0, 0, 0, 1, 0]))
+    loss.backward()
+    optimizer.step()
+    for name, p in model.named_parameters():
+        if name in trainable:
+            assert not torch.equal(p, before[name]), name
+        else:
+            assert torch.equal(p, before[name]), name
+
+
+def test_without_lora_the_backbone_is_frozen_and_deterministic(tiny_bert_dir, texts):
+    model = _model(tiny_bert_dir, lora=False)
+    assert all(not p.requires_grad for p in model.backbone.parameters())
+    assert model.lora_modules() == []
+    model.train()
+    assert not model.backbone.training and model.fusion.training
+    ids, mask = _encode(model, texts)
+    with torch.no_grad():
+        a, b = model.top_hidden_states(ids, mask), model.top_hidden_states(ids, mask)
+    assert all(torch.equal(x, y) for x, y in zip(a, b, strict=True))
+
+
+@pytest.mark.parametrize("lora", [True, False])
+def test_save_load_reproduces_predictions_exactly(tiny_backbone_dir, texts, tmp_path, lora):
+    model = _model(tiny_backbone_dir, lora=lora, gating=lora)
+    _perturb(model)
+    probs = model.predict_proba(texts)
+    emb, lam = model.embed(texts)
+    run = tmp_path / "run"
+    model.save(run)
+    saved = json.loads((run / "config.json").read_text())
+    assert saved["kind"] == "alfia.model" and {"alfia", "torch", "transformers"} <= set(saved["versions"])
+    assert saved["config"]["backbone"] == str(tiny_backbone_dir.resolve())
+    assert (run / "adapter" / "adapter_model.safetensors").exists() == lora
+    assert not list(run.rglob("*.bin")) and not list(run.rglob("*.pt"))
+    loaded = ALFIA.load(run)
+    assert not loaded.training
+    assert loaded.config == model.config
+    np.testing.assert_array_equal(loaded.predict_proba(texts), probs)
+    emb2, lam2 = loaded.embed(texts)
+    np.testing.assert_array_equal(emb2, emb)
+    np.testing.assert_array_equal(lam2, lam)
+    model.save(run)   # overwriting a saved model is allowed
+    np.testing.assert_array_equal(ALFIA.load(run).predict_proba(texts), probs)
+
+
+@pytest.mark.parametrize("damage", ["no_folder", "no_config", "no_head", "no_adapter", "bad_adapter",
+                                    "bad_fusion", "bad_json", "wrong_kind", "no_tokenizer"])
+def test_damaged_model_folder_is_one_clear_error(tiny_bert_dir, tmp_path, damage):
+    run = tmp_path / "run"
+    _model(tiny_bert_dir).save(run)
+    if damage == "no_folder":
+        run = tmp_path / "elsewhere"
+    elif damage == "no_config":
+        (run / "config.json").unlink()
+    elif damage == "no_head":
+        (run / "head" / "model.safetensors").unlink()
+    elif damage == "no_adapter":
+        (run / "adapter" / "adapter_model.safetensors").unlink()
+    elif damage == "bad_adapter":
+        path = run / "adapter" / "adapter_model.safetensors"
+        path.write_bytes(path.read_bytes()[:100])
+    elif damage == "bad_fusion":
+        path = run / "fusion" / "model.safetensors"
+        path.write_bytes(path.read_bytes()[:-10])
+    elif damage == "bad_json":
+        (run / "config.json").write_text('{"kind": "alfia.model", "config": {"backbone": 3')
+    elif damage == "wrong_kind":
+        (run / "config.json").write_text('{"kind": "alfia.head", "config": {}}')
+    elif damage == "no_tokenizer":
+        import shutil
+        shutil.rmtree(run / "tokenizer")
+    with pytest.raises(AlfiaError) as info:
+        ALFIA.load(run)
+    assert "\n" not in str(info.value)
+
+
+def test_save_refuses_to_overwrite_other_folders(tiny_bert_dir, tmp_path):
+    (tmp_path / "notes.txt").write_text("keep me")
+    with pytest.raises(AlfiaError, match="refusing to overwrite"):
+        _model(tiny_bert_dir).save(tmp_path)
+    assert (tmp_path / "notes.txt").read_text() == "keep me"
