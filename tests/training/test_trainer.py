@@ -101,6 +101,8 @@ def test_refuses_a_non_empty_run_folder_and_unencoded_cohorts(tmp_path, tiny_ber
 
 RESUME_SCRIPT = """
 import sys
+import torch
+torch.set_num_threads(1)
 from tests.training.test_trainer import quick, toy_cohort
 from alfia.training.trainer import train
 train(toy_cohort(), sys.argv[1], quick(epochs=4, patience=4), backbone=sys.argv[2], progress=False,

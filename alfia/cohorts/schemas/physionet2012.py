@@ -23,7 +23,7 @@ CLEAN: dict[str, tuple[float, float]] = {
     "PaO2": (20, 700), "PaCO2": (5, 150), "FiO2": (0.21, 1.0), "pH": (6.5, 8.0),
     "Lactate": (0.1, 40), "BUN": (0, 300), "Creatinine": (0.1, 30), "HCO3": (1, 60),
     "WBC": (0, 600), "Platelets": (1, 2500), "Bilirubin": (0, 80), "Glucose": (10, 2000),
-    "Na": (90, 200), "K": (1, 12), "Albumin": (0.5, 7), "Urine": (0, 10000), "MechVent": (0, 1),
+    "Na": (90, 200), "K": (1, 12), "Urine": (0, 10000), "MechVent": (0, 1),
 }
 
 
@@ -73,10 +73,8 @@ COLUMNS: list[Column] = [
     _c("hr_min", "float", "lowest heart rate", "bpm", CLEAN["HR"], 0, window=W),
     _c("map_min", "float", "lowest mean arterial pressure (invasive MAP or non-invasive NIMAP)", "mmHg",
        CLEAN["MAP"], 0, window=W),
-    _c("sbp_min", "float", "lowest systolic blood pressure (invasive SysABP or non-invasive NISysABP)",
-       "mmHg", CLEAN["SysABP"], 0, window=W),
-    _c("temp_max", "float", "highest body temperature", "degC", CLEAN["Temp"], 1, window=W),
-    _c("temp_min", "float", "lowest body temperature", "degC", CLEAN["Temp"], 1, window=W),
+    _c("temp_max", "float", "highest body temperature", "°C", CLEAN["Temp"], 1, window=W),
+    _c("temp_min", "float", "lowest body temperature", "°C", CLEAN["Temp"], 1, window=W),
     _c("resp_rate_max", "float", "highest respiratory rate", "breaths/min", CLEAN["RespRate"], 0, window=W),
     _c("urine_output", "float", "total urine output: sum of all Urine records in the window", "mL",
        (0, 240000), 0, window=W),
@@ -90,13 +88,10 @@ COLUMNS: list[Column] = [
     _c("hco3_min", "float", "lowest serum bicarbonate", "mmol/L", CLEAN["HCO3"], 0, window=W),
     _c("bun_max", "float", "highest blood urea nitrogen", "mg/dL", CLEAN["BUN"], 0, window=W),
     _c("creatinine_max", "float", "highest serum creatinine", "mg/dL", CLEAN["Creatinine"], 1, window=W),
-    _c("wbc_max", "float", "highest white blood cell count", "10^3/uL", CLEAN["WBC"], 1, window=W),
-    _c("platelets_min", "float", "lowest platelet count", "10^3/uL", CLEAN["Platelets"], 0, window=W),
+    _c("wbc_max", "float", "highest white blood cell count", "K/uL", CLEAN["WBC"], 1, window=W),
+    _c("platelets_min", "float", "lowest platelet count", "K/uL", CLEAN["Platelets"], 0, window=W),
     _c("bilirubin_max", "float", "highest total bilirubin", "mg/dL", CLEAN["Bilirubin"], 1, window=W),
     _c("glucose_max", "float", "highest serum glucose", "mg/dL", CLEAN["Glucose"], 0, window=W),
-    _c("sodium_min", "float", "lowest serum sodium", "mmol/L", CLEAN["Na"], 0, window=W),
-    _c("potassium_max", "float", "highest serum potassium", "mmol/L", CLEAN["K"], 1, window=W),
-    _c("albumin_min", "float", "lowest serum albumin", "g/dL", CLEAN["Albumin"], 1, window=W),
     # --- reference only (never a model input, never in a text) ---
     _c("ref_saps1", "float", "SAPS-I supplied by the challenge's Outcomes file (for comparison only)",
        "points", (0, 100), 0, role="reference", window="as supplied by the challenge"),

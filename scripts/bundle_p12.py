@@ -1,0 +1,30 @@
+"""Rebuild the bundled PhysioNet/CinC 2012 cohorts (alfia/cohorts/data/p12_{a,b}.parquet) from ../shared.
+
+Usage: .venv/bin/python scripts/bundle_p12.py [DATA_DIR]   (default: ../shared/data/physionet2012)
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from alfia.cohorts.bundled import BUNDLED
+from alfia.cohorts.io import write_cohort
+from alfia.cohorts.physionet2012 import build_physionet2012
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def main(argv: list[str]) -> None:
+    data = Path(argv[0]) if argv else ROOT.parent / "shared" / "data" / "physionet2012"
+    out_dir = ROOT / "alfia" / "cohorts" / "data"
+    for name, file in BUNDLED.items():
+        letter = name.rsplit("-", 1)[1]
+        cohort = build_physionet2012(data / f"set-{letter}.tar.gz", data / f"Outcomes-{letter}.txt")
+        write_cohort(cohort, out_dir / file)
+        print(f"{name}: {len(cohort.df)} stays, {int(cohort.df['hospital_mortality'].sum())} deaths "
+              f"-> {out_dir / file}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,327 @@
+"""The PhysioNet/CinC 2012 cohort: bundled tables, rebuild from raw files, leakage trap, malformed input,
+score tables. Tests that need the raw challenge files skip when ../shared is absent."""
+
+from __future__ import annotations
+
+import io
+import math
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from alfia.cohorts.bundled import BUNDLED, load_bundled
+from alfia.cohorts.physionet2012 import (
+    build_physionet2012,
+    hourly_sofa,
+    oasis_components,
+    parse_record,
+    read_outcomes,
+    sapsii_components,
+    sirs_score,
+    sofa_cardiovascular,
+    sofa_cns,
+    sofa_coagulation,
+    sofa_liver,
+    sofa_renal_creatinine,
+    sofa_renal_urine,
+    sofa_respiration,
+    stay_features,
+)
+from alfia.cohorts.schemas.physionet2012 import SCHEMA
+from alfia.errors import AlfiaError
+
+DATA = Path(__file__).parents[2] / ".." / "shared" / "data" / "physionet2012"
+needs_data = pytest.mark.skipif(not (DATA / "set-a.tar.gz").exists(),
+                                reason=f"PhysioNet 2012 raw files not found at {DATA} (../shared is absent)")
+N_SUBSET = 50
+FEATURES = [c.name for c in SCHEMA.columns]
+
+
+# ------------------------------------------------------------------------------------------- helpers
+
+
+@pytest.fixture(scope="module")
+def raw_subset() -> dict[str, str]:
+    """The first N_SUBSET stays of set A as {RecordID: text}, read from the archive."""
+    if not (DATA / "set-a.tar.gz").exists():
+        pytest.skip(f"PhysioNet 2012 raw files not found at {DATA} (../shared is absent)")
+    out = {}
+    with tarfile.open(DATA / "set-a.tar.gz") as tf:
+        for m in tf:
+            if m.isfile() and m.name.endswith(".txt"):
+                out[Path(m.name).stem] = tf.extractfile(m).read().decode()
+                if len(out) == N_SUBSET:
+                    break
+    return out
+
+
+def write_set(folder: Path, records: dict[str, str], letter: str = "a") -> Path:
+    """Write records as folder/set-<letter>/<id>.txt and the matching Outcomes-<letter>.txt beside it."""
+    set_dir = folder / f"set-{letter}"
+    set_dir.mkdir(parents=True)
+    for rid, text in records.items():
+        (set_dir / f"{rid}.txt").write_text(text)
+    outcomes = pd.read_csv(DATA / "Outcomes-a.txt", dtype=str)
+    outcomes[outcomes["RecordID"].isin(records)].to_csv(folder / f"Outcomes-{letter}.txt", index=False)
+    return set_dir
+
+
+def assert_same_features(a: pd.DataFrame, b: pd.DataFrame) -> None:
+    a = a.set_index("stay_id").sort_index()[["hospital_mortality", *FEATURES]]
+    b = b.set_index("stay_id").sort_index().loc[a.index, ["hospital_mortality", *FEATURES]]
+    pd.testing.assert_frame_equal(a, b, check_exact=False, rtol=1e-12)
+
+
+def record(*rows: str, descriptors: str = "") -> str:
+    head = descriptors or ("00:00,RecordID,1\n00:00,Age,70\n00:00,Gender,1\n00:00,Height,-1\n"
+                           "00:00,ICUType,3\n00:00,Weight,-1\n")
+    return "Time,Parameter,Value\n" + head + "".join(r + "\n" for r in rows)
+
+
+# ------------------------------------------------------------------------------------------ bundled
+
+
+@pytest.mark.parametrize(("name", "deaths"), [("p12-a", 554), ("p12-b", 568)])
+def test_bundled_counts_and_splits(name, deaths):
+    cohort = load_bundled(name)
+    df = cohort.df
+    assert len(df) == 4000 and df["stay_id"].is_unique
+    assert int(df["hospital_mortality"].sum()) == deaths
+    counts = df["split"].value_counts()
+    assert abs(counts["train"] - 3000) <= 2 and abs(counts["val"] - 500) <= 2 and abs(counts["test"] - 500) <= 2
+    rates = df.groupby("split")["hospital_mortality"].mean()
+    assert (rates - deaths / 4000).abs().max() < 0.01  # stratified
+    assert cohort.info["synthetic"] is False and cohort.info["license"] == "ODC-By 1.0"
+    assert "Silva I" in cohort.info["citation"] and "Goldberger A" in cohort.info["citation"]
+    assert cohort.info["source"] == f"PhysioNet/CinC Challenge 2012 set {name[-1].upper()}"
+    assert "Length_of_stay" not in df.columns and "Survival" not in df.columns
+
+
+def test_bundled_sanity():
+    df = load_bundled("p12-a").df
+    assert set(SCHEMA.reference_columns) == {"ref_saps1", "ref_sofa"}
+    assert not set(SCHEMA.reference_columns) & set(SCHEMA.feature_columns)
+    assert df["icu_type"].notna().all() and df["age"].notna().all()
+    # the severity scores carry signal: deaths score higher on average
+    means = df.groupby("hospital_mortality")[["sofa_max", "sapsii_approx", "oasis_approx", "gcs_min"]].mean()
+    assert (means.loc[1, ["sofa_max", "sapsii_approx", "oasis_approx"]] > means.loc[0, ["sofa_max",
+            "sapsii_approx", "oasis_approx"]]).all()
+    assert means.loc[1, "gcs_min"] < means.loc[0, "gcs_min"]
+    with pytest.raises(AlfiaError, match="p12-a, p12-b"):
+        load_bundled("p12-c")
+    assert set(BUNDLED) == {"p12-a", "p12-b"}
+
+
+# ------------------------------------------------------------------------------ rebuild from raw files
+
+
+@needs_data
+def test_rebuild_subset_matches_bundled(tmp_path, raw_subset):
+    bundled = load_bundled("p12-a").df
+    set_dir = write_set(tmp_path, raw_subset)
+    from_dir = build_physionet2012(set_dir, progress=False)  # Outcomes-a.txt found beside it
+    assert len(from_dir.df) == N_SUBSET
+    assert_same_features(from_dir.df, bundled)
+    # the same stays from a tar archive (read in memory)
+    archive = tmp_path / "set-a.tar.gz"
+    with tarfile.open(archive, "w:gz") as tf:
+        for rid, text in raw_subset.items():
+            data = text.encode()
+            info = tarfile.TarInfo(f"set-a/{rid}.txt")
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+    from_tar = build_physionet2012(archive, tmp_path / "Outcomes-a.txt", progress=False)
+    assert_same_features(from_tar.df, bundled)
+    assert from_tar.info["source"] == "PhysioNet/CinC Challenge 2012 set A"
+
+
+@needs_data
+def test_leakage_trap_values_after_24h_change_nothing(tmp_path, raw_subset):
+    extreme = {"GCS": 3, "Lactate": 30, "HR": 250, "MAP": 20, "NIMAP": 20, "SysABP": 30, "Urine": 5000,
+               "Weight": 250, "Temp": 42, "RespRate": 60, "Creatinine": 15, "BUN": 250, "Platelets": 5,
+               "Bilirubin": 40, "PaO2": 40, "FiO2": 1, "MechVent": 1, "pH": 6.8, "HCO3": 5, "WBC": 100,
+               "Glucose": 900, "Na": 110, "K": 9, "PaCO2": 20}
+    trap = "".join(f"{t},{p},{v}\n" for t in ("24:00", "30:00") for p, v in extreme.items())
+    early = "".join(f"23:59,{p},{v}\n" for p, v in extreme.items())
+    # a stay without admission weight and some unmeasured variables, so the trap has something to change
+    rid = next(r for r, text in raw_subset.items() if "00:00,Weight,-1" in text)
+    desc, series = parse_record(raw_subset[rid], rid)
+    clean = stay_features(desc, series)
+    trapped = stay_features(*parse_record(raw_subset[rid] + trap, rid))
+    assert_features_equal(clean, trapped)
+    # the test can fail: the same values just inside the window do change the features
+    inside = stay_features(*parse_record(raw_subset[rid] + early, rid))
+    changed = [k for k in clean if not _same(clean[k], inside[k])]
+    assert {"lactate_max", "hr_max", "map_min", "gcs_min", "sofa_max", "urine_output"} <= set(changed)
+    # and through the builder, for every stay of the subset
+    set_dir = write_set(tmp_path, {r: t + trap for r, t in raw_subset.items()})
+    assert_same_features(build_physionet2012(set_dir, progress=False).df, load_bundled("p12-a").df)
+
+
+def _same(a, b) -> bool:
+    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
+        return True
+    return a == b
+
+
+def assert_features_equal(a: dict, b: dict) -> None:
+    assert a.keys() == b.keys()
+    diff = {k: (a[k], b[k]) for k in a if not _same(a[k], b[k])}
+    assert not diff
+
+
+@needs_data
+def test_outcomes_mismatch_and_missing(tmp_path, raw_subset):
+    records = dict(list(raw_subset.items())[:5])
+    set_dir = write_set(tmp_path, records)
+    extra = next(iter(records))
+    (set_dir / f"{extra}.txt").rename(set_dir / "999999.txt")
+    (set_dir / "999999.txt").write_text(records[extra].replace(f"RecordID,{extra}", "RecordID,999999"))
+    with pytest.raises(AlfiaError, match="stay 999999 .* missing from"):
+        build_physionet2012(set_dir, progress=False)
+    (set_dir / "999999.txt").unlink()
+    with pytest.raises(AlfiaError, match=f"stay {extra} .* has no record"):
+        build_physionet2012(set_dir, progress=False)
+    lonely = tmp_path / "elsewhere" / "set-q"
+    lonely.mkdir(parents=True)
+    (lonely / f"{extra}.txt").write_text(records[extra])
+    with pytest.raises(AlfiaError, match="--outcomes"):
+        build_physionet2012(lonely, progress=False)
+
+
+# --------------------------------------------------------------------------------- malformed input
+
+
+@pytest.mark.parametrize(("row", "message"), [
+    ("01:00,HR", "line 8: expected 3 fields"),
+    ("01:00,HR,80,1", "line 8: expected 3 fields"),
+    ("01:00,HR,fast", "line 8: value 'fast' of HR is not a number"),
+    ("01:00,HR,nan", "line 8: value 'nan' of HR is not a number"),
+    ("1h00,HR,80", "line 8: time '1h00' is not hh:mm"),
+    ("01:75,HR,80", "line 8: time '01:75' is not hh:mm"),
+])
+def test_malformed_row_names_file_and_line(tmp_path, row, message):
+    set_dir = tmp_path / "set-a"
+    set_dir.mkdir()
+    (set_dir / "1.txt").write_text(record(row))
+    (tmp_path / "Outcomes-a.txt").write_text("RecordID,SAPS-I,SOFA,Length_of_stay,Survival,In-hospital_death\n"
+                                             "1,10,2,5,-1,0\n")
+    with pytest.raises(AlfiaError, match=message) as err:
+        build_physionet2012(set_dir, progress=False)
+    assert "1.txt" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_missing_record_id_and_header():
+    with pytest.raises(AlfiaError, match="x.txt has no RecordID"):
+        parse_record(record("01:00,HR,80", descriptors="00:00,Age,70\n"), "x.txt")
+    with pytest.raises(AlfiaError, match="x.txt line 1: expected the header"):
+        parse_record("Zeit,Parameter,Wert\n00:00,RecordID,1\n", "x.txt")
+
+
+def test_outcomes_reads_only_the_needed_columns(tmp_path):
+    path = tmp_path / "Outcomes-z.txt"
+    # garbage in Length_of_stay / Survival must not matter: they are never parsed
+    path.write_text("RecordID,SAPS-I,SOFA,Length_of_stay,Survival,In-hospital_death\n"
+                    "1,-1,3,??,future,1\n2,12,-1,,x,0\n")
+    out = read_outcomes(path)
+    assert list(out.columns) == ["stay_id", "hospital_mortality", "ref_saps1", "ref_sofa"]
+    assert out["hospital_mortality"].tolist() == [1, 0]
+    assert math.isnan(out["ref_saps1"][0]) and math.isnan(out["ref_sofa"][1])
+    path.write_text("RecordID,SAPS-I,SOFA,In-hospital_death\n1,5,3,2\n")
+    with pytest.raises(AlfiaError, match="In-hospital_death must be 0 or 1"):
+        read_outcomes(path)
+
+
+# ------------------------------------------------------------------------------------- score tables
+
+
+def test_sofa_component_tables():
+    assert [sofa_respiration(pf, False) for pf in (450, 350, 250, 150, 50)] == [0, 1, 2, 2, 2]
+    assert [sofa_respiration(pf, True) for pf in (450, 350, 250, 150, 50)] == [0, 1, 2, 3, 4]
+    assert [sofa_coagulation(p) for p in (200, 150, 149, 99, 49, 19)] == [0, 0, 1, 2, 3, 4]
+    assert [sofa_liver(b) for b in (1.1, 1.2, 2.0, 6.0, 12.0)] == [0, 1, 2, 3, 4]
+    assert [sofa_cardiovascular(m) for m in (70, 69.9, 30)] == [0, 1, 1]
+    assert [sofa_cns(g) for g in (15, 14, 13, 12, 10, 9, 6, 5, 3)] == [0, 1, 1, 2, 2, 3, 3, 4, 4]
+    assert [sofa_renal_creatinine(c) for c in (1.1, 1.2, 2.0, 3.5, 5.0)] == [0, 1, 2, 3, 4]
+    assert [sofa_renal_urine(u) for u in (600, 499, 199)] == [0, 3, 4]
+
+
+def test_sirs():
+    assert sirs_score() is None
+    assert sirs_score(temp_min=36.5, temp_max=37, hr_max=80, rr_max=16, wbc_min=8, wbc_max=9) == 0
+    assert sirs_score(temp_max=38.5, hr_max=95, paco2_min=30, wbc_min=3) == 4
+    assert sirs_score(temp_min=35.5, hr_max=90, rr_max=20, wbc_max=12) == 1
+
+
+def test_sapsii_and_oasis_tables():
+    v = {"age": 72, "hr_min": 38, "hr_max": 130, "sbp_min": 85, "sbp_max": 150, "temp_max": 39.2,
+         "pf_vent_min": 150, "urine_output": 800, "bun_max": 50, "wbc_min": 0.5, "wbc_max": 25,
+         "k_min": 3.5, "k_max": 5.5, "na_min": 120, "na_max": 150, "hco3_min": 17, "bilirubin_max": 5,
+         "gcs_min": 7}
+    assert sapsii_components(v) == {"age": 15, "hr": 11, "sbp": 5, "temp": 3, "pao2fio2": 9, "urine": 4,
+                                    "bun": 6, "wbc": 12, "potassium": 3, "sodium": 5, "bicarbonate": 3,
+                                    "bilirubin": 4, "gcs": 13}
+    w = {"age": 80, "gcs_min": 14, "hr_min": 60, "hr_max": 110, "map_min": 55, "map_max": 100, "rr_min": 10,
+         "resp_rate_max": 20, "temp_min": 36.0, "temp_max": 37.0, "urine_output": 1000, "mech_vent": 1,
+         "icu_type": "Medical ICU"}
+    assert oasis_components(w) == {"age": 9, "gcs": 3, "hr": 3, "map": 2, "resp_rate": 1, "temp": 2,
+                                   "urine": 5, "mech_vent": 9, "elective_surgery": 6}
+    w.update(icu_type="Cardiac Surgery Recovery Unit", mech_vent=0, temp_max=40)
+    assert oasis_components(w)["elective_surgery"] == 0 and oasis_components(w)["temp"] == 6
+
+
+def test_hourly_sofa_carries_forward_and_starts_at_first_measurement():
+    _, series = parse_record(record(
+        "02:10,GCS,8",          # CNS 3 from hour 2
+        "03:30,MAP,60",         # cardiovascular 1 from hour 3
+        "04:00,MAP,80",         # back to 0 at hour 4
+        "05:00,Platelets,40",   # coagulation 3 from hour 5
+        "06:00,FiO2,0.5",
+        "06:05,MechVent,1",
+        "06:10,PaO2,60",        # P/F 120 ventilated: respiration 3 from hour 6
+        "07:00,GCS,15",         # CNS back to 0
+        "10:00,Urine,100",      # 100 mL in 24 h: renal 4 at hour 23 only
+    ), "t.txt")
+    sofa = hourly_sofa(series)
+    assert len(sofa) == 22  # hours 2..23
+    assert sofa[:6] == [3, 4, 3, 6, 9, 6]
+    assert sofa[-2:] == [6, 10]
+
+
+def test_unmeasured_variables_are_missing_not_zero():
+    f = stay_features(*parse_record(record("01:00,HR,120", "02:00,HR,80"), "t.txt"))
+    assert f["hr_max"] == 120 and f["hr_min"] == 80
+    for col in ("lactate_max", "urine_output", "pf_ratio_min", "gcs_first", "gcs_std", "weight", "bmi",
+                "height", "creatinine_max", "temp_max"):
+        assert math.isnan(f[col]), col
+    assert f["mech_vent"] == 0  # documented: MechVent never charted means not ventilated
+    assert f["sirs"] == 1  # documented: unmeasured criteria are not met
+    assert math.isnan(f["sofa_first"]) and math.isnan(f["sofa_std"])  # no SOFA input measured at all
+    assert f["sapsii_approx"] == 15 + 4 and f["oasis_approx"] == 6 + 3 + 6  # age, HR (, not elective surgery)
+    assert f["gender"] == "male" and f["icu_type"] == "Medical ICU"
+
+
+def test_cleaning_and_weight_fallback():
+    f = stay_features(*parse_record(record(
+        "00:30,Weight,-1", "01:00,Weight,82.5", "02:00,Weight,90", "01:00,Temp,2.0", "02:00,Temp,37.5",
+        "03:00,GCS,15", "05:00,GCS,13", "04:00,HR,0",
+        descriptors="00:00,RecordID,1\n00:00,Age,70\n00:00,Gender,0\n00:00,Height,462\n00:00,ICUType,2\n"
+                    "00:00,Weight,-1\n"), "t.txt"))
+    assert f["weight"] == 82.5 and math.isnan(f["height"]) and math.isnan(f["bmi"])
+    assert f["temp_min"] == 37.5 and math.isnan(f["hr_max"])
+    assert (f["gcs_first"], f["gcs_last"], f["gcs_mean"], f["gcs_std"]) == (15, 13, 14, 1)
+    assert f["gender"] == "female" and f["icu_type"] == "Cardiac Surgery Recovery Unit"
+
+
+def test_schema_declares_every_column_once_with_units_and_ranges():
+    df = load_bundled("p12-b").df
+    for col in SCHEMA.columns:
+        assert col.description and col.window
+        if col.kind in ("float", "int"):
+            assert col.valid is not None
+            present = df[col.name].dropna()
+            assert len(present) > 0, col.name
+    assert np.isfinite(df[["sofa_max", "gcs_min"]].dropna()).all().all()
