@@ -79,8 +79,8 @@ def test_splits_are_stratified_deterministic_and_order_free():
         assert abs(rate - y.mean()) < 0.01
     order = rng.permutation(4000)
     b = assign_splits(ids.iloc[order].reset_index(drop=True), y.iloc[order].reset_index(drop=True))
-    mapping_a = dict(zip(ids, a))
-    mapping_b = dict(zip(ids.iloc[order], b))
+    mapping_a = dict(zip(ids, a, strict=True))
+    mapping_b = dict(zip(ids.iloc[order], b, strict=True))
     assert mapping_a == mapping_b
     assert assign_splits(ids, y, seed=1).tolist() != a.tolist()
 
