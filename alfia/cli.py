@@ -15,7 +15,7 @@ from pathlib import Path
 from alfia import __version__
 from alfia.errors import AlfiaError
 
-COHORT_NAMES = ("physionet2012", "p12-a", "p12-b", "synth-mimic-iv", "synth-eicu")
+COHORT_NAMES = ("physionet2012", "p12-a", "p12-b", "synth-mimic-iv", "synth-eicu", "mimic-iv", "eicu")
 
 
 def _existing_file(path: str) -> Path:
@@ -46,6 +46,18 @@ def cmd_cohort(args: argparse.Namespace) -> None:
         if args.n < 1:
             raise AlfiaError("--n must be a positive number of stays")
         cohort = generate_synthetic(name.removeprefix("synth-"), n=args.n, seed=args.seed)
+    elif name in ("mimic-iv", "eicu"):
+        if not args.db:
+            raise AlfiaError(f"`alfia cohort {name}` needs --db (a .duckdb file or a postgresql:// URL); "
+                             "see docs/databases.md")
+        if name == "mimic-iv":
+            from alfia.cohorts.mimic_iv_db import build_mimic_iv
+
+            cohort = build_mimic_iv(args.db)
+        else:
+            from alfia.cohorts.eicu_db import build_eicu
+
+            cohort = build_eicu(args.db)
     else:
         raise AlfiaError(f"unknown cohort {name!r}; choose one of {', '.join(COHORT_NAMES)}")
     write_cohort(cohort, args.out)
@@ -59,27 +71,13 @@ def cmd_cohort(args: argparse.Namespace) -> None:
 # -- table1 -------------------------------------------------------------------------------------
 def cmd_table1(args: argparse.Namespace) -> None:
     from alfia.cohorts import read_cohort
-    from alfia.cohorts.table1 import table1, to_markdown
-    from alfia.io import atomic_path, write_text_atomic
+    from alfia.cohorts.table1 import table1, to_markdown, write_table1
 
     cohort = read_cohort(args.cohort, schema=args.schema)
     table = table1(cohort)
-    text = to_markdown(table, title=_table1_title(cohort))
-    print(text)
+    print(to_markdown(table))
     if args.out:
-        out = Path(args.out)
-        if out.suffix == ".csv":
-            with atomic_path(out) as tmp:
-                table.to_csv(tmp, index=False)
-        else:
-            write_text_atomic(out, text + "\n")
-
-
-def _table1_title(cohort) -> str:
-    title = f"Table 1: baseline characteristics by hospital mortality ({cohort.info.get('source', cohort.schema.name)})"
-    if cohort.synthetic:
-        title += " - SYNTHETIC: says nothing about patients"
-    return title
+        write_table1(table, args.out)
 
 
 # -- encode -------------------------------------------------------------------------------------
@@ -189,7 +187,7 @@ def cmd_embed(args: argparse.Namespace) -> None:
 def cmd_study(args: argparse.Namespace) -> None:
     from alfia.study import run_study
 
-    run_study(args.out, style=args.style)
+    run_study(args.out, style=args.style, profile=args.profile)
 
 
 # -- parser -------------------------------------------------------------------------------------
@@ -203,6 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output parquet file")
     p.add_argument("--source", help="physionet2012: a set-X directory or set-X.tar.gz")
     p.add_argument("--outcomes", help="physionet2012: the Outcomes-X.txt file (default: beside --source)")
+    p.add_argument("--db", help="mimic-iv / eicu: a .duckdb file or a postgresql:// URL")
     p.add_argument("--n", type=int, default=20000, help="synthetic cohorts: number of stays")
     p.add_argument("--seed", type=int, default=42, help="synthetic cohorts: random seed")
     p.set_defaults(func=cmd_cohort)
@@ -253,6 +252,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("study", help="the main job on the bundled PhysioNet 2012 cohorts")
     p.add_argument("--out", default="study", help="output folder")
     p.add_argument("--style", help="text style (default: banded)")
+    p.add_argument("--profile", default="quick", help="training profile: quick (default) or paper")
     p.set_defaults(func=cmd_study)
     return parser
 

@@ -1,0 +1,418 @@
+"""Build the ``eicu`` CW-24 cohort from an eICU-CRD v2.0 database (DuckDB file or PostgreSQL server).
+
+Cohort: the first unit stay of each hospital stay (``patienthealthsystemstayid``; the unit stay with the latest
+``hospitaladmitoffset``, i.e. the earliest unit admission, then ``unitvisitnumber``, then ``patientunitstayid``),
+kept when its age is >= 18 and the hospital discharge status is known. Outcome: ``hospitaldischargestatus =
+'Expired'``.
+
+All times are minutes from unit admission. Measurements (GCS, labs, vitals) are taken from 0 <= offset < 1440;
+past history and diagnoses from offset < 1440 (entries before unit admission are history, not leakage).
+
+How each score is obtained (see docs/databases.md for the differences from the paper):
+
+* APACHE IV: ``apachepatientresult.apachescore`` of ``apacheversion = 'IV'`` (-1 is missing) -- eICU's own
+  first-APACHE-day score.
+* SAPS II and OASIS: computed here from the first-24-h worst values (vitalperiodic/vitalaperiodic, lab,
+  nursecharting GCS) plus APACHE day-1 urine output and ventilation (``apacheapsvar``), chronic diseases and
+  elective surgery (``apachepredvar``) and the unit admission source (``patient``); missing components score 0,
+  as in mimic-code.
+* SOFA (hourly, hours 1..24): for hour h the worst value of each component over [0, 60 h) minutes -- respiration
+  (PaO2/FiO2 from lab, ventilated from ``apacheapsvar``), coagulation (platelets), liver (bilirubin),
+  cardiovascular (MAP < 70 only; vasopressor doses are not used), CNS (GCS), renal (creatinine only; no urine
+  output) -- summed with missing components as 0; hours before the first observation or after unit discharge
+  have no value.
+
+Leakage check (always on): every timed row a feature query selects is counted in SQL with the same SQL text for
+an offset >= 1440 or a missing offset; any such row raises ``AlfiaError``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from alfia.cohorts.io import Cohort
+from alfia.cohorts.schema import ID, LABEL, SPLIT
+from alfia.cohorts.schemas.eicu import ETHNICITIES, SCHEMA, UNIT_TYPES
+from alfia.cohorts.splits import assign_splits
+from alfia.cohorts.sqldb import (
+    Database,
+    check_leakage,
+    clean_ranges,
+    connect,
+    dynamic_stats,
+    map_category,
+    progress_line,
+    sql_list,
+)
+from alfia.errors import AlfiaError
+
+HOW_TO_BUILD = (
+    "build it from the eICU-CRD v2.0 CSVs with eicu-code's build-db/postgres scripts (schema eicu_crd; "
+    "github.com/MIT-LCP/eicu-code) or load the CSVs into a DuckDB file (schema eicu_crd or main); "
+    "see docs/databases.md"
+)
+TABLES = ("patient", "hospital", "apachepatientresult", "apacheapsvar", "apachepredvar", "pasthistory",
+          "diagnosis", "nursecharting", "lab", "vitalperiodic", "vitalaperiodic")
+
+# --- code lists: case-insensitive substrings of pasthistory.pasthistorypath and diagnosis.diagnosisstring ---------
+SMOKER_TERMS = ("smok", "tobacco", "nicotine")
+ALCOHOL_TERMS = ("alcohol abuse", "alcoholism", "alcohol dependence", "alcohol withdrawal", "etoh abuse")
+DRUG_TERMS = ("drug abuse", "substance abuse", "drug dependence", "drug withdrawal")
+OBESITY_TERMS = ("obesity",)
+GCS_CELLS = (("Glasgow coma score", "GCS Total"), ("Score (Glasgow Coma Scale)", "Value"))
+LABS = {"platelets x 1000": "platelets", "total bilirubin": "bilirubin", "creatinine": "creatinine",
+        "paO2": "pao2", "FiO2": "fio2", "BUN": "bun", "WBC x 1000": "wbc", "potassium": "potassium",
+        "sodium": "sodium", "bicarbonate": "bicarbonate"}
+SURGICAL_SOURCES = ("OPERATING ROOM", "RECOVERY ROOM", "PACU")
+
+# --- category mappings -----------------------------------------------------------------------------------------------
+REGION_MAP = {r.upper(): r for r in ("Midwest", "Northeast", "South", "West")}
+ETHNICITY_MAP = {e.upper(): e for e in ETHNICITIES if e != "Unknown"}
+UNIT_TYPE_MAP = {u.upper(): u for u in UNIT_TYPES}
+GENDER_MAP = {"FEMALE": "Female", "MALE": "Male"}  # Other, Unknown and empty are Unknown
+
+MEASURE_LO, LIMIT = 0, 1440  # [0, 1440) minutes for measurements; the leakage check is fixed at 1440
+WINDOW_MINUTES = 1440
+
+
+def in_window(t: str) -> str:
+    """Portable SQL predicate for measurements: 0 <= t < WINDOW_MINUTES."""
+    return f"{t} >= {MEASURE_LO} AND {t} < {WINDOW_MINUTES}"
+
+
+def before_end(t: str) -> str:
+    """Portable SQL predicate for history and diagnoses: t < WINDOW_MINUTES."""
+    return f"{t} < {WINDOW_MINUTES}"
+
+
+LEAK = f"r.t IS NULL OR r.t >= {LIMIT}"
+
+
+def _ages() -> str:
+    return sql_list([str(a) for a in range(0, 90)])
+
+
+def cohort_cte(s: str) -> str:
+    return f"""
+    ranked AS (
+      SELECT p.*, ROW_NUMBER() OVER (PARTITION BY p.patienthealthsystemstayid
+                                     ORDER BY p.hospitaladmitoffset DESC, p.unitvisitnumber,
+                                              p.patientunitstayid) AS stay_rank,
+             CASE WHEN REPLACE(p.age, ' ', '') = '>89' THEN 90
+                  WHEN TRIM(p.age) IN {_ages()} THEN CAST(TRIM(p.age) AS INTEGER) END AS age_years
+      FROM {s}.patient p
+    ),
+    cohort AS (
+      SELECT patientunitstayid AS stay_id, r.* FROM ranked r
+      WHERE r.stay_rank = 1 AND r.age_years >= 18 AND r.hospitaldischargestatus IN ('Alive', 'Expired')
+    )"""
+
+
+def _terms(col: str, terms) -> str:
+    return " OR ".join(f"LOWER({col}) LIKE '%{t}%'" for t in terms)
+
+
+def timed_sources(s: str) -> dict[str, str]:
+    """Row-selecting SQL per timed source; every one has stay_id and t (minutes from unit admission)."""
+    cells = " OR ".join(f"(n.nursingchartcelltypevallabel = '{lab}' AND n.nursingchartcelltypevalname = '{name}')"
+                        for lab, name in GCS_CELLS)
+    gcs_values = sql_list([str(v) for v in range(3, 16)])
+    history = " OR ".join(f"({_terms('h.pasthistorypath', terms)})" for terms in
+                          (SMOKER_TERMS, ALCOHOL_TERMS, DRUG_TERMS, OBESITY_TERMS))
+    diagnoses = " OR ".join(f"({_terms('d.diagnosisstring', terms)})" for terms in
+                            (ALCOHOL_TERMS, DRUG_TERMS, OBESITY_TERMS))
+    cte = f"WITH {cohort_cte(s)}"
+    return {
+        "nursecharting (GCS)": f"""{cte}
+            SELECT c.stay_id, n.nursingchartoffset AS t, CAST(TRIM(n.nursingchartvalue) AS INTEGER) AS value
+            FROM cohort c JOIN {s}.nursecharting n ON n.patientunitstayid = c.stay_id
+            WHERE ({cells}) AND TRIM(n.nursingchartvalue) IN {gcs_values} AND {in_window('n.nursingchartoffset')}""",
+        "lab": f"""{cte}
+            SELECT c.stay_id, l.labresultoffset AS t, l.labname, CAST(l.labresult AS DOUBLE PRECISION) AS value
+            FROM cohort c JOIN {s}.lab l ON l.patientunitstayid = c.stay_id
+            WHERE l.labname IN {sql_list(LABS)} AND l.labresult IS NOT NULL
+              AND {in_window('l.labresultoffset')}""",
+        "vitalperiodic": f"""{cte}
+            SELECT c.stay_id, v.observationoffset AS t, CAST(v.heartrate AS DOUBLE PRECISION) AS heartrate,
+                   CAST(v.systemicsystolic AS DOUBLE PRECISION) AS sbp,
+                   CAST(v.systemicmean AS DOUBLE PRECISION) AS map,
+                   CAST(v.temperature AS DOUBLE PRECISION) AS temperature,
+                   CAST(v.respiration AS DOUBLE PRECISION) AS resprate
+            FROM cohort c JOIN {s}.vitalperiodic v ON v.patientunitstayid = c.stay_id
+            WHERE {in_window('v.observationoffset')}""",
+        "vitalaperiodic": f"""{cte}
+            SELECT c.stay_id, v.observationoffset AS t, CAST(NULL AS DOUBLE PRECISION) AS heartrate,
+                   CAST(v.noninvasivesystolic AS DOUBLE PRECISION) AS sbp,
+                   CAST(v.noninvasivemean AS DOUBLE PRECISION) AS map,
+                   CAST(NULL AS DOUBLE PRECISION) AS temperature, CAST(NULL AS DOUBLE PRECISION) AS resprate
+            FROM cohort c JOIN {s}.vitalaperiodic v ON v.patientunitstayid = c.stay_id
+            WHERE {in_window('v.observationoffset')}""",
+        "pasthistory": f"""{cte}
+            SELECT c.stay_id, h.pasthistoryoffset AS t, LOWER(h.pasthistorypath) AS text
+            FROM cohort c JOIN {s}.pasthistory h ON h.patientunitstayid = c.stay_id
+            WHERE ({history}) AND {before_end('h.pasthistoryoffset')}""",
+        "diagnosis": f"""{cte}
+            SELECT c.stay_id, d.diagnosisoffset AS t, LOWER(d.diagnosisstring) AS text
+            FROM cohort c JOIN {s}.diagnosis d ON d.patientunitstayid = c.stay_id
+            WHERE ({diagnoses}) AND {before_end('d.diagnosisoffset')}""",
+    }
+
+
+def static_sql(s: str) -> str:
+    return f"""
+    WITH {cohort_cte(s)},
+    apache AS (
+      SELECT patientunitstayid, MAX(apachescore) AS apachescore FROM {s}.apachepatientresult
+      WHERE apacheversion = 'IV' GROUP BY patientunitstayid
+    ),
+    aps AS (
+      SELECT patientunitstayid, MAX(urine) AS urine, MAX(vent) AS vent, MAX(intubated) AS intubated
+      FROM {s}.apacheapsvar GROUP BY patientunitstayid
+    ),
+    pred AS (
+      SELECT patientunitstayid, MAX(electivesurgery) AS electivesurgery, MAX(aids) AS aids,
+             MAX(lymphoma) AS lymphoma, MAX(leukemia) AS leukemia, MAX(metastaticcancer) AS metastaticcancer
+      FROM {s}.apachepredvar GROUP BY patientunitstayid
+    )
+    SELECT c.stay_id, CASE WHEN c.hospitaldischargestatus = 'Expired' THEN 1 ELSE 0 END AS hospital_mortality,
+           hp.region, c.ethnicity, c.unittype AS unit_type, c.gender, c.age_years AS age,
+           CAST(c.admissionheight AS DOUBLE PRECISION) AS height,
+           CAST(c.admissionweight AS DOUBLE PRECISION) AS weight,
+           a.apachescore AS apache_iv,
+           c.hospitaladmitoffset, c.unitdischargeoffset, c.unitadmitsource,
+           aps.urine, aps.vent, aps.intubated,
+           pred.electivesurgery, pred.aids, pred.lymphoma, pred.leukemia, pred.metastaticcancer
+    FROM cohort c
+    LEFT JOIN {s}.hospital hp ON hp.hospitalid = c.hospitalid
+    LEFT JOIN apache a ON a.patientunitstayid = c.stay_id
+    LEFT JOIN aps ON aps.patientunitstayid = c.stay_id
+    LEFT JOIN pred ON pred.patientunitstayid = c.stay_id
+    """
+
+
+def hourly(sql: str, aggregates: str) -> str:
+    """Aggregate a timed source per stay and hour bucket (0..23), reading the very rows the leakage check saw."""
+    return (f"SELECT r.stay_id, CAST(FLOOR(r.t / 60.0) AS INTEGER) AS hr, {aggregates} FROM ({sql}) r "
+            "GROUP BY r.stay_id, CAST(FLOOR(r.t / 60.0) AS INTEGER)")
+
+
+# --- scores ---------------------------------------------------------------------------------------------------------
+def _points(values: pd.Series, bins: list[tuple[float, float]]) -> pd.Series:
+    """Points of the first ``(upper_exclusive, points)`` bin a value falls below; missing values score NaN."""
+    v = pd.to_numeric(values, errors="coerce").astype("float64")
+    out = pd.Series(np.nan, index=v.index)
+    done = pd.Series(False, index=v.index)
+    for upper, pts in bins:
+        hit = ~done & (v < upper)
+        out[hit] = pts
+        done |= hit
+    return out
+
+
+def _worst(*series: pd.Series) -> pd.Series:
+    return pd.concat(series, axis=1).max(axis=1).fillna(0.0)
+
+
+def fio2_fraction(fio2: pd.Series) -> pd.Series:
+    """FiO2 as a fraction: eICU records per cent (21-100); values <= 1 are already fractions."""
+    return fio2.where(fio2 <= 1.0, fio2 / 100.0).where((fio2 > 0) & (fio2 <= 100))
+
+
+def sapsii(w: pd.DataFrame) -> pd.Series:
+    """SAPS II (Le Gall 1993) from per-stay first-24-h worst values; missing components score 0."""
+    pf_pts = _points(w["pf_min"], [(100, 11), (200, 9), (np.inf, 6)]).where(w["vent"] == 1)
+    admission = np.where(w["electivesurgery"] == 1, 0.0, np.where(w["surgical"], 8.0, 6.0))
+    chronic = np.select([w["aids"] == 1, (w["lymphoma"] == 1) | (w["leukemia"] == 1), w["metastaticcancer"] == 1],
+                        [17.0, 10.0, 9.0], 0.0)
+    parts = [
+        _points(w["age"], [(40, 0), (60, 7), (70, 12), (75, 15), (80, 16), (np.inf, 18)]),
+        _worst(_points(w["hr_min"], [(40, 11), (70, 2), (120, 0), (160, 4), (np.inf, 7)]),
+               _points(w["hr_max"], [(40, 11), (70, 2), (120, 0), (160, 4), (np.inf, 7)])),
+        _worst(_points(w["sbp_min"], [(70, 13), (100, 5), (200, 0), (np.inf, 2)]),
+               _points(w["sbp_max"], [(70, 13), (100, 5), (200, 0), (np.inf, 2)])),
+        _points(w["temp_max"], [(39, 0), (np.inf, 3)]),
+        pf_pts,
+        _points(w["urine"] / 1000.0, [(0.5, 11), (1.0, 4), (np.inf, 0)]),
+        _points(w["bun_max"], [(28, 0), (84, 6), (np.inf, 10)]),
+        _worst(_points(w["wbc_min"], [(1, 12), (20, 0), (np.inf, 3)]),
+               _points(w["wbc_max"], [(1, 12), (20, 0), (np.inf, 3)])),
+        _worst(_points(w["potassium_min"], [(3, 3), (5, 0), (np.inf, 3)]),
+               _points(w["potassium_max"], [(3, 3), (5, 0), (np.inf, 3)])),
+        _worst(_points(w["sodium_min"], [(125, 5), (145, 0), (np.inf, 1)]),
+               _points(w["sodium_max"], [(125, 5), (145, 0), (np.inf, 1)])),
+        _points(w["bicarbonate_min"], [(15, 6), (20, 3), (np.inf, 0)]),
+        _points(w["bilirubin_max"], [(4, 0), (6, 4), (np.inf, 9)]),
+        _points(w["gcs_min"], [(6, 26), (9, 13), (11, 7), (14, 5), (np.inf, 0)]),
+        pd.Series(chronic, index=w.index),
+        pd.Series(admission, index=w.index),
+    ]
+    return sum(p.fillna(0.0) for p in parts)
+
+
+def oasis(w: pd.DataFrame) -> pd.Series:
+    """OASIS (Johnson 2013, mimic-code's cut-offs) from per-stay first-24-h worst values; missing scores 0."""
+    preicu = -w["hospitaladmitoffset"]  # minutes from hospital to unit admission
+    hr = np.select([w["hr_max"] > 125, w["hr_min"] < 33, w["hr_max"] >= 107, w["hr_max"] >= 89], [6, 4, 3, 1], 0)
+    mbp = np.select([w["map_min"] < 20.65, w["map_min"] < 51, w["map_max"] > 143.44, w["map_min"] < 61.33],
+                    [4, 3, 3, 2], 0)
+    rr = np.select([w["rr_min"] < 6, w["rr_max"] > 44, w["rr_max"] > 30, w["rr_max"] > 22, w["rr_min"] < 13],
+                   [10, 9, 6, 1, 1], 0)
+    tmax, tmin = w["temp_max"], w["temp_min"]
+    temp = np.select([tmax > 39.88, tmin.between(33.22, 35.93), tmax.between(33.22, 35.93), tmin < 33.22,
+                      (tmin > 35.93) & (tmin <= 36.39), tmax.between(36.89, 39.88)], [6, 4, 4, 3, 2, 2], 0)
+    urine = w["urine"]
+    uo = np.select([urine < 671.09, urine > 6896, urine.between(671.09, 1426.99), urine.between(1427, 2544.14)],
+                   [10, 8, 5, 1], 0)
+    parts = [
+        _points(preicu, [(10.2, 5), (297, 3), (1440, 0), (18708, 2), (np.inf, 1)]),
+        _points(w["age"], [(24, 0), (54, 3), (78, 6), (90, 9), (np.inf, 7)]),
+        _points(w["gcs_min"], [(8, 10), (14, 4), (15, 3), (np.inf, 0)]),
+        pd.Series(hr + mbp + rr + temp + uo, index=w.index, dtype="float64"),
+        pd.Series(np.where(w["vent"] == 1, 9.0, 0.0), index=w.index),
+        pd.Series(np.where(w["electivesurgery"] == 1, 0.0, 6.0), index=w.index),
+    ]
+    return sum(p.fillna(0.0) for p in parts)
+
+
+SOFA_COMPONENTS = ("respiration", "coagulation", "liver", "cardiovascular", "cns", "renal")
+
+
+def sofa_hourly(h: pd.DataFrame, static: pd.DataFrame) -> pd.DataFrame:
+    """Hourly SOFA rows (stay_id, t = hour 1..24, value) from per-hour worst values ``h`` (stay_id, hr, ...)."""
+    vent = h["stay_id"].map(static["vent"]).eq(1)
+    pf = h["pf_min"]
+    comp = pd.DataFrame({
+        "stay_id": h["stay_id"], "hr": h["hr"],
+        "respiration": np.where(vent & (pf < 100), 4, np.where(vent & (pf < 200), 3, np.select(
+            [pf < 300, pf < 400, pf >= 400], [2, 1, 0], np.nan))),
+        "coagulation": _points(h["platelets_min"], [(20, 4), (50, 3), (100, 2), (150, 1), (np.inf, 0)]),
+        "liver": _points(h["bilirubin_max"], [(1.2, 0), (2, 1), (6, 2), (12, 3), (np.inf, 4)]),
+        "cardiovascular": _points(h["map_min"], [(70, 1), (np.inf, 0)]),
+        "cns": _points(h["gcs_min"], [(6, 4), (10, 3), (13, 2), (15, 1), (np.inf, 0)]),
+        "renal": _points(h["creatinine_max"], [(1.2, 0), (2, 1), (3.5, 2), (5, 3), (np.inf, 4)]),
+    })
+    comp = comp.groupby(["stay_id", "hr"], as_index=False).max()
+    stays = comp["stay_id"].unique()
+    grid = pd.MultiIndex.from_product([stays, range(24)], names=["stay_id", "hr"])
+    comp = comp.set_index(["stay_id", "hr"]).reindex(grid)
+    observed = comp.notna().any(axis=1).astype(int).groupby(level=0).cummax().astype(bool)
+    # worst so far, from unit admission to the end of each hour (cummax leaves gaps as NaN: carry it forward)
+    worst = comp.groupby(level=0).cummax().groupby(level=0).ffill()
+    out = worst.fillna(0).sum(axis=1)[observed].reset_index()
+    out.columns = ["stay_id", "hr", "value"]
+    out["t"] = out["hr"] + 1  # the hour's end, in hours from unit admission
+    discharge = out["stay_id"].map(static["unitdischargeoffset"])
+    out = out[~(discharge.notna() & (out["hr"] * 60 >= discharge))]
+    return out[["stay_id", "t", "value"]]
+
+
+# --- builder ---------------------------------------------------------------------------------------------------------
+def build_eicu(db: str, progress: bool = True, schema: str | None = None) -> Cohort:
+    """Build the ``eicu`` cohort from a DuckDB file or ``postgresql://`` URL (tables in ``eicu_crd`` by default;
+    a database with the tables in ``main``/``public`` is found too)."""
+    with connect(db, what="eICU database", how=HOW_TO_BUILD) as conn:
+        s = schema or _find_schema(conn)
+        missing = conn.missing(f"{s}.{t}" for t in TABLES)
+        if missing:
+            raise AlfiaError(f"eICU database {conn.label} lacks table{'s' if len(missing) > 1 else ''} "
+                             f"{', '.join(missing)}; {HOW_TO_BUILD}")
+        return _build(conn, s, progress)
+
+
+def _find_schema(conn: Database) -> str:
+    present = conn.tables()
+    for s in ("eicu_crd", "eicu", "main", "public"):
+        if (s, "patient") in present:
+            return s
+    return "eicu_crd"
+
+
+def _build(conn: Database, s: str, progress: bool) -> Cohort:
+    sources = timed_sources(s)
+    progress_line(progress, f"eICU ({conn.dialect}): leakage check on {', '.join(sources)}")
+    checked = check_leakage(conn, sources, LEAK, where="eICU")
+    progress_line(progress, "eICU: cohort and demographics")
+    st = conn.query(static_sql(s))
+    if st.empty:
+        raise AlfiaError(f"eICU database {conn.label} has no adult unit stays with a known outcome; {HOW_TO_BUILD}")
+    st[ID] = st[ID].astype("int64")
+    st = st.set_index(ID, drop=False)
+    for col in ("hospitaladmitoffset", "unitdischargeoffset", "urine", "vent", "intubated", "electivesurgery",
+                "aids", "lymphoma", "leukemia", "metastaticcancer", "age", "height", "weight", "apache_iv"):
+        st[col] = pd.to_numeric(st[col], errors="coerce").astype("float64")
+    st["urine"] = st["urine"].where(st["urine"] >= 0)
+    st["apache_iv"] = st["apache_iv"].where(st["apache_iv"] >= 0)
+    st["vent"] = ((st["vent"] == 1) | (st["intubated"] == 1)).astype("float64")
+    st["surgical"] = st["unitadmitsource"].fillna("").str.strip().str.upper().isin(SURGICAL_SOURCES)
+
+    progress_line(progress, "eICU: first-24-h measurements")
+    gcs_rows = conn.query(sources["nursecharting (GCS)"])
+    labs = conn.query(hourly(sources["lab"], ", ".join(
+        f"MIN(CASE WHEN r.labname = '{raw}' THEN r.value END) AS {name}_min, "
+        f"MAX(CASE WHEN r.labname = '{raw}' THEN r.value END) AS {name}_max" for raw, name in LABS.items())))
+    vitals = pd.concat([conn.query(hourly(sources[v], "MIN(r.heartrate) AS hr_min, MAX(r.heartrate) AS hr_max, "
+                                          "MIN(r.sbp) AS sbp_min, MAX(r.sbp) AS sbp_max, MIN(r.map) AS map_min, "
+                                          "MAX(r.map) AS map_max, MIN(r.temperature) AS temp_min, "
+                                          "MAX(r.temperature) AS temp_max, MIN(r.resprate) AS rr_min, "
+                                          "MAX(r.resprate) AS rr_max"))
+                        for v in ("vitalperiodic", "vitalaperiodic")], ignore_index=True)
+    gcs_hourly = gcs_rows.assign(hr=(pd.to_numeric(gcs_rows["t"]) // 60).astype("int64"))
+    gcs_hourly = gcs_hourly.groupby(["stay_id", "hr"], as_index=False)["value"].min().rename(
+        columns={"value": "gcs_min"})
+    hours = pd.concat([labs, vitals, gcs_hourly], ignore_index=True)
+    for col in hours.columns:
+        hours[col] = pd.to_numeric(hours[col], errors="coerce")
+    hours = hours.groupby(["stay_id", "hr"], as_index=False).agg(
+        {c: ("min" if c.endswith("_min") else "max") for c in hours.columns if c not in ("stay_id", "hr")})
+    fio2_max = fio2_fraction(hours["fio2_max"])
+    hours["pf_min"] = hours["pao2_min"] / fio2_max
+    hours = hours.astype({"stay_id": "int64", "hr": "int64"})
+
+    worst = hours.drop(columns="hr").groupby("stay_id").agg(
+        {c: ("min" if c.endswith("_min") else "max") for c in hours.columns if c not in ("stay_id", "hr")})
+    w = st.join(worst, how="left")
+    for col in worst.columns:
+        w[col] = w[col].astype("float64")
+
+    progress_line(progress, "eICU: SAPS II, OASIS, GCS and SOFA statistics")
+    out = st[[ID, LABEL, "region", "ethnicity", "unit_type", "gender", "age", "height", "weight",
+              "apache_iv"]].copy()
+    unmapped: dict[str, int] = {}
+    for name, mapping, unknown in (("region", REGION_MAP, "Unknown"), ("ethnicity", ETHNICITY_MAP, "Unknown"),
+                                   ("unit_type", UNIT_TYPE_MAP, None), ("gender", GENDER_MAP, "Unknown")):
+        out[name], n = map_category(out[name], mapping, unknown=unknown)
+        if n and name != "gender":
+            unmapped[name] = n
+    flags = pd.concat([conn.query(sources["pasthistory"]), conn.query(sources["diagnosis"])], ignore_index=True)
+    for col, terms in (("smoker", SMOKER_TERMS), ("alcohol_abuse", ALCOHOL_TERMS), ("drug_abuse", DRUG_TERMS),
+                       ("obesity", OBESITY_TERMS)):
+        hit = flags["text"].fillna("").apply(lambda x, terms=terms: any(t in x for t in terms))
+        ids = set(pd.to_numeric(flags.loc[hit, "stay_id"]).astype("int64"))
+        out[col] = out[ID].isin(ids).astype("float64")
+    out["smoker"] = np.where(out["smoker"] == 1, "Yes", "Unknown").astype(object)
+    out["sapsii"] = sapsii(w).round()
+    out["oasis"] = oasis(w).round()
+    out = out.join(dynamic_stats(gcs_rows, "gcs"), how="left")
+    out = out.join(dynamic_stats(sofa_hourly(hours, st), "sofa"), how="left")
+
+    dropped = clean_ranges(out, SCHEMA)
+    out[LABEL] = pd.to_numeric(out[LABEL])
+    out = out.reset_index(drop=True).sort_values(ID, kind="stable").reset_index(drop=True)
+    out[SPLIT] = assign_splits(out[ID], out[LABEL])
+    df = SCHEMA.validate(out[SCHEMA.required_columns], where="eICU cohort")
+    info = {
+        "source": f"eICU-CRD v2.0 database ({conn.dialect}: {conn.label}, schema {s})",
+        "synthetic": False,
+        "builder": "alfia.cohorts.eicu_db.build_eicu",
+        "n_stays": int(len(df)),
+        "deaths": int(df[LABEL].sum()),
+        "leakage_check": {"rows_checked": checked, "violations": 0},
+        "out_of_range_set_missing": dropped,
+        "unmapped_categories": unmapped,
+        "approximations": ["SAPS II and OASIS computed from first-24-h worst values with APACHE day-1 urine "
+                           "output and ventilation", "SOFA without vasopressor doses and urine output",
+                           "smoker is Yes or Unknown (no explicit non-smoker source)"],
+    }
+    progress_line(progress, f"eICU: {len(df)} stays, {df[LABEL].mean():.2%} deaths")
+    return Cohort(df=df, schema=SCHEMA, info=info)

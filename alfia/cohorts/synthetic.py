@@ -1,0 +1,457 @@
+"""Synthetic CW-24 cohorts calibrated to the ALFIA paper's baseline tables (Table 1: MIMIC-IV, Table 2: eICU).
+
+The rows are invented: they reproduce the published per-outcome means, SDs and category shares, and nothing
+else about real patients. Use them to run and test the pipeline end to end without credentialed data; metrics
+computed on them say nothing about patients. See docs/synthetic.md.
+
+Model (per schema, all numbers in ``TARGETS``):
+
+* the label is fixed first: ``round(n * rate)`` deaths at random positions;
+* every numeric variable has, per outcome group, a discrete marginal on its value grid (a discretised,
+  bounded normal, or a gamma for the excess over the lower bound or the deficit under the upper bound, e.g.
+  ``15 - GCS``) whose mean and SD are fitted exactly to the table;
+* a Gaussian copula couples them inside each outcome group: a latent severity ``z`` per stay loads on the
+  severity scores, SIRS, age and the GCS/SOFA statistics, so the scores correlate as in real data and the
+  class-conditional marginals still match the table; the loadings set how much independent evidence the
+  scores give, i.e. how separable the classes are (tuned so a LightGBM lands in the paper's AUROC range);
+* GCS/SOFA statistics are built to be consistent on every row: ``min`` and ``max`` come from the copula,
+  ``first``/``last`` lie between them (an endpoint or a binomial position, with the mean position fitted to
+  the table), ``mean = min + t (max - min)`` and ``std = r (max - min)`` with ``t``, ``r`` fitted so the
+  group means match; a stay with ``min == max`` has ``mean == min`` and ``std == 0``;
+* category shares are drawn per outcome group from the table; variables the tables do not report get
+  documented, uncalibrated shares that are the same in both groups (so they carry no signal).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+
+import numpy as np
+import pandas as pd
+from scipy import optimize, special
+
+from alfia.cohorts.io import Cohort
+from alfia.cohorts.schema import ID, LABEL, SPLIT
+from alfia.cohorts.schemas import get_schema
+from alfia.cohorts.splits import assign_splits
+from alfia.errors import AlfiaError
+
+
+@dataclass(frozen=True)
+class Numeric:
+    """A calibrated numeric variable: ``survived`` and ``died`` are the table's (mean, SD)."""
+
+    family: str  # "normal", "gamma_lo" (excess over lo), "gamma_hi" (deficit under hi)
+    lo: float
+    hi: float
+    survived: tuple[float, float]
+    died: tuple[float, float]
+    step: float = 1.0
+
+
+def _num(family, lo, hi, s, d, step=1.0):
+    return Numeric(family, lo, hi, s, d, step)
+
+
+def _gcs(s, d):
+    return _num("gamma_hi", 3, 15, s, d)
+
+
+def _sofa(s, d):
+    return _num("gamma_lo", 0, 24, s, d)
+
+
+# Category shares in percent, (survived, died), from the tables; binary columns list the share of "Yes".
+TARGETS: dict[str, dict] = {
+    "mimic-iv": {
+        "table": "Table 1",
+        "rate": 0.1084,
+        "numeric": {
+            "age": _num("normal", 18, 91, (64.30, 17.17), (71.08, 15.53)),
+            "height": _num("normal", 120, 220, (169.93, 10.61), (168.22, 10.62), 0.1),
+            "weight": _num("gamma_lo", 25, 400, (82.05, 34.86), (78.68, 24.32), 0.1),
+            "apsiii": _num("gamma_lo", 0, 299, (38.90, 17.16), (65.53, 26.95)),
+            "sapsii": _num("gamma_lo", 0, 163, (32.90, 12.62), (50.24, 16.24)),
+            "lods": _num("gamma_lo", 0, 22, (3.72, 2.56), (7.18, 3.55)),
+            "meld": _num("gamma_lo", 6, 40, (12.50, 6.92), (19.47, 10.06)),
+            "oasis": _num("gamma_lo", 0, 75, (29.58, 7.96), (38.63, 9.06)),
+            "gcs_max": _gcs((14.88, 0.59), (14.59, 1.50)),
+            "gcs_min": _gcs((13.82, 2.48), (12.76, 3.70)),
+            "gcs_first": _gcs((14.40, 1.96), (14.04, 2.40)),
+            "gcs_last": _gcs((14.65, 1.12), (13.89, 2.72)),
+            "gcs_mean": _gcs((14.56, 1.00), (14.01, 1.98)),
+            "gcs_std": _gcs((0.45, 1.01), (0.83, 1.53)),
+            "sofa_max": _sofa((3.66, 2.83), (6.92, 4.18)),
+            "sofa_min": _sofa((1.42, 1.91), (2.71, 2.87)),
+            "sofa_first": _sofa((1.47, 1.95), (2.77, 2.92)),
+            "sofa_last": _sofa((3.56, 2.80), (6.78, 4.16)),
+            "sofa_mean": _sofa((3.05, 2.51), (5.63, 3.57)),
+            "sofa_std": _sofa((0.70, 0.63), (1.28, 1.01)),
+        },
+        "categories": {
+            "gender": {"Female": (43.59, 45.78), "Male": (56.41, 54.22)},
+            "marital_status": {"Divorced": (7.10, 5.72), "Married": (45.49, 38.67), "Single": (27.36, 20.12),
+                               "Widowed": (11.12, 14.48), "Unknown": (8.94, 21.01)},
+            "insurance": {"Medicaid": (14.59, 12.01), "Medicare": (51.38, 63.75), "No Charge": (0.01, 0.01),
+                          "Other": (2.76, 1.76), "Private": (29.46, 17.99), "Unknown": (1.79, 4.47)},
+            "smoker": {"Yes": (6.60, 4.85)},
+            "alcohol_abuse": {"Yes": (0.94, 0.65)},
+            "sirs": {"0": (2.43, 0.65), "1": (14.80, 5.32), "2": (33.84, 23.50), "3": (36.35, 42.68),
+                     "4": (12.57, 27.86)},
+        },
+        # not in the paper's table: plausible shares, identical in both outcome groups (not calibrated)
+        "uncalibrated": {
+            "race": {"White": 66, "Black": 10, "Hispanic/Latino": 4, "Asian": 3, "Other": 5, "Unknown": 12},
+            "language": {"English": 89, "Other": 9, "Unknown": 2},
+            "admission_type": {"EW EMER.": 50, "URGENT": 17, "DIRECT EMER.": 6, "OBSERVATION ADMIT": 8,
+                               "EU OBSERVATION": 2, "DIRECT OBSERVATION": 1.5, "AMBULATORY OBSERVATION": 0.5,
+                               "ELECTIVE": 5, "SURGICAL SAME DAY ADMISSION": 10},
+            "first_careunit": {"MICU": 21, "MICU/SICU": 17, "CVICU": 16, "SICU": 13, "TSICU": 11, "CCU": 11,
+                               "Neuro Intermediate": 6, "Neuro SICU": 3, "Neuro Stepdown": 2},
+        },
+        # admission_location depends on admission_type (None: missing)
+        "admission_location": {
+            "planned": ({"ELECTIVE", "SURGICAL SAME DAY ADMISSION"},
+                        {"PHYSICIAN REFERRAL": 70, "PROCEDURE SITE": 10, "CLINIC REFERRAL": 10,
+                         "AMBULATORY SURGERY TRANSFER": 5, "PACU": 5}),
+            "emergency": ({"EW EMER.", "EU OBSERVATION"},
+                          {"EMERGENCY ROOM": 85, "WALK-IN/SELF REFERRAL": 5, "TRANSFER FROM HOSPITAL": 5,
+                           "TRANSFER FROM SKILLED NURSING FACILITY": 3, "INFORMATION NOT AVAILABLE": 1, None: 1}),
+            "other": (None,
+                      {"TRANSFER FROM HOSPITAL": 45, "PHYSICIAN REFERRAL": 30, "CLINIC REFERRAL": 8,
+                       "EMERGENCY ROOM": 5, "WALK-IN/SELF REFERRAL": 4, "PROCEDURE SITE": 4, "PACU": 2,
+                       "INTERNAL TRANSFER TO OR FROM PSYCH": 1, "TRANSFER FROM SKILLED NURSING FACILITY": 1}),
+        },
+        "missing": {"height": 0.20, "weight": 0.03},  # MCAR, not calibrated
+        "loadings": {"apsiii": 0.85, "sapsii": 0.85, "lods": 0.75, "oasis": 0.75, "meld": 0.45, "sirs": 0.5,
+                     "gcs": 0.5, "sofa": 0.85, "age": 0.2},
+    },
+    "eicu": {
+        "table": "Table 2",
+        "rate": 0.0877,
+        "numeric": {
+            "age": _num("normal", 18, 90, (62.43, 17.25), (69.76, 15.06)),
+            "height": _num("normal", 120, 220, (169.35, 13.74), (168.42, 14.47), 0.1),
+            "weight": _num("gamma_lo", 25, 400, (84.19, 26.84), (80.90, 28.18), 0.1),
+            "apache_iv": _num("gamma_lo", 0, 286, (51.02, 22.63), (87.23, 33.34)),
+            "sapsii": _num("gamma_lo", 0, 163, (28.90, 13.05), (49.58, 17.89)),
+            "oasis": _num("gamma_lo", 0, 75, (24.65, 8.91), (35.76, 11.34)),
+            "gcs_max": _gcs((14.28, 1.88), (11.03, 4.38)),
+            "gcs_min": _gcs((12.72, 3.55), (8.47, 4.73)),
+            "gcs_first": _gcs((13.28, 3.20), (10.19, 4.75)),
+            "gcs_last": _gcs((13.93, 2.33), (9.40, 4.64)),
+            "gcs_mean": _gcs((13.63, 2.39), (9.76, 4.35)),
+            "gcs_std": _gcs((0.72, 1.24), (1.27, 1.57)),
+            "sofa_max": _sofa((4.58, 3.01), (7.83, 3.95)),
+            "sofa_min": _sofa((1.84, 2.13), (3.42, 2.91)),
+            "sofa_first": _sofa((2.00, 2.25), (3.56, 2.99)),
+            "sofa_last": _sofa((4.30, 2.95), (7.55, 3.98)),
+            "sofa_mean": _sofa((3.92, 2.74), (6.67, 3.49)),
+            "sofa_std": _sofa((0.86, 0.70), (1.39, 1.03)),
+        },
+        "categories": {
+            "region": {"Midwest": (34.62, 29.82), "Northeast": (7.08, 9.50), "South": (31.14, 34.26),
+                       "West": (20.70, 20.53), "Unknown": (6.46, 5.88)},
+            "ethnicity": {"African American": (11.19, 10.28), "Asian": (1.67, 1.81), "Caucasian": (76.59, 77.50),
+                          "Hispanic": (3.82, 3.97), "Native American": (0.74, 0.68),
+                          "Other/Unknown": (4.75, 4.52), "Unknown": (1.23, 1.24)},
+            "unit_type": {"CCU-CTICU": (8.48, 7.78), "CSICU": (3.69, 2.39), "CTICU": (3.33, 2.12),
+                          "Cardiac ICU": (6.96, 8.17), "MICU": (8.17, 11.61), "Med-Surg ICU": (55.53, 55.13),
+                          "Neuro ICU": (7.55, 6.91), "SICU": (6.28, 5.88)},
+            "gender": {"Female": (45.94, 46.58), "Male": (54.02, 53.30), "Unknown": (0.03, 0.12)},
+            "smoker": {"No": (8.43, 8.21), "Yes": (10.05, 9.13), "Unknown": (81.52, 82.66)},
+            "alcohol_abuse": {"Yes": (2.09, 1.63)},
+            "drug_abuse": {"Yes": (0.12, 0.04)},
+            "obesity": {"Yes": (1.04, 1.26)},
+        },
+        "uncalibrated": {},
+        "missing": {"height": 0.02, "weight": 0.02},  # MCAR, not calibrated
+        "loadings": {"apache_iv": 0.85, "sapsii": 0.85, "oasis": 0.75, "gcs": 0.6, "sofa": 0.85, "age": 0.2},
+    },
+}
+
+STATS_DERIVED = ("first", "last", "mean", "std")
+# Overlap of the outcome groups: this share of the stays of each group (survived, died) carries the numeric
+# features of the other group's phenotype. The phenotype targets are un-mixed so the outcome groups match the
+# table; categories are drawn per outcome group with exact shares.
+CROSSOVER = {"mimic-iv": (0.02, 0.15), "eicu": (0.02, 0.15)}
+
+
+def _unmix(s: float, d: float, cross: tuple[float, float]) -> tuple[float, float]:
+    """Solve ``s = (1-es) S + es D`` and ``d = ed S + (1-ed) D`` for the phenotype values (S, D)."""
+    es, ed = cross
+    det = (1 - es) * (1 - ed) - es * ed
+    return ((1 - ed) * s - es * d) / det, ((1 - es) * d - ed * s) / det
+
+
+@cache
+def _phenotypes(schema_name: str) -> dict[str, Numeric]:
+    """Numeric targets per phenotype (0: survivor-like, 1: non-survivor-like)."""
+    spec, cross = TARGETS[schema_name], CROSSOVER[schema_name]
+    numeric = {}
+    for name, v in spec["numeric"].items():
+        (ms, ss), (md, sd) = v.survived, v.died
+        m0, m1 = _unmix(ms, md, cross)
+        q0, q1 = _unmix(ss**2 + ms**2, sd**2 + md**2, cross)
+        s0 = np.sqrt(max(q0 - m0**2, (0.5 * ss) ** 2))
+        s1 = np.sqrt(max(q1 - m1**2, (0.5 * sd) ** 2))
+        numeric[name] = Numeric(v.family, v.lo, v.hi, (float(m0), float(s0)), (float(m1), float(s1)), v.step)
+    return numeric
+_END_SHARE = 0.6  # share of stays whose first/last value is an endpoint (min or max) of the day
+
+
+def _grid(v: Numeric) -> np.ndarray:
+    return v.lo + v.step * np.arange(int(round((v.hi - v.lo) / v.step)) + 1)
+
+
+def _pmf(v: Numeric, grid: np.ndarray, a: float, b: float) -> np.ndarray:
+    """Discrete pmf on ``grid``; for gammas the mass beyond the far bound piles on it (e.g. GCS 3)."""
+    if v.family == "normal":
+        w = np.exp(-0.5 * ((grid - a) / b) ** 2)
+        return w / w.sum()
+    x = grid - v.lo if v.family == "gamma_lo" else v.hi - grid
+    order = np.argsort(x)
+    xs = x[order]
+    edges = np.concatenate([[0.0], (xs[:-1] + xs[1:]) / 2, [np.inf]])
+    cdf = special.gammainc(a, edges / b)
+    cdf[-1] = 1.0
+    p = np.empty_like(grid)
+    p[order] = np.diff(cdf)
+    return np.clip(p, 0, None) / max(p.sum(), 1e-300)
+
+
+@cache
+def _fit(v: Numeric, group: int) -> tuple[np.ndarray, np.ndarray]:
+    """Fit the family's two parameters so the pmf's mean and SD equal the table's; return (grid, cdf)."""
+    mean, sd = v.died if group else v.survived
+    grid = _grid(v)
+
+    def moments(params):
+        a, b = (params[0], np.exp(params[1])) if v.family == "normal" else np.exp(params)
+        p = _pmf(v, grid, a, b)
+        m = float(p @ grid)
+        return p, m, float(np.sqrt(max(p @ (grid - m) ** 2, 0.0)))
+
+    def resid(params):
+        _, m, s = moments(params)
+        return [(m - mean) / sd, (s - sd) / sd]
+
+    if v.family == "normal":
+        x0 = [mean, np.log(sd)]
+    else:
+        excess = max(mean - v.lo if v.family == "gamma_lo" else v.hi - mean, 1e-3)
+        x0 = [np.log((excess / sd) ** 2), np.log(sd**2 / excess)]
+    sol = optimize.least_squares(resid, x0, xtol=1e-12, ftol=1e-12, gtol=1e-12)
+    p, m, s = moments(sol.x)
+    if abs(m - mean) > 0.02 * sd or abs(s - sd) > 0.05 * sd:
+        raise RuntimeError(f"cannot fit {v} (group {group}): mean {m:.3f}, sd {s:.3f}")
+    cdf = np.cumsum(p)
+    cdf /= cdf[-1]
+    return grid, cdf
+
+
+def _quantile(v: Numeric, y: np.ndarray, u: np.ndarray) -> np.ndarray:
+    out = np.empty(len(u))
+    for group in (0, 1):
+        rows = y == group
+        grid, cdf = _fit(v, group)
+        idx = np.minimum(np.searchsorted(cdf, u[rows], side="left"), len(grid) - 1)
+        out[rows] = grid[idx]
+    return out
+
+
+def _exact(rng: np.random.Generator, shares: dict, size: int) -> np.ndarray:
+    """``size`` values with counts as close as possible to ``shares`` (largest remainder), shuffled."""
+    keys = list(shares)
+    p = np.array([shares[k] for k in keys], dtype=float)
+    want = p / p.sum() * size
+    counts = np.floor(want).astype(int)
+    counts[np.argsort(counts - want, kind="stable")[: size - counts.sum()]] += 1
+    return rng.permutation(np.repeat(np.array(keys, dtype=object), counts))
+
+
+def _pick(rng: np.random.Generator, shares: dict, size: int) -> np.ndarray:
+    keys = list(shares)
+    p = np.array([shares[k] for k in keys], dtype=float)
+    idx = rng.choice(len(keys), size=size, p=p / p.sum())
+    return np.array(keys, dtype=object)[idx]
+
+
+@cache
+def _fit_range(anchor: Numeric, other: Numeric, group: int, down: bool) -> np.ndarray:
+    """The cdf of the day's range ``R = max - min`` (0 .. hi - lo), independent of the anchor statistic.
+
+    ``other = clip(anchor - R)`` (``down``: GCS, anchored at its max) or ``clip(anchor + R)`` (SOFA, anchored
+    at its min); R's discretised gamma is fitted so that ``other``'s pmf, computed exactly by convolution,
+    has the table's mean (and, as far as the family allows, its SD).
+    """
+    grid, cdf_a = _fit(anchor, group)
+    p_a = np.diff(np.concatenate([[0.0], cdf_a]))
+    mean, sd = other.died if group else other.survived
+    r_spec = Numeric("gamma_lo", 0, anchor.hi - anchor.lo, (1.0, 1.0), (1.0, 1.0))
+    r_grid = _grid(r_spec)
+    values = np.clip(grid[:, None] + (-r_grid if down else r_grid)[None, :], anchor.lo, anchor.hi)
+
+    def moments(params):
+        p_r = _pmf(r_spec, r_grid, *np.exp(params))
+        joint = p_a[:, None] * p_r[None, :]
+        m = float((joint * values).sum())
+        return p_r, m, float(np.sqrt(max((joint * (values - m) ** 2).sum(), 0.0)))
+
+    def resid(params):
+        _, m, s = moments(params)
+        return [10 * (m - mean) / sd, (s - sd) / sd]
+
+    a_mean = float(p_a @ grid)
+    excess = max(abs(a_mean - mean), 0.05)
+    sol = optimize.least_squares(resid, [np.log(0.5), np.log(2 * excess)], xtol=1e-12, ftol=1e-12, gtol=1e-12)
+    p_r, m, _ = moments(sol.x)
+    if abs(m - mean) > 0.02 * sd:
+        raise RuntimeError(f"cannot fit the range of {other} (group {group}): mean {m:.3f}")
+    cdf = np.cumsum(p_r)
+    return cdf / cdf[-1]
+
+
+def _dynamic(score: str, num: dict, y: np.ndarray, g: np.ndarray, rng: np.random.Generator) -> dict:
+    """The six statistics of one score, consistent on every row; ``g`` is the family's copula factor.
+
+    GCS is anchored at its max (mostly 15), SOFA at its min; the other extreme is the anchor -/+ the range.
+    """
+    n = len(y)
+    down = score == "gcs"
+    anchor, other = ("max", "min") if down else ("min", "max")
+    a_var, o_var = num[f"{score}_{anchor}"], num[f"{score}_{other}"]
+    a = _quantile(a_var, y, special.ndtr(-g if down else g))  # higher severity: lower GCS, higher SOFA
+    u = rng.random(n)
+    width = np.empty(n)
+    for group in (0, 1):
+        rows = y == group
+        cdf = _fit_range(a_var, o_var, group, down)
+        width[rows] = np.minimum(np.searchsorted(cdf, u[rows]), len(cdf) - 1)
+    b = np.clip(a - width if down else a + width, a_var.lo, a_var.hi)
+    mn, mx = (b, a) if down else (a, b)
+    rng_ = mx - mn
+    target = {s: np.where(y == 1, num[f"{score}_{s}"].died[0], num[f"{score}_{s}"].survived[0])
+              for s in ("max", "min", *STATS_DERIVED)}
+    span = np.maximum(target["max"] - target["min"], 1e-9)
+
+    out = {"max": mx, "min": mn}
+    for s in ("first", "last"):
+        p = np.clip((target[s] - target["min"]) / span, 0.0, 1.0)
+        end = rng.random(n) < _END_SHARE
+        pos = np.where(end, rng.random(n) < p, 0).astype(float) * rng_
+        pos = np.where(end, pos, rng.binomial(rng_.astype(np.int64), p))
+        out[s] = mn + pos
+
+    # mean = min + t * range, t = lam * (mean position of first and last) + (1 - lam) * Beta
+    k = target["mean"] - target["min"]
+    a = (target["first"] + target["last"]) / 2 - target["min"]
+    mu_b = np.full(n, 0.5)
+    lam = np.zeros(n)
+    for group in (0, 1):
+        rows = y == group
+        if not rows.any():
+            continue
+        kk, aa, ss = k[rows][0], a[rows][0], span[rows][0]
+        for lm in (0.5, 0.4, 0.3, 0.2, 0.1, 0.0):
+            mb = (kk - lm * aa) / ((1 - lm) * ss)
+            if 0.05 <= mb <= 0.95:
+                break
+        lam[rows], mu_b[rows] = lm, np.clip(mb, 0.02, 0.98)
+    kappa = 4.0
+    t_base = np.divide((out["first"] - mn) + (out["last"] - mn), 2 * rng_, out=np.zeros(n), where=rng_ > 0)
+    t = lam * t_base + (1 - lam) * rng.beta(kappa * mu_b, kappa * (1 - mu_b))
+    out["mean"] = np.round(mn + t * rng_, 2)
+
+    # std = r * range, r in [0.05, 0.05 + 0.657] (0.707: the largest std/range, two values)
+    mu_r = np.clip((target["std"] / span - 0.05) / 0.657, 0.02, 0.98)
+    r = 0.05 + 0.657 * rng.beta(3 * mu_r, 3 * (1 - mu_r))
+    out["std"] = np.round(r * rng_, 2)
+    return out
+
+
+def generate_synthetic(schema_name: str, n: int, seed: int = 0, *, id_offset: int = 0) -> Cohort:
+    """A synthetic cohort of ``n`` stays (ids ``id_offset + 1 .. id_offset + n``), calibrated to the paper.
+
+    Deterministic for a given ``(schema_name, n, seed)``. The fixed stratified split is assigned as for a
+    real cohort. Its metrics say nothing about patients.
+    """
+    schema = get_schema(schema_name)
+    if schema_name not in TARGETS:
+        raise AlfiaError(f"no synthetic generator for schema {schema_name!r}; "
+                         f"synthetic cohorts exist for {', '.join(TARGETS)}")
+    if n < 1:
+        raise AlfiaError(f"a synthetic cohort needs at least 1 stay, got n={n}")
+    spec = TARGETS[schema_name]
+    rng = np.random.Generator(np.random.PCG64(seed))
+
+    y = np.zeros(n, dtype=np.int64)
+    y[: int(round(n * spec["rate"]))] = 1
+    y = rng.permutation(y)
+
+    cols: dict[str, np.ndarray] = {}
+    load = spec["loadings"]
+    # the phenotype whose features a stay carries: its outcome group, or for a fixed share the other one
+    pheno = y.copy()
+    for group, share in zip((0, 1), CROSSOVER[schema_name], strict=True):
+        rows = np.flatnonzero(y == group)
+        pheno[rng.choice(rows, size=int(round(share * len(rows))), replace=False)] = 1 - group
+    numeric = _phenotypes(schema_name)
+    z = rng.standard_normal(n)  # latent severity inside the phenotype
+
+    def factor(name: str) -> np.ndarray:
+        ell = load.get(name, 0.0)
+        return ell * z + np.sqrt(1 - ell * ell) * rng.standard_normal(n)
+
+    for name, v in numeric.items():
+        if name.startswith(("gcs_", "sofa_")):
+            continue
+        cols[name] = _quantile(v, pheno, special.ndtr(factor(name)))
+    for score in ("gcs", "sofa"):
+        for stat, values in _dynamic(score, numeric, pheno, factor(score), rng).items():
+            cols[f"{score}_{stat}"] = values
+
+    u_int = {name: factor(name) for name in spec["categories"] if schema[name].kind == "int"}
+    for name, shares in spec["categories"].items():
+        col = schema[name]
+        values = np.empty(n, dtype=object)
+        for group in (0, 1):
+            rows = y == group
+            groups = {k: s[group] for k, s in shares.items()}
+            if col.kind == "int":  # an ordinal score (SIRS): exact shares, ranked by its copula factor
+                keys = np.array([float(k) for k in groups])
+                p = np.array(list(groups.values()), dtype=float)
+                want = p / p.sum() * rows.sum()
+                counts = np.floor(want).astype(int)
+                counts[np.argsort(counts - want, kind="stable")[: rows.sum() - counts.sum()]] += 1
+                ranked = np.empty(rows.sum())
+                ranked[np.argsort(u_int[name][rows], kind="stable")] = np.repeat(keys, counts)
+                values[rows] = ranked
+                continue
+            # other categories: exact shares per outcome group, independent of everything else
+            if col.kind == "binary":
+                groups = {1.0: groups["Yes"], 0.0: 100 - groups["Yes"]}
+            values[rows] = _exact(rng, groups, int(rows.sum()))
+        cols[name] = values
+    for name, shares in spec["uncalibrated"].items():
+        cols[name] = _pick(rng, shares, n)
+    if "admission_location" in spec:
+        loc = np.empty(n, dtype=object)
+        planned, emergency = spec["admission_location"]["planned"], spec["admission_location"]["emergency"]
+        kind = np.where(np.isin(cols["admission_type"], list(planned[0])), "planned",
+                        np.where(np.isin(cols["admission_type"], list(emergency[0])), "emergency", "other"))
+        for k, (_, shares) in spec["admission_location"].items():
+            rows = kind == k
+            loc[rows] = _pick(rng, shares, int(rows.sum()))
+        cols["admission_location"] = loc
+    for name, share in spec["missing"].items():
+        cols[name] = np.where(rng.random(n) < share, np.nan, cols[name])
+
+    df = pd.DataFrame({ID: np.arange(id_offset + 1, id_offset + n + 1, dtype=np.int64), LABEL: y})
+    for c in schema.columns:
+        df[c.name] = cols[c.name]
+    df[SPLIT] = assign_splits(df[ID], df[LABEL])
+    info = {"source": f"synthetic, calibrated to the ALFIA paper's {spec['table']}", "synthetic": True,
+            "seed": seed}
+    return Cohort(df=schema.validate(df, where=f"synthetic {schema_name} cohort"), schema=schema, info=info)
