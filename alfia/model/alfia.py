@@ -175,7 +175,71 @@ class ALFIA(nn.Module):
         super().train(mode)
         if self.config.lora is None:   # a fully frozen backbone is a fixed feature extractor: no dropout
             self.backbone.eval()
+        elif mode and self.num_frozen_layers:
+            # the bottom layers without LoRA are a fixed feature extractor too (no dropout), so that their
+            # outputs can be cached once per text: training from a cache is then the same computation
+            base = self._base_model()
+            base.embeddings.eval()
+            for layer in self._layers()[:self.num_frozen_layers]:
+                layer.eval()
         return self
+
+    # -- frozen prefix (the bottom layers without LoRA never change during training) --------------------------
+    def _base_model(self) -> nn.Module:
+        return self.backbone.get_base_model() if hasattr(self.backbone, "get_base_model") else self.backbone
+
+    def _layers(self) -> nn.ModuleList:
+        base = self._base_model()
+        layers = getattr(getattr(base, "encoder", None), "layer", None)
+        if not isinstance(layers, nn.ModuleList) or not hasattr(base, "embeddings"):
+            raise AlfiaError(f"frozen-prefix caching needs a BERT-style encoder (embeddings + encoder.layer); "
+                             f"{type(base).__name__} is not one: train with LoRA on all layers instead")
+        return layers
+
+    def prefix_indices(self) -> list[int]:
+        """Hidden-state indices (0 = embeddings) that a cache must hold: the input of the first trainable
+        layer and every fused layer at or below it."""
+        p = self.num_frozen_layers
+        fused = range(self.num_layers - self.config.fusion.num_fusion_layers + 1, self.num_layers + 1)
+        return sorted({p, *[j for j in fused if j <= p]})
+
+    def _mask_for_layers(self, hidden: torch.Tensor, attention_mask: torch.Tensor):
+        from transformers.masking_utils import create_bidirectional_mask
+
+        return create_bidirectional_mask(config=self._base_model().config, inputs_embeds=hidden,
+                                         attention_mask=attention_mask)
+
+    def _run_layers(self, hidden: torch.Tensor, attention_mask: torch.Tensor, start: int, stop: int,
+                    keep: set[int]) -> dict[int, torch.Tensor]:
+        mask = self._mask_for_layers(hidden, attention_mask)
+        states = {start: hidden} if start in keep else {}
+        for index in range(start, stop):
+            out = self._layers()[index](hidden, mask)
+            hidden = out[0] if isinstance(out, tuple) else out
+            if index + 1 in keep:
+                states[index + 1] = hidden
+        return states
+
+    @torch.no_grad()
+    def frozen_prefix(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> dict[int, torch.Tensor]:
+        """The hidden states of :meth:`prefix_indices`, computed once by the frozen bottom layers."""
+        base = self._base_model()
+        was = base.training
+        base.eval()
+        try:
+            hidden = base.embeddings(input_ids=input_ids)
+            return self._run_layers(hidden, attention_mask, 0, self.num_frozen_layers, set(self.prefix_indices()))
+        finally:
+            base.train(was)
+
+    def forward_from_prefix(self, prefix: dict[int, torch.Tensor], attention_mask: torch.Tensor) -> ALFIAOutput:
+        """The same output as :meth:`forward`, from cached bottom-layer states: only the trainable top layers,
+        the fusion and the head run."""
+        p, n_f = self.num_frozen_layers, self.config.fusion.num_fusion_layers
+        fused = list(range(self.num_layers - n_f + 1, self.num_layers + 1))
+        states = dict(prefix)
+        states.update(self._run_layers(prefix[p], attention_mask, p, self.num_layers, set(fused)))
+        return self.from_hidden_states([states[j] for j in fused], attention_mask)
 
     # -- forward --------------------------------------------------------------------------------------------
     def top_hidden_states(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -195,7 +259,11 @@ class ALFIA(nn.Module):
         fused = self.fusion(hidden_states, attention_mask)
         return ALFIAOutput(self.head(fused.embedding), fused.embedding, fused.layer_weights, fused.token_weights)
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> ALFIAOutput:
+    def forward(self, input_ids: torch.Tensor | None, attention_mask: torch.Tensor,
+                prefix: dict[int, torch.Tensor] | None = None) -> ALFIAOutput:
+        """From token ids, or from cached bottom-layer states (``prefix``, see :meth:`frozen_prefix`)."""
+        if prefix is not None:
+            return self.forward_from_prefix(prefix, attention_mask)
         return self.from_hidden_states(self.top_hidden_states(input_ids, attention_mask), attention_mask)
 
     # -- inference (Algorithm 2) ----------------------------------------------------------------------------

@@ -45,6 +45,7 @@ from alfia.model.serialization import library_versions
 from alfia.training import distributed as dist
 from alfia.training.batching import TokenizedTexts, bucketed_batches
 from alfia.training.config import TrainConfig
+from alfia.training.prefix_cache import PrefixCache
 
 
 @dataclass
@@ -104,8 +105,20 @@ class Trainer:
                              lora=lora if c.lora else None, max_length=limit)
         _set_seed(c.seed)  # the same initial weights whatever the tokenizer did
         self.model = ALFIA(config, tokenizer=tokenizer).to(self.device)
+        if c.backbone_dropout is not None:  # attention and hidden dropout of the backbone (not fusion/head)
+            for module in self.model.backbone.modules():
+                if isinstance(module, torch.nn.Dropout):
+                    module.p = c.backbone_dropout
         self.train_tokens = TokenizedTexts.from_texts(tokenizer, train["text"].tolist(), self.model.max_length)
         self.val_texts = val["text"].tolist()
+        self.train_cache = self.val_cache = None
+        if c.cache_prefix and self.model.num_frozen_layers > 0:
+            self.train_cache = PrefixCache(self.model, self.train_tokens, c.eval_batch_size, self.progress,
+                                           desc="caching frozen layers (train)")
+            if dist.is_main():
+                val_tokens = TokenizedTexts.from_texts(tokenizer, self.val_texts, self.model.max_length)
+                self.val_cache = PrefixCache(self.model, val_tokens, c.eval_batch_size, self.progress,
+                                             desc="caching frozen layers (validation)")
         self.y_train = torch.tensor(train["hospital_mortality"].to_numpy(), dtype=torch.float32)
         self.y_val = val["hospital_mortality"].to_numpy()
         n_pos = float(self.y_train.sum())
@@ -145,10 +158,14 @@ class Trainer:
             mine = rows[rank::world]
             if len(mine) == 0:
                 continue
-            ids, mask = self.train_tokens.collate(mine)
             y = self.y_train[mine].to(self.device)
             with dist.autocast(self.config.bf16):
-                logits = self.ddp_model(ids.to(self.device), mask.to(self.device)).logits
+                if self.train_cache is not None:
+                    prefix, mask = self.train_cache.collate(mine, self.device)
+                    logits = self.ddp_model(None, mask, prefix=prefix).logits
+                else:
+                    ids, mask = self.train_tokens.collate(mine)
+                    logits = self.ddp_model(ids.to(self.device), mask.to(self.device)).logits
             # each rank's mean, scaled so that the DDP average equals the global batch's mean
             loss = loss_fn(logits.float(), y) * (len(mine) * world / len(rows))
             self.optimizer.zero_grad(set_to_none=True)
@@ -162,7 +179,10 @@ class Trainer:
         return total / max(seen, 1)
 
     def _validate(self) -> tuple[float, float]:
-        p = self.model.predict_proba(self.val_texts, batch_size=self.config.eval_batch_size)
+        if self.val_cache is not None:
+            p = self.val_cache.predict_proba(self.model, batch_size=self.config.eval_batch_size)
+        else:
+            p = self.model.predict_proba(self.val_texts, batch_size=self.config.eval_batch_size)
         return average_precision(self.y_val, p), roc_auc(self.y_val, p)
 
     # -- checkpoints ----------------------------------------------------------------------------
