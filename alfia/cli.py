@@ -249,6 +249,10 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--schema", help="schema of a plain parquet table without ALFIA metadata")
         p.set_defaults(func=func)
 
+    from alfia.analysis.cli import add_commands as add_analysis_commands
+
+    add_analysis_commands(sub)
+
     p = sub.add_parser("study", help="the main job on the bundled PhysioNet 2012 cohorts")
     p.add_argument("--out", default="study", help="output folder")
     p.add_argument("--style", help="text style (default: banded)")

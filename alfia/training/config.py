@@ -34,6 +34,7 @@ class TrainConfig:
     lora_layers: int | None = None  # None: every layer; k: the top k layers only
     cache_prefix: bool = True  # with lora_layers=k, compute the frozen bottom layers once per text
     backbone_dropout: float | None = None  # None: the backbone's own dropout; 0 halves a CPU training step
+    head_dropout: float = 0.1  # dropout of the fusion module and the classifier head (paper: 0.1)
     head_lr: float | None = None  # learning rate of fusion + head (None: lr)
     bf16: bool = False  # autocast where the device supports it
     profile: str = "custom"
@@ -57,7 +58,7 @@ class TrainConfig:
 
 PROFILES: dict[str, dict] = {
     "paper": dict(epochs=25, lr=1e-4, batch_size=4, max_length=512, patience=5, lora_layers=None),
-    "quick": dict(epochs=3, lr=5e-4, head_lr=1e-3, batch_size=16, max_length=None, patience=2, lora_layers=2,
+    "quick": dict(epochs=3, lr=1e-4, head_lr=3e-4, batch_size=8, max_length=None, patience=2, lora_layers=1,
                   lora_dropout=0.0, backbone_dropout=0.0),
 }
 

@@ -40,6 +40,7 @@ from alfia.io import write_text_atomic
 from alfia.model.alfia import ALFIA, ALFIAConfig
 from alfia.model.backbone import DEFAULT_BACKBONE, load_tokenizer
 from alfia.model.fusion import FusionConfig
+from alfia.model.head import HeadConfig
 from alfia.model.lora import LoraSettings
 from alfia.model.serialization import library_versions
 from alfia.training import distributed as dist
@@ -101,7 +102,8 @@ class Trainer:
             limit = min(longest, getattr(tokenizer, "model_max_length", 512) or 512, 512)
         lora = LoraSettings(r=c.lora_r, alpha=c.lora_alpha, dropout=c.lora_dropout, layers=c.lora_layers)
         config = ALFIAConfig(backbone=self.backbone or DEFAULT_BACKBONE,
-                             fusion=FusionConfig(num_fusion_layers=c.fusion_layers),
+                             fusion=FusionConfig(num_fusion_layers=c.fusion_layers, dropout=c.head_dropout),
+                             head=HeadConfig(dropout=c.head_dropout),
                              lora=lora if c.lora else None, max_length=limit)
         _set_seed(c.seed)  # the same initial weights whatever the tokenizer did
         self.model = ALFIA(config, tokenizer=tokenizer).to(self.device)

@@ -1,0 +1,1 @@
+"""The study report (``alfia report``) and the ablations (``alfia ablate``): figures, latent space, tables."""

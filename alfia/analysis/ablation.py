@@ -1,0 +1,221 @@
+"""``alfia ablate``: what each part of ALFIA contributes, on one cohort and its fixed split (quick profile).
+
+Variants (first backbone; every further ``--backbone`` gets only the default variant, for Fig. 3):
+
+==============  ==========================================================================================
+default         pre-trained backbone, LoRA on the top layers (quick profile), N_f = 4, fusion + head
+random-init     the same architecture randomly initialised (written to ``OUT/_backbones``), otherwise default
+no-lora         the backbone frozen: only the fusion module and the head are trained
+nf1 nf2 nf6     N_f = 1, 2, 6 fused layers (a value above the backbone's depth is skipped, with the reason)
+mean-pool       no fusion: the plain attention-mask mean of the last layer's tokens goes straight to the head
+                (same LoRA, head, optimiser and early stopping; the run keeps no model/ folder, its best
+                epoch's predictions and metrics are written exactly as ``finish_run`` writes them)
+==============  ==========================================================================================
+
+Each variant is a run folder ``OUT/<name>`` (config.json, history.jsonl, predictions.parquet, metrics.json);
+``OUT/ablation.json`` and ``OUT/ablation.md`` hold the table (test AUPRC/AUROC with 95% bootstrap CIs).
+A variant whose folder already has metrics.json is not trained again.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+
+import pandas as pd
+import torch
+from torch import nn
+
+from alfia.cohorts import Cohort
+from alfia.errors import AlfiaError
+from alfia.io import atomic_path, write_text_atomic
+
+VARIANTS = ("default", "random-init", "no-lora", "nf1", "nf2", "nf6", "mean-pool")
+DESCRIPTIONS = {"default": "pre-trained, LoRA, N_f=4, fusion", "random-init": "random-init backbone, LoRA, N_f=4",
+                "no-lora": "pre-trained, frozen (no LoRA), N_f=4", "nf1": "N_f=1", "nf2": "N_f=2", "nf6": "N_f=6",
+                "mean-pool": "plain mean pooling of the last layer (no fusion)"}
+
+
+class MeanPooling(nn.Module):
+    """Stands in for the fusion module: the masked mean of the last layer (no parameters)."""
+
+    def forward(self, hidden_states, attention_mask):
+        from alfia.model.fusion import FusionOutput, masked_mean
+
+        last = hidden_states[-1]
+        mask = attention_mask.bool()
+        weights = mask.float() / mask.float().sum(1, keepdim=True).clamp(min=1)
+        ones = torch.ones(last.shape[0], 1, dtype=last.dtype, device=last.device)
+        return FusionOutput(masked_mean(last, mask), ones, weights)
+
+
+def _mean_pool_trainer():
+    from alfia.training.trainer import Trainer
+
+    class MeanPoolTrainer(Trainer):
+        """The quick-profile trainer with the fusion module replaced by :class:`MeanPooling`; the best epoch's
+        trainable weights are kept in memory (the model cannot be saved as an ALFIA folder)."""
+
+        best_state: dict | None = None
+
+        def _build(self) -> None:
+            super()._build()
+            self.model.fusion = MeanPooling()
+
+        def _save_best(self) -> None:
+            self.best_state = {n: p.detach().clone() for n, p in self.model.named_parameters() if p.requires_grad}
+
+    return MeanPoolTrainer
+
+
+def _finish_in_memory(trainer, cohort: Cohort, n_boot: int) -> dict:
+    """``finish_run`` for a model held in memory: threshold on validation, test scored once."""
+    from alfia.evaluation.metrics import choose_threshold, evaluate
+
+    model = trainer.model
+    with torch.no_grad():
+        params = dict(model.named_parameters())
+        for name, value in (trainer.best_state or {}).items():
+            params[name].copy_(value)
+    df = cohort.df
+    p = model.predict_proba(df["text"].tolist())
+    y = df["hospital_mortality"].to_numpy()
+    val, test = (df["split"] == "val").to_numpy(), (df["split"] == "test").to_numpy()
+    threshold = choose_threshold(y[val], p[val])
+    write_text_atomic(trainer.out / "threshold.json",
+                      json.dumps({"threshold": threshold, "chosen_on": "validation split, best F1"}, indent=2))
+    predictions = pd.DataFrame({"stay_id": df["stay_id"], "split": df["split"], "hospital_mortality": y,
+                                "probability": p, "label": (p >= threshold).astype(int)})
+    with atomic_path(trainer.out / "predictions.parquet") as tmp:
+        predictions.to_parquet(tmp, index=False)
+    metrics = {"val": evaluate(y[val], p[val], threshold=threshold, n_boot=n_boot),
+               "test": evaluate(y[test], p[test], threshold=threshold, n_boot=n_boot)}
+    write_text_atomic(trainer.out / "metrics.json", json.dumps(metrics, indent=2))
+    return metrics
+
+
+def random_init_copy(backbone: str | None, folder: Path, seed: int = 0) -> Path:
+    """The backbone's architecture with fresh random weights, and its tokenizer, saved to ``folder``."""
+    from transformers import AutoConfig, AutoModel
+
+    from alfia.model.backbone import load_tokenizer, resolve_backbone
+
+    if (folder / "config.json").exists():
+        return folder
+    where = resolve_backbone(backbone)
+    config = AutoConfig.from_pretrained(where, local_files_only=True)
+    torch.manual_seed(seed)
+    model = AutoModel.from_config(config)
+    tmp = folder.with_name(folder.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp, safe_serialization=True)
+    load_tokenizer(backbone).save_pretrained(tmp)
+    tmp.rename(folder)
+    return folder
+
+
+def _depth(backbone: str | None) -> int:
+    from transformers import AutoConfig
+
+    from alfia.model.backbone import resolve_backbone
+
+    return int(AutoConfig.from_pretrained(resolve_backbone(backbone), local_files_only=True).num_hidden_layers)
+
+
+def _short(backbone: str | None) -> str:
+    return Path(str(backbone or "default")).name.replace("/", "_") or "backbone"
+
+
+def run_ablation(cohort: Cohort, out: str | Path, backbones: list[str | None] | None = None,
+                 variants: list[str] | None = None, n_boot: int = 1000, progress: bool = True,
+                 **overrides) -> Path:
+    """Train every variant into ``out``; returns the path of ``ablation.json``. ``overrides`` go to
+    :func:`alfia.training.config.make_config` (quick profile), e.g. ``epochs=2`` for a short check."""
+    from alfia.inference import finish_run
+    from alfia.training.config import make_config
+    from alfia.training.trainer import _check_cohort, train
+
+    _check_cohort(cohort)
+    out = Path(out)
+    backbones = backbones or [None]
+    variants = list(variants or VARIANTS)
+    unknown = sorted(set(variants) - set(VARIANTS))
+    if unknown:
+        raise AlfiaError(f"unknown ablation variant(s) {', '.join(unknown)}; choose from {', '.join(VARIANTS)}")
+    out.mkdir(parents=True, exist_ok=True)
+    plan: list[tuple[str, str | None, str]] = []
+    for i, backbone in enumerate(backbones):
+        tag = "" if len(backbones) == 1 else f"{_short(backbone)}-"
+        for v in (variants if i == 0 else ["default"]):
+            plan.append((f"{tag}{v}", backbone, v))
+    runs, skipped = [], {}
+    for name, backbone, variant in plan:
+        settings: dict = {}
+        used_backbone = backbone
+        if variant == "random-init":
+            used_backbone = str(random_init_copy(backbone, out / "_backbones" / f"random-init-{_short(backbone)}"))
+        elif variant == "no-lora":
+            settings["lora"] = False
+        elif variant.startswith("nf"):
+            settings["fusion_layers"] = int(variant[2:])
+            if settings["fusion_layers"] > _depth(backbone):
+                skipped[name] = f"the backbone has only {_depth(backbone)} layers"
+                continue
+        elif variant == "mean-pool":
+            settings["fusion_layers"] = 1
+        config = make_config("quick", **{**overrides, **settings})
+        if variant == "mean-pool" and config.fusion_layers != 1:
+            config.fusion_layers = 1
+        folder = out / name
+        start = time.perf_counter()
+        if not (folder / "metrics.json").exists():
+            if progress:
+                print(f"== ablation {name}: {DESCRIPTIONS[variant]}", flush=True)
+            if variant == "mean-pool":
+                shutil.rmtree(folder, ignore_errors=True)
+                trainer = _mean_pool_trainer()(cohort, folder, config, backbone=used_backbone, progress=progress)
+                trainer.fit()
+                _finish_in_memory(trainer, cohort, n_boot)
+            else:
+                train(cohort, folder, config, backbone=used_backbone, resume=folder.exists(), progress=progress)
+                finish_run(folder, cohort, n_boot=n_boot)
+        metrics = json.loads((folder / "metrics.json").read_text())["test"]
+        history = [json.loads(x) for x in (folder / "history.jsonl").read_text().splitlines() if x.strip()]
+        best = [h["epoch"] for h in history if h.get("best")]
+        runs.append({"name": name, "folder": name, "variant": variant, "backbone": backbone or "default",
+                     "description": DESCRIPTIONS[variant], "settings": {**settings, "profile": "quick", **overrides},
+                     "best_epoch": best[-1] if best else None, "epochs": len(history),
+                     "auprc": metrics["auprc"], "auroc": metrics["auroc"],
+                     "seconds": round(time.perf_counter() - start, 1)})
+    index = {"cohort": cohort.info.get("source"), "runs": runs, "skipped": skipped}
+    write_text_atomic(out / "ablation.json", json.dumps(index, indent=2))
+    write_text_atomic(out / "ablation.md", ablation_markdown(index))
+    return out / "ablation.json"
+
+
+def _cell(m: dict) -> str:
+    if m.get("ci_low") is None:
+        return f"{m['value']:.3f}"
+    return f"{m['value']:.3f} ({m['ci_low']:.3f}–{m['ci_high']:.3f})"
+
+
+def ablation_markdown(index: dict) -> str:
+    lines = ["| variant | what | best epoch | test AUPRC (95% CI) | test AUROC (95% CI) |",
+             "| --- | --- | ---: | --- | --- |"]
+    for r in index["runs"]:
+        lines.append(f"| {r['name']} | {r['description']} | {r['best_epoch']} | {_cell(r['auprc'])} | "
+                     f"{_cell(r['auroc'])} |")
+    for name, why in index.get("skipped", {}).items():
+        lines.append(f"| {name} | skipped: {why} | | | |")
+    return "\n".join(lines) + "\n"
+
+
+def ablation_summary(folder: Path) -> list[list]:
+    index = json.loads((Path(folder) / "ablation.json").read_text())
+    return [[r["name"], r["description"], r["best_epoch"], _cell(r["auprc"]), _cell(r["auroc"])]
+            for r in index["runs"]] + [[k, f"skipped: {v}", "", "", ""] for k, v in index.get("skipped", {}).items()]
+
+
+__all__ = ["VARIANTS", "MeanPooling", "ablation_markdown", "random_init_copy", "run_ablation"]
