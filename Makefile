@@ -8,11 +8,15 @@ STUDY ?= study
 .PHONY: setup test lint study clean-study
 
 # torch is installed explicitly first, so that no other torch build is pulled in by the dependencies.
-$(STAMP): pyproject.toml
+# constraints.txt keeps every later install from changing torch or the data stack.
+AUTOGLUON := autogluon.common==1.6.3 autogluon.core==1.6.3 autogluon.features==1.6.3 autogluon.tabular==1.6.3
+
+$(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q -c constraints.txt -e '.[dev,baselines]'
+	$(PY) -m pip install -q --no-deps $(AUTOGLUON)
 	touch $(STAMP)
 
 setup: $(STAMP)

@@ -250,7 +250,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=func)
 
     from alfia.analysis.cli import add_commands as add_analysis_commands
+    from alfia.baselines.cli import add_commands as add_baseline_commands
 
+    add_baseline_commands(sub)
     add_analysis_commands(sub)
 
     p = sub.add_parser("study", help="the main job on the bundled PhysioNet 2012 cohorts")

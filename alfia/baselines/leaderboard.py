@@ -1,0 +1,253 @@
+"""The leaderboard: every model of a study side by side in Table 3's format, with the paired comparison of
+ALFIA (and ALFIA-boost) against the best tabular baseline.
+
+Inputs are result folders of three kinds, recognised by their files:
+
+- a baselines or boost folder (``results.json`` + ``predictions.parquet`` from ``run_baselines``/``run_boost``);
+- an ALFIA run folder (``metrics.json`` ``{"val", "test"}`` + ``predictions.parquet`` with stay_id, split,
+  hospital_mortality, probability, label), shown as ``ALFIA``;
+- optionally ALFIA's external predictions (``<study>/p12-b.predictions.parquet``: stay_id, probability, label)
+  with its metrics beside it (``p12-b.metrics.json``: ``{"metrics": evaluate-dict}``).
+
+Tables (test split, external cohort): model, family, AUPRC, AUROC, best F1, best F2 (each ``value (low–high)``,
+95% stratified bootstrap), n; sorted by AUPRC, highest first. Best F1/F2 are test-optimal (optimistic).
+
+Paired comparison: ``paired_difference`` of AUPRC, ALFIA (and ALFIA-boost) minus the best tabular baseline
+(highest AUPRC on that table's rows), on the stays both models scored, with the same bootstrap resamples for
+both models. It needs labels: the ALFIA run's own predictions carry them for the test split; for the external
+cohort pass its labels (a cohort or a table with stay_id and hospital_mortality).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from alfia.cohorts import ID, LABEL, SPLIT, Cohort
+from alfia.errors import AlfiaError
+from alfia.evaluation.metrics import paired_difference
+from alfia.io import atomic_path, write_text_atomic
+
+WHERE = {"test": "test split", "external": "external cohort (all rows)"}
+ALFIA = "ALFIA"
+BOOST = "ALFIA-boost"
+COLUMNS = ["model", "family", "AUPRC", "AUROC", "best F1", "best F2", "n"]
+
+
+@dataclass
+class Entry:
+    name: str
+    family: str
+    metrics: dict[str, dict]  # where -> evaluate dict
+    predictions: dict[str, pd.DataFrame] = field(default_factory=dict)  # where -> stay_id, probability
+    source: str = ""
+
+
+@dataclass
+class Leaderboard:
+    tables: dict[str, pd.DataFrame]  # where -> rows in COLUMNS, sorted by AUPRC
+    comparisons: dict[str, list[dict]]  # where -> paired differences
+    markdown: str
+
+    def to_dict(self) -> dict:
+        return {"tables": {w: t.to_dict(orient="records") for w, t in self.tables.items()},
+                "comparisons": self.comparisons}
+
+
+def cell(metric: dict | None) -> str:
+    if not metric or metric.get("value") is None:
+        return "n/a"
+    text = f"{metric['value']:.3f}"
+    if metric.get("ci_low") is not None and metric.get("ci_high") is not None:
+        text += f" ({metric['ci_low']:.3f}\u2013{metric['ci_high']:.3f})"
+    return text
+
+
+# --------------------------------------------------------------------------------------------- reading
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise AlfiaError(f"cannot read {path} ({exc}); run the stage that writes it again") from None
+
+
+def _read_parquet(path: Path) -> pd.DataFrame:
+    try:
+        return pd.read_parquet(path)
+    except Exception as exc:  # pyarrow raises several types
+        raise AlfiaError(f"cannot read {path} ({str(exc).splitlines()[0]}); run the stage that writes it again") \
+            from None
+
+
+def read_results_dir(folder: Path) -> list[Entry]:
+    results = _read_json(folder / "results.json")
+    if not isinstance(results, dict) or "models" not in results:
+        raise AlfiaError(f"{folder / 'results.json'} is not a baselines result (no 'models'); run `alfia baselines`")
+    preds = _read_parquet(folder / "predictions.parquet") if (folder / "predictions.parquet").exists() else None
+    entries = []
+    for name, m in results["models"].items():
+        entry = Entry(name, m.get("family", "tabular"), {w: m[w] for w in WHERE if w in m}, source=str(folder))
+        if preds is not None:
+            mine = preds[preds["model"] == name]
+            entry.predictions = {w: mine.loc[mine["where"] == w, [ID, "probability"]].reset_index(drop=True)
+                                 for w in WHERE if (mine["where"] == w).any()}
+        entries.append(entry)
+    return entries
+
+
+def read_alfia_run(folder: Path, external_predictions: Path | None = None,
+                   name: str = ALFIA) -> tuple[Entry, pd.DataFrame]:
+    """ALFIA's entry and the test labels its predictions carry (stay_id, hospital_mortality)."""
+    metrics = _read_json(folder / "metrics.json")
+    if "test" not in metrics:
+        raise AlfiaError(f"{folder / 'metrics.json'} has no test metrics; finish the run with `alfia train`")
+    preds = _read_parquet(folder / "predictions.parquet")
+    need = {ID, SPLIT, "probability"}
+    if not need <= set(preds.columns):
+        raise AlfiaError(f"{folder / 'predictions.parquet'} lacks {', '.join(sorted(need - set(preds.columns)))}")
+    test = preds[preds[SPLIT] == "test"]
+    entry = Entry(name, "alfia", {"test": metrics["test"]},
+                  {"test": test[[ID, "probability"]].reset_index(drop=True)}, source=str(folder))
+    labels = test[[ID, LABEL]].reset_index(drop=True) if LABEL in test.columns else pd.DataFrame(columns=[ID, LABEL])
+    if external_predictions is not None:
+        external_predictions = Path(external_predictions)
+        ext = _read_parquet(external_predictions)
+        if not {ID, "probability"} <= set(ext.columns):
+            raise AlfiaError(f"{external_predictions} lacks stay_id/probability columns")
+        entry.predictions["external"] = ext[[ID, "probability"]].reset_index(drop=True)
+        metrics_path = external_predictions.with_name(external_predictions.name.replace(".predictions.parquet",
+                                                                                        ".metrics.json"))
+        if metrics_path.exists():
+            ext_metrics = _read_json(metrics_path)
+            entry.metrics["external"] = ext_metrics.get("metrics", ext_metrics)
+    return entry, labels
+
+
+def _labels_table(labels: Cohort | pd.DataFrame | None, where: str) -> pd.DataFrame | None:
+    if labels is None:
+        return None
+    df = labels.df if isinstance(labels, Cohort) else labels
+    if isinstance(labels, Cohort) and where == "test":
+        df = df[df[SPLIT] == "test"]
+    if not {ID, LABEL} <= set(df.columns):
+        raise AlfiaError(f"labels need columns {ID} and {LABEL}")
+    return df[[ID, LABEL]].reset_index(drop=True)
+
+
+# ----------------------------------------------------------------------------------------------- build
+
+
+def _table(entries: list[Entry], where: str) -> pd.DataFrame:
+    rows = []
+    for e in entries:
+        m = e.metrics.get(where)
+        if not m:
+            continue
+        rows.append({"model": e.name, "family": e.family, "AUPRC": cell(m.get("auprc")),
+                     "AUROC": cell(m.get("auroc")), "best F1": cell(m.get("best_f1")),
+                     "best F2": cell(m.get("best_f2")), "n": int(m.get("n", 0)),
+                     "_auprc": m["auprc"]["value"]})
+    table = pd.DataFrame(rows, columns=[*COLUMNS, "_auprc"])
+    table = table.sort_values("_auprc", ascending=False, kind="stable").drop(columns="_auprc")
+    return table.reset_index(drop=True)
+
+
+def _compare(entries: list[Entry], where: str, labels: pd.DataFrame | None, n_boot: int, seed: int) -> list[dict]:
+    tabular = [e for e in entries if e.family == "tabular" and e.metrics.get(where) and where in e.predictions]
+    if not tabular or labels is None or labels.empty:
+        return []
+    best = max(tabular, key=lambda e: e.metrics[where]["auprc"]["value"])
+    out = []
+    for name in (ALFIA, BOOST):
+        mine = [e for e in entries if e.name == name and where in e.predictions]
+        if not mine:
+            continue
+        a, b = mine[0].predictions[where], best.predictions[where]
+        merged = (labels.merge(a.rename(columns={"probability": "p_a"}), on=ID)
+                  .merge(b.rename(columns={"probability": "p_b"}), on=ID).sort_values(ID))
+        if merged.empty or merged[LABEL].nunique() < 2:
+            continue
+        diff = paired_difference(merged[LABEL].to_numpy(), merged["p_a"].to_numpy(), merged["p_b"].to_numpy(),
+                                 metric="auprc", n_boot=n_boot, seed=seed)
+        out.append({"model": name, "baseline": best.name, "n": int(len(merged)), **diff})
+    return out
+
+
+def leaderboard(dirs: list[str | Path], test_labels: Cohort | pd.DataFrame | None = None,
+                external_labels: Cohort | pd.DataFrame | None = None, *,
+                alfia_external: str | Path | None = None, out_dir: str | Path | None = None,
+                n_boot: int = 1000, seed: int = 42) -> Leaderboard:
+    """Merge result folders into the test and external leaderboards (see the module doc).
+
+    ``dirs``: baselines/boost folders and at most one ALFIA run folder. ``alfia_external``: ALFIA's external
+    predictions file. Labels for the paired comparison: the ALFIA run's predictions give the test labels when
+    ``test_labels`` is absent. With ``out_dir``: writes leaderboard.md, leaderboard-test.csv,
+    leaderboard-external.csv and leaderboard.json there.
+    """
+    if not dirs:
+        raise AlfiaError("give at least one result folder (baselines, boost or an ALFIA run)")
+    entries: list[Entry] = []
+    run_labels = None
+    for d in map(Path, dirs):
+        if not d.is_dir():
+            raise AlfiaError(f"result folder {d} does not exist")
+        if (d / "results.json").exists():
+            entries += read_results_dir(d)
+        elif (d / "metrics.json").exists() and (d / "predictions.parquet").exists():
+            if run_labels is not None:
+                raise AlfiaError("give one ALFIA run folder only")
+            entry, run_labels = read_alfia_run(d, alfia_external)
+            entries.append(entry)
+        else:
+            raise AlfiaError(f"{d} holds neither results.json (baselines/boost) nor metrics.json + "
+                             "predictions.parquet (an ALFIA run)")
+    if alfia_external is not None and run_labels is None:
+        raise AlfiaError("--alfia-external needs the ALFIA run folder among the result folders")
+    names = [e.name for e in entries]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise AlfiaError(f"model(s) {', '.join(dup)} appear in two result folders; give each once")
+    labels = {"test": _labels_table(test_labels, "test"), "external": _labels_table(external_labels, "external")}
+    if labels["test"] is None and run_labels is not None and not run_labels.empty:
+        labels["test"] = run_labels
+    tables = {w: _table(entries, w) for w in WHERE}
+    tables = {w: t for w, t in tables.items() if len(t)}
+    comparisons = {w: _compare(entries, w, labels[w], n_boot, seed) for w in tables}
+    board = Leaderboard(tables, comparisons, _markdown(tables, comparisons))
+    if out_dir is not None:
+        out_dir = Path(out_dir)
+        write_text_atomic(out_dir / "leaderboard.md", board.markdown)
+        for w, t in tables.items():
+            with atomic_path(out_dir / f"leaderboard-{w}.csv") as tmp:
+                t.to_csv(tmp, index=False)
+        write_text_atomic(out_dir / "leaderboard.json", json.dumps(board.to_dict(), indent=2))
+    return board
+
+
+def _markdown(tables: dict[str, pd.DataFrame], comparisons: dict[str, list[dict]]) -> str:
+    lines: list[str] = []
+    for where, table in tables.items():
+        lines += [f"### Leaderboard: {WHERE[where]}", "",
+                  "Values: estimate (95% stratified bootstrap CI); best F1/F2 are test-optimal (optimistic).", "",
+                  "| " + " | ".join(COLUMNS) + " |", "| --- | --- | --- | --- | --- | --- | ---: |"]
+        for row in table.itertuples(index=False):
+            lines.append("| " + " | ".join(str(v) for v in row) + " |")
+        for c in comparisons.get(where, []):
+            ci = ("n/a" if c["ci_low"] is None else f"{c['ci_low']:+.3f} to {c['ci_high']:+.3f}")
+            lines.append("")
+            lines.append(f"AUPRC difference {c['model']} \u2212 {c['baseline']} (best tabular baseline), paired "
+                         f"bootstrap on the same {c['n']:,} stays and resamples: {c['difference']:+.3f} "
+                         f"(95% CI {ci}).")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _is_sorted(values: list[float]) -> bool:  # used by tests
+    return bool(np.all(np.diff(values) <= 0))

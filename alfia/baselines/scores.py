@@ -1,0 +1,82 @@
+"""Clinical severity scores used directly as risk scores (family ``"score"`` of the leaderboard).
+
+A score is not a probability: it is mapped onto [0, 1] by the fixed, increasing map
+``(score - lo) / (hi - lo)`` with ``[lo, hi]`` the column's valid range in the schema. The map is the same for
+every split and cohort, so AUPRC, AUROC and best F1/F2 are those of the raw score, and a threshold chosen on
+the validation split transfers unchanged to test and external rows. Calibration metrics (Brier, ECE) do not
+apply and are dropped. Rows where a score is missing are left out of that score's metrics (``n`` says how
+many rows were scored).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from alfia.cohorts import ID, LABEL, SPLIT, Cohort
+from alfia.errors import AlfiaError
+from alfia.evaluation.metrics import choose_threshold, evaluate
+
+# column -> display name, per schema; reference columns (role="reference") are scored here and nowhere else
+SCORES: dict[str, dict[str, str]] = {
+    "physionet2012": {"ref_saps1": "SAPS-I (challenge)", "ref_sofa": "SOFA (challenge)",
+                      "sapsii_approx": "SAPS II (approx.)", "oasis_approx": "OASIS (approx.)", "sirs": "SIRS"},
+    "mimic-iv": {"sapsii": "SAPS II", "oasis": "OASIS", "apsiii": "APS III", "lods": "LODS", "meld": "MELD",
+                 "sirs": "SIRS", "sofa_max": "SOFA (max, first day)"},
+    "eicu": {"apache_iv": "APACHE IV", "sapsii": "SAPS II", "oasis": "OASIS", "sofa_max": "SOFA (max, first day)"},
+}
+
+
+def score_columns(cohort: Cohort) -> dict[str, str]:
+    names = SCORES.get(cohort.schema.name)
+    if names is None:
+        raise AlfiaError(f"no severity scores are known for schema {cohort.schema.name!r}")
+    return {c: n for c, n in names.items() if c in {col.name for col in cohort.schema.columns}}
+
+
+def scaled_score(cohort: Cohort, column: str, df: pd.DataFrame | None = None) -> pd.Series:
+    """The score mapped onto [0, 1] with the schema's valid range (NaN where the score is missing)."""
+    col = cohort.schema[column]
+    if col.valid is None:
+        raise AlfiaError(f"score column {column!r} has no valid range in schema {cohort.schema.name!r}")
+    lo, hi = col.valid
+    values = (cohort.df if df is None else df)[column].astype("float64")
+    return ((values - lo) / (hi - lo)).clip(0.0, 1.0)
+
+
+def evaluate_score(y: np.ndarray, p: np.ndarray, threshold: float | None = None, n_boot: int = 1000,
+                   seed: int = 42) -> dict:
+    """``evaluate`` without the calibration metrics, which do not apply to a score."""
+    result = evaluate(y, p, threshold=threshold, n_boot=n_boot, seed=seed)
+    for key in ("brier", "ece"):
+        result.pop(key, None)
+    return result
+
+
+def score_severity(dev: Cohort, external: Cohort | None = None, *, n_boot: int = 1000,
+                   seed: int = 42) -> tuple[dict, list[pd.DataFrame]]:
+    """Results entries (family ``"score"``) and prediction rows of every severity score of the schema."""
+    models, frames = {}, []
+    data = {where: dev.df[dev.df[SPLIT] == where] for where in ("val", "test")}
+    cohorts = {"val": dev, "test": dev}
+    if external is not None:
+        data["external"], cohorts["external"] = external.df, external
+    for column, name in score_columns(dev).items():
+        probs, ys, ids = {}, {}, {}
+        for where, df in data.items():
+            p = scaled_score(cohorts[where], column, df)
+            known = p.notna().to_numpy()
+            probs[where], ys[where], ids[where] = p.to_numpy()[known], df[LABEL].to_numpy()[known], \
+                df[ID].to_numpy()[known]
+        if any(len(np.unique(ys[w])) < 2 for w in ys):
+            continue  # a score missing on (almost) every row cannot be ranked
+        threshold = choose_threshold(ys["val"], probs["val"])
+        entry = {"family": "score"}
+        for where in ("test", "external"):
+            if where in probs:
+                entry[where] = evaluate_score(ys[where], probs[where], threshold, n_boot=n_boot, seed=seed)
+        entry["threshold"] = float(threshold)
+        models[name] = entry
+        frames += [pd.DataFrame({"model": name, "where": where, "stay_id": ids[where], "probability": probs[where]})
+                   for where in probs]
+    return models, frames

@@ -1,0 +1,375 @@
+"""Tabular baselines of Table 3 through AutoGluon-Tabular, trained and scored exactly like ALFIA.
+
+Every model gets the cohort's tabular *feature* columns only (``schema.feature_columns``: never a reference
+column such as ``ref_saps1``/``ref_sofa``, nor ``stay_id``, ``split``, ``text`` or the label), is trained on
+the train split with the validation split as AutoGluon's tuning data (early stopping and the weighted
+ensemble), never bagged, so no validation or test row enters any model's training data. Each model is then
+scored on the test split and, when given, on all rows of the external cohort, with
+:func:`alfia.evaluation.metrics.evaluate` and the threshold that maximises F1 on its own validation
+predictions (applied unchanged).
+
+Presets: ``quick`` (light hyper-parameters, a time limit per model and for the whole fit; about 4 minutes
+on a 2-core CPU for 3,000 training rows) and ``paper`` (the full zoo with AutoGluon's defaults, no limits).
+A model that cannot run (a missing optional package, no TabPFN weights, a failure inside AutoGluon) is
+skipped with one printed line, and its reason is kept in the results.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from alfia.baselines import _autogluon
+from alfia.cohorts import ID, LABEL, SPLIT, TEXT, Cohort
+from alfia.errors import AlfiaError
+from alfia.evaluation.metrics import choose_threshold, evaluate
+from alfia.io import atomic_path, write_text_atomic
+
+PRESETS = ("quick", "paper")
+FAMILIES = ("tabular", "score", "alfia-derived")
+ENSEMBLE = "WeightedEnsemble"
+_AG_ENSEMBLE = "WeightedEnsemble_L2"
+
+
+def _log(message: str) -> None:
+    print(f"baselines: {message}", flush=True)
+
+
+# ------------------------------------------------------------------------------------------------ the zoo
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One model of the zoo: its Table 3 name, AutoGluon hyper-parameter key and settings per preset."""
+
+    name: str
+    key: str
+    quick: dict = field(default_factory=dict)
+    paper: dict = field(default_factory=dict)
+    requires: tuple[str, ...] = ()  # importable modules the model needs
+    missing_reason: str = ""  # the skip reason when one of them is missing
+
+    def params(self, preset: str) -> dict:
+        return dict(self.quick if preset == "quick" else self.paper)
+
+
+_GBM_QUICK = {"num_boost_round": 300, "learning_rate": 0.05}
+_GBM_LARGE = {"learning_rate": 0.03, "num_leaves": 128, "feature_fraction": 0.9, "min_data_in_leaf": 3}
+
+ZOO: tuple[ModelSpec, ...] = (
+    ModelSpec("KNeighborsUnif", "KNN", {"weights": "uniform"}, {"weights": "uniform"}),
+    ModelSpec("KNeighborsDist", "KNN", {"weights": "distance"}, {"weights": "distance"}),
+    ModelSpec("LinearModel", "LR"),
+    ModelSpec("RandomForestGini", "RF", {"criterion": "gini", "n_estimators": 200}, {"criterion": "gini"}),
+    ModelSpec("RandomForestEntr", "RF", {"criterion": "entropy", "n_estimators": 200}, {"criterion": "entropy"}),
+    ModelSpec("ExtraTreesGini", "XT", {"criterion": "gini", "n_estimators": 200}, {"criterion": "gini"}),
+    ModelSpec("ExtraTreesEntr", "XT", {"criterion": "entropy", "n_estimators": 200}, {"criterion": "entropy"}),
+    ModelSpec("LightGBM", "GBM", dict(_GBM_QUICK), {}),
+    ModelSpec("LightGBMXT", "GBM", {**_GBM_QUICK, "extra_trees": True}, {"extra_trees": True}),
+    ModelSpec("LightGBMLarge", "GBM", {**_GBM_LARGE, "num_boost_round": 300}, dict(_GBM_LARGE)),
+    ModelSpec("XGBoost", "XGB", {"n_estimators": 300, "learning_rate": 0.05}, {}, ("xgboost",),
+              "xgboost is not installed"),
+    ModelSpec("CatBoost", "CAT", {"iterations": 300}, {}, ("catboost",), "catboost is not installed"),
+    ModelSpec("NeuralNetFastAI", "FASTAI", {"epochs": 10}, {}, ("fastai",),
+              "fastai is not installed: it needs torchvision, and PyPI's torchvision does not import beside "
+              "the project's CPU torch build"),
+    ModelSpec("NeuralNetTorch", "NN_TORCH", {"num_epochs": 30}, {}),
+    ModelSpec("FTTransformer", "FT_TRANSFORMER", {}, {}, ("autogluon.multimodal",),
+              "AutoGluon's FT-Transformer needs autogluon.multimodal, which is not installed (it pins an "
+              "older pandas and pulls in torchvision)"),
+    ModelSpec("TabM", "TABM", {"n_epochs": 30}, {}),
+    ModelSpec("RealMLP", "REALMLP", {}, {}, ("pytabkit",), "pytabkit (RealMLP) is not installed"),
+    ModelSpec("TabPFN", "REALTABPFN-V2", {}, {}, ("tabpfn",), "the tabpfn package is not installed"),
+)
+MODEL_NAMES = tuple(s.name for s in ZOO) + (ENSEMBLE,)
+
+# quick preset: a cap on each model's fit and on the whole fit (seconds); models fitted on one thread
+_ONE_THREAD = ("GBM", "XGB", "NN_TORCH", "TABM", "REALMLP")
+QUICK_MODEL_SECONDS = 20
+QUICK_TOTAL_SECONDS = 200
+
+
+def select_zoo(preset: str, models: list[str] | None = None, tabpfn_weights: str | Path | None = None,
+               zoo: tuple[ModelSpec, ...] = ZOO) -> tuple[list[ModelSpec], dict[str, str]]:
+    """The specs to fit and the models skipped before fitting (``{name: reason}``)."""
+    _check_preset(preset)
+    wanted = list(models) if models is not None else [s.name for s in zoo] + [ENSEMBLE]
+    known = {s.name for s in zoo} | {ENSEMBLE}
+    unknown = [m for m in wanted if m not in known]
+    if unknown:
+        raise AlfiaError(f"unknown model(s) {', '.join(unknown)}; known are {', '.join(sorted(known))}")
+    specs, skipped = [], {}
+    for spec in zoo:
+        if spec.name not in wanted:
+            continue
+        missing = [m for m in spec.requires if not _autogluon.available(m)]
+        if missing:
+            skipped[spec.name] = spec.missing_reason or f"{', '.join(missing)} not installed"
+            continue
+        if spec.key == "REALTABPFN-V2":
+            if tabpfn_weights is None:
+                skipped[spec.name] = ("no TabPFN weights given (pass tabpfn_weights / --tabpfn-weights with a local "
+                                      "checkpoint; nothing is downloaded)")
+                continue
+            if not Path(tabpfn_weights).exists():
+                skipped[spec.name] = f"TabPFN weights {tabpfn_weights} do not exist"
+                continue
+            spec = ModelSpec(spec.name, spec.key, {"model_path": str(tabpfn_weights)},
+                             {"model_path": str(tabpfn_weights)})
+        specs.append(spec)
+    for name, reason in skipped.items():
+        _log(f"skipped {name}: {reason}")
+    return specs, skipped
+
+
+def _check_preset(preset: str) -> None:
+    if preset not in PRESETS:
+        raise AlfiaError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
+
+
+# ------------------------------------------------------------------------------------------------ inputs
+
+
+def forbidden_columns(cohort: Cohort) -> set[str]:
+    return {ID, LABEL, SPLIT, TEXT, *cohort.schema.reference_columns}
+
+
+def check_feature_columns(columns, cohort: Cohort, allowed_extra=()) -> None:
+    """Raise unless every column is a schema feature (or an allowed extra such as an ALF embedding)."""
+    columns = list(columns)
+    leaked = sorted(set(columns) & forbidden_columns(cohort))
+    if leaked:
+        raise AlfiaError(f"refusing to train on {', '.join(leaked)}: reference/id/split/label columns never reach "
+                         "a model")
+    unknown = sorted(set(columns) - set(cohort.schema.feature_columns) - set(allowed_extra))
+    if unknown:
+        raise AlfiaError(f"columns {', '.join(unknown)} are not features of schema {cohort.schema.name!r}")
+
+
+def feature_frame(cohort: Cohort, rows: pd.Series | None = None) -> pd.DataFrame:
+    """The feature columns of ``cohort`` (optionally a row mask), categories as pandas categoricals with the
+    schema's categories, so every split and the external cohort are encoded alike."""
+    df = cohort.df if rows is None else cohort.df[rows.to_numpy()]
+    out = pd.DataFrame(index=pd.RangeIndex(len(df)))
+    for name in cohort.schema.feature_columns:
+        col = cohort.schema[name]
+        values = df[name].reset_index(drop=True)
+        if col.kind == "category":
+            out[name] = pd.Categorical(values.astype(object).where(values.notna(), None), categories=col.categories)
+        else:
+            out[name] = values.astype("float64")
+    check_feature_columns(out.columns, cohort)
+    return out
+
+
+@dataclass
+class Rows:
+    """One evaluation set: features, labels and stay ids, aligned row by row."""
+
+    X: pd.DataFrame
+    y: np.ndarray
+    ids: np.ndarray
+
+
+def split_rows(dev: Cohort, external: Cohort | None = None, extra: pd.DataFrame | None = None,
+               extra_external: pd.DataFrame | None = None) -> dict[str, Rows]:
+    """``train``/``val``/``test`` of ``dev`` and all rows of ``external``; ``extra`` (indexed by stay_id) adds
+    columns such as ALF embeddings."""
+    if external is not None and external.schema.name != dev.schema.name:
+        raise AlfiaError(f"the external cohort has schema {external.schema.name!r}, the development cohort "
+                         f"{dev.schema.name!r}: they need the same feature columns")
+    sets: dict[str, Rows] = {}
+    for where in ("train", "val", "test"):
+        mask = dev.df[SPLIT] == where
+        if not mask.any():
+            raise AlfiaError(f"the development cohort has no {where!r} rows; assign splits with `alfia cohort`")
+        sets[where] = _rows(dev, mask, extra)
+        if len(np.unique(sets[where].y)) < 2 and where != "train":
+            raise AlfiaError(f"the {where} split holds one outcome only; AUPRC needs both")
+    if external is not None:
+        sets["external"] = _rows(external, None, extra_external)
+    return sets
+
+
+def _rows(cohort: Cohort, mask, extra: pd.DataFrame | None) -> Rows:
+    X = feature_frame(cohort, mask)
+    df = cohort.df if mask is None else cohort.df[mask.to_numpy()]
+    ids = df[ID].to_numpy()
+    if extra is not None:
+        missing = ~pd.Index(ids).isin(extra.index)
+        if missing.any():
+            raise AlfiaError(f"{int(missing.sum())} stays have no embedding (e.g. stay_id {ids[missing][0]}); "
+                             "embed the same cohort the run scores")
+        X = pd.concat([X, extra.loc[ids].reset_index(drop=True)], axis=1)
+    return Rows(X=X, y=df[LABEL].to_numpy(dtype=np.int64), ids=ids)
+
+
+# -------------------------------------------------------------------------------------------- fit + score
+
+
+def fit_zoo(sets: dict[str, Rows], specs: list[ModelSpec], path: Path, preset: str, *,
+            time_limit: float | None = None, verbosity: int = 1) -> tuple[Any, dict[str, str], dict[str, str]]:
+    """Fit every spec on ``train`` with ``val`` as tuning data (no bagging). Returns the predictor, the trained
+    models ``{name: autogluon model name}`` (plus the weighted ensemble) and ``{name: reason}`` for failures."""
+    TabularPredictor = _autogluon.tabular_predictor()
+    if not specs:
+        raise AlfiaError("no model of the zoo can run here; see the skipped reasons above")
+    hyperparameters: dict[str, list[dict]] = {}
+    for spec in specs:
+        params = spec.params(preset)
+        ag_args = {"name": spec.name}
+        params["ag_args"] = ag_args
+        if preset == "quick":
+            params["ag_args_fit"] = {"max_time_limit": QUICK_MODEL_SECONDS}
+            if spec.key in _ONE_THREAD:  # their threads crawl (~10x) on a busy 2-core machine; one thread is robust
+                params["ag_args_fit"]["num_cpus"] = 1
+        hyperparameters.setdefault(spec.key, []).append(params)
+    if time_limit is None and preset == "quick":
+        time_limit = QUICK_TOTAL_SECONDS
+    if path.exists():
+        shutil.rmtree(path)
+    train = sets["train"].X.assign(**{LABEL: sets["train"].y})
+    val = sets["val"].X.assign(**{LABEL: sets["val"].y})
+    predictor = TabularPredictor(label=LABEL, eval_metric="average_precision", problem_type="binary", path=str(path),
+                                 verbosity=verbosity)
+    predictor.fit(train_data=train, tuning_data=val, hyperparameters=hyperparameters, time_limit=time_limit,
+                  num_bag_folds=0, num_stack_levels=0, auto_stack=False, fit_weighted_ensemble=True,
+                  raise_on_no_models_fitted=False, calibrate=False, calibrate_decision_threshold=False,
+                  dynamic_stacking=False)
+    trained_ag = set(predictor.model_names())
+    errors = getattr(getattr(predictor, "_trainer", None), "_models_failed_to_train_errors", {}) or {}
+    trained, failed = {}, {}
+    for spec in specs:
+        if spec.name in trained_ag:
+            trained[spec.name] = spec.name
+        else:
+            err = errors.get(spec.name, {})
+            reason = (f"failed inside AutoGluon: {err.get('exc_type', '')}: {err.get('exc_str', '')}".strip()
+                      if err else "not trained (AutoGluon skipped it, e.g. the time limit ran out)")
+            failed[spec.name] = reason.splitlines()[0][:300]
+            _log(f"skipped {spec.name}: {failed[spec.name]}")
+    if _AG_ENSEMBLE in trained_ag:
+        trained[ENSEMBLE] = _AG_ENSEMBLE
+    return predictor, trained, failed
+
+
+def predict(predictor, model: str, X: pd.DataFrame) -> np.ndarray:
+    p = predictor.predict_proba(X, model=model, as_multiclass=True)
+    return np.clip(p[1].to_numpy(dtype=np.float64), 0.0, 1.0)
+
+
+def score_predictions(name: str, family: str, probs: dict[str, np.ndarray], sets: dict[str, Rows], *,
+                      n_boot: int, seed: int) -> tuple[dict, pd.DataFrame]:
+    """Results entry and prediction rows of one model from its val/test(/external) probabilities."""
+    threshold = choose_threshold(sets["val"].y, probs["val"])
+    entry: dict[str, Any] = {"family": family}
+    for where in ("test", "external"):
+        if where in probs:
+            entry[where] = evaluate(sets[where].y, probs[where], threshold=threshold, n_boot=n_boot, seed=seed)
+    entry["threshold"] = float(threshold)
+    frames = [pd.DataFrame({"model": name, "where": where, "stay_id": sets[where].ids, "probability": p})
+              for where, p in probs.items()]
+    return entry, pd.concat(frames, ignore_index=True)
+
+
+def score_zoo(predictor, trained: dict[str, str], sets: dict[str, Rows], family: str, *, n_boot: int, seed: int,
+              rename: dict[str, str] | None = None) -> tuple[dict, list[pd.DataFrame]]:
+    models, frames = {}, []
+    for name, ag_name in trained.items():
+        probs = {where: predict(predictor, ag_name, sets[where].X)
+                 for where in ("val", "test", "external") if where in sets}
+        shown = (rename or {}).get(name, name)
+        models[shown], pred = score_predictions(shown, family, probs, sets, n_boot=n_boot, seed=seed)
+        frames.append(pred)
+    return models, frames
+
+
+def ag_features(predictor) -> list[str]:
+    """The columns AutoGluon was given (before its own feature generation)."""
+    return list(predictor.original_features)
+
+
+# ------------------------------------------------------------------------------------------------ outputs
+
+
+def write_results(out_dir: Path, models: dict, skipped: dict, preset: str, features: list[str],
+                  predictions: list[pd.DataFrame], info: dict) -> dict:
+    results = {"models": models, "skipped": skipped, "preset": preset, "features": features}
+    table = (pd.concat(predictions, ignore_index=True) if predictions
+             else pd.DataFrame({"model": [], "where": [], "stay_id": [], "probability": []}))
+    table = table.astype({"model": str, "where": str, "stay_id": "int64", "probability": "float64"})
+    with atomic_path(out_dir / "predictions.parquet") as tmp:
+        table.to_parquet(tmp, index=False)
+    write_text_atomic(out_dir / "run_info.json", json.dumps(info, indent=2, default=str))
+    write_text_atomic(out_dir / "results.json", json.dumps(results, indent=2))
+    return results
+
+
+def run_info(sets: dict[str, Rows], ag_columns: list[str], seconds: dict[str, float], preset: str) -> dict:
+    return {
+        "preset": preset,
+        "autogluon": _autogluon.version(),
+        "python": platform.python_version(),
+        "autogluon_features": ag_columns,
+        "rows": {where: int(len(r.ids)) for where, r in sets.items()},
+        "train_stay_ids": [int(i) for i in sets["train"].ids],
+        "bagging": "none: every model trains on the train split only; val is tuning data",
+        "seconds": seconds,
+    }
+
+
+# ------------------------------------------------------------------------------------------------ the API
+
+
+def run_baselines(dev: Cohort, out_dir: str | Path, external: Cohort | None = None, preset: str = "quick", *,
+                  models: list[str] | None = None, scores: bool = True, tabpfn_weights: str | Path | None = None,
+                  n_boot: int = 1000, seed: int = 42, time_limit: float | None = None, verbosity: int = 1,
+                  zoo: tuple[ModelSpec, ...] = ZOO) -> dict:
+    """Train and score the tabular zoo (and, with ``scores``, the severity scores) on ``dev``'s splits.
+
+    Writes ``out_dir/results.json``, ``out_dir/predictions.parquet`` and ``out_dir/run_info.json``; the fitted
+    AutoGluon models stay in ``out_dir/autogluon``. ``models`` restricts the zoo (names of Table 3).
+    """
+    from alfia.baselines.scores import score_severity
+
+    _check_preset(preset)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    seconds: dict[str, float] = {}
+    start = time.perf_counter()
+    sets = split_rows(dev, external)
+    features = list(sets["train"].X.columns)
+    specs, skipped = select_zoo(preset, models, tabpfn_weights, zoo)
+    predictor, trained, failed = fit_zoo(sets, specs, out_dir / "autogluon", preset, time_limit=time_limit,
+                                         verbosity=verbosity)
+    skipped.update(failed)
+    if (models is None or ENSEMBLE in models) and ENSEMBLE not in trained:
+        skipped[ENSEMBLE] = "AutoGluon fitted no weighted ensemble (no base model was trained)"
+        _log(f"skipped {ENSEMBLE}: {skipped[ENSEMBLE]}")
+    if models is not None and ENSEMBLE not in models:
+        trained.pop(ENSEMBLE, None)
+    given = ag_features(predictor)
+    check_feature_columns(given, dev)
+    seconds["fit"] = round(time.perf_counter() - start, 1)
+    results, frames = score_zoo(predictor, trained, sets, "tabular", n_boot=n_boot, seed=seed)
+    seconds["score models"] = round(time.perf_counter() - start - seconds["fit"], 1)
+    if scores:
+        t0 = time.perf_counter()
+        score_models, score_frames = score_severity(dev, external, n_boot=n_boot, seed=seed)
+        results.update(score_models)
+        frames += score_frames
+        seconds["severity scores"] = round(time.perf_counter() - t0, 1)
+    seconds["total"] = round(time.perf_counter() - start, 1)
+    info = run_info(sets, given, seconds, preset)
+    out = write_results(out_dir, results, skipped, preset, features, frames, info)
+    _log(f"{len(results)} models scored, {len(skipped)} skipped, {seconds['total']:.0f} s; results in "
+         f"{out_dir / 'results.json'}")
+    return out

@@ -1,0 +1,126 @@
+"""The leaderboard: merging result folders, sorting by AUPRC, and the paired comparison (no AutoGluon needed)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from alfia.baselines.cli import add_commands
+from alfia.baselines.leaderboard import leaderboard
+from alfia.errors import AlfiaError
+from alfia.evaluation.metrics import choose_threshold, evaluate
+
+N_BOOT = 50
+RNG = np.random.default_rng(0)
+Y_TEST = (RNG.random(300) < 0.2).astype(int)
+Y_EXT = (RNG.random(400) < 0.2).astype(int)
+IDS_TEST = np.arange(1000, 1300)
+IDS_EXT = np.arange(5000, 5400)
+
+
+def _probs(y, strength, seed):
+    rng = np.random.default_rng(seed)
+    return 1 / (1 + np.exp(-(strength * (y - 0.5) * 2 + rng.normal(size=len(y)))))
+
+
+def _results_dir(path, models: dict[str, tuple[str, float]]):
+    """A baselines-style folder: {name: (family, signal strength)}."""
+    path.mkdir(parents=True, exist_ok=True)
+    entries, frames = {}, []
+    for i, (name, (family, strength)) in enumerate(models.items()):
+        p_test, p_ext = _probs(Y_TEST, strength, i), _probs(Y_EXT, strength, 100 + i)
+        t = choose_threshold(Y_TEST, p_test)
+        entries[name] = {"family": family, "test": evaluate(Y_TEST, p_test, threshold=t, n_boot=N_BOOT),
+                         "external": evaluate(Y_EXT, p_ext, threshold=t, n_boot=N_BOOT), "threshold": t}
+        frames += [pd.DataFrame({"model": name, "where": "test", "stay_id": IDS_TEST, "probability": p_test}),
+                   pd.DataFrame({"model": name, "where": "external", "stay_id": IDS_EXT, "probability": p_ext})]
+    (path / "results.json").write_text(json.dumps({"models": entries, "skipped": {}, "preset": "quick",
+                                                   "features": ["age"]}))
+    pd.concat(frames).to_parquet(path / "predictions.parquet", index=False)
+    return path
+
+
+def _alfia_run(path, p_test, p_ext=None):
+    """An ALFIA run folder (metrics.json, predictions.parquet) and, optionally, the study's external files."""
+    path.mkdir(parents=True, exist_ok=True)
+    t = choose_threshold(Y_TEST, p_test)
+    (path / "metrics.json").write_text(json.dumps({"val": {}, "test": evaluate(Y_TEST, p_test, threshold=t,
+                                                                                n_boot=N_BOOT)}))
+    pd.DataFrame({"stay_id": IDS_TEST, "split": "test", "hospital_mortality": Y_TEST, "probability": p_test,
+                  "label": (p_test >= t).astype(int)}).to_parquet(path / "predictions.parquet", index=False)
+    if p_ext is None:
+        return path, None
+    ext = path.parent / "p12-b.predictions.parquet"
+    pd.DataFrame({"stay_id": IDS_EXT, "probability": p_ext, "label": (p_ext >= t).astype(int)}).to_parquet(ext)
+    (path.parent / "p12-b.metrics.json").write_text(json.dumps({"metrics": evaluate(Y_EXT, p_ext, threshold=t,
+                                                                                    n_boot=N_BOOT)}))
+    return path, ext
+
+
+def _auprcs(table):
+    return [float(c.split(" ")[0]) for c in table["AUPRC"]]
+
+
+def test_merge_and_sort(tmp_path):
+    base = _results_dir(tmp_path / "baselines", {"Weak": ("tabular", 0.3), "Strong": ("tabular", 1.5),
+                                                 "SAPS II": ("score", 0.6)})
+    boost = _results_dir(tmp_path / "boost", {"ALFIA-boost": ("alfia-derived", 1.2)})
+    run, ext = _alfia_run(tmp_path / "study" / "run", _probs(Y_TEST, 1.0, 7), _probs(Y_EXT, 1.0, 8))
+    board = leaderboard([base, boost, run], external_labels=pd.DataFrame({"stay_id": IDS_EXT,
+                                                                          "hospital_mortality": Y_EXT}),
+                        alfia_external=ext, out_dir=tmp_path / "board", n_boot=N_BOOT)
+    for where in ("test", "external"):
+        table = board.tables[where]
+        assert set(table["model"]) == {"Weak", "Strong", "SAPS II", "ALFIA-boost", "ALFIA"}
+        values = _auprcs(table)
+        assert values == sorted(values, reverse=True)
+        assert list(table.columns) == ["model", "family", "AUPRC", "AUROC", "best F1", "best F2", "n"]
+        assert all("(" in c and "\u2013" in c for c in table["AUPRC"])
+        compared = {c["model"]: c for c in board.comparisons[where]}
+        assert set(compared) == {"ALFIA", "ALFIA-boost"}
+        assert all(c["baseline"] == "Strong" for c in compared.values())  # the best *tabular* model
+    assert (tmp_path / "board" / "leaderboard-test.csv").exists()
+    assert (tmp_path / "board" / "leaderboard-external.csv").exists()
+    assert "Leaderboard: test split" in (tmp_path / "board" / "leaderboard.md").read_text()
+
+
+def test_identical_predictions_give_zero_difference(tmp_path):
+    base = _results_dir(tmp_path / "baselines", {"Strong": ("tabular", 1.5), "Weak": ("tabular", 0.2)})
+    preds = pd.read_parquet(base / "predictions.parquet")
+    same = preds[(preds["model"] == "Strong") & (preds["where"] == "test")].sort_values("stay_id")
+    run, _ = _alfia_run(tmp_path / "run", same["probability"].to_numpy())
+    board = leaderboard([base, run], n_boot=N_BOOT)
+    (c,) = board.comparisons["test"]
+    assert c["model"] == "ALFIA" and c["baseline"] == "Strong"
+    assert c["difference"] == 0.0 and c["ci_low"] == 0.0 and c["ci_high"] == 0.0
+
+
+def test_bad_inputs(tmp_path):
+    with pytest.raises(AlfiaError, match="does not exist"):
+        leaderboard([tmp_path / "missing"])
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(AlfiaError, match="neither"):
+        leaderboard([tmp_path / "empty"])
+    a = _results_dir(tmp_path / "a", {"X": ("tabular", 1.0)})
+    b = _results_dir(tmp_path / "b", {"X": ("tabular", 1.0)})
+    with pytest.raises(AlfiaError, match="two result folders"):
+        leaderboard([a, b])
+
+
+def test_cli_commands(tmp_path, capsys):
+    parser = argparse.ArgumentParser(prog="alfia")
+    add_commands(parser.add_subparsers(dest="command", required=True))
+    base = _results_dir(tmp_path / "baselines", {"Strong": ("tabular", 1.5)})
+    args = parser.parse_args(["leaderboard", str(base), "--out", str(tmp_path / "board"), "--n-boot", "10"])
+    args.func(args)
+    assert "Strong" in capsys.readouterr().out
+    args = parser.parse_args(["baselines", "--cohort", str(tmp_path / "nope.parquet"), "--out", str(tmp_path / "o")])
+    with pytest.raises(AlfiaError, match="does not exist"):
+        args.func(args)
+    args = parser.parse_args(["leaderboard", str(base), "--n-boot", "-1"])
+    with pytest.raises(AlfiaError, match="n-boot"):
+        args.func(args)
