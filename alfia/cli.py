@@ -7,7 +7,6 @@ stderr with exit status 2.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
@@ -117,7 +116,6 @@ def _read_encoded(path: str, schema: str | None = None):
 
 def cmd_train(args: argparse.Namespace) -> None:
     from alfia.evaluation.metrics import format_metrics
-    from alfia.inference import finish_run
     from alfia.training import distributed as dist
     from alfia.training.config import make_config
     from alfia.training.trainer import train
@@ -132,9 +130,8 @@ def cmd_train(args: argparse.Namespace) -> None:
         config.lora_layers = lora_layers
     if dist.is_main():
         print("settings: " + ", ".join(f"{k}={v}" for k, v in config.to_dict().items()), flush=True)
-    train(cohort, args.out, config, backbone=args.backbone, resume=args.resume)
-    if os.environ.get("RANK", "0") == "0":  # under torchrun only rank 0 scores and writes
-        metrics = finish_run(args.out, cohort)
+    metrics = train(cohort, args.out, config, backbone=args.backbone, resume=args.resume, finish=True)
+    if metrics is not None:  # under torchrun only rank 0 scores and writes
         print("test split (scored once, after training):")
         print(format_metrics(metrics["test"]))
 
@@ -251,9 +248,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     from alfia.analysis.cli import add_commands as add_analysis_commands
     from alfia.baselines.cli import add_commands as add_baseline_commands
+    from alfia.bench import add_commands as add_bench_commands
 
     add_baseline_commands(sub)
     add_analysis_commands(sub)
+    add_bench_commands(sub)
 
     p = sub.add_parser("study", help="the main job on the bundled PhysioNet 2012 cohorts")
     p.add_argument("--out", default="study", help="output folder")

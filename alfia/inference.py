@@ -9,6 +9,7 @@ the text style and band cut points of training, whatever text column the cohort 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import resource
 import time
@@ -22,7 +23,7 @@ from alfia.cohorts import Cohort
 from alfia.errors import AlfiaError
 from alfia.evaluation.metrics import choose_threshold, evaluate
 from alfia.io import atomic_path, write_text_atomic
-from alfia.model.alfia import ALFIA
+from alfia.model.alfia import ALFIA, assemble_outputs
 from alfia.text.encoder import TextEncoder
 
 
@@ -71,12 +72,65 @@ class Run:
         return self.model.embed(self.texts(data), batch_size=batch_size)
 
 
-def finish_run(folder: str | Path, cohort: Cohort, n_boot: int = 1000) -> dict:
-    """After training: the best model predicts every split; the threshold is chosen on validation; the test
-    split is scored here, once. Writes predictions.parquet, threshold.json and metrics.json."""
-    run = Run.load(folder)
+def _embedding_frame(stay_ids, emb: np.ndarray, weights: np.ndarray) -> pd.DataFrame:
+    data = {"stay_id": np.asarray(stay_ids)}
+    data.update({f"emb_{i}": emb[:, i] for i in range(emb.shape[1])})
+    data.update({f"layer_weight_{j}": weights[:, j] for j in range(weights.shape[1])})
+    return pd.DataFrame(data)
+
+
+def _embedding_cache(run: Run, stay_ids, texts: list[str]) -> Path:
+    """Where the embeddings of exactly these stays and texts are kept in the run folder: computing them costs a
+    backbone pass per stay, so finishing, external prediction and ALFIA-boost share one."""
+    digest = hashlib.sha256()
+    for stay, text in zip(np.asarray(stay_ids).tolist(), texts, strict=True):
+        digest.update(f"{stay}\x1f{text}\x1e".encode())
+    return run.folder / "embeddings" / f"{digest.hexdigest()[:20]}.parquet"
+
+
+def _save_embeddings(path: Path, frame: pd.DataFrame) -> None:
+    path.parent.mkdir(exist_ok=True)
+    with atomic_path(path) as tmp:
+        frame.to_parquet(tmp, index=False)
+
+
+def infer_cohort(run: Run, cohort: Cohort, batch_size: int = 32,
+                 caches: dict | None = None) -> tuple[np.ndarray, pd.DataFrame]:
+    """Probabilities and the embedding frame of every row, in one pass; rows of the splits in ``caches``
+    (split -> PrefixCache, built by the trainer on exactly those rows) run only the layers above the cache."""
+    texts = run.texts(cohort)
     df = cohort.df
-    p = run.predict_proba(cohort)
+    probs = np.zeros(len(df))
+    emb = weights = None
+    todo = np.ones(len(df), dtype=bool)
+    parts = []
+    for split, cache in (caches or {}).items():
+        rows = np.flatnonzero((df["split"] == split).to_numpy())
+        if len(rows) != len(cache):
+            continue
+        parts.append((rows, assemble_outputs(cache.infer(run.model, batch_size), len(rows))))
+        todo[rows] = False
+    rest = np.flatnonzero(todo)
+    if len(rest):
+        parts.append((rest, run.model.predict_embed([texts[i] for i in rest], batch_size=batch_size)))
+    for rows, (p, e, w) in parts:
+        if emb is None:
+            emb = np.zeros((len(df), e.shape[1]), dtype=np.float32)
+            weights = np.zeros((len(df), w.shape[1]), dtype=np.float32)
+        probs[rows], emb[rows], weights[rows] = p, e, w
+    frame = _embedding_frame(df["stay_id"], emb, weights)
+    _save_embeddings(_embedding_cache(run, df["stay_id"], texts), frame)
+    return probs, frame
+
+
+def finish_run(folder: str | Path, cohort: Cohort, n_boot: int = 1000, *, model: ALFIA | None = None,
+               caches: dict | None = None) -> dict:
+    """After training: the best model predicts every split (and keeps their embeddings); the threshold is chosen
+    on validation; the test split is scored here, once. Writes predictions.parquet, threshold.json and
+    metrics.json. ``model``/``caches``: the trainer's best model and frozen-layer caches, to skip recomputing."""
+    run = Run.load(folder) if model is None else Run(Path(folder), model, _saved_encoder(folder), None)
+    df = cohort.df
+    p, _ = infer_cohort(run, cohort, caches=caches)
     y = df["hospital_mortality"].to_numpy()
     val, test = (df["split"] == "val").to_numpy(), (df["split"] == "test").to_numpy()
     threshold = choose_threshold(y[val], p[val])
@@ -92,13 +146,18 @@ def finish_run(folder: str | Path, cohort: Cohort, n_boot: int = 1000) -> dict:
     return metrics
 
 
+def _saved_encoder(folder: str | Path) -> TextEncoder | None:
+    path = Path(folder) / "encoder.json"
+    return TextEncoder.load(path) if path.exists() else None
+
+
 def predict_cohort(folder: str | Path, cohort: Cohort, batch_size: int = 32) -> tuple[pd.DataFrame, dict]:
     """Probabilities and labels for every row of ``cohort``; metrics with CIs when it has labels."""
     run = Run.load(folder)
     if run.threshold is None:
         raise AlfiaError(f"run {folder} has no threshold.json: its training did not finish")
     start = time.perf_counter()
-    p = run.predict_proba(cohort, batch_size=batch_size)
+    p, _ = infer_cohort(run, cohort, batch_size=batch_size)
     seconds = time.perf_counter() - start
     out = pd.DataFrame({"stay_id": cohort.df["stay_id"], "probability": p,
                         "label": (p >= run.threshold).astype(int)})
@@ -111,9 +170,10 @@ def predict_cohort(folder: str | Path, cohort: Cohort, batch_size: int = 32) -> 
 
 
 def embed_cohort(folder: str | Path, cohort: Cohort, batch_size: int = 32) -> pd.DataFrame:
+    """``stay_id``, ``emb_0..`` (L2-normalised ALF embedding) and ``layer_weight_0..`` per stay (Algorithm 2);
+    read from the run's embedding cache when these exact stays and texts were embedded before."""
     run = Run.load(folder)
-    emb, weights = run.embed(cohort, batch_size=batch_size)
-    data = {"stay_id": cohort.df["stay_id"].to_numpy()}
-    data.update({f"emb_{i}": emb[:, i] for i in range(emb.shape[1])})
-    data.update({f"layer_weight_{j}": weights[:, j] for j in range(weights.shape[1])})
-    return pd.DataFrame(data)
+    cached = _embedding_cache(run, cohort.df["stay_id"], run.texts(cohort))
+    if cached.exists():
+        return pd.read_parquet(cached)
+    return infer_cohort(run, cohort, batch_size=batch_size)[1]

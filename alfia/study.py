@@ -8,17 +8,20 @@ from __future__ import annotations
 
 import contextlib
 import json
+import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
-
+from alfia.analysis.report import build_report
+from alfia.baselines.boost import run_boost
+from alfia.baselines.leaderboard import leaderboard
+from alfia.baselines.tabular import run_baselines
 from alfia.cohorts import Cohort, write_cohort
 from alfia.cohorts.bundled import load_bundled
 from alfia.cohorts.table1 import table1, to_markdown
-from alfia.evaluation.metrics import evaluate, format_metrics
-from alfia.inference import finish_run, predict_cohort
+from alfia.evaluation.metrics import format_metrics
+from alfia.inference import predict_cohort
 from alfia.io import atomic_path, write_text_atomic
 from alfia.text.encoder import DEFAULT_STYLE, TextEncoder
 from alfia.training.config import make_config
@@ -51,55 +54,48 @@ def encode_cohort(cohort: Cohort, encoder: TextEncoder) -> Cohort:
     return Cohort(df=df, schema=cohort.schema, info={**cohort.info, "text_encoder": encoder.to_dict()})
 
 
-SCORES = {"ref_saps1": "SAPS-I (challenge)", "ref_sofa": "SOFA (challenge)", "sapsii_approx": "SAPS II (approx.)",
-          "oasis_approx": "OASIS (approx.)", "sirs": "SIRS"}
-
-
-def evaluate_score(y: np.ndarray, score: np.ndarray) -> dict:
-    """Ranking metrics of a clinical score (not a probability): the score is mapped monotonically onto
-    [0, 1], which leaves AUPRC, AUROC and best F1/F2 unchanged; calibration metrics do not apply."""
-    span = score.max() - score.min()
-    scaled = (score - score.min()) / span if span > 0 else np.zeros_like(score)
-    result = evaluate(y, scaled)
-    for key in ("brier", "ece"):
-        result.pop(key, None)
-    return result
-
-
-def severity_scores(dev: Cohort, ext: Cohort) -> dict:
-    """Each severity score used directly as a risk score on set A's test split and on set B (rows with the
-    score; a higher score means higher risk)."""
-    out = {}
-    test = dev.split("test")
-    for column, name in SCORES.items():
-        out[name] = {}
-        for where, df in (("test", test), ("external", ext.df)):
-            known = df[column].notna()
-            out[name][where] = evaluate_score(df.loc[known, "hospital_mortality"].to_numpy(),
-                                              df.loc[known, column].to_numpy(dtype=float))
-    return out
-
-
 def _cell(m: dict) -> str:
     return f"{m['value']:.3f} ({m['ci_low']:.3f}–{m['ci_high']:.3f})"
 
 
-def results_markdown(metrics: dict, external: dict, scores: dict, run: Path) -> list[str]:
-    lines = ["## Results (95% bootstrap CIs, 1,000 stratified resamples)", "",
-             "| model | data | n | AUPRC | AUROC |", "| --- | --- | ---: | --- | --- |"]
-    rows = [("ALFIA", "set A test split", metrics["test"]), ("ALFIA", "set B (external, all rows)",
-                                                                 external["metrics"])]
-    for name, by in scores.items():
-        rows += [(name, "set A test split", by["test"]), (name, "set B (external, all rows)", by["external"])]
-    for model, data, m in rows:
-        lines.append(f"| {model} | {data} | {m['n']:,} | {_cell(m['auprc'])} | {_cell(m['auroc'])} |")
-    history = [json.loads(x) for x in (run / "history.jsonl").read_text().splitlines()]
+def alfia_results(metrics: dict, external: dict, history: list[dict]) -> list[str]:
+    """ALFIA's own lines of the summary (and of the README, through ``readme_results``)."""
+    lines = ["| ALFIA (quick profile) | n | deaths | AUPRC (95% CI) | AUROC (95% CI) | Brier | ECE |",
+             "| --- | ---: | ---: | --- | --- | ---: | ---: |"]
+    for data, m in (("set A test split", metrics["test"]), ("set B, external (all rows)", external["metrics"])):
+        lines.append(f"| {data} | {m['n']:,} | {m['n_pos']:,} | {_cell(m['auprc'])} | {_cell(m['auroc'])} | "
+                     f"{m['brier']['value']:.3f} | {m['ece']['value']:.3f} |")
     lines += ["", "Validation per epoch: " + "; ".join(
-        f"epoch {h['epoch']}: AUPRC {h['val_auprc']:.3f}, AUROC {h['val_auroc']:.3f}" for h in history), "",
-        f"Threshold (best F1 on validation, applied unchanged): {external['threshold']:.3f}. "
-        f"Set B inference: {external['ms_per_sample']:.1f} ms per stay, peak memory {external['peak_rss_mb']:.0f} MB.",
-        ""]
+        f"epoch {h['epoch']}: AUPRC {h['val_auprc']:.3f}, AUROC {h['val_auroc']:.3f}" for h in history) + ".",
+        f"Threshold (best F1 on the validation split, applied unchanged): {external['threshold']:.3f}; "
+        f"set B inference {external['ms_per_sample']:.1f} ms per stay, peak memory {external['peak_rss_mb']:.0f} MB."]
     return lines
+
+
+def readme_results(folder: str | Path) -> str:
+    """The README's results block, from the files a study writes (copied to ``results/study``)."""
+    folder = Path(folder)
+    metrics = json.loads((folder / "metrics.json").read_text())
+    external = json.loads((folder / "p12-b.metrics.json").read_text())
+    history = [json.loads(x) for x in (folder / "history.jsonl").read_text().splitlines()]
+    timings = json.loads((folder / "timings.json").read_text())
+    lines = alfia_results(metrics, external, history)
+    board = folder / "leaderboard.md"
+    if board.exists():
+        lines += ["", board.read_text().strip()]
+    lines += ["", "Stage times of that `make study` run (seconds): "
+              + ", ".join(f"{k} {v:.0f}" for k, v in timings.items()) + f"; total {sum(timings.values()):.0f}."]
+    return "\n".join(lines)
+
+
+def copy_results(out: Path, dest: Path) -> None:
+    """The small result files worth keeping in the repository (the README is generated from them)."""
+    dest.mkdir(parents=True, exist_ok=True)
+    run = out / "alfia-run"
+    for src in (run / "metrics.json", run / "history.jsonl", run / "config.json", out / "p12-b.metrics.json",
+                out / "timings.json", out / "leaderboard.md", out / "summary.md"):
+        if src.exists():
+            shutil.copy(src, dest / src.name)
 
 
 def run_study(out: str | Path, style: str | None = None, profile: str = "quick") -> Path:
@@ -131,10 +127,8 @@ def run_study(out: str | Path, style: str | None = None, profile: str = "quick")
     with clock.stage("train ALFIA (quick profile)"):
         config = make_config(profile)
         print("settings: " + ", ".join(f"{k}={v}" for k, v in config.to_dict().items()), flush=True)
-        train(dev_text, run, config, resume=(run / "checkpoint").exists())
-
-    with clock.stage("evaluate on set A (validation threshold, test split once)"):
-        metrics = finish_run(run, dev_text)
+        metrics = train(dev_text, run, config, resume=(run / "checkpoint").exists(), finish=True)
+        print("set A test split (scored once, after training):")
         print(format_metrics(metrics["test"]))
 
     with clock.stage("external validation on set B (all rows)"):
@@ -144,13 +138,28 @@ def run_study(out: str | Path, style: str | None = None, profile: str = "quick")
         write_text_atomic(out / "p12-b.metrics.json", json.dumps(info, indent=2))
         print(format_metrics(info["metrics"]))
 
-    with clock.stage("severity scores on the same rows"):
-        scores = severity_scores(dev, ext)
+    with clock.stage("baselines: AutoGluon zoo and severity scores"):
+        run_baselines(dev, out / "baselines", external=ext, preset=profile)
 
-    summary += results_markdown(metrics, info, scores, run)
+    with clock.stage("ALFIA-boost / ALFIA-nn"):
+        run_boost(run, dev, out / "boost", external=ext, preset=profile)
+
+    with clock.stage("leaderboard"):
+        board = leaderboard([out / "baselines", out / "boost", run], external_labels=ext,
+                            alfia_external=out / "p12-b.predictions.parquet", out_dir=out)
+        print(board.markdown)
+
+    with clock.stage("report"):
+        report = build_report(run, out / "report.html", cohort=dev_text, baselines=out / "baselines",
+                              external_predictions=out / "p12-b.predictions.parquet", classifier="mlp")
+
+    history = [json.loads(x) for x in (run / "history.jsonl").read_text().splitlines()]
+    summary += ["## Results (95% bootstrap CIs, 1,000 stratified resamples)", "",
+                *alfia_results(metrics, info, history), "", board.markdown, "", f"Report: {report}", ""]
     summary += ["## Stage times", "", clock.markdown(), ""]
     write_text_atomic(out / "summary.md", "\n".join(summary))
     write_text_atomic(out / "timings.json", json.dumps(clock.seconds, indent=2))
     print(clock.markdown())
     print(f"study summary: {out / 'summary.md'}")
+    print(f"study report: {report}")
     return out / "summary.md"

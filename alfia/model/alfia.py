@@ -224,13 +224,14 @@ class ALFIA(nn.Module):
     def frozen_prefix(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> dict[int, torch.Tensor]:
         """The hidden states of :meth:`prefix_indices`, computed once by the frozen bottom layers."""
         base = self._base_model()
-        was = base.training
-        base.eval()
+        modes = [(m, m.training) for m in base.modules()]   # restored one by one: base.train(True) would also
+        base.eval()                                            # switch the frozen layers back to training mode
         try:
             hidden = base.embeddings(input_ids=input_ids)
             return self._run_layers(hidden, attention_mask, 0, self.num_frozen_layers, set(self.prefix_indices()))
         finally:
-            base.train(was)
+            for module, mode in modes:
+                module.training = mode
 
     def forward_from_prefix(self, prefix: dict[int, torch.Tensor], attention_mask: torch.Tensor) -> ALFIAOutput:
         """The same output as :meth:`forward`, from cached bottom-layer states: only the trainable top layers,
@@ -277,50 +278,86 @@ class ALFIA(nn.Module):
                              return_tensors="pt")
         return {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}
 
-    def _batches(self, texts: Sequence[str], batch_size: int) -> Iterator[tuple[np.ndarray, ALFIAOutput]]:
+    def _batches(self, texts: Sequence[str], batch_size: int,
+                 runner: nn.Module | None = None) -> Iterator[tuple[np.ndarray, ALFIAOutput]]:
+        """Every text tokenised once (unpadded); batches of similar token counts, each padded to its own longest
+        text (longest batches first, so the peak memory is reached at once); ``runner`` (default ``self``)
+        computes each batch. Yields (row indices into ``texts``, output)."""
         if isinstance(texts, str) or not all(isinstance(t, str) for t in texts):
             raise AlfiaError("texts must be a list of strings")
-        if not isinstance(batch_size, int) or batch_size < 1:
+        if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
             raise AlfiaError(f"batch size must be a positive integer, got {batch_size!r}")
-        order = np.argsort([-len(t) for t in texts], kind="stable")   # similar lengths together: less padding
+        if not texts:
+            return
+        ids = self.tokenizer(list(texts), truncation=True, max_length=self.max_length)["input_ids"]
+        lengths = np.fromiter((len(x) for x in ids), dtype=np.int64, count=len(ids))
+        order = np.argsort(-lengths, kind="stable")
+        pad = self.tokenizer.pad_token_id
+        pad = 0 if pad is None else int(pad)
+        runner = self if runner is None else runner
         device = self.device
         for start in range(0, len(texts), batch_size):
             idx = order[start:start + batch_size]
-            enc = self.tokenize([texts[i] for i in idx])
-            yield idx, self(enc["input_ids"].to(device), enc["attention_mask"].to(device))
+            width = int(lengths[idx[0]])
+            input_ids = torch.full((len(idx), width), pad, dtype=torch.long)
+            mask = torch.zeros((len(idx), width), dtype=torch.long)
+            for k, i in enumerate(idx):
+                input_ids[k, :lengths[i]] = torch.tensor(ids[i], dtype=torch.long)
+                mask[k, :lengths[i]] = 1
+            yield idx, runner(input_ids.to(device), mask.to(device))
 
-    def _infer(self, texts: Sequence[str], batch_size: int, collect) -> list[np.ndarray]:
+    def _infer(self, texts: Sequence[str], batch_size: int, collect, quantize: bool = False) -> list:
         was_training = self.training
         self.eval()
         try:
+            runner = None
+            if quantize:
+                from alfia.model.quantize import quantized_copy
+
+                runner = quantized_copy(self)
             with torch.inference_mode():
-                parts = [(idx, collect(out)) for idx, out in self._batches(texts, batch_size)]
+                parts = [(idx, collect(out)) for idx, out in self._batches(texts, batch_size, runner)]
         finally:
             self.train(was_training)
         return parts
 
-    def predict_proba(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
-        """P(in-hospital death) for each text, float64 ``[N]``, in the order of ``texts``."""
-        parts = self._infer(texts, batch_size, lambda out: torch.sigmoid(out.logits.float()).cpu().numpy())
+    def predict_proba(self, texts: Sequence[str], batch_size: int = 32, quantize: bool = False) -> np.ndarray:
+        """P(in-hospital death) for each text, float64 ``[N]``, in the order of ``texts``.
+
+        ``quantize=False`` (default): fp32, the same computation as :meth:`forward` (each batch padded only to
+        its own longest text, which does not change a prediction). ``quantize=True``: a CPU-only int8 copy of
+        the backbone (LoRA merged, ``nn.Linear`` dynamically quantised, see :mod:`alfia.model.quantize`);
+        faster on CPUs, probabilities within ~1e-2 of fp32 (measured in ``docs/speed.md``)."""
+        parts = self._infer(texts, batch_size, lambda out: torch.sigmoid(out.logits.float()).cpu().numpy(),
+                            quantize)
         probs = np.zeros(len(texts), dtype=np.float64)
         for idx, p in parts:
             probs[idx] = p
         return probs
 
-    def embed(self, texts: Sequence[str], batch_size: int = 32) -> tuple[np.ndarray, np.ndarray]:
+    def embed(self, texts: Sequence[str], batch_size: int = 32,
+              quantize: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """Algorithm 2: L2-normalised ALF embeddings ``[N, H]`` and layer weights lambda ``[N, N_f]``
-        (float32, order of ``texts``; lambda columns: lowest fused layer first)."""
+        (float32, order of ``texts``; lambda columns: lowest fused layer first). ``quantize``: as in
+        :meth:`predict_proba`."""
         def collect(out: ALFIAOutput):
             emb = torch.nn.functional.normalize(out.embedding.float(), p=2, dim=-1)
             return emb.cpu().numpy(), out.layer_weights.float().cpu().numpy()
 
-        parts = self._infer(texts, batch_size, collect)
+        parts = self._infer(texts, batch_size, collect, quantize)
         hidden, n_f = self.config.fusion.hidden_size, self.config.fusion.num_fusion_layers
         emb = np.zeros((len(texts), hidden), dtype=np.float32)
         weights = np.zeros((len(texts), n_f), dtype=np.float32)
         for idx, (e, w) in parts:
             emb[idx], weights[idx] = e, w
         return emb, weights
+
+    def predict_embed(self, texts: Sequence[str], batch_size: int = 32,
+                      quantize: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Probabilities, L2-normalised embeddings and layer weights from ONE pass (inference costs a backbone
+        forward per text; the study needs all three)."""
+        parts = self._infer(texts, batch_size, collect_outputs, quantize)
+        return assemble_outputs(parts, len(texts))
 
     # -- persistence ----------------------------------------------------------------------------------------
     def save(self, directory: str | os.PathLike) -> None:
@@ -400,6 +437,25 @@ class ALFIA(nn.Module):
         if config.lora is not None:
             _load_adapter(model.backbone, directory / "adapter")
         return model.to(device).eval()
+
+
+def collect_outputs(out: ALFIAOutput) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per batch: P(death), the L2-normalised ALF embedding and the layer weights, as numpy arrays."""
+    return (torch.sigmoid(out.logits.float()).cpu().numpy(),
+            torch.nn.functional.normalize(out.embedding.float(), p=2, dim=-1).cpu().numpy(),
+            out.layer_weights.float().cpu().numpy())
+
+
+def assemble_outputs(parts, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Put the per-batch ``collect_outputs`` of ``(row indices, outputs)`` pairs back into row order."""
+    probs = np.zeros(n, dtype=np.float64)
+    emb = weights = None
+    for idx, (p, e, w) in parts:
+        if emb is None:
+            emb = np.zeros((n, e.shape[1]), dtype=np.float32)
+            weights = np.zeros((n, w.shape[1]), dtype=np.float32)
+        probs[idx], emb[idx], weights[idx] = p, e, w
+    return probs, emb, weights
 
 
 def _load_saved_tokenizer(path: Path):

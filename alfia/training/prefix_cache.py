@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from alfia.model.alfia import ALFIA
+from alfia.model.alfia import ALFIA, assemble_outputs, collect_outputs
 from alfia.training.batching import TokenizedTexts, bucketed_batches
 
 
@@ -49,15 +49,20 @@ class PrefixCache:
             mask[k, :self.lengths[i]] = 1
         return prefix, mask.to(device)
 
-    def predict_proba(self, model: ALFIA, batch_size: int = 32) -> np.ndarray:
-        probs = np.zeros(len(self))
+    def infer(self, model: ALFIA, batch_size: int = 32, collect=None):
+        """``(rows, collect(output))`` per batch, the model in eval mode: only the layers above the cache run."""
+        collect = collect or collect_outputs
+        parts = []
         was = model.training
         model.eval()
         try:
             with torch.inference_mode():
                 for rows in bucketed_batches(self.lengths, batch_size, shuffle=False):
                     prefix, mask = self.collate(rows, model.device)
-                    probs[rows] = torch.sigmoid(model(None, mask, prefix=prefix).logits.float()).cpu().numpy()
+                    parts.append((rows, collect(model(None, mask, prefix=prefix))))
         finally:
             model.train(was)
-        return probs
+        return parts
+
+    def predict_proba(self, model: ALFIA, batch_size: int = 32) -> np.ndarray:
+        return assemble_outputs(self.infer(model, batch_size), len(self))[0]

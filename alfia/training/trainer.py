@@ -89,6 +89,7 @@ class Trainer:
         self.backbone = backbone
         self.progress = progress and dist.is_main()
         self.device = dist.device()
+        self.best_state: dict[str, torch.Tensor] | None = None
 
     # -- setup ----------------------------------------------------------------------------------
     def _build(self) -> None:
@@ -265,6 +266,7 @@ class Trainer:
                 if improved:
                     best, bad = auprc, 0
                     self._save_best()
+                    self.best_state = {n: p.detach().clone() for n, p in self.trainable}
                 else:
                     bad += 1
                 with open(history_path, "a") as f:
@@ -274,7 +276,20 @@ class Trainer:
                 self._save_checkpoint(epoch, best, bad)
             best, bad = dist.broadcast_pair(best, bad)
         dist.barrier()
+        if self.best_state is not None:  # the model in memory becomes the best epoch's, as saved
+            with torch.no_grad():
+                for n, p in self.trainable:
+                    p.copy_(self.best_state[n])
         return results
+
+    def finish(self, n_boot: int = 1000) -> dict:
+        """Predictions of every split, threshold and test metrics (``alfia.inference.finish_run``), reusing the
+        frozen-layer caches of the train and validation rows."""
+        from alfia.inference import finish_run
+
+        caches = {k: v for k, v in (("train", self.train_cache), ("val", self.val_cache)) if v is not None}
+        model = self.model if self.best_state is not None else None
+        return finish_run(self.out, self.cohort, n_boot=n_boot, model=model, caches=caches)
 
     def _save_best(self) -> None:
         tmp = self.out / ".model.tmp"
@@ -311,12 +326,13 @@ def _read_history(path: Path) -> list[dict]:
 
 
 def train(cohort: Cohort, out: str | Path, config: TrainConfig, backbone: str | None = None,
-          resume: bool = False, progress: bool = True) -> Path:
-    """Train ALFIA on ``cohort`` (encoded) into the run folder ``out``; returns the folder."""
+          resume: bool = False, progress: bool = True, finish: bool = False, n_boot: int = 1000) -> dict | None:
+    """Train ALFIA on ``cohort`` (encoded) into the run folder ``out``. With ``finish``, rank 0 then predicts
+    every split, chooses the threshold on validation and scores the test split once; returns those metrics."""
     dist.setup()
     try:
         trainer = Trainer(cohort, out, config, backbone=backbone, progress=progress)
         trainer.fit(resume=resume)
+        return trainer.finish(n_boot=n_boot) if finish and dist.is_main() else None
     finally:
         dist.teardown()
-    return Path(out)

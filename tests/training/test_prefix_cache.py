@@ -45,8 +45,9 @@ def test_cached_prefix_gives_the_same_loss_and_gradients(tiny_bert_dir, texts, n
     tokens = TokenizedTexts.from_texts(model.tokenizer, texts, model.max_length)
     cache = PrefixCache(model, tokens, batch_size=2, progress=False)
     # building the cache leaves the frozen layers in eval mode and the trainable ones in training mode
-    assert not any(m.training for m in model._layers()[:model.num_frozen_layers].modules())
-    assert all(m.training for m in model._layers()[model.num_frozen_layers:].modules())
+    layers, p = list(model._layers()), model.num_frozen_layers
+    assert not any(m.training for layer in layers[:p] for m in layer.modules())
+    assert all(m.training for layer in layers[p:] for m in layer.modules())
     rows = np.array([4, 0, 2, 1])   # mixed lengths: padding inside the batch
     y = torch.tensor([1.0, 0.0, 1.0, 0.0])
     ids, mask = tokens.collate(rows)

@@ -130,3 +130,21 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path, tiny_bert_d
     assert [h["epoch"] for h in b] == [1, 2, 3, 4]
     assert [h["val_auprc"] for h in a] == [h["val_auprc"] for h in b]
     assert [round(h["train_loss"], 6) for h in a] == [round(h["train_loss"], 6) for h in b]
+
+
+def test_cached_training_finishes_with_the_predictions_of_the_saved_model(tmp_path, tiny_bert_dir):
+    """The quick path (LoRA on the top layer over cached frozen layers, finished from the caches in memory) gives
+    the predictions that the saved run gives when loaded, and keeps the embeddings for ALFIA-boost."""
+    from alfia.inference import embed_cohort
+
+    cohort = toy_cohort()
+    run = tmp_path / "run"
+    metrics = train(cohort, run, quick(lora_layers=1, epochs=2), backbone=str(tiny_bert_dir), progress=False,
+                    finish=True, n_boot=20)
+    assert metrics["test"]["auroc"]["value"] > 0.8
+    saved = pd.read_parquet(run / "predictions.parquet")
+    again = Run.load(run).predict_proba(cohort)
+    np.testing.assert_allclose(saved["probability"].to_numpy(), again, atol=1e-5)
+    emb = embed_cohort(run, cohort)  # from the run's embedding cache
+    assert len(list((run / "embeddings").glob("*.parquet"))) == 1
+    assert emb.shape[0] == len(cohort.df) and np.allclose(np.linalg.norm(emb.filter(like="emb_"), axis=1), 1, 1e-5)
