@@ -5,7 +5,9 @@ ALFIA := $(VENV)/bin/alfia
 STAMP := $(VENV)/.alfia-installed
 STUDY ?= study
 
-.PHONY: setup test lint study clean-study
+ABLATION ?= ablation
+
+.PHONY: setup test lint study ablation bench clean-study
 
 # torch is installed explicitly first, so that no other torch build is pulled in by the dependencies.
 # constraints.txt keeps every later install from changing torch or the data stack.
@@ -29,6 +31,16 @@ test: lint
 
 study: setup
 	$(ALFIA) study --out $(STUDY)
+
+# Not part of the main job: Figure 3's comparisons (pre-trained vs random init, LoRA, N_f, fusion vs mean pooling).
+ablation: setup
+	test -f $(STUDY)/p12-a.encoded.parquet || $(ALFIA) study --out $(STUDY)
+	$(ALFIA) ablate $(STUDY)/p12-a.encoded.parquet --out $(ABLATION)
+	$(ALFIA) report $(STUDY)/alfia-run --ablation $(ABLATION) --out $(STUDY)/report.html
+
+# The speed benchmark (docs/speed.md).
+bench: setup
+	$(ALFIA) bench --out benchmarks/bench.json
 
 clean-study:
 	rm -rf $(STUDY)

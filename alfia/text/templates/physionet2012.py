@@ -8,6 +8,7 @@ Lowest and highest values are written as one range ("heart rate 58 to 80 bpm") t
 
 from __future__ import annotations
 
+from alfia.text.templates.common import article, dynamic
 from alfia.text.writer import Writer
 
 UNITS = {"Coronary Care Unit": "coronary care unit", "Cardiac Surgery Recovery Unit": "cardiac surgery recovery unit",
@@ -50,30 +51,13 @@ def _measure(w: Writer, low: str | None, high: str | None, label: str) -> str | 
     return f"{_label(w, label)} {shown}"
 
 
-def _dynamic(w: Writer, prefix: str, short: str) -> str:
-    """GCS / SOFA: the range, then first, last, mean and SD; "15 throughout" when it never changed."""
-    name = w.abbr(short)
-    lo, hi, first, last, mean, sd = (f"{prefix}_{s}" for s in ("min", "max", "first", "last", "mean", "std"))
-    if not w.has(lo) and not w.has(hi):
-        w.missing.append(name)
-        return ""
-    if not w.banded(lo) and w.has(sd) and float(w.raw(sd)) == 0 and w.rounded(lo) == w.rounded(hi):
-        w.implied.append((sd, 0.0))
-        return f"{name} {w.num(lo, hi, first, last, mean)} throughout."
-    head = w.span(lo, hi, name) or name
-    details = [w.measure(first, "first"), w.measure(last, "last"), w.measure(mean, "mean"),
-               f"{w.abbr('SD')} {w.value(sd)}" if w.has(sd) else None]
-    return f"{head[0].upper()}{head[1:]} ({', '.join(d for d in details if d)})."
-
-
 def _demographics(w: Writer) -> str:
     sex = {"female": "woman", "male": "man"}.get(w.raw("gender"), "patient")
     age = w.num("age")
     who = f"{age}-year-old {sex}" if age is not None else f"{sex} of unrecorded age"
     unit = w.raw("icu_type")
     where = f" admitted to the {UNITS[unit]}" if unit else ""
-    article = "An" if who.startswith(("8", "11", "18")) else "A"
-    return f"{article} {who}{where}."
+    return f"{article(who)} {who}{where}."
 
 
 def _ventilation(w: Writer) -> str | None:
@@ -101,8 +85,8 @@ def describe(w: Writer) -> str:
                     w.measure("bmi", "body mass index")]),
         w.sentence([w.measure("sirs", f"{w.abbr('SIRS')} criteria"), w.measure("sapsii_approx", w.abbr("SAPS II")),
                     w.measure("oasis_approx", w.abbr("OASIS"))], lead="first 24 hours: "),
-        _dynamic(w, "gcs", "GCS"),
-        _dynamic(w, "sofa", "SOFA"),
+        dynamic(w, "gcs", "GCS"),
+        dynamic(w, "sofa", "SOFA"),
         w.sentence([_ventilation(w)] + [_measure(w, lo, hi, label) for lo, hi, label in VITALS]),
         _labs(w),
     ]
