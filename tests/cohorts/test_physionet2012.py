@@ -32,6 +32,7 @@ from alfia.cohorts.physionet2012 import (
 )
 from alfia.cohorts.schemas.physionet2012 import SCHEMA
 from alfia.errors import AlfiaError
+from alfia.text.encoder import TextEncoder
 
 DATA = Path(__file__).parents[2] / ".." / "shared" / "data" / "physionet2012"
 needs_data = pytest.mark.skipif(not (DATA / "set-a.tar.gz").exists(),
@@ -156,9 +157,15 @@ def test_leakage_trap_values_after_24h_change_nothing(tmp_path, raw_subset):
     inside = stay_features(*parse_record(raw_subset[rid] + early, rid))
     changed = [k for k in clean if not _same(clean[k], inside[k])]
     assert {"lactate_max", "hr_max", "map_min", "gcs_min", "sofa_max", "urine_output"} <= set(changed)
-    # and through the builder, for every stay of the subset
+    # and through the builder, for every stay of the subset: same features, so byte-identical texts
     set_dir = write_set(tmp_path, {r: t + trap for r, t in raw_subset.items()})
-    assert_same_features(build_physionet2012(set_dir, progress=False).df, load_bundled("p12-a").df)
+    built = build_physionet2012(set_dir, progress=False).df
+    assert_same_features(built, load_bundled("p12-a").df)
+    clean_dir = write_set(tmp_path / "clean", raw_subset)
+    reference = build_physionet2012(clean_dir, progress=False).df
+    for style in ("numeric", "banded"):
+        encoder = TextEncoder("physionet2012", style).fit(load_bundled("p12-a").df)
+        assert encoder.transform(built).tolist() == encoder.transform(reference).tolist()
 
 
 def _same(a, b) -> bool:
