@@ -55,17 +55,15 @@ def _mean_pool_trainer():
     from alfia.training.trainer import Trainer
 
     class MeanPoolTrainer(Trainer):
-        """The quick-profile trainer with the fusion module replaced by :class:`MeanPooling`; the best epoch's
-        trainable weights are kept in memory (the model cannot be saved as an ALFIA folder)."""
-
-        best_state: dict | None = None
+        """The quick-profile trainer with the fusion module replaced by :class:`MeanPooling`. The model cannot be
+        saved as an ALFIA folder; the trainer keeps the best epoch's weights in memory and restores them."""
 
         def _build(self) -> None:
             super()._build()
             self.model.fusion = MeanPooling()
 
         def _save_best(self) -> None:
-            self.best_state = {n: p.detach().clone() for n, p in self.model.named_parameters() if p.requires_grad}
+            pass
 
     return MeanPoolTrainer
 
@@ -74,11 +72,7 @@ def _finish_in_memory(trainer, cohort: Cohort, n_boot: int) -> dict:
     """``finish_run`` for a model held in memory: threshold on validation, test scored once."""
     from alfia.evaluation.metrics import choose_threshold, evaluate
 
-    model = trainer.model
-    with torch.no_grad():
-        params = dict(model.named_parameters())
-        for name, value in (trainer.best_state or {}).items():
-            params[name].copy_(value)
+    model = trainer.model  # Trainer.fit has restored the best epoch's weights
     df = cohort.df
     p = model.predict_proba(df["text"].tolist())
     y = df["hospital_mortality"].to_numpy()
