@@ -78,7 +78,7 @@ def separation_measures(x: np.ndarray, y: np.ndarray, normalise: bool = True) ->
 
 def tabular_matrix(cohort: Cohort) -> tuple[np.ndarray, list[str]]:
     """Feature columns of the schema: numeric imputed with train medians and standardised (train mean/SD),
-    categories and binaries imputed with the train mode and one-hot encoded; everything fitted on train.
+    categories and binaries one-hot encoded with "missing" as a level of its own; everything fitted on train.
     Returns the matrix for every row of the cohort and the column names."""
     from sklearn.compose import ColumnTransformer
     from sklearn.impute import SimpleImputer
@@ -92,17 +92,15 @@ def tabular_matrix(cohort: Cohort) -> tuple[np.ndarray, list[str]]:
     if not numeric and not levels:
         raise AlfiaError("the cohort has none of its schema's feature columns: the tabular embedding needs them")
     frame = df[numeric + levels].copy()
-    for name in levels:  # strings for the one-hot encoder; missing stays missing
-        frame[name] = frame[name].map(lambda v: None if v is None or (isinstance(v, float) and np.isnan(v))
-                                      else str(v)).astype(object)
+    for name in levels:  # strings for the one-hot encoder; a missing value is its own level
+        frame[name] = [("missing" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v))
+                       for v in frame[name]]
     parts = []
     if numeric:
         parts.append(("num", make_pipeline(SimpleImputer(strategy="median", keep_empty_features=True),
                                            StandardScaler()), numeric))
     if levels:
-        parts.append(("cat", make_pipeline(SimpleImputer(strategy="most_frequent", missing_values=None,
-                                                         keep_empty_features=True),
-                                           OneHotEncoder(handle_unknown="ignore", sparse_output=False)), levels))
+        parts.append(("cat", OneHotEncoder(handle_unknown="ignore", sparse_output=False), levels))
     transformer = ColumnTransformer(parts)
     train = (df["split"] == "train").to_numpy()
     transformer.fit(frame[train])
