@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -86,16 +85,6 @@ def readme_results(folder: str | Path) -> str:
     lines += ["", "Stage times of that `make study` run (seconds): "
               + ", ".join(f"{k} {v:.0f}" for k, v in timings.items()) + f"; total {sum(timings.values()):.0f}."]
     return "\n".join(lines)
-
-
-def copy_results(out: Path, dest: Path) -> None:
-    """The small result files worth keeping in the repository (the README is generated from them)."""
-    dest.mkdir(parents=True, exist_ok=True)
-    run = out / "alfia-run"
-    for src in (run / "metrics.json", run / "history.jsonl", run / "config.json", out / "p12-b.metrics.json",
-                out / "timings.json", out / "leaderboard.md", out / "summary.md"):
-        if src.exists():
-            shutil.copy(src, dest / src.name)
 
 
 def run_study(out: str | Path, style: str | None = None, profile: str = "quick") -> Path:
