@@ -24,13 +24,12 @@ import shutil
 import time
 from pathlib import Path
 
-import pandas as pd
 import torch
 from torch import nn
 
 from alfia.cohorts import Cohort
 from alfia.errors import AlfiaError
-from alfia.io import atomic_path, write_text_atomic
+from alfia.io import write_text_atomic
 
 VARIANTS = ("default", "random-init", "no-lora", "nf1", "nf2", "nf6", "mean-pool")
 DESCRIPTIONS = {"default": "pre-trained, LoRA, N_f=4, fusion", "random-init": "random-init backbone, LoRA, N_f=4",
@@ -66,28 +65,6 @@ def _mean_pool_trainer():
             pass
 
     return MeanPoolTrainer
-
-
-def _finish_in_memory(trainer, cohort: Cohort, n_boot: int) -> dict:
-    """``finish_run`` for a model held in memory: threshold on validation, test scored once."""
-    from alfia.evaluation.metrics import choose_threshold, evaluate
-
-    model = trainer.model  # Trainer.fit has restored the best epoch's weights
-    df = cohort.df
-    p = model.predict_proba(df["text"].tolist())
-    y = df["hospital_mortality"].to_numpy()
-    val, test = (df["split"] == "val").to_numpy(), (df["split"] == "test").to_numpy()
-    threshold = choose_threshold(y[val], p[val])
-    write_text_atomic(trainer.out / "threshold.json",
-                      json.dumps({"threshold": threshold, "chosen_on": "validation split, best F1"}, indent=2))
-    predictions = pd.DataFrame({"stay_id": df["stay_id"], "split": df["split"], "hospital_mortality": y,
-                                "probability": p, "label": (p >= threshold).astype(int)})
-    with atomic_path(trainer.out / "predictions.parquet") as tmp:
-        predictions.to_parquet(tmp, index=False)
-    metrics = {"val": evaluate(y[val], p[val], threshold=threshold, n_boot=n_boot),
-               "test": evaluate(y[test], p[test], threshold=threshold, n_boot=n_boot)}
-    write_text_atomic(trainer.out / "metrics.json", json.dumps(metrics, indent=2))
-    return metrics
 
 
 def random_init_copy(backbone: str | None, folder: Path, seed: int = 0) -> Path:
@@ -171,7 +148,7 @@ def run_ablation(cohort: Cohort, out: str | Path, backbones: list[str | None] | 
                 shutil.rmtree(folder, ignore_errors=True)
                 trainer = _mean_pool_trainer()(cohort, folder, config, backbone=used_backbone, progress=progress)
                 trainer.fit()
-                _finish_in_memory(trainer, cohort, n_boot)
+                finish_run(trainer.out, cohort, n_boot=n_boot, model=trainer.model)
             else:
                 train(cohort, folder, config, backbone=used_backbone, resume=folder.exists(), progress=progress)
                 finish_run(folder, cohort, n_boot=n_boot)

@@ -204,13 +204,7 @@ class Trainer:
                 "param_groups": [{k: v for k, v in g.items() if k != "params"}
                                  for g in self.optimizer.state_dict()["param_groups"]]}
         (tmp / "state.json").write_text(json.dumps(meta))
-        final = self.out / "checkpoint"
-        old = self.out / ".checkpoint.old"
-        shutil.rmtree(old, ignore_errors=True)
-        if final.exists():
-            os.replace(final, old)
-        os.replace(tmp, final)
-        shutil.rmtree(old, ignore_errors=True)
+        _swap_in(tmp, self.out / "checkpoint")
 
     def _load_checkpoint(self) -> tuple[int, float, int]:
         folder = self.out / "checkpoint"
@@ -295,13 +289,7 @@ class Trainer:
         tmp = self.out / ".model.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
         self.model.save(tmp)
-        final = self.out / "model"
-        old = self.out / ".model.old"
-        shutil.rmtree(old, ignore_errors=True)
-        if final.exists():
-            os.replace(final, old)
-        os.replace(tmp, final)
-        shutil.rmtree(old, ignore_errors=True)
+        _swap_in(tmp, self.out / "model")
 
     def _write_config(self) -> None:
         encoder = self.cohort.info.get("text_encoder")
@@ -317,6 +305,17 @@ class Trainer:
             "world_size": dist.world_size(),
         }
         write_text_atomic(self.out / "config.json", json.dumps(config, indent=2))
+
+
+def _swap_in(tmp: Path, final: Path) -> None:
+    """Replace the folder ``final`` by the complete folder ``tmp`` with renames only: a kill at any moment leaves
+    a complete ``final`` or a complete ``.<name>.old`` beside it (which ``_load_checkpoint`` recovers)."""
+    old = final.parent / f".{final.name}.old"
+    shutil.rmtree(old, ignore_errors=True)
+    if final.exists():
+        os.replace(final, old)
+    os.replace(tmp, final)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def _read_history(path: Path) -> list[dict]:
