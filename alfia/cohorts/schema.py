@@ -93,19 +93,10 @@ class Schema:
         """
         if len(df) == 0:
             raise AlfiaError(f"{where} is empty: it has no rows; build it again with `alfia cohort`")
-        missing = [c for c in self.required_columns if c not in df.columns]
-        allowed = set(self.required_columns) | {TEXT}
-        unexpected = [c for c in df.columns if c not in allowed]
-        if missing or unexpected:
-            parts = []
-            if missing:
-                parts.append(f"missing columns {', '.join(missing)}")
-            if unexpected:
-                parts.append(f"unexpected columns {', '.join(map(str, unexpected))}")
-            raise AlfiaError(
-                f"{where} does not match schema {self.name!r}: {'; '.join(parts)}; "
-                "rebuild it with `alfia cohort` or pass the right schema"
-            )
+        mismatch = column_mismatch(df.columns, self.required_columns, ignored={TEXT})
+        if mismatch:
+            raise AlfiaError(f"{where} does not match schema {self.name!r}: {mismatch}; "
+                             "rebuild it with `alfia cohort` or pass the right schema")
         out = pd.DataFrame(index=pd.RangeIndex(len(df)))
         out[ID] = _stay_ids(df[ID], where)
         out[LABEL] = _labels(df[LABEL], where)
@@ -125,6 +116,18 @@ class Schema:
                 raise AlfiaError(f"{where}: column {TEXT!r} has missing texts; encode the cohort again")
             out[TEXT] = text.astype(str)
         return out
+
+
+def column_mismatch(columns, expected: list[str], ignored: set[str] = frozenset()) -> str:
+    """"missing columns a, b; unexpected columns c" (expected order, then table order), or "" when they match."""
+    missing = [c for c in expected if c not in columns]
+    unexpected = [c for c in columns if c not in expected and c not in ignored]
+    parts = []
+    if missing:
+        parts.append(f"missing columns {', '.join(missing)}")
+    if unexpected:
+        parts.append(f"unexpected columns {', '.join(map(str, unexpected))}")
+    return "; ".join(parts)
 
 
 def _stay_ids(s: pd.Series, where: str) -> pd.Series:

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from alfia import __version__
-from alfia.cohorts.schema import ID, LABEL, SPLIT, TEXT
+from alfia.cohorts.schema import ID, LABEL, SPLIT, TEXT, column_mismatch
 from alfia.cohorts.schemas import get_schema
 from alfia.errors import AlfiaError
 from alfia.io import write_text_atomic
@@ -107,17 +107,10 @@ class TextEncoder:
 
     # -- checks ---------------------------------------------------------------------------------
     def _check_columns(self, df: pd.DataFrame, expected: list[str]) -> None:
-        ignored = {ID, LABEL, SPLIT, TEXT, *self.schema.reference_columns}
-        missing = [c for c in expected if c not in df.columns]
-        unexpected = [c for c in df.columns if c not in expected and c not in ignored]
-        if missing or unexpected:
-            parts = []
-            if missing:
-                parts.append(f"missing columns {', '.join(missing)}")
-            if unexpected:
-                parts.append(f"unexpected columns {', '.join(map(str, unexpected))}")
-            raise AlfiaError(f"the table does not match the text encoder for {self.schema_name!r}: "
-                             f"{'; '.join(parts)}")
+        mismatch = column_mismatch(df.columns, expected,
+                                   ignored={ID, LABEL, SPLIT, TEXT, *self.schema.reference_columns})
+        if mismatch:
+            raise AlfiaError(f"the table does not match the text encoder for {self.schema_name!r}: {mismatch}")
 
 
 def load_encoder(source: str | os.PathLike) -> TextEncoder:
