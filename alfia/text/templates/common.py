@@ -25,3 +25,20 @@ def dynamic(w: Writer, prefix: str, short: str) -> str:
     details = [w.measure(first, "first"), w.measure(last, "last"), w.measure(mean, "mean"),
                f"{w.abbr('SD')} {w.value(sd)}" if w.has(sd) else None]
     return f"{head[0].upper()}{head[1:]} ({', '.join(d for d in details if d)})."
+
+
+def cw24_text(w: Writer, demographics: str, admission: str, lifestyle: str,
+              scores: tuple[tuple[str, str], ...]) -> str:
+    """The CW-24 text (paper Figure 1b): demographics -> admission -> anthropometrics -> lifestyle -> first-day
+    scores -> GCS and SOFA over the first 24 hours -> what was not recorded."""
+    body = [
+        demographics,
+        admission,
+        w.sentence([w.measure("height", "height"), w.measure("weight", "weight")]),
+        lifestyle,
+        w.sentence([w.measure(name, w.abbr(short)) for name, short in scores], lead="first-day scores: "),
+        "First 24 hours in the unit:",
+        dynamic(w, "gcs", "GCS"),
+        dynamic(w, "sofa", "SOFA"),
+    ]
+    return w.join(body + [w.missing_sentence()])

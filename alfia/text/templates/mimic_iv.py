@@ -6,7 +6,7 @@ SOFA over the first 24 hours -> what was not recorded. Codes are written in word
 
 from __future__ import annotations
 
-from alfia.text.templates.common import article, dynamic
+from alfia.text.templates.common import article, cw24_text
 from alfia.text.writer import Writer
 
 ADMISSION_TYPES = {
@@ -80,14 +80,5 @@ def _lifestyle(w: Writer) -> str:
 
 
 def describe(w: Writer) -> str:
-    body = [
-        _demographics(w),
-        _admission(w),
-        w.sentence([w.measure("height", "height"), w.measure("weight", "weight")]),
-        _lifestyle(w),
-        w.sentence([w.measure(name, w.abbr(short)) for name, short in SCORES], lead="first-day scores: "),
-        "First 24 hours in the unit:",
-        dynamic(w, "gcs", "GCS"),
-        dynamic(w, "sofa", "SOFA"),
-    ]
-    return w.join(body + [w.missing_sentence()])
+    # the arguments are evaluated in text order, so abbreviations are expanded at their first mention
+    return cw24_text(w, _demographics(w), _admission(w), _lifestyle(w), SCORES)
