@@ -19,7 +19,7 @@ from alfia.baselines.tabular import run_baselines
 from alfia.cohorts import Cohort, write_cohort
 from alfia.cohorts.bundled import load_bundled
 from alfia.cohorts.table1 import table1, to_markdown
-from alfia.evaluation.metrics import format_metrics
+from alfia.evaluation.metrics import format_ci, format_metrics
 from alfia.inference import predict_cohort
 from alfia.io import atomic_path, write_text_atomic
 from alfia.text.encoder import DEFAULT_STYLE, TextEncoder
@@ -53,16 +53,12 @@ def encode_cohort(cohort: Cohort, encoder: TextEncoder) -> Cohort:
     return Cohort(df=df, schema=cohort.schema, info={**cohort.info, "text_encoder": encoder.to_dict()})
 
 
-def _cell(m: dict) -> str:
-    return f"{m['value']:.3f} ({m['ci_low']:.3f}–{m['ci_high']:.3f})"
-
-
 def alfia_results(metrics: dict, external: dict, history: list[dict]) -> list[str]:
     """ALFIA's own lines of the summary (and of the README, through ``readme_results``)."""
     lines = ["| ALFIA (quick profile) | n | deaths | AUPRC (95% CI) | AUROC (95% CI) | Brier | ECE |",
              "| --- | ---: | ---: | --- | --- | ---: | ---: |"]
     for data, m in (("set A test split", metrics["test"]), ("set B, external (all rows)", external["metrics"])):
-        lines.append(f"| {data} | {m['n']:,} | {m['n_pos']:,} | {_cell(m['auprc'])} | {_cell(m['auroc'])} | "
+        lines.append(f"| {data} | {m['n']:,} | {m['n_pos']:,} | {format_ci(m['auprc'])} | {format_ci(m['auroc'])} | "
                      f"{m['brier']['value']:.3f} | {m['ece']['value']:.3f} |")
     lines += ["", "Validation per epoch: " + "; ".join(
         f"epoch {h['epoch']}: AUPRC {h['val_auprc']:.3f}, AUROC {h['val_auroc']:.3f}" for h in history) + ".",

@@ -20,7 +20,7 @@ from alfia.analysis.figures import COLOURS, DIED, SURVIVED, FigureWriter, new_fi
 from alfia.cohorts import Cohort
 from alfia.errors import AlfiaError
 from alfia.evaluation.calibration import calibration_summary, decision_curve
-from alfia.evaluation.metrics import average_precision, best_fbeta, bootstrap_indices, evaluate, roc_auc
+from alfia.evaluation.metrics import average_precision, best_fbeta, bootstrap_indices, evaluate, format_ci, roc_auc
 from alfia.io import write_text_atomic
 
 SUBGROUP_COLUMNS = ("gender", "sex", "age", "icu_type", "first_careunit", "unit_type")
@@ -46,15 +46,6 @@ padding:.6em;white-space:pre-wrap}figure{margin:1em 0}img{max-width:100%}figcapt
 
 def _esc(x) -> str:
     return html.escape(str(x))
-
-
-def _ci(m: dict | None, digits: int = 3) -> str:
-    if not m or m.get("value") is None:
-        return "n/a"
-    text = f"{m['value']:.{digits}f}"
-    if m.get("ci_low") is not None and m.get("ci_high") is not None:
-        text += f" ({m['ci_low']:.{digits}f}–{m['ci_high']:.{digits}f})"
-    return text
 
 
 def _table(header: list[str], rows: list[list], cls: str = "") -> str:
@@ -279,7 +270,7 @@ def section_training(inp: Inputs, figs: FigureWriter) -> str:
             ax.grid(alpha=0.3)
         out.append(figs.figure("final-scores", fig, {"runs": finals}, "Test scores of the kept epoch"))
         out.append(_table(["run", "early-stopping epoch", "test AUPRC (95% CI)", "test AUROC (95% CI)"],
-                          [[f["name"], f["best_epoch"], _ci(f["auprc"]), _ci(f["auroc"])] for f in finals]))
+                          [[f["name"], f["best_epoch"], format_ci(f["auprc"]), format_ci(f["auroc"])] for f in finals]))
     return "\n".join(out)
 
 
@@ -316,16 +307,16 @@ def section_performance(inp: Inputs, figs: FigureWriter, n_boot: int) -> str:
                           "external": r.get("external")})
         skipped = res.get("skipped", {})
     board.sort(key=lambda r: -((r["test"] or {}).get("auprc", {}).get("value") or -1))
-    rows = [[i + 1, r["model"], r["family"], (r["test"] or {}).get("n", ""), _ci((r["test"] or {}).get("auprc")),
-             _ci((r["test"] or {}).get("auroc")), _ci((r["test"] or {}).get("best_f1")),
-             _ci((r["test"] or {}).get("best_f2")), _ci((r["test"] or {}).get("brier"))] for i, r in enumerate(board)]
+    rows = [[i + 1, r["model"], r["family"], (r["test"] or {}).get("n", "")]
+            + [format_ci((r["test"] or {}).get(k)) for k in ("auprc", "auroc", "best_f1", "best_f2", "brier")]
+            for i, r in enumerate(board)]
     out.append("<h3>Leaderboard (test split)</h3>")
     out.append(_table(["rank", "model", "family", "n", "AUPRC", "AUROC", "best F1", "best F2", "Brier"], rows))
     if skipped:
         out.append("<p>Skipped: " + "; ".join(f"{_esc(k)} ({_esc(v)})" for k, v in skipped.items()) + "</p>")
     figs.data("leaderboard", {"models": board, "skipped": skipped})
-    ext_rows = [[r["model"], _ci((r["test"] or {}).get("auprc")), _ci(r["external"].get("auprc")),
-                 _ci((r["test"] or {}).get("auroc")), _ci(r["external"].get("auroc"))]
+    ext_rows = [[r["model"], format_ci((r["test"] or {}).get("auprc")), format_ci(r["external"].get("auprc")),
+                 format_ci((r["test"] or {}).get("auroc")), format_ci(r["external"].get("auroc"))]
                 for r in board if r.get("external")]
     out.append("<h3>External validation beside internal test</h3>")
     if ext_rows:
@@ -426,7 +417,7 @@ def section_clinical(inp: Inputs, figs: FigureWriter, n_boot: int) -> str:
     if m.get("threshold") is not None:
         names = ("sensitivity", "specificity", "ppv", "npv", "f1", "f2")
         out.append(f"<h3>At the threshold chosen on validation ({m['threshold']:.3f})</h3>")
-        out.append(_table([METRIC_NAMES[k] for k in names], [[_ci(m.get(k)) for k in names]]))
+        out.append(_table([METRIC_NAMES[k] for k in names], [[format_ci(m.get(k)) for k in names]]))
         c = m.get("confusion")
         if c:
             out.append(f"<p>TP {c['tp']}, FP {c['fp']}, TN {c['tn']}, FN {c['fn']}.</p>")
@@ -445,8 +436,8 @@ def section_clinical(inp: Inputs, figs: FigureWriter, n_boot: int) -> str:
                 e = evaluate(yy, pp, threshold=inp.threshold, n_boot=n_boot)
                 entry.update({k: e.get(k) for k in ("auprc", "auroc", "sensitivity", "specificity")})
             data[f"{col}={level}"] = entry
-            rows.append([col, level, entry["n"], entry["deaths"], _ci(entry.get("auprc")), _ci(entry.get("auroc")),
-                         _ci(entry.get("sensitivity")), _ci(entry.get("specificity"))])
+            rows.append([col, level, entry["n"], entry["deaths"]]
+                        + [format_ci(entry.get(k)) for k in ("auprc", "auroc", "sensitivity", "specificity")])
     if rows:
         out.append(_table(["variable", "group", "n", "deaths", "AUPRC", "AUROC", "sensitivity", "specificity"], rows))
         out.append("<p>Groups with a single outcome have no AUPRC/AUROC (n/a).</p>")
@@ -604,7 +595,7 @@ def section_latent(inp: Inputs, figs: FigureWriter, run, texts: list[str] | None
                            "Downstream classifier on each embedding"))
     rows = [[n, sets[n]["dim"], *[("n/a" if sets[n]["measures"][k] is None else f"{sets[n]['measures'][k]:.4f}")
                                   for k, _ in LATENT_MEASURES],
-             _ci(sets[n]["classifier"]["auprc"]), _ci(sets[n]["classifier"]["auroc"])] for n in names]
+             format_ci(sets[n]["classifier"]["auprc"]), format_ci(sets[n]["classifier"]["auroc"])] for n in names]
     out.append(_table(["embedding", "dim", "centroid dist.", "pos→nearest neg.", "within survivors",
                        "within deaths", "separation ratio", "silhouette", "AUPRC", "AUROC"], rows, "latent"))
     return "\n".join(out)

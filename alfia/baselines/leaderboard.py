@@ -30,7 +30,7 @@ import pandas as pd
 
 from alfia.cohorts import ID, LABEL, SPLIT, Cohort
 from alfia.errors import AlfiaError
-from alfia.evaluation.metrics import paired_difference
+from alfia.evaluation.metrics import format_ci, paired_difference
 from alfia.io import atomic_path, write_text_atomic
 
 WHERE = {"test": "test split", "external": "external cohort (all rows)"}
@@ -57,15 +57,6 @@ class Leaderboard:
     def to_dict(self) -> dict:
         return {"tables": {w: t.to_dict(orient="records") for w, t in self.tables.items()},
                 "comparisons": self.comparisons}
-
-
-def cell(metric: dict | None) -> str:
-    if not metric or metric.get("value") is None:
-        return "n/a"
-    text = f"{metric['value']:.3f}"
-    if metric.get("ci_low") is not None and metric.get("ci_high") is not None:
-        text += f" ({metric['ci_low']:.3f}\u2013{metric['ci_high']:.3f})"
-    return text
 
 
 # --------------------------------------------------------------------------------------------- reading
@@ -150,9 +141,9 @@ def _table(entries: list[Entry], where: str) -> pd.DataFrame:
         m = e.metrics.get(where)
         if not m:
             continue
-        rows.append({"model": e.name, "family": e.family, "AUPRC": cell(m.get("auprc")),
-                     "AUROC": cell(m.get("auroc")), "best F1": cell(m.get("best_f1")),
-                     "best F2": cell(m.get("best_f2")), "n": int(m.get("n", 0)),
+        rows.append({"model": e.name, "family": e.family, "AUPRC": format_ci(m.get("auprc")),
+                     "AUROC": format_ci(m.get("auroc")), "best F1": format_ci(m.get("best_f1")),
+                     "best F2": format_ci(m.get("best_f2")), "n": int(m.get("n", 0)),
                      "_auprc": m["auprc"]["value"]})
     table = pd.DataFrame(rows, columns=[*COLUMNS, "_auprc"])
     table = table.sort_values("_auprc", ascending=False, kind="stable").drop(columns="_auprc")

@@ -469,6 +469,16 @@ _DISPLAY = {
 }
 
 
+def format_ci(entry: dict[str, Any] | None, digits: int = 3) -> str:
+    """"0.462 (0.367–0.570)" for a metric entry of ``evaluate``; "n/a" when absent or undefined."""
+    if not entry or entry.get("value") is None:
+        return "n/a"
+    text = f"{entry['value']:.{digits}f}"
+    if entry.get("ci_low") is not None and entry.get("ci_high") is not None:
+        text += f" ({entry['ci_low']:.{digits}f}\u2013{entry['ci_high']:.{digits}f})"
+    return text
+
+
 def _fmt_value(entry: dict[str, Any], ci_pct: str) -> str:
     value = entry.get("value")
     text = "n/a" if value is None else f"{value:.3f}"
