@@ -32,15 +32,14 @@ import numpy as np
 import pandas as pd
 
 from alfia.cohorts.io import Cohort
-from alfia.cohorts.schema import ID, LABEL, SPLIT
+from alfia.cohorts.schema import ID, LABEL
 from alfia.cohorts.schemas.eicu import ETHNICITIES, SCHEMA, UNIT_TYPES
-from alfia.cohorts.splits import assign_splits
 from alfia.cohorts.sqldb import (
     Database,
     check_leakage,
-    clean_ranges,
     connect,
     dynamic_stats,
+    finish_cohort,
     map_category,
     progress_line,
     sql_list,
@@ -396,23 +395,15 @@ def _build(conn: Database, s: str, progress: bool) -> Cohort:
     out = out.join(dynamic_stats(gcs_rows, "gcs"), how="left")
     out = out.join(dynamic_stats(sofa_hourly(hours, st), "sofa"), how="left")
 
-    dropped = clean_ranges(out, SCHEMA)
-    out[LABEL] = pd.to_numeric(out[LABEL])
-    out = out.reset_index(drop=True).sort_values(ID, kind="stable").reset_index(drop=True)
-    out[SPLIT] = assign_splits(out[ID], out[LABEL])
-    df = SCHEMA.validate(out[SCHEMA.required_columns], where="eICU cohort")
     info = {
         "source": f"eICU-CRD v2.0 database ({conn.dialect}: {conn.label}, schema {s})",
-        "synthetic": False,
         "builder": "alfia.cohorts.eicu_db.build_eicu",
-        "n_stays": int(len(df)),
-        "deaths": int(df[LABEL].sum()),
         "leakage_check": {"rows_checked": checked, "violations": 0},
-        "out_of_range_set_missing": dropped,
         "unmapped_categories": unmapped,
         "approximations": ["SAPS II and OASIS computed from first-24-h worst values with APACHE day-1 urine "
                            "output and ventilation", "SOFA without vasopressor doses and urine output",
                            "smoker is Yes or Unknown (no explicit non-smoker source)"],
     }
-    progress_line(progress, f"eICU: {len(df)} stays, {df[LABEL].mean():.2%} deaths")
-    return Cohort(df=df, schema=SCHEMA, info=info)
+    cohort = finish_cohort(out, SCHEMA, where="eICU cohort", info=info)
+    progress_line(progress, f"eICU: {len(cohort.df)} stays, {cohort.df[LABEL].mean():.2%} deaths")
+    return cohort

@@ -24,15 +24,14 @@ from __future__ import annotations
 import pandas as pd
 
 from alfia.cohorts.io import Cohort
-from alfia.cohorts.schema import ID, LABEL, SPLIT
+from alfia.cohorts.schema import ID, LABEL
 from alfia.cohorts.schemas.mimic_iv import ADMISSION_LOCATIONS, ADMISSION_TYPES, CARE_UNITS, SCHEMA
-from alfia.cohorts.splits import assign_splits
 from alfia.cohorts.sqldb import (
     Database,
     check_leakage,
-    clean_ranges,
     connect,
     dynamic_stats,
+    finish_cohort,
     map_category,
     progress_line,
 )
@@ -211,20 +210,12 @@ def _build(conn: Database, progress: bool) -> Cohort:
         stats = dynamic_stats(conn.query(sources[name]), prefix)
         df = df.join(stats, how="left")
 
-    dropped = clean_ranges(df, SCHEMA)
-    df[LABEL] = pd.to_numeric(df[LABEL], errors="coerce")
-    df = df.reset_index(drop=True).sort_values(ID, kind="stable").reset_index(drop=True)
-    df[SPLIT] = assign_splits(df[ID], df[LABEL])
-    df = SCHEMA.validate(df[SCHEMA.required_columns], where="MIMIC-IV cohort")
     info = {
         "source": f"MIMIC-IV database ({conn.dialect}: {conn.label}) with mimic-code derived concepts",
-        "synthetic": False,
         "builder": "alfia.cohorts.mimic_iv_db.build_mimic_iv",
-        "n_stays": int(len(df)),
-        "deaths": int(df[LABEL].sum()),
         "leakage_check": {"rows_checked": checked, "violations": 0},
-        "out_of_range_set_missing": dropped,
         "unmapped_categories": unmapped,
     }
-    progress_line(progress, f"MIMIC-IV: {len(df)} stays, {df[LABEL].mean():.2%} deaths")
-    return Cohort(df=df, schema=SCHEMA, info=info)
+    cohort = finish_cohort(df, SCHEMA, where="MIMIC-IV cohort", info=info)
+    progress_line(progress, f"MIMIC-IV: {len(cohort.df)} stays, {cohort.df[LABEL].mean():.2%} deaths")
+    return cohort

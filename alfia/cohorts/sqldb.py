@@ -18,6 +18,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from alfia.cohorts.io import Cohort
+from alfia.cohorts.schema import ID, LABEL, SPLIT
+from alfia.cohorts.splits import assign_splits
 from alfia.errors import AlfiaError
 
 DUCKDB_CONFIG = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
@@ -188,6 +191,19 @@ def clean_ranges(df: pd.DataFrame, schema) -> dict[str, int]:
                 dropped[col.name] = int(bad.sum())
             df[col.name] = values.where(~bad)
     return dropped
+
+
+def finish_cohort(df: pd.DataFrame, schema, *, where: str, info: dict) -> Cohort:
+    """What both database builders end with: out-of-range values set missing, rows ordered by stay id, the fixed
+    split, schema validation, and the counts recorded in ``info``."""
+    dropped = clean_ranges(df, schema)
+    df[LABEL] = pd.to_numeric(df[LABEL], errors="coerce")  # anything else than 0/1 fails validation below
+    df = df.reset_index(drop=True).sort_values(ID, kind="stable").reset_index(drop=True)
+    df[SPLIT] = assign_splits(df[ID], df[LABEL])
+    df = schema.validate(df[schema.required_columns], where=where)
+    info = {**info, "synthetic": False, "n_stays": int(len(df)), "deaths": int(df[LABEL].sum()),
+            "out_of_range_set_missing": dropped}
+    return Cohort(df=df, schema=schema, info=info)
 
 
 def map_category(values: pd.Series, mapping, *, unknown: str | None) -> tuple[pd.Series, int]:
