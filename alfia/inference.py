@@ -169,11 +169,21 @@ def predict_cohort(folder: str | Path, cohort: Cohort, batch_size: int = 32) -> 
     return out, info
 
 
-def embed_cohort(folder: str | Path, cohort: Cohort, batch_size: int = 32) -> pd.DataFrame:
-    """``stay_id``, ``emb_0..`` (L2-normalised ALF embedding) and ``layer_weight_0..`` per stay (Algorithm 2);
-    read from the run's embedding cache when these exact stays and texts were embedded before."""
-    run = Run.load(folder)
+def cached_embeddings(run: Run, cohort: Cohort, batch_size: int = 32) -> pd.DataFrame:
+    """The embedding frame of every row of ``cohort`` (see :func:`embed_cohort`), from the run's embedding cache
+    when these exact stays and texts were embedded before (finishing a run caches its whole cohort)."""
     cached = _embedding_cache(run, cohort.df["stay_id"], run.texts(cohort))
     if cached.exists():
         return pd.read_parquet(cached)
     return infer_cohort(run, cohort, batch_size=batch_size)[1]
+
+
+def embed_cohort(folder: str | Path, cohort: Cohort, batch_size: int = 32) -> pd.DataFrame:
+    """``stay_id``, ``emb_0..`` (L2-normalised ALF embedding) and ``layer_weight_0..`` per stay (Algorithm 2)."""
+    return cached_embeddings(Run.load(folder), cohort, batch_size)
+
+
+def split_embeddings(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """An embedding frame as arrays: (embeddings ``[N, H]``, layer weights ``[N, N_f]``)."""
+    emb = frame[[c for c in frame.columns if c.startswith("emb_")]].to_numpy(np.float32)
+    return emb, frame[[c for c in frame.columns if c.startswith("layer_weight_")]].to_numpy(np.float32)

@@ -236,6 +236,7 @@ def latent_analysis(run, cohort: Cohort, texts: list[str], max_stays: int | None
                     n_boot: int = 200, seed: int = 0, classifier: str = "auto", progress=print) -> dict:
     """Every embedding set of the test split: 2-D projection, separation measures and downstream classifier
     scores. ``run`` is an :class:`alfia.inference.Run`; ``texts`` the run's texts for every cohort row."""
+    from alfia.inference import cached_embeddings, split_embeddings
     from alfia.model.backbone import load_backbone
 
     resolve_classifier(classifier)
@@ -258,8 +259,7 @@ def latent_analysis(run, cohort: Cohort, texts: list[str], max_stays: int | None
     pooled = pooled_embeddings(backbone, run.model.tokenizer, picked, run.model.max_length)
     del backbone
     sets.update({f"backbone {k}": v for k, v in pooled.items()})
-    progress(f"latent space: ALF output of the trained run over {len(rows)} stays")
-    sets["ALF output"], _ = run.model.embed(picked)
+    sets["ALF output"], _ = split_embeddings(cached_embeddings(run, cohort).iloc[rows])
     n_train = len(train_rows)
     y_train, y_test = y_all[train_rows], y_all[test_rows]
     results = {}

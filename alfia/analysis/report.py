@@ -466,6 +466,8 @@ def _token_html(tokens: list[str], weights: np.ndarray) -> str:
 def section_learned(inp: Inputs, figs: FigureWriter, run, texts: list[str] | None) -> str:
     import torch
 
+    from alfia.inference import cached_embeddings, split_embeddings
+
     lead = ("What ALFIA attends to: the learned layer weights lambda of the fused layers (mean over test stays and "
             "their spread; a larger weight means that layer contributes more to the fused representation), and "
             "the token attention beta over a few test texts (darker red = more weight) for correctly and "
@@ -476,7 +478,7 @@ def section_learned(inp: Inputs, figs: FigureWriter, run, texts: list[str] | Non
     df = inp.cohort.df
     test_rows = np.flatnonzero(df["split"].to_numpy() == "test")
     test_texts = [texts[i] for i in test_rows]
-    _, lam = run.model.embed(test_texts)
+    _, lam = split_embeddings(cached_embeddings(run, inp.cohort).iloc[test_rows])
     n_f, n_layers = lam.shape[1], run.model.num_layers
     names = [f"layer {j}" for j in range(n_layers - n_f + 1, n_layers + 1)]
     fig, axes = new_figure(10, 3.4, ncols=2)

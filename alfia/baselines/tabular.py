@@ -16,6 +16,7 @@ skipped with one printed line, and its reason is kept in the results.
 
 from __future__ import annotations
 
+import importlib
 import json
 import platform
 import shutil
@@ -56,9 +57,17 @@ class ModelSpec:
     paper: dict = field(default_factory=dict)
     requires: tuple[str, ...] = ()  # importable modules the model needs
     missing_reason: str = ""  # the skip reason when one of them is missing
+    model_class: str = ""  # "module:Class" of a model this project adds to AutoGluon (used instead of ``key``)
 
     def params(self, preset: str) -> dict:
         return dict(self.quick if preset == "quick" else self.paper)
+
+    def ag_key(self):
+        """What AutoGluon's ``hyperparameters`` dict takes for this model: its key, or the model class."""
+        if not self.model_class:
+            return self.key
+        module, name = self.model_class.split(":")
+        return getattr(importlib.import_module(module), name)
 
 
 _GBM_QUICK = {"num_boost_round": 300, "learning_rate": 0.05}
@@ -82,9 +91,11 @@ ZOO: tuple[ModelSpec, ...] = (
               "fastai is not installed: it needs torchvision, and PyPI's torchvision does not import beside "
               "the project's CPU torch build"),
     ModelSpec("NeuralNetTorch", "NN_TORCH", {"num_epochs": 30}, {}),
-    ModelSpec("FTTransformer", "FT_TRANSFORMER", {}, {}, ("autogluon.multimodal",),
-              "AutoGluon's FT-Transformer needs autogluon.multimodal, which is not installed (it pins an "
-              "older pandas and pulls in torchvision)"),
+    # autogluon.multimodal (AutoGluon's own FT-Transformer) pins an older pandas and pulls in torchvision: the
+    # reference implementation runs behind AutoGluon's model interface instead (alfia/baselines/ft_transformer.py)
+    ModelSpec("FTTransformer", "FT_TRANSFORMER", {"n_blocks": 1, "max_epochs": 60, "patience": 8}, {},
+              ("rtdl_revisiting_models",), "rtdl_revisiting_models (FT-Transformer) is not installed",
+              model_class="alfia.baselines.ft_transformer:FTTransformerModel"),
     ModelSpec("TabM", "TABM", {"n_epochs": 30}, {}),
     ModelSpec("RealMLP", "REALMLP", {}, {}, ("pytabkit",), "pytabkit (RealMLP) is not installed"),
     ModelSpec("TabPFN", "REALTABPFN-V2", {}, {}, ("tabpfn",), "the tabpfn package is not installed"),
@@ -92,7 +103,7 @@ ZOO: tuple[ModelSpec, ...] = (
 MODEL_NAMES = tuple(s.name for s in ZOO) + (ENSEMBLE,)
 
 # quick preset: a cap on each model's fit and on the whole fit (seconds); models fitted on one thread
-_ONE_THREAD = ("GBM", "XGB", "NN_TORCH", "TABM", "REALMLP")
+_ONE_THREAD = ("GBM", "XGB", "NN_TORCH", "TABM", "REALMLP", "FT_TRANSFORMER")
 QUICK_MODEL_SECONDS = 20
 QUICK_TOTAL_SECONDS = 200
 
@@ -222,7 +233,7 @@ def fit_zoo(sets: dict[str, Rows], specs: list[ModelSpec], path: Path, preset: s
     TabularPredictor = _autogluon.tabular_predictor()
     if not specs:
         raise AlfiaError("no model of the zoo can run here; see the skipped reasons above")
-    hyperparameters: dict[str, list[dict]] = {}
+    hyperparameters: dict = {}  # AutoGluon key (or model class) -> list of settings
     for spec in specs:
         params = spec.params(preset)
         ag_args = {"name": spec.name}
@@ -231,7 +242,7 @@ def fit_zoo(sets: dict[str, Rows], specs: list[ModelSpec], path: Path, preset: s
             params["ag_args_fit"] = {"max_time_limit": QUICK_MODEL_SECONDS}
             if spec.key in _ONE_THREAD:  # their threads crawl (~10x) on a busy 2-core machine; one thread is robust
                 params["ag_args_fit"]["num_cpus"] = 1
-        hyperparameters.setdefault(spec.key, []).append(params)
+        hyperparameters.setdefault(spec.ag_key(), []).append(params)
     if time_limit is None and preset == "quick":
         time_limit = QUICK_TOTAL_SECONDS
     if path.exists():

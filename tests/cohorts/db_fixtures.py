@@ -86,7 +86,9 @@ MIMIC_TABLES: dict[str, list[tuple[str, str]]] = {
 MIMIC_EXPECTED = {301: 0, 302: 1, 304: 0, 305: 1}
 
 
-def mimic_rows() -> dict[str, list[dict]]:
+def mimic_rows(crowd: int = 0) -> dict[str, list[dict]]:
+    """The hand-made patients below; ``crowd`` more plain adult stays (every third one died, sicker scores)
+    make a cohort large enough to train on, with both outcomes in every split."""
     rows: dict[str, list[dict]] = {t: [] for t in MIMIC_TABLES}
 
     def patient(sid, gender, anchor_age, anchor_year=2150):
@@ -188,6 +190,17 @@ def mimic_rows() -> dict[str, list[dict]]:
     admission(5, 205, t5, 1, race="UNABLE TO OBTAIN", marital_status="", language=None)
     stay(5, 205, 305, t5, unit="Surgical Intensive Care Unit (SICU)")
 
+    for i in range(crowd):
+        sid, died, t = 1000 + i, int(i % 3 == 0), datetime(2150, 1, 1, 8, 0) + timedelta(days=i)
+        patient(sid, "MF"[i % 2], 30 + (i * 7) % 60)
+        admission(sid, 10000 + sid, t - timedelta(hours=3), died)
+        stay(sid, 10000 + sid, 20000 + sid, t)
+        sick = 25 * died + (i * 11) % 30
+        scores(sid, 10000 + sid, 20000 + sid, t, 30 + sick, 20 + sick, 1 + died, 2 + died, 8.0 + i % 10,
+               15 + sick // 2, 150.0 + i % 40, 55.0 + (i * 3) % 50)
+        gcs(sid, 20000 + sid, t + timedelta(hours=2), 15 - 6 * died - i % 3)
+        sofa(20000 + sid, t, [2 + 5 * died + i % 4] * 6)
+
     # age (mimic-code: anchor_age + admission year - anchor_year)
     patients = {p["subject_id"]: p for p in rows["mimiciv_hosp.patients"]}
     for a in rows["mimiciv_derived.age"]:
@@ -286,7 +299,8 @@ EICU_TABLES: dict[str, list[tuple[str, str]]] = {
 EICU_EXPECTED = {1001: 1, 1002: 0, 1004: 0}
 
 
-def eicu_rows() -> dict[str, list[dict]]:
+def eicu_rows(crowd: int = 0) -> dict[str, list[dict]]:
+    """The hand-made stays below; ``crowd`` more plain adult stays as in :func:`mimic_rows`."""
     rows: dict[str, list[dict]] = {t: [] for t in EICU_TABLES}
     rows["eicu_crd.hospital"] += [dict(hospitalid=1, numbedscategory="100 - 249", teachingstatus=True,
                                        region="Midwest"),
@@ -387,6 +401,15 @@ def eicu_rows() -> dict[str, list[dict]]:
             admissionheight=None, admissionweight=None)
     # 1005: no hospital discharge status -> excluded (outcome unknown)
     patient(1005, 15, "50", "")
+    for i in range(crowd):
+        uid, died = 5000 + i, int(i % 3 == 0)
+        sick = 25 * died + (i * 11) % 30
+        patient(uid, 100 + i, str(30 + (i * 7) % 60), "Expired" if died else "Alive", gender="MF"[i % 2],
+                admissionweight=55.0 + (i * 3) % 50)
+        apache(uid, 40 + 2 * sick, 30 + sick)
+        gcs(uid, 60, str(15 - 6 * died - i % 3))
+        lab(uid, 90, "creatinine", 0.8 + died + (i % 5) / 10)
+        vital(uid, 30, heartrate=80 + sick, systemicmean=80 - sick // 2)
     return rows
 
 

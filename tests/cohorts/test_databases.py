@@ -216,3 +216,31 @@ def test_eicu_missing_table_is_one_clear_error(tmp_path, request):
     db = make_db("duckdb", request, tmp_path, fx.EICU_TABLES, fx.eicu_rows(), skip=("eicu_crd.nursecharting",))
     with pytest.raises(AlfiaError, match=r"eICU database .* lacks table eicu_crd.nursecharting; build it"):
         build_eicu(db, progress=False)
+
+
+# --- end to end: database -> cohort -> encode -> tiny train -> predict, through the CLI ----------------------------
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("name", ["mimic-iv", "eicu"])
+def test_database_cohort_runs_encode_train_predict(name, backend, request, tmp_path, tiny_bert_dir):
+    from alfia.cli import main
+
+    tables, rows = ((fx.MIMIC_TABLES, fx.mimic_rows(crowd=60)) if name == "mimic-iv"
+                    else (fx.EICU_TABLES, fx.eicu_rows(crowd=60)))
+    db = make_db(backend, request, tmp_path, tables, rows)
+    cohort, encoded, run, out = (tmp_path / f for f in ("cohort.parquet", "encoded.parquet", "run", "pred.parquet"))
+    assert main(["cohort", name, "--db", db, "--out", str(cohort)]) == 0
+    built = read_cohort(cohort).df
+    assert len(built) >= 60 and built.groupby("split")["hospital_mortality"].nunique().eq(2).all()
+    assert main(["encode", str(cohort), "--out", str(encoded)]) == 0
+    texts = read_cohort(encoded).df["text"]
+    assert texts.str.len().gt(50).all() and texts.nunique() == len(texts)
+    assert main(["train", str(encoded), "--out", str(run), "--backbone", str(tiny_bert_dir), "--epochs", "1",
+                 "--batch-size", "16", "--max-length", "64", "--fusion-layers", "2", "--lora-r", "4",
+                 "--lora-layers", "all"]) == 0
+    assert (run / "model").is_dir() and (run / "threshold.json").exists()
+    # predict from the plain (unencoded) cohort: the run's own encoder writes the same texts
+    assert main(["predict", str(run), str(cohort), "--out", str(out)]) == 0
+    pred = pd.read_parquet(out)
+    assert pred["stay_id"].tolist() == built["stay_id"].tolist()
+    assert pred["probability"].between(0, 1).all() and pred["probability"].nunique() > 1
+    assert set(pred["label"]) <= {0, 1}
