@@ -58,7 +58,7 @@ class TrainConfig:
 
 PROFILES: dict[str, dict] = {
     "paper": dict(epochs=25, lr=1e-4, batch_size=4, max_length=512, patience=5, lora_layers=None),
-    "quick": dict(epochs=3, lr=1e-4, head_lr=3e-4, batch_size=8, max_length=None, patience=2, lora_layers=1,
+    "quick": dict(epochs=2, lr=1e-4, head_lr=3e-4, batch_size=8, max_length=None, patience=2, lora_layers=1,
                   lora_dropout=0.0, backbone_dropout=0.0),
 }
 

@@ -21,6 +21,8 @@ TINY_ZOO = (
     ModelSpec("RandomForestGini", "RF", {"criterion": "gini", "n_estimators": 20}),
     ModelSpec("NotInstalled", "KNN", requires=("alfia_no_such_module",), missing_reason="needs a missing module"),
     ModelSpec("BrokenForest", "RF", {"n_estimators": -5}),  # fails inside AutoGluon
+    ModelSpec("FTTransformer", "FT_TRANSFORMER", {"n_blocks": 1, "max_epochs": 40, "patience": 10},
+              requires=("rtdl_revisiting_models",), model_class="alfia.baselines.ft_transformer:FTTransformerModel"),
 )
 N_BOOT = 20
 
@@ -68,6 +70,16 @@ def test_skip_path_lists_reasons(result):
     assert results["skipped"]["NotInstalled"] == "needs a missing module"
     assert "BrokenForest" in results["skipped"] and results["skipped"]["BrokenForest"]
     assert "NotInstalled" not in results["models"] and "BrokenForest" not in results["models"]
+
+
+def test_ft_transformer_runs_behind_the_autogluon_interface(result):
+    """FT-Transformer (rtdl_revisiting_models inside an AutoGluon model) trains, learns the synthetic signal and
+    is scored like every other model."""
+    pytest.importorskip("rtdl_revisiting_models")
+    _, results = result
+    ft = results["models"]["FTTransformer"]
+    assert ft["family"] == "tabular"
+    assert ft["test"]["auroc"]["value"] > 0.7 and ft["external"]["auroc"]["value"] > 0.7
 
 
 def test_tabpfn_without_weights_is_skipped():
