@@ -267,13 +267,14 @@ def reference_training(backbone: str | None, texts: Sequence[str], labels: np.nd
 
 
 # -- alfia ----------------------------------------------------------------------------------------------------
-def alfia_training(cohort, backbone: str | None, epochs: int, out: Path) -> dict:
+def alfia_training(cohort, backbone: str | None, epochs: int, out: Path, **overrides) -> dict:
     """``alfia train`` with the quick profile (``epochs`` epochs), timed end to end: tokenising, caching the
-    frozen layers, the epochs, validation and checkpoints."""
+    frozen layers, the epochs, validation and checkpoints. ``overrides``: e.g. ``cache_prefix=False`` for the
+    exact path (the same computation from token ids in every step)."""
     from alfia.training.config import make_config
     from alfia.training.trainer import train
 
-    config = make_config("quick", epochs=epochs, patience=max(2, epochs))
+    config = make_config("quick", epochs=epochs, patience=max(2, epochs), **overrides)
     n_train = int((cohort.df["split"] == "train").sum())
     with PeakMemory() as memory:
         _sync()
@@ -287,6 +288,7 @@ def alfia_training(cohort, backbone: str | None, epochs: int, out: Path) -> dict
             "seconds": seconds, "epoch_seconds": epoch_seconds,
             "epoch_samples_per_s": n_train * len(history) / epoch_seconds if epoch_seconds else None,
             "setup_seconds": seconds - epoch_seconds, "peak_rss_mb": memory.rss_mb, "peak_gpu_mb": memory.gpu_mb,
+            "best_val_auprc": max(h["val_auprc"] for h in history),
             "profile": {k: getattr(config, k) for k in ("batch_size", "lora_layers", "fusion_layers",
                                                          "cache_prefix", "backbone_dropout", "max_length")}}
 
@@ -313,7 +315,7 @@ def alfia_inference(model, texts: Sequence[str], batch_size: int, quantize: bool
 # -- the benchmark --------------------------------------------------------------------------------------------
 def run_bench(out: str | os.PathLike, *, stays: int = 1000, sizes: Sequence[int] | None = None,
               backbone: str | None = None, epochs: int = 1, batch_size: int = 32, reference_stays: int = 256,
-              reference_steps: int = 64, int8: bool = True, threads: int | None = None,
+              reference_steps: int = 64, int8: bool = True, exact_check: bool = True, threads: int | None = None,
               log=print) -> dict:
     from alfia.evaluation.metrics import average_precision
     from alfia.io import write_text_atomic
@@ -344,6 +346,12 @@ def run_bench(out: str | os.PathLike, *, stays: int = 1000, sizes: Sequence[int]
         train_info = alfia_training(train_cohort, backbone, epochs, run_dir)
         log(f"  {train_info['samples_per_s']:.2f} samples/s end to end, "
             f"{train_info['epoch_samples_per_s'] or 0:.2f} samples/s in the epochs")
+        exact = None
+        if exact_check:
+            log("exact path: the same training without the frozen-layer cache (quality check) ...")
+            exact = alfia_training(train_cohort, backbone, epochs, Path(tmp) / "exact", cache_prefix=False)
+            log(f"  best validation AUPRC {exact['best_val_auprc']:.4f} (default path "
+                f"{train_info['best_val_auprc']:.4f}); {exact['samples_per_s']:.2f} samples/s end to end")
         model = ALFIA.load(run_dir / "model", device=dist.device())
 
         # the floor: FLOPs at real token counts / measured GEMM throughput
@@ -416,6 +424,10 @@ def run_bench(out: str | os.PathLike, *, stays: int = 1000, sizes: Sequence[int]
         "reference_infer": {k: v for k, v in ref.items() if k != "probs"},
         "reference_train": ref_train,
         "alfia_train": train_info,
+        "exact_train": exact,
+        "val_auprc_default": train_info["best_val_auprc"],
+        "val_auprc_exact": exact["best_val_auprc"] if exact else None,
+        "val_auprc_diff_vs_exact": abs(train_info["best_val_auprc"] - exact["best_val_auprc"]) if exact else None,
         "alfia_infer_sizes": [{"stays": e["stays"], **{k: {kk: vv for kk, vv in v.items() if kk != "probs"}
                                                        for k, v in e.items() if isinstance(v, dict)}}
                               for e in per_size],
@@ -478,6 +490,8 @@ def to_markdown(r: dict) -> str:
         f"| training speed-up | 1 | **{f(r['training_speedup'])}x** end to end; "
         f"{f(r['training_speedup_epochs_only'])}x epochs only | |",
         f"| peak RSS MB, training | {f(ref_t['peak_rss_mb'], '{:.0f}')} | {f(al_t['peak_rss_mb'], '{:.0f}')} | |",
+        f"| best validation AUPRC: default path / exact path (no cache) | | "
+        f"{f(r.get('val_auprc_default'), '{:.4f}')} / {f(r.get('val_auprc_exact'), '{:.4f}')} | |",
         "",
         f"FLOPs per sample {r['flops_per_sample'] / 1e9:.2f} G at a median of {r['median_tokens']} tokens; "
         f"measured GEMM {f(r['gemm_gflops_fp32'])} GFLOP/s fp32, {f(r.get('gemm_gflops_int8'))} GFLOP/s int8; "
@@ -509,7 +523,7 @@ def cmd_bench(args: argparse.Namespace) -> None:
     r = run_bench(args.out, stays=args.stays, sizes=_sizes(args.sizes) if args.sizes else None,
                   backbone=args.backbone, epochs=args.epochs, batch_size=args.batch_size,
                   reference_stays=args.reference_stays, reference_steps=args.reference_steps,
-                  int8=not args.no_int8, threads=args.threads)
+                  int8=not args.no_int8, exact_check=not args.no_exact, threads=args.threads)
     print(to_markdown(r))
     print(f"wrote {args.out} and {Path(args.out).with_suffix('.md')}")
 
@@ -526,6 +540,8 @@ def add_commands(sub) -> None:
     p.add_argument("--reference-steps", type=int, default=64, help="reference training steps (default 64)")
     p.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
     p.add_argument("--no-int8", action="store_true", help="skip the int8 inference path")
+    p.add_argument("--no-exact", action="store_true",
+                   help="skip the quality check (the same training without the frozen-layer cache)")
     p.set_defaults(func=cmd_bench)
 
 

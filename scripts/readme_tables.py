@@ -1,4 +1,5 @@
-"""Regenerate the README's generated blocks: the feature tables of every schema, and the study results.
+"""Regenerate the README's generated blocks: the feature tables of every schema, the study results, the
+ablation table and the speed benchmark (from ``results/``).
 
     .venv/bin/python scripts/readme_tables.py            # rewrite README.md in place
     .venv/bin/python scripts/readme_tables.py --check    # exit 1 when README.md is out of date (used by a test)
@@ -32,6 +33,12 @@ def blocks() -> dict[str, str]:
         from alfia.study import readme_results
 
         out["results"] = readme_results(results)
+    ablation = ROOT / "results" / "ablation" / "ablation.md"
+    if ablation.exists():
+        out["ablation"] = ablation.read_text().strip()
+    bench = ROOT / "results" / "bench" / "cpu.md"
+    if bench.exists():
+        out["bench"] = bench.read_text().strip()
     return out
 
 

@@ -29,9 +29,7 @@ _BOOST = (
 )
 _NN = (
     ModelSpec("ALFIA-nn (NeuralNetTorch)", "NN_TORCH", {"num_epochs": 30}, {}),
-    ModelSpec("ALFIA-nn (NeuralNetFastAI)", "FASTAI", {"epochs": 10}, {}, ("fastai",),
-              "fastai is not installed: it needs torchvision, and PyPI's torchvision does not import beside the "
-              "project's CPU torch build"),
+    ModelSpec("ALFIA-nn (NeuralNetFastAI)", "FASTAI", {"epochs": 10}, {}, ("fastai",), tabular.FASTAI_MISSING),
 )
 BOOST_ZOO: tuple[ModelSpec, ...] = _BOOST + _NN
 BOOST_ENSEMBLE = "ALFIA-boost"

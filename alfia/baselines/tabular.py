@@ -70,6 +70,10 @@ class ModelSpec:
         return getattr(importlib.import_module(module), name)
 
 
+# PyPI's torchvision wheels are CUDA builds: beside the CPU torch, `import torchvision` fails ("operator
+# torchvision::nms does not exist"), and fastai imports it
+FASTAI_MISSING = ("fastai is not installed: it needs torchvision, and PyPI's torchvision (a CUDA build) does not "
+                  "import beside the project's CPU torch build")
 _GBM_QUICK = {"num_boost_round": 300, "learning_rate": 0.05}
 _GBM_LARGE = {"learning_rate": 0.03, "num_leaves": 128, "feature_fraction": 0.9, "min_data_in_leaf": 3}
 
@@ -87,9 +91,7 @@ ZOO: tuple[ModelSpec, ...] = (
     ModelSpec("XGBoost", "XGB", {"n_estimators": 300, "learning_rate": 0.05}, {}, ("xgboost",),
               "xgboost is not installed"),
     ModelSpec("CatBoost", "CAT", {"iterations": 300}, {}, ("catboost",), "catboost is not installed"),
-    ModelSpec("NeuralNetFastAI", "FASTAI", {"epochs": 10}, {}, ("fastai",),
-              "fastai is not installed: it needs torchvision, and PyPI's torchvision does not import beside "
-              "the project's CPU torch build"),
+    ModelSpec("NeuralNetFastAI", "FASTAI", {"epochs": 10}, {}, ("fastai",), FASTAI_MISSING),
     ModelSpec("NeuralNetTorch", "NN_TORCH", {"num_epochs": 30}, {}),
     # autogluon.multimodal (AutoGluon's own FT-Transformer) pins an older pandas and pulls in torchvision: the
     # reference implementation runs behind AutoGluon's model interface instead (alfia/baselines/ft_transformer.py)

@@ -16,6 +16,7 @@ from alfia.cohorts import Cohort
 from alfia.cohorts.bundled import load_bundled
 from alfia.errors import AlfiaError
 from alfia.inference import finish_run
+from alfia.model.alfia import ALFIA
 from alfia.text.encoder import TextEncoder
 from alfia.training.config import make_config
 from alfia.training.trainer import train
@@ -80,8 +81,15 @@ def built(tmp_path_factory, tiny_bert_dir):
                  variants=["default", "random-init", "no-lora", "nf6", "mean-pool"], n_boot=20,
                  progress=False, **{**TINY, "epochs": 1})
     out = root / "page" / "report.html"
-    build_report(run, out, baselines=base, ablation=ablation, cohort=cohort, bench=bench, max_stays=40,
-                 projection="pca", n_boot=20, classifier="mlp", progress=lambda *_: None)
+    with pytest.MonkeyPatch.context() as mp:
+        # finishing the run cached the ALF embeddings of its whole cohort: the report must not embed them again
+        def no_second_pass(*_a, **_k):
+            raise AssertionError("the report recomputed ALF embeddings instead of reading the run's cache")
+
+        for name in ("embed", "predict_embed", "predict_proba"):
+            mp.setattr(ALFIA, name, no_second_pass)
+        build_report(run, out, baselines=base, ablation=ablation, cohort=cohort, bench=bench, max_stays=40,
+                     projection="pca", n_boot=20, classifier="mlp", progress=lambda *_: None)
     return {"root": root, "run": run, "out": out, "html": out.read_text(), "ablation": ablation}
 
 
