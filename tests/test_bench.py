@@ -19,6 +19,9 @@ def test_bench_writes_every_key(tmp_path, tiny_bert_dir):
     assert result["max_abs_prob_diff"] < 1e-3   # the same weights: padding and attention kernel do not matter
     assert {"cpu", "cpu_count", "torch"} <= set(result["machine"])
     assert result["alfia_infer_sizes"][0]["stays"] == 32
+    # the reference pads to the backbone's limit (512 for real backbones; the tiny model's tokenizer stops at 48),
+    # not to the trained run's own, data-derived length
+    assert result["reference_infer"]["padded_tokens"] == 48
     # the exact path (no frozen-layer cache) trains the same model: the same validation AUPRC
     assert result["val_auprc_exact"] is not None and result["val_auprc_diff_vs_exact"] < 0.01
     table = out.with_suffix(".md").read_text()
