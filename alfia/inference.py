@@ -94,10 +94,12 @@ def _save_embeddings(path: Path, frame: pd.DataFrame) -> None:
         frame.to_parquet(tmp, index=False)
 
 
-def infer_cohort(run: Run, cohort: Cohort, batch_size: int = 32,
-                 caches: dict | None = None) -> tuple[np.ndarray, pd.DataFrame]:
+def infer_cohort(run: Run, cohort: Cohort, batch_size: int = 32, caches: dict | None = None,
+                 quantize: bool = False) -> tuple[np.ndarray, pd.DataFrame]:
     """Probabilities and the embedding frame of every row, in one pass; rows of the splits in ``caches``
-    (split -> PrefixCache, built by the trainer on exactly those rows) run only the layers above the cache."""
+    (split -> PrefixCache, built by the trainer on exactly those rows) run only the layers above the cache.
+    ``quantize``: the int8 CPU path (:meth:`ALFIA.predict_proba`); its embeddings are not cached, so the run's
+    embedding cache always holds the fp32 ones."""
     texts = run.texts(cohort)
     df = cohort.df
     probs = np.zeros(len(df))
@@ -112,14 +114,16 @@ def infer_cohort(run: Run, cohort: Cohort, batch_size: int = 32,
         todo[rows] = False
     rest = np.flatnonzero(todo)
     if len(rest):
-        parts.append((rest, run.model.predict_embed([texts[i] for i in rest], batch_size=batch_size)))
+        parts.append((rest, run.model.predict_embed([texts[i] for i in rest], batch_size=batch_size,
+                                                    quantize=quantize)))
     for rows, (p, e, w) in parts:
         if emb is None:
             emb = np.zeros((len(df), e.shape[1]), dtype=np.float32)
             weights = np.zeros((len(df), w.shape[1]), dtype=np.float32)
         probs[rows], emb[rows], weights[rows] = p, e, w
     frame = _embedding_frame(df["stay_id"], emb, weights)
-    _save_embeddings(_embedding_cache(run, df["stay_id"], texts), frame)
+    if not quantize:
+        _save_embeddings(_embedding_cache(run, df["stay_id"], texts), frame)
     return probs, frame
 
 
@@ -151,19 +155,21 @@ def _saved_encoder(folder: str | Path) -> TextEncoder | None:
     return TextEncoder.load(path) if path.exists() else None
 
 
-def predict_cohort(folder: str | Path, cohort: Cohort, batch_size: int = 32) -> tuple[pd.DataFrame, dict]:
-    """Probabilities and labels for every row of ``cohort``; metrics with CIs when it has labels."""
+def predict_cohort(folder: str | Path, cohort: Cohort, batch_size: int = 32,
+                   quantize: bool = False) -> tuple[pd.DataFrame, dict]:
+    """Probabilities and labels for every row of ``cohort``; metrics with CIs when it has labels. ``quantize``:
+    the int8 dynamic-quantised CPU path (opt-in; docs/speed.md has its measured speed and AUPRC change)."""
     run = Run.load(folder)
     if run.threshold is None:
         raise AlfiaError(f"run {folder} has no threshold.json: its training did not finish")
     start = time.perf_counter()
-    p, _ = infer_cohort(run, cohort, batch_size=batch_size)
+    p, _ = infer_cohort(run, cohort, batch_size=batch_size, quantize=quantize)
     seconds = time.perf_counter() - start
     out = pd.DataFrame({"stay_id": cohort.df["stay_id"], "probability": p,
                         "label": (p >= run.threshold).astype(int)})
     y = cohort.df["hospital_mortality"].to_numpy()
     info = {"ms_per_sample": 1000 * seconds / len(p), "peak_rss_mb": peak_rss_mb(), "rows": len(p),
-            "threshold": run.threshold}
+            "threshold": run.threshold, "precision": "int8" if quantize else "fp32"}
     if len(np.unique(y)) == 2:
         info["metrics"] = evaluate(y, p, threshold=run.threshold)
     return out, info

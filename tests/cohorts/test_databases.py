@@ -244,3 +244,10 @@ def test_database_cohort_runs_encode_train_predict(name, backend, request, tmp_p
     assert pred["stay_id"].tolist() == built["stay_id"].tolist()
     assert pred["probability"].between(0, 1).all() and pred["probability"].nunique() > 1
     assert set(pred["label"]) <= {0, 1}
+    # the opt-in int8 path: the same stays, probabilities within the quantisation tolerance
+    out8 = tmp_path / "pred8.parquet"
+    assert main(["predict", str(run), str(cohort), "--out", str(out8), "--int8"]) == 0
+    pred8 = pd.read_parquet(out8)
+    assert pred8["stay_id"].tolist() == pred["stay_id"].tolist()
+    assert (pred8["probability"] - pred["probability"]).abs().max() < 0.05
+    assert '"precision": "int8"' in out8.with_suffix(".metrics.json").read_text()
