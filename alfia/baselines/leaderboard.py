@@ -53,10 +53,11 @@ class Leaderboard:
     tables: dict[str, pd.DataFrame]  # where -> rows in COLUMNS, sorted by AUPRC
     comparisons: dict[str, list[dict]]  # where -> paired differences
     markdown: str
+    skipped: dict[str, str] = field(default_factory=dict)  # model -> why it is not in the tables
 
     def to_dict(self) -> dict:
         return {"tables": {w: t.to_dict(orient="records") for w, t in self.tables.items()},
-                "comparisons": self.comparisons}
+                "comparisons": self.comparisons, "skipped": self.skipped}
 
 
 # --------------------------------------------------------------------------------------------- reading
@@ -185,12 +186,14 @@ def leaderboard(dirs: list[str | Path], test_labels: Cohort | pd.DataFrame | Non
     if not dirs:
         raise AlfiaError("give at least one result folder (baselines, boost or an ALFIA run)")
     entries: list[Entry] = []
+    skipped: dict[str, str] = {}
     run_labels = None
     for d in map(Path, dirs):
         if not d.is_dir():
             raise AlfiaError(f"result folder {d} does not exist")
         if (d / "results.json").exists():
             entries += read_results_dir(d)
+            skipped.update(_read_json(d / "results.json").get("skipped") or {})
         elif (d / "metrics.json").exists() and (d / "predictions.parquet").exists():
             if run_labels is not None:
                 raise AlfiaError("give one ALFIA run folder only")
@@ -211,7 +214,7 @@ def leaderboard(dirs: list[str | Path], test_labels: Cohort | pd.DataFrame | Non
     tables = {w: _table(entries, w) for w in WHERE}
     tables = {w: t for w, t in tables.items() if len(t)}
     comparisons = {w: _compare(entries, w, labels[w], n_boot, seed) for w in tables}
-    board = Leaderboard(tables, comparisons, _markdown(tables, comparisons))
+    board = Leaderboard(tables, comparisons, _markdown(tables, comparisons, skipped), skipped)
     if out_dir is not None:
         out_dir = Path(out_dir)
         write_text_atomic(out_dir / "leaderboard.md", board.markdown)
@@ -222,7 +225,8 @@ def leaderboard(dirs: list[str | Path], test_labels: Cohort | pd.DataFrame | Non
     return board
 
 
-def _markdown(tables: dict[str, pd.DataFrame], comparisons: dict[str, list[dict]]) -> str:
+def _markdown(tables: dict[str, pd.DataFrame], comparisons: dict[str, list[dict]],
+              skipped: dict[str, str] | None = None) -> str:
     lines: list[str] = []
     for where, table in tables.items():
         lines += [f"### Leaderboard: {WHERE[where]}", "",
@@ -236,6 +240,10 @@ def _markdown(tables: dict[str, pd.DataFrame], comparisons: dict[str, list[dict]
             lines.append(f"AUPRC difference {c['model']} \u2212 {c['baseline']} (best tabular baseline), paired "
                          f"bootstrap on the same {c['n']:,} stays and resamples: {c['difference']:+.3f} "
                          f"(95% CI {ci}).")
+        lines.append("")
+    if skipped:
+        lines += ["Not in the tables (skipped, with the reason logged when it was skipped):", ""]
+        lines += [f"- {name}: {why}" for name, why in skipped.items()]
         lines.append("")
     return "\n".join(lines)
 

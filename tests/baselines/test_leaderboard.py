@@ -27,7 +27,7 @@ def _probs(y, strength, seed):
     return 1 / (1 + np.exp(-(strength * (y - 0.5) * 2 + rng.normal(size=len(y)))))
 
 
-def _results_dir(path, models: dict[str, tuple[str, float]]):
+def _results_dir(path, models: dict[str, tuple[str, float]], skipped: dict[str, str] | None = None):
     """A baselines-style folder: {name: (family, signal strength)}."""
     path.mkdir(parents=True, exist_ok=True)
     entries, frames = {}, []
@@ -38,7 +38,7 @@ def _results_dir(path, models: dict[str, tuple[str, float]]):
                          "external": evaluate(Y_EXT, p_ext, threshold=t, n_boot=N_BOOT), "threshold": t}
         frames += [pd.DataFrame({"model": name, "where": "test", "stay_id": IDS_TEST, "probability": p_test}),
                    pd.DataFrame({"model": name, "where": "external", "stay_id": IDS_EXT, "probability": p_ext})]
-    (path / "results.json").write_text(json.dumps({"models": entries, "skipped": {}, "preset": "quick",
+    (path / "results.json").write_text(json.dumps({"models": entries, "skipped": skipped or {}, "preset": "quick",
                                                    "features": ["age"]}))
     pd.concat(frames).to_parquet(path / "predictions.parquet", index=False)
     return path
@@ -86,6 +86,19 @@ def test_merge_and_sort(tmp_path):
     assert (tmp_path / "board" / "leaderboard-test.csv").exists()
     assert (tmp_path / "board" / "leaderboard-external.csv").exists()
     assert "Leaderboard: test split" in (tmp_path / "board" / "leaderboard.md").read_text()
+
+
+def test_skipped_models_are_listed_with_their_reason(tmp_path):
+    base = _results_dir(tmp_path / "baselines", {"Strong": ("tabular", 1.5)},
+                        skipped={"NeuralNetFastAI": "fastai is not installed"})
+    boost = _results_dir(tmp_path / "boost", {"ALFIA-boost": ("alfia-derived", 1.2)},
+                         skipped={"ALFIA-nn (NeuralNetFastAI)": "fastai is not installed"})
+    board = leaderboard([base, boost], out_dir=tmp_path / "board", n_boot=N_BOOT)
+    assert "- NeuralNetFastAI: fastai is not installed" in board.markdown
+    assert "- ALFIA-nn (NeuralNetFastAI): fastai is not installed" in board.markdown
+    assert json.loads((tmp_path / "board" / "leaderboard.json").read_text())["skipped"] == {
+        "NeuralNetFastAI": "fastai is not installed", "ALFIA-nn (NeuralNetFastAI)": "fastai is not installed"}
+    assert all("NeuralNetFastAI" not in t["model"].tolist() for t in board.tables.values())
 
 
 def test_identical_predictions_give_zero_difference(tmp_path):
