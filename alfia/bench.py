@@ -195,18 +195,12 @@ def _inference_texts(df, stays: int) -> tuple[list[str], np.ndarray, int]:
 
 
 # -- reference ------------------------------------------------------------------------------------------------
-REFERENCE_LENGTH = 512   # the authors' code pads every text to 512 tokens
-
-
-def reference_length(model) -> int:
-    """512, or the backbone's own limit when it is shorter (tiny test models)."""
-    limit = getattr(model.tokenizer, "model_max_length", None)
-    return min(REFERENCE_LENGTH, limit) if isinstance(limit, int) and limit > 1 else REFERENCE_LENGTH
+REFERENCE_LENGTH = 512   # the authors' code pads every text to 512 tokens (ALFIA caps it at the backbone's limit)
 
 
 def _padded(model, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Every text padded to 512 tokens, as in the authors' code (not to the trained run's own length limit)."""
-    enc = model.tokenizer(list(texts), padding="max_length", truncation=True, max_length=reference_length(model),
+    """Every text padded to the reference model's ``max_length`` (built or loaded with REFERENCE_LENGTH)."""
+    enc = model.tokenizer(list(texts), padding="max_length", truncation=True, max_length=model.max_length,
                           return_tensors="pt")
     return enc["input_ids"].to(model.device), enc["attention_mask"].to(model.device)
 
@@ -216,7 +210,8 @@ def reference_inference(model_dir: Path, texts: Sequence[str], batch_size: int =
     from alfia.model.alfia import ALFIA
     from alfia.training import distributed as dist
 
-    model = ALFIA.load(model_dir, device=dist.device(), attn_implementation="eager").eval()
+    model = ALFIA.load(model_dir, device=dist.device(), attn_implementation="eager",
+                       max_length=REFERENCE_LENGTH).eval()
     probs = np.zeros(len(texts))
     with torch.no_grad():
         model(*_padded(model, texts[:batch_size]))   # warm-up, not timed
@@ -229,7 +224,7 @@ def reference_inference(model_dir: Path, texts: Sequence[str], batch_size: int =
             _sync()
             seconds = time.perf_counter() - start
     return {"probs": probs, "ms_per_sample": 1000 * seconds / len(texts), "peak_rss_mb": memory.rss_mb,
-            "peak_gpu_mb": memory.gpu_mb, "padded_tokens": reference_length(model)}
+            "peak_gpu_mb": memory.gpu_mb, "padded_tokens": int(model.max_length)}
 
 
 def reference_training(backbone: str | None, texts: Sequence[str], labels: np.ndarray, steps: int,
@@ -244,7 +239,7 @@ def reference_training(backbone: str | None, texts: Sequence[str], labels: np.nd
 
     torch.manual_seed(42)
     config = ALFIAConfig(backbone=backbone or DEFAULT_BACKBONE, fusion=FusionConfig(num_fusion_layers=4),
-                         lora=LoraSettings(), max_length=512, attn_implementation="eager")
+                         lora=LoraSettings(), max_length=REFERENCE_LENGTH, attn_implementation="eager")
     model = ALFIA(config).to(dist.device())
     model.train()
     trainable = [p for p in model.parameters() if p.requires_grad]
@@ -376,15 +371,16 @@ def run_bench(out: str | os.PathLike, *, stays: int = 1000, sizes: Sequence[int]
         gemm_int8 = gemm_gflops(rows, hidden, ffn, int8=True) if int8 else None
 
         per_size = []
+        main_size = min(sizes, key=lambda s: abs(s - stays))   # the --stays run, or the closest size
         for size in sizes:
             log(f"alfia inference on {size} stays ...")
             entry = {"stays": size, "fp32": alfia_inference(model, texts[:size], batch_size, quantize=False)}
-            if int8 and size == min(sizes, key=lambda s: abs(s - stays)):   # int8 at the main size only
+            if int8 and size == main_size:   # int8 at the main size only
                 entry["int8"] = alfia_inference(model, texts[:size], batch_size, quantize=True)
             log("  " + ", ".join(f"{k} {v['ms_per_sample']:.1f} ms/sample, peak RSS {v['peak_rss_mb']:.0f} MB"
                                  for k, v in entry.items() if isinstance(v, dict)))
             per_size.append(entry)
-        main = min(per_size, key=lambda e: abs(e["stays"] - stays))   # the --stays run, or the closest size
+        main = next(e for e in per_size if e["stays"] == main_size)
         fp32_probs = main["fp32"]["probs"]
 
         log(f"reference inference on {reference_stays} stays (padded, eager, batch 16) ...")

@@ -78,7 +78,8 @@ def _read_parquet(path: Path) -> pd.DataFrame:
             from None
 
 
-def read_results_dir(folder: Path) -> list[Entry]:
+def read_results_dir(folder: Path) -> tuple[list[Entry], dict[str, str]]:
+    """The entries of a baselines/boost folder, and the models it skipped ``{name: reason}``."""
     results = _read_json(folder / "results.json")
     if not isinstance(results, dict) or "models" not in results:
         raise AlfiaError(f"{folder / 'results.json'} is not a baselines result (no 'models'); run `alfia baselines`")
@@ -91,7 +92,7 @@ def read_results_dir(folder: Path) -> list[Entry]:
             entry.predictions = {w: mine.loc[mine["where"] == w, [ID, "probability"]].reset_index(drop=True)
                                  for w in WHERE if (mine["where"] == w).any()}
         entries.append(entry)
-    return entries
+    return entries, dict(results.get("skipped") or {})
 
 
 def read_alfia_run(folder: Path, external_predictions: Path | None = None,
@@ -192,8 +193,9 @@ def leaderboard(dirs: list[str | Path], test_labels: Cohort | pd.DataFrame | Non
         if not d.is_dir():
             raise AlfiaError(f"result folder {d} does not exist")
         if (d / "results.json").exists():
-            entries += read_results_dir(d)
-            skipped.update(_read_json(d / "results.json").get("skipped") or {})
+            found, skipped_here = read_results_dir(d)
+            entries += found
+            skipped.update(skipped_here)
         elif (d / "metrics.json").exists() and (d / "predictions.parquet").exists():
             if run_labels is not None:
                 raise AlfiaError("give one ALFIA run folder only")

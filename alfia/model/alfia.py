@@ -401,8 +401,10 @@ class ALFIA(nn.Module):
 
     @classmethod
     def load(cls, directory: str | os.PathLike, *, device: str | torch.device = "cpu",
-             attn_implementation: str | None = None) -> ALFIA:
-        """Rebuild a model saved by :meth:`save` (in eval mode); any missing or damaged part is an AlfiaError."""
+             attn_implementation: str | None = None, max_length: int | None = None) -> ALFIA:
+        """Rebuild a model saved by :meth:`save` (in eval mode); any missing or damaged part is an AlfiaError.
+        ``attn_implementation`` / ``max_length`` override the saved settings (the benchmark's reference runs the
+        same weights with eager attention, padded to 512 tokens)."""
         directory = Path(directory)
         if not directory.is_dir():
             raise AlfiaError(f"model folder {directory} does not exist; pass the folder written by training")
@@ -410,8 +412,10 @@ class ALFIA(nn.Module):
         where = f"{directory / serialization.CONFIG_NAME}"
         saved_info = data.pop("backbone_info", None)
         config = ALFIAConfig.from_dict(data, where)
-        if attn_implementation is not None:
-            config = dataclasses.replace(config, attn_implementation=attn_implementation)
+        overrides = {k: v for k, v in (("attn_implementation", attn_implementation), ("max_length", max_length))
+                     if v is not None}
+        if overrides:
+            config = dataclasses.replace(config, **overrides)
         required = ["fusion/config.json", "fusion/model.safetensors", "head/config.json", "head/model.safetensors",
                     "tokenizer"]
         if config.lora is not None:
