@@ -9,6 +9,7 @@ the text style and band cut points of training, whatever text column the cohort 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import resource
@@ -21,6 +22,7 @@ import pandas as pd
 
 from alfia.cohorts import Cohort
 from alfia.errors import AlfiaError
+from alfia.evaluation.calibration import CALIBRATION_FILE, Calibrator
 from alfia.evaluation.metrics import choose_threshold, evaluate
 from alfia.io import atomic_path, write_text_atomic
 from alfia.model.alfia import ALFIA, assemble_outputs
@@ -37,6 +39,7 @@ class Run:
     model: ALFIA
     encoder: TextEncoder | None
     threshold: float | None
+    calibrator: Calibrator = dataclasses.field(default_factory=Calibrator)
 
     @classmethod
     def load(cls, folder: str | Path) -> Run:
@@ -51,7 +54,10 @@ class Run:
         threshold = None
         if (folder / "threshold.json").exists():
             threshold = float(json.loads((folder / "threshold.json").read_text())["threshold"])
-        return cls(folder, model, encoder, threshold)
+        calibrator = Calibrator()
+        if (folder / CALIBRATION_FILE).exists():
+            calibrator = Calibrator.from_dict(json.loads((folder / CALIBRATION_FILE).read_text()))
+        return cls(folder, model, encoder, threshold, calibrator)
 
     def texts(self, data: Cohort | list[str]) -> list[str]:
         if isinstance(data, Cohort):
@@ -66,16 +72,19 @@ class Run:
         return list(data)
 
     def predict_proba(self, data: Cohort | list[str], batch_size: int = 32) -> np.ndarray:
-        return self.model.predict_proba(self.texts(data), batch_size=batch_size)
+        """The calibrated P(in-hospital death) (the run's validation-fitted calibrator, identity if none)."""
+        return self.calibrator.transform(self.model.predict_proba(self.texts(data), batch_size=batch_size))
 
     def embed(self, data: Cohort | list[str], batch_size: int = 32) -> tuple[np.ndarray, np.ndarray]:
         return self.model.embed(self.texts(data), batch_size=batch_size)
 
 
-def _embedding_frame(stay_ids, emb: np.ndarray, weights: np.ndarray) -> pd.DataFrame:
+def _embedding_frame(stay_ids, emb: np.ndarray, weights: np.ndarray, means: np.ndarray | None) -> pd.DataFrame:
     data = {"stay_id": np.asarray(stay_ids)}
     data.update({f"emb_{i}": emb[:, i] for i in range(emb.shape[1])})
     data.update({f"layer_weight_{j}": weights[:, j] for j in range(weights.shape[1])})
+    if means is not None:  # the readout's input: the fused layers' token means (``layer_mean_*``)
+        data.update({f"layer_mean_{k}": means[:, k] for k in range(means.shape[1])})
     return pd.DataFrame(data)
 
 
@@ -103,7 +112,7 @@ def infer_cohort(run: Run, cohort: Cohort, batch_size: int = 32, caches: dict | 
     texts = run.texts(cohort)
     df = cohort.df
     probs = np.zeros(len(df))
-    emb = weights = None
+    emb = weights = means = None
     todo = np.ones(len(df), dtype=bool)
     parts = []
     for split, cache in (caches or {}).items():
@@ -116,12 +125,15 @@ def infer_cohort(run: Run, cohort: Cohort, batch_size: int = 32, caches: dict | 
     if len(rest):
         parts.append((rest, run.model.predict_embed([texts[i] for i in rest], batch_size=batch_size,
                                                     quantize=quantize)))
-    for rows, (p, e, w) in parts:
+    for rows, (p, e, w, m) in parts:
         if emb is None:
             emb = np.zeros((len(df), e.shape[1]), dtype=np.float32)
             weights = np.zeros((len(df), w.shape[1]), dtype=np.float32)
+            means = None if m is None else np.zeros((len(df), m.shape[1]), dtype=np.float32)
         probs[rows], emb[rows], weights[rows] = p, e, w
-    frame = _embedding_frame(df["stay_id"], emb, weights)
+        if means is not None:
+            means[rows] = m
+    frame = _embedding_frame(df["stay_id"], emb, weights, means)
     if not quantize:
         _save_embeddings(_embedding_cache(run, df["stay_id"], texts), frame)
     return probs, frame
@@ -134,20 +146,31 @@ def finish_run(folder: str | Path, cohort: Cohort, n_boot: int = 1000, *, model:
     metrics.json. ``model``/``caches``: the trainer's best model and frozen-layer caches, to skip recomputing."""
     run = Run.load(folder) if model is None else Run(Path(folder), model, _saved_encoder(folder), None)
     df = cohort.df
-    p, _ = infer_cohort(run, cohort, caches=caches)
+    p_raw, _ = infer_cohort(run, cohort, caches=caches)
     y = df["hospital_mortality"].to_numpy()
     val, test = (df["split"] == "val").to_numpy(), (df["split"] == "test").to_numpy()
+    calibrator = Calibrator(_run_setting(run.folder, "calibration", "none")).fit(y[val], p_raw[val])
+    write_text_atomic(run.folder / CALIBRATION_FILE, json.dumps(calibrator.to_dict(), indent=2))
+    p = calibrator.transform(p_raw)
     threshold = choose_threshold(y[val], p[val])
     write_text_atomic(run.folder / "threshold.json",
-                      json.dumps({"threshold": threshold, "chosen_on": "validation split, best F1"}, indent=2))
+                      json.dumps({"threshold": threshold, "chosen_on": "validation split, best F1",
+                                  "scale": "calibrated probability"}, indent=2))
     predictions = pd.DataFrame({"stay_id": df["stay_id"], "split": df["split"], "hospital_mortality": y,
-                                "probability": p, "label": (p >= threshold).astype(int)})
+                                "probability": p, "p_raw": p_raw, "label": (p >= threshold).astype(int)})
     with atomic_path(run.folder / "predictions.parquet") as tmp:
         predictions.to_parquet(tmp, index=False)
     metrics = {"val": evaluate(y[val], p[val], threshold=threshold, n_boot=n_boot),
                "test": evaluate(y[test], p[test], threshold=threshold, n_boot=n_boot)}
     write_text_atomic(run.folder / "metrics.json", json.dumps(metrics, indent=2))
     return metrics
+
+
+def _run_setting(folder: Path, name: str, default):
+    """A training setting from the run's config.json (``default`` for runs written before it existed)."""
+    path = folder / "config.json"
+    train = json.loads(path.read_text()).get("train", {}) if path.exists() else {}
+    return train.get(name, default)
 
 
 def _saved_encoder(folder: str | Path) -> TextEncoder | None:
@@ -163,13 +186,15 @@ def predict_cohort(folder: str | Path, cohort: Cohort, batch_size: int = 32,
     if run.threshold is None:
         raise AlfiaError(f"run {folder} has no threshold.json: its training did not finish")
     start = time.perf_counter()
-    p, _ = infer_cohort(run, cohort, batch_size=batch_size, quantize=quantize)
+    p_raw, _ = infer_cohort(run, cohort, batch_size=batch_size, quantize=quantize)
+    p = run.calibrator.transform(p_raw)
     seconds = time.perf_counter() - start
-    out = pd.DataFrame({"stay_id": cohort.df["stay_id"], "probability": p,
+    out = pd.DataFrame({"stay_id": cohort.df["stay_id"], "probability": p, "p_raw": p_raw,
                         "label": (p >= run.threshold).astype(int)})
     y = cohort.df["hospital_mortality"].to_numpy()
     info = {"ms_per_sample": 1000 * seconds / len(p), "peak_rss_mb": peak_rss_mb(), "rows": len(p),
-            "threshold": run.threshold, "precision": "int8" if quantize else "fp32"}
+            "threshold": run.threshold, "precision": "int8" if quantize else "fp32",
+            "calibration": run.calibrator.to_dict()}
     if len(np.unique(y)) == 2:
         info["metrics"] = evaluate(y, p, threshold=run.threshold)
     return out, info
@@ -186,7 +211,18 @@ def cached_embeddings(run: Run, cohort: Cohort, batch_size: int = 32) -> pd.Data
 
 def embed_cohort(folder: str | Path, cohort: Cohort, batch_size: int = 32) -> pd.DataFrame:
     """``stay_id``, ``emb_0..`` (L2-normalised ALF embedding) and ``layer_weight_0..`` per stay (Algorithm 2)."""
-    return cached_embeddings(Run.load(folder), cohort, batch_size)
+    frame = cached_embeddings(Run.load(folder), cohort, batch_size)
+    return frame[[c for c in frame.columns if not c.startswith("layer_mean_")]]
+
+
+def layer_means(folder: str | Path, cohort: Cohort, batch_size: int = 32) -> pd.DataFrame:
+    """The readout's input per stay (``layer_mean_0..``: the fused layers' token means side by side), indexed by
+    stay_id; only runs with a readout have them."""
+    frame = cached_embeddings(Run.load(folder), cohort, batch_size)
+    cols = [c for c in frame.columns if c.startswith("layer_mean_")]
+    if not cols:
+        raise AlfiaError(f"run {folder} has no pooled readout, so no layer means; train it with --readout")
+    return frame.set_index("stay_id")[cols]
 
 
 def split_embeddings(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:

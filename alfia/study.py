@@ -15,6 +15,7 @@ from pathlib import Path
 from alfia.analysis.report import build_report
 from alfia.baselines.boost import run_boost
 from alfia.baselines.leaderboard import leaderboard
+from alfia.baselines.readout import run_frozen_readout
 from alfia.baselines.tabular import run_baselines
 from alfia.cohorts import Cohort, write_cohort
 from alfia.cohorts.bundled import load_bundled
@@ -55,7 +56,7 @@ def encode_cohort(cohort: Cohort, encoder: TextEncoder) -> Cohort:
 
 def alfia_results(metrics: dict, external: dict, history: list[dict]) -> list[str]:
     """ALFIA's own lines of the summary (and of the README, through ``readme_results``)."""
-    lines = ["| ALFIA (quick profile) | n | deaths | AUPRC (95% CI) | AUROC (95% CI) | Brier | ECE |",
+    lines = ["| ALFIA (quick profile, calibrated) | n | deaths | AUPRC (95% CI) | AUROC (95% CI) | Brier | ECE |",
              "| --- | ---: | ---: | --- | --- | ---: | ---: |"]
     for data, m in (("set A test split", metrics["test"]), ("set B, external (all rows)", external["metrics"])):
         lines.append(f"| {data} | {m['n']:,} | {m['n_pos']:,} | {format_ci(m['auprc'])} | {format_ci(m['auroc'])} | "
@@ -126,11 +127,14 @@ def run_study(out: str | Path, style: str | None = None, profile: str = "quick")
     with clock.stage("baselines: AutoGluon zoo and severity scores"):
         run_baselines(dev, out / "baselines", external=ext, preset=profile)
 
+    with clock.stage("frozen encoder + logistic regression"):
+        run_frozen_readout(run, dev, out / "frozen-readout", external=ext)
+
     with clock.stage("ALFIA-boost / ALFIA-nn"):
         run_boost(run, dev, out / "boost", external=ext, preset=profile)
 
     with clock.stage("leaderboard"):
-        board = leaderboard([out / "baselines", out / "boost", run], external_labels=ext,
+        board = leaderboard([out / "baselines", out / "frozen-readout", out / "boost", run], external_labels=ext,
                             alfia_external=out / "p12-b.predictions.parquet", out_dir=out)
         print(board.markdown)
 

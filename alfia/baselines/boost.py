@@ -5,6 +5,10 @@ concatenated with the tabular features, fed to AutoGluon in place of ALFIA's att
   (weights fitted on the validation split, as AutoGluon's WeightedEnsemble);
 - ``ALFIA-nn (NeuralNetTorch)`` and ``ALFIA-nn (NeuralNetFastAI)`` (skipped where fastai cannot run).
 
+With a run that has the pooled readout, the readout's logit joins the features as ``alfia_readout_logit``,
+out of fold for the training rows (:func:`alfia.baselines.readout.out_of_fold_readout`): stacking without
+letting the booster trust an in-sample output.
+
 The embeddings come from :func:`alfia.inference.embed_cohort` (the run's own text encoder writes each stay's
 text from its features; ``emb_*`` and the fusion's ``layer_weight_*`` columns, as Algorithm 2's output). The
 rows, splits, tuning data, threshold rule and metrics are exactly those of :func:`run_baselines`.
@@ -12,6 +16,7 @@ rows, splits, tuning data, threshold rule and metrics are exactly those of :func
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -49,6 +54,11 @@ def embeddings(run_dir: str | Path, cohort: Cohort) -> pd.DataFrame:
     return emb.set_index(ID)[cols].astype("float64")
 
 
+def _has_readout(run_dir: str | Path) -> bool:
+    config = Path(run_dir) / "model" / "config.json"
+    return config.exists() and json.loads(config.read_text()).get("config", {}).get("readout") is not None
+
+
 def run_boost(run_dir: str | Path, dev: Cohort, out_dir: str | Path, external: Cohort | None = None,
               preset: str = "quick", *, n_boot: int = 1000, seed: int = 42, time_limit: float | None = None,
               verbosity: int = 1, models: list[str] | None = None,
@@ -61,6 +71,12 @@ def run_boost(run_dir: str | Path, dev: Cohort, out_dir: str | Path, external: C
     start = time.perf_counter()
     dev_emb = embeddings(run_dir, dev)
     ext_emb = embeddings(run_dir, external) if external is not None else None
+    if _has_readout(run_dir):  # stacking: the readout's logit, out of fold for the training rows
+        from alfia.baselines.readout import out_of_fold_readout
+
+        dev_logit, ext_logit = out_of_fold_readout(run_dir, dev, external)
+        dev_emb = dev_emb.join(dev_logit)
+        ext_emb = ext_emb.join(ext_logit) if ext_emb is not None else None
     sets = tabular.split_rows(dev, external, dev_emb, ext_emb)
     features = list(sets["train"].X.columns)
     emb_cols = list(dev_emb.columns)

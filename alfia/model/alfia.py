@@ -39,9 +39,10 @@ from alfia.model.backbone import (
     load_backbone,
     load_tokenizer,
 )
-from alfia.model.fusion import AdaptiveLayerFusion, FusionConfig
+from alfia.model.fusion import AdaptiveLayerFusion, FusionConfig, masked_mean
 from alfia.model.head import AttentionalClassifierHead, HeadConfig
 from alfia.model.lora import LoraSettings, apply_lora, freeze, lora_target_names, num_layers_of
+from alfia.model.readout import PooledReadout, ReadoutConfig
 
 _BACKBONE_INFO_KEYS = ("model_type", "hidden_size", "num_hidden_layers", "vocab_size")
 
@@ -61,6 +62,7 @@ class ALFIAConfig:
 
     ``fusion.hidden_size`` / ``head.hidden_size`` may stay ``None``: they are taken from the backbone.
     ``max_length`` is the tokenizer's truncation length (L_max), capped by the tokenizer's own maximum.
+    ``readout``: the optional pooled linear readout added to the head's logit (:mod:`alfia.model.readout`).
     """
 
     backbone: str = DEFAULT_BACKBONE
@@ -69,11 +71,13 @@ class ALFIAConfig:
     lora: LoraSettings | None = field(default_factory=LoraSettings)
     max_length: int = 512
     attn_implementation: str = "sdpa"
+    readout: ReadoutConfig | None = None
 
     def to_dict(self) -> dict:
         return {"backbone": self.backbone, "fusion": self.fusion.to_dict(), "head": self.head.to_dict(),
                 "lora": None if self.lora is None else self.lora.to_dict(), "max_length": self.max_length,
-                "attn_implementation": self.attn_implementation}
+                "attn_implementation": self.attn_implementation,
+                "readout": None if self.readout is None else self.readout.to_dict()}
 
     @classmethod
     def from_dict(cls, data: dict, where: str = "ALFIA config") -> ALFIAConfig:
@@ -82,10 +86,12 @@ class ALFIAConfig:
         unknown = sorted(set(data) - known)
         if unknown:
             raise AlfiaError(f"{where}: unknown ALFIAConfig field(s) {', '.join(unknown)}; save the model again")
-        for key, sub in (("fusion", FusionConfig), ("head", HeadConfig), ("lora", LoraSettings)):
+        optional = ("lora", "readout")
+        for key, sub in (("fusion", FusionConfig), ("head", HeadConfig), ("lora", LoraSettings),
+                         ("readout", ReadoutConfig)):
             if isinstance(data.get(key), dict):
                 data[key] = sub.from_dict(data[key], f"{where} [{key}]")
-            elif key in data and not (key == "lora" and data[key] is None):
+            elif key in data and not (key in optional and data[key] is None):
                 raise AlfiaError(f"{where}: {key} must be an object; save the model again")
         if not isinstance(data.get("backbone", ""), str) or not isinstance(data.get("max_length", 1), int) \
                 or not isinstance(data.get("attn_implementation", ""), str):
@@ -98,6 +104,7 @@ class ALFIAOutput(NamedTuple):
     embedding: torch.Tensor       # H_ALF_out, [B, H]
     layer_weights: torch.Tensor   # lambda, [B, N_f]
     token_weights: torch.Tensor   # beta, [B, T]
+    layer_means: torch.Tensor | None = None   # s_j of eq. 2, [B, N_f, H] (the readout's input)
 
 
 class ALFIA(nn.Module):
@@ -127,12 +134,24 @@ class ALFIA(nn.Module):
                              f"{num_layers} layers; set num_fusion_layers between 1 and {num_layers}")
         fusion_config, head_config = self._sized(config.fusion, hidden, "fusion"), \
             self._sized(config.head, hidden, "head")
-        config = dataclasses.replace(config, fusion=fusion_config, head=head_config)
+        readout_config = None
+        if config.readout is not None:
+            readout_config = self._sized(config.readout, hidden, "readout")
+            if readout_config.num_layers is None:
+                readout_config = dataclasses.replace(readout_config, num_layers=n_f)
+            elif readout_config.num_layers != n_f:
+                raise AlfiaError(f"readout num_layers {readout_config.num_layers} does not match the "
+                                 f"{n_f} fused layers; leave it unset")
+        config = dataclasses.replace(config, fusion=fusion_config, head=head_config, readout=readout_config)
         self.config = config
         self.backbone_info = {k: getattr(base.config, k, None) for k in _BACKBONE_INFO_KEYS}
         # built before LoRA touches the backbone, so that a bad head/fusion config fails without side effects
         fusion = AdaptiveLayerFusion(fusion_config)
         head = AttentionalClassifierHead(head_config)
+        readout = None if readout_config is None else PooledReadout(readout_config)
+        if readout is not None:  # the model starts at the readout: the head's share of the logit starts at 0
+            nn.init.zeros_(head.output.weight)
+            nn.init.zeros_(head.output.bias)
         if config.lora is not None:
             self.backbone = apply_lora(base, config.lora)
         else:
@@ -140,6 +159,7 @@ class ALFIA(nn.Module):
             self.backbone.eval()
         self.fusion = fusion
         self.head = head
+        self.readout = readout
         self.tokenizer = tokenizer if tokenizer is not None else load_tokenizer(config.backbone)
         limit = getattr(self.tokenizer, "model_max_length", None)
         self.max_length = min(config.max_length, limit) if isinstance(limit, int) and limit > 1 else \
@@ -256,9 +276,15 @@ class ALFIA(nn.Module):
 
     def from_hidden_states(self, hidden_states: torch.Tensor | Sequence[torch.Tensor],
                            attention_mask: torch.Tensor) -> ALFIAOutput:
-        """Fusion + head on the top N_f hidden states (live or cached)."""
+        """Fusion + head (+ readout) on the top N_f hidden states (live or cached)."""
         fused = self.fusion(hidden_states, attention_mask)
-        return ALFIAOutput(self.head(fused.embedding), fused.embedding, fused.layer_weights, fused.token_weights)
+        logits = self.head(fused.embedding)
+        layer_means = None
+        if self.readout is not None:
+            stack = self.fusion._stack(hidden_states)
+            layer_means = masked_mean(stack, attention_mask.bool().unsqueeze(0)).transpose(0, 1)  # [B, N_f, H]
+            logits = logits + self.readout(layer_means)
+        return ALFIAOutput(logits, fused.embedding, fused.layer_weights, fused.token_weights, layer_means)
 
     def forward(self, input_ids: torch.Tensor | None, attention_mask: torch.Tensor,
                 prefix: dict[int, torch.Tensor] | None = None) -> ALFIAOutput:
@@ -353,9 +379,9 @@ class ALFIA(nn.Module):
         return emb, weights
 
     def predict_embed(self, texts: Sequence[str], batch_size: int = 32,
-                      quantize: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Probabilities, L2-normalised embeddings and layer weights from ONE pass (inference costs a backbone
-        forward per text; the study needs all three)."""
+                      quantize: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+        """Probabilities, L2-normalised embeddings, layer weights and (with a readout) the fused layers' means
+        from ONE pass (inference costs a backbone forward per text; the study needs them all)."""
         parts = self._infer(texts, batch_size, collect_outputs, quantize)
         return assemble_outputs(parts, len(texts))
 
@@ -392,6 +418,8 @@ class ALFIA(nn.Module):
         config["backbone_info"] = self.backbone_info
         self.fusion.save(directory / "fusion")
         self.head.save(directory / "head")
+        if self.readout is not None:
+            self.readout.save(directory / "readout")
         if self.config.lora is not None:
             self.backbone.save_pretrained(str(directory / "adapter"), safe_serialization=True)
             # peft also writes a model card; the folder stays small and self-describing without it
@@ -420,11 +448,15 @@ class ALFIA(nn.Module):
                     "tokenizer"]
         if config.lora is not None:
             required += ["adapter/adapter_config.json", "adapter/adapter_model.safetensors"]
+        if config.readout is not None:
+            required += ["readout/config.json", "readout/model.safetensors"]
         for rel in required:
             if not (directory / rel).exists():
                 raise AlfiaError(f"{directory / rel} is missing; the model folder {directory} is incomplete, "
                                  "save or train it again")
-        for part, sub in (("fusion", AdaptiveLayerFusion), ("head", AttentionalClassifierHead)):
+        parts = [("fusion", AdaptiveLayerFusion), ("head", AttentionalClassifierHead)]
+        parts += [("readout", PooledReadout)] if config.readout is not None else []
+        for part, sub in parts:
             saved = serialization.read_config(directory / part, sub.config_kind)
             if saved != getattr(config, part).to_dict():
                 raise AlfiaError(f"{directory / part / serialization.CONFIG_NAME} disagrees with {where}; "
@@ -438,28 +470,35 @@ class ALFIA(nn.Module):
         model = cls(config, backbone=backbone, tokenizer=tokenizer)
         serialization.load_weights(directory / "fusion", model.fusion)
         serialization.load_weights(directory / "head", model.head)
+        if model.readout is not None:
+            serialization.load_weights(directory / "readout", model.readout)
         if config.lora is not None:
             _load_adapter(model.backbone, directory / "adapter")
         return model.to(device).eval()
 
 
-def collect_outputs(out: ALFIAOutput) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per batch: P(death), the L2-normalised ALF embedding and the layer weights, as numpy arrays."""
+def collect_outputs(out: ALFIAOutput) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+    """Per batch: P(death), the L2-normalised ALF embedding, the layer weights and, with a readout, the fused
+    layers' means side by side (its input), as numpy arrays."""
+    means = None if out.layer_means is None else out.layer_means.float().flatten(1).cpu().numpy()
     return (torch.sigmoid(out.logits.float()).cpu().numpy(),
             torch.nn.functional.normalize(out.embedding.float(), p=2, dim=-1).cpu().numpy(),
-            out.layer_weights.float().cpu().numpy())
+            out.layer_weights.float().cpu().numpy(), means)
 
 
-def assemble_outputs(parts, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def assemble_outputs(parts, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
     """Put the per-batch ``collect_outputs`` of ``(row indices, outputs)`` pairs back into row order."""
     probs = np.zeros(n, dtype=np.float64)
-    emb = weights = None
-    for idx, (p, e, w) in parts:
+    emb = weights = means = None
+    for idx, (p, e, w, m) in parts:
         if emb is None:
             emb = np.zeros((n, e.shape[1]), dtype=np.float32)
             weights = np.zeros((n, w.shape[1]), dtype=np.float32)
+            means = None if m is None else np.zeros((n, m.shape[1]), dtype=np.float32)
         probs[idx], emb[idx], weights[idx] = p, e, w
-    return probs, emb, weights
+        if means is not None:
+            means[idx] = m
+    return probs, emb, weights, means
 
 
 def _load_saved_tokenizer(path: Path):

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -100,9 +99,10 @@ def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (x * weights).sum(dim=-2) / weights.sum(dim=-2).clamp(min=1.0)
 
 
-class AdaptiveLayerFusion(nn.Module):
+class AdaptiveLayerFusion(serialization.SavedModule, nn.Module):
     """The ALF module (eqs. 2-14); see the module docstring for the submodule of each equation."""
 
+    config_class = FusionConfig
     config_kind = "alfia.fusion"
 
     def __init__(self, config: FusionConfig):
@@ -179,18 +179,3 @@ class AdaptiveLayerFusion(nn.Module):
         c_fused = self.context_fusion(torch.cat([c_local, c_global], dim=-1))
         embedding = self.output_norm(c_fused + self.output_projection(c_fused))   # eq. 14
         return FusionOutput(embedding, layer_weights, token_weights)
-
-    # -- persistence ---------------------------------------------------------------------------------------
-    def save(self, directory: str | os.PathLike) -> None:
-        """Write ``config.json`` (with library versions) and ``model.safetensors`` into ``directory``."""
-        os.makedirs(directory, exist_ok=True)
-        serialization.write_config(directory, self.config_kind, self.config.to_dict())
-        serialization.save_weights(directory, self)
-
-    @classmethod
-    def load(cls, directory: str | os.PathLike, map_location: str | torch.device = "cpu") -> AdaptiveLayerFusion:
-        config = FusionConfig.from_dict(serialization.read_config(directory, cls.config_kind),
-                                        f"{directory}/{serialization.CONFIG_NAME}")
-        module = cls(config)
-        serialization.load_weights(directory, module)
-        return module.to(map_location)

@@ -20,7 +20,6 @@ change the output.
 from __future__ import annotations
 
 import dataclasses
-import os
 from dataclasses import dataclass
 
 import torch
@@ -61,9 +60,10 @@ class HeadConfig:
         return serialization.config_from_dict(cls, data, where)
 
 
-class AttentionalClassifierHead(nn.Module):
+class AttentionalClassifierHead(serialization.SavedModule, nn.Module):
     """The ACH (eqs. 15-19): ``forward(z [B, H]) -> logits [B]``."""
 
+    config_class = HeadConfig
     config_kind = "alfia.head"
 
     def __init__(self, config: HeadConfig):
@@ -88,18 +88,3 @@ class AttentionalClassifierHead(nn.Module):
         x = self.norm1(x + self.dropout1(attn))                             # eq. 16
         x = self.norm2(x + self.dropout2(self.ffn(x)))                      # eqs. 17-18
         return self.output(x.squeeze(1)).squeeze(-1)                        # eq. 19, [B]
-
-    def save(self, directory: str | os.PathLike) -> None:
-        """Write ``config.json`` (with library versions) and ``model.safetensors`` into ``directory``."""
-        os.makedirs(directory, exist_ok=True)
-        serialization.write_config(directory, self.config_kind, self.config.to_dict())
-        serialization.save_weights(directory, self)
-
-    @classmethod
-    def load(cls, directory: str | os.PathLike,
-             map_location: str | torch.device = "cpu") -> AttentionalClassifierHead:
-        config = HeadConfig.from_dict(serialization.read_config(directory, cls.config_kind),
-                                      f"{directory}/{serialization.CONFIG_NAME}")
-        module = cls(config)
-        serialization.load_weights(directory, module)
-        return module.to(map_location)

@@ -136,3 +136,25 @@ def load_weights(directory: str | os.PathLike, module: nn.Module, name: str = WE
                                        f"wrong shape {bad[:3]}" if bad else "") if p)
         raise AlfiaError(f"{path} does not match its config.json ({detail}); save the model again")
     module.load_state_dict(state, strict=True)
+
+
+class SavedModule:
+    """Mixin for a module built from one typed config: ``save`` writes ``config.json`` (kind, config, library
+    versions) and ``model.safetensors``; ``load`` rebuilds the module from them, strictly. A subclass sets
+    ``config_kind`` and ``config_class`` (a dataclass with ``to_dict``/``from_dict``) and keeps ``self.config``."""
+
+    config_kind: str
+    config_class: type
+
+    def save(self, directory: str | os.PathLike) -> None:
+        """Write ``config.json`` (with library versions) and ``model.safetensors`` into ``directory``."""
+        os.makedirs(directory, exist_ok=True)
+        write_config(directory, self.config_kind, self.config.to_dict())
+        save_weights(directory, self)
+
+    @classmethod
+    def load(cls, directory: str | os.PathLike, map_location: str | torch.device = "cpu"):
+        config = cls.config_class.from_dict(read_config(directory, cls.config_kind), f"{directory}/{CONFIG_NAME}")
+        module = cls(config)
+        load_weights(directory, module)
+        return module.to(map_location)

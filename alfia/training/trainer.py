@@ -42,6 +42,7 @@ from alfia.model.backbone import DEFAULT_BACKBONE, load_tokenizer
 from alfia.model.fusion import FusionConfig
 from alfia.model.head import HeadConfig
 from alfia.model.lora import LoraSettings
+from alfia.model.readout import ReadoutConfig, pooled_features
 from alfia.model.serialization import library_versions
 from alfia.training import distributed as dist
 from alfia.training.batching import TokenizedTexts, bucketed_batches
@@ -105,7 +106,8 @@ class Trainer:
         config = ALFIAConfig(backbone=self.backbone or DEFAULT_BACKBONE,
                              fusion=FusionConfig(num_fusion_layers=c.fusion_layers, dropout=c.head_dropout),
                              head=HeadConfig(dropout=c.head_dropout),
-                             lora=lora if c.lora else None, max_length=limit)
+                             lora=lora if c.lora else None, max_length=limit,
+                             readout=ReadoutConfig(C=c.readout_c) if c.readout else None)
         _set_seed(c.seed)  # the same initial weights whatever the tokenizer did
         self.model = ALFIA(config, tokenizer=tokenizer).to(self.device)
         if c.backbone_dropout is not None:  # attention and hidden dropout of the backbone (not fusion/head)
@@ -126,7 +128,22 @@ class Trainer:
         self.y_val = val["hospital_mortality"].to_numpy()
         n_pos = float(self.y_train.sum())
         # pos_weight = negatives / positives of the training split (section 2.4)
-        self.pos_weight = torch.tensor((len(self.y_train) - n_pos) / n_pos, device=self.device)
+        self.pos_weight = torch.tensor((len(self.y_train) - n_pos) / n_pos, device=self.device) \
+            if c.class_weight else None
+        # the target: labels, or labels mixed with the teacher's out-of-fold probabilities (BCE is linear in it)
+        self.target = self.y_train
+        if c.distill > 0:
+            from alfia.training.teacher import out_of_fold_teacher
+
+            missing = [n for n in self.cohort.schema.feature_columns if n not in self.cohort.df.columns]
+            if missing:
+                raise AlfiaError(f"distillation needs the cohort's feature columns for its tabular teacher; "
+                                 f"{len(missing)} are missing (e.g. {missing[0]}): train with distill=0")
+
+            teacher = torch.tensor(out_of_fold_teacher(self.cohort, seed=c.seed), dtype=torch.float32)
+            self.target = (1 - c.distill) * self.y_train + c.distill * teacher
+        if self.model.readout is not None:
+            self.model.readout.fit_start(self._train_pooled_features(), self.target.numpy())
         self.trainable = [(n, p) for n, p in self.model.named_parameters() if p.requires_grad]
         groups = [{"params": [p for n, p in self.trainable if "lora_" in n], "lr": c.lr},
                   {"params": [p for n, p in self.trainable if "lora_" not in n], "lr": c.head_lr or c.lr}]
@@ -145,6 +162,22 @@ class Trainer:
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, linear)
         self.ddp_model = dist.wrap(self.model)
 
+    def _train_pooled_features(self) -> np.ndarray:
+        """The readout's input features ``[N, N_f * H]`` of the training rows, from the model as built."""
+        def collect(out):
+            return pooled_features(out.layer_means.float()).cpu().numpy()
+
+        if self.train_cache is not None:
+            parts = self.train_cache.infer(self.model, self.config.eval_batch_size, collect)
+        else:
+            parts = self.model._infer(self.cohort.split("train")["text"].tolist(), self.config.eval_batch_size,
+                                      collect)
+        fusion = self.model.config.fusion
+        features = np.zeros((len(self.train_tokens), fusion.num_fusion_layers * fusion.hidden_size))
+        for idx, f in parts:
+            features[idx] = f
+        return features
+
     # -- one epoch ------------------------------------------------------------------------------
     def _train_epoch(self, epoch: int) -> float:
         c = self.config
@@ -161,7 +194,7 @@ class Trainer:
             mine = rows[rank::world]
             if len(mine) == 0:
                 continue
-            y = self.y_train[mine].to(self.device)
+            y = self.target[mine].to(self.device)
             with dist.autocast(self.config.bf16):
                 if self.train_cache is not None:
                     prefix, mask = self.train_cache.collate(mine, self.device)
@@ -232,6 +265,27 @@ class Trainer:
         return meta["epoch"], meta["best_val_auprc"], meta["bad_epochs"]
 
     # -- the loop -------------------------------------------------------------------------------
+    def _record(self, result: EpochResult, best: float, bad: int, results: list) -> tuple[float, int]:
+        """Keep the epoch if validation AUPRC improved; write history and checkpoint (rank 0)."""
+        results.append(result)
+        if dist.is_main():
+            improved = result.val_auprc > best
+            if improved:
+                best, bad = result.val_auprc, 0
+                self._save_best()
+                self.best_state = {n: p.detach().clone() for n, p in self.trainable}
+            else:
+                bad += 1
+            trained = not math.isnan(result.train_loss)  # epoch 0 (the starting readout) has no training loss
+            with open(self.out / "history.jsonl", "a") as f:
+                row = {**result.__dict__, "train_loss": result.train_loss if trained else None, "best": improved}
+                f.write(json.dumps(row) + "\n")
+            loss = f"loss {result.train_loss:.4f}" if trained else "starting readout"
+            print(f"epoch {result.epoch}: {loss}, val AUPRC {result.val_auprc:.4f}, AUROC {result.val_auroc:.4f}"
+                  f"{' (best)' if improved else ''} [{result.seconds:.0f} s]", flush=True)
+            self._save_checkpoint(result.epoch, best, bad)
+        return best, bad
+
     def fit(self, resume: bool = False) -> list[EpochResult]:
         c = self.config
         if dist.is_main():
@@ -247,6 +301,9 @@ class Trainer:
             history = _read_history(history_path)[:start_epoch]
             write_text_atomic(history_path, "".join(json.dumps(h) + "\n" for h in history))
         results = []
+        if start_epoch == 0 and self.model.readout is not None:
+            # epoch 0: the starting logistic-regression readout is a candidate like any epoch
+            best, bad = self._record(EpochResult(0, float("nan"), *self._validate(), 0.0), best, bad, results)
         for epoch in range(start_epoch + 1, c.epochs + 1):
             if bad >= c.patience:
                 break
@@ -254,20 +311,7 @@ class Trainer:
             loss = self._train_epoch(epoch)
             auprc, auroc = self._validate() if dist.is_main() else (float("nan"), float("nan"))
             result = EpochResult(epoch, loss, auprc, auroc, round(time.perf_counter() - t0, 1))
-            results.append(result)
-            if dist.is_main():
-                improved = auprc > best
-                if improved:
-                    best, bad = auprc, 0
-                    self._save_best()
-                    self.best_state = {n: p.detach().clone() for n, p in self.trainable}
-                else:
-                    bad += 1
-                with open(history_path, "a") as f:
-                    f.write(json.dumps({**result.__dict__, "best": improved}) + "\n")
-                print(f"epoch {epoch}: loss {loss:.4f}, val AUPRC {auprc:.4f}, AUROC {auroc:.4f}"
-                      f"{' (best)' if improved else ''} [{result.seconds:.0f} s]", flush=True)
-                self._save_checkpoint(epoch, best, bad)
+            best, bad = self._record(result, best, bad, results)
             best, bad = dist.broadcast_pair(best, bad)
         dist.barrier()
         if self.best_state is not None:  # the model in memory becomes the best epoch's, as saved

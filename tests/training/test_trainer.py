@@ -38,8 +38,10 @@ def toy_cohort(n=240, seed=0) -> Cohort:
 
 
 def quick(**kw):
+    """The quick profile's mechanics with LoRA, on labels alone (the toy cohort has texts, no features)."""
     base = dict(epochs=3, batch_size=16, lr=5e-3, head_lr=5e-3, fusion_layers=2, lora_r=4, lora_alpha=8,
-                patience=3, lora_layers=None)
+                patience=3, lora_layers=None, lora=True, readout=False, distill=0.0, class_weight=True,
+                calibration="none")
     return make_config("quick", **{**base, **kw})
 
 
