@@ -44,8 +44,8 @@ def params_of(folder: Path) -> dict[str, Any]:
 
 
 def final_metrics(folder: Path) -> dict[str, float]:
-    """``{where_metric: estimate}`` from metrics.json (``{"val"|"test": evaluate-dict}``) and the external
-    metrics of a study (``p12-b.metrics.json``)."""
+    """``{"where.metric": estimate}`` (e.g. ``test.auprc``, apart from the per-epoch ``val_auprc``) from
+    metrics.json (``{"val"|"test": evaluate-dict}``) and a study's external metrics (``p12-b.metrics.json``)."""
     out: dict[str, float] = {}
     sources = []
     if (folder / "metrics.json").exists():
@@ -57,7 +57,7 @@ def final_metrics(folder: Path) -> dict[str, float]:
             continue
         for name, value in metrics.items():
             if isinstance(value, dict) and isinstance(value.get("value"), int | float):
-                out[f"{where}_{name}"] = float(value["value"])
+                out[f"{where}.{name}"] = float(value["value"])
     return out
 
 
@@ -79,6 +79,10 @@ def log_folder(folder: str | os.PathLike, uri: str, experiment: str = "alfia") -
         raise AlfiaError("MLflow logging was asked for (--mlflow or ALFIA_MLFLOW_URI) but mlflow is not "
                          "installed; run `pip install -c constraints.txt -e '.[mlflow]'` or unset it") from None
     folder = Path(folder)
+    if uri.startswith("file:") or "://" not in uri:
+        # A folder given on purpose: MLflow 3 keeps its file store but refuses it unless asked (its documented
+        # opt-in); a user's own MLFLOW_ALLOW_FILE_STORE wins.
+        os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
     mlflow.set_tracking_uri(uri)
     mlflow.set_experiment(experiment)
     with mlflow.start_run(run_name=folder.resolve().name) as run:

@@ -159,3 +159,13 @@ def test_json_and_csv_hold_the_numbers_of_results_json(tmp_path):
                 assert csv.loc[row["model"], f"{metric}_estimate"] == pytest.approx(want["value"], abs=1e-12)
                 assert csv.loc[row["model"], f"{metric}_ci_low"] == pytest.approx(want["ci_low"], abs=1e-12)
             assert row["n"] == results[row["model"]][where]["n"]
+
+
+def test_cli_json_prints_the_numbers_alone(tmp_path, capsys):
+    from alfia.cli import main
+
+    base = _results_dir(tmp_path / "baselines", {"Weak": ("tabular", 0.3), "Strong": ("tabular", 1.5)})
+    assert main(["leaderboard", str(base), "--n-boot", "10", "--out", str(tmp_path / "board"), "--json"]) == 0
+    printed = json.loads(capsys.readouterr().out)  # stdout is the JSON alone
+    assert printed == json.loads((tmp_path / "board" / "leaderboard.json").read_text())
+    assert printed["tables"]["test"][0]["auprc"]["estimate"] > printed["tables"]["test"][1]["auprc"]["estimate"]
