@@ -72,11 +72,11 @@ def glance(folder: Path) -> str:
     diffs = []
     for section in board.split("### Leaderboard: ")[1:]:
         label = next(where)
-        diffs += [f"{m['model']} \u2212 {m['baseline']} {m['diff']} ({m['ci']}, {label})"
+        diffs += [f"- {m['model']} \u2212 {m['baseline']} ({label}): {m['diff']} (95% CI {m['ci']})"
                   for m in DIFFERENCE.finditer(section)]
     metrics = json.loads((folder / "metrics.json").read_text())["test"]
     external_metrics = json.loads((folder / "p12-b.metrics.json").read_text())["metrics"]
-    lines += ["", "Paired AUPRC differences against the best tabular baseline (95% CI): " + "; ".join(diffs) + ".",
+    lines += ["", "Paired bootstrap AUPRC differences against the best tabular baseline:", "", *diffs, "",
               f"ALFIA's expected calibration error: {metrics['ece']['value']:.2f} (test), "
               f"{external_metrics['ece']['value']:.2f} (set B); 0 is perfect."]
     return "\n".join(lines)
