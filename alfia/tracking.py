@@ -4,7 +4,8 @@ Off unless asked for: nothing here is imported otherwise. One MLflow run per fol
 is written: parameters (``config.json``'s settings, the backbone and the cohort checksum), per-epoch metrics
 from ``history.jsonl`` (step = epoch), final metrics from ``metrics.json`` and ``p12-b.metrics.json``, and the
 folder's files as artefacts. Patient-level files stay out of MLflow: cohort tables and predictions
-(``*.parquet``), the report page (it quotes patient texts) and the resumable checkpoint.
+(``*.parquet``), the report page and its figures (they quote patient texts); so do the resumable checkpoint and
+AutoGluon's pickled models.
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ from typing import Any
 from alfia.errors import AlfiaError
 
 KEPT_OUT_SUFFIXES = (".parquet", ".html")
-KEPT_OUT_DIRS = ("checkpoint",)
+# Resumable state; AutoGluon's pickled models (large, not portable); the report's figures (token attention quotes
+# patient texts).
+KEPT_OUT_DIRS = ("checkpoint", "autogluon", "figures")
 
 
 def _flatten(prefix: str, value: Any, out: dict[str, Any]) -> None:
@@ -65,7 +68,7 @@ def artefacts_of(folder: Path) -> list[Path]:
     keep = []
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
         rel = path.relative_to(folder)
-        if path.suffix in KEPT_OUT_SUFFIXES or rel.parts[0] in KEPT_OUT_DIRS or rel.parts[0].startswith("."):
+        if path.suffix in KEPT_OUT_SUFFIXES or any(p in KEPT_OUT_DIRS or p.startswith(".") for p in rel.parts[:-1]):
             continue
         keep.append(rel)
     return keep

@@ -86,3 +86,17 @@ def test_no_mlflow_run_when_off(trained, tmp_path, monkeypatch):
     monkeypatch.setattr(alfia.tracking, "log_folder", lambda *a, **k: calls.append(a))
     manifest.write_manifest(trained[0], manifest.now(), backbone=False)
     assert calls == []
+
+
+def test_mlflow_artefacts_leave_patient_level_files_out(tmp_path):
+    from alfia.tracking import artefacts_of
+
+    for rel in ("manifest.json", "summary.md", "p12-a.encoded.parquet", "report.html", "alfia-run/config.json",
+                "alfia-run/model/head/model.safetensors", "alfia-run/checkpoint/state.json",
+                "alfia-run/figures/tokens.json", "baselines/autogluon/models/x.pkl", "baselines/results.json",
+                "alfia-run/.model.tmp/a.json"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text("x")
+    assert {p.as_posix() for p in artefacts_of(tmp_path)} == {
+        "manifest.json", "summary.md", "alfia-run/config.json", "alfia-run/model/head/model.safetensors",
+        "baselines/results.json"}
