@@ -169,3 +169,11 @@ def test_cli_json_prints_the_numbers_alone(tmp_path, capsys):
     printed = json.loads(capsys.readouterr().out)  # stdout is the JSON alone
     assert printed == json.loads((tmp_path / "board" / "leaderboard.json").read_text())
     assert printed["tables"]["test"][0]["auprc"]["estimate"] > printed["tables"]["test"][1]["auprc"]["estimate"]
+
+
+def test_cli_json_on_bad_input_prints_nothing_on_stdout(tmp_path, capsys):
+    from alfia.cli import main
+
+    assert main(["leaderboard", str(tmp_path / "missing"), "--json"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.startswith("error: ") and len(err.strip().splitlines()) == 1
