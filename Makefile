@@ -7,18 +7,18 @@ STUDY ?= study
 
 ABLATION ?= ablation
 
-.PHONY: setup test lint study ablation bench clean-study
+.PHONY: setup lock test lint study ablation bench clean-study
 
-# torch is installed explicitly first, so that no other torch build is pulled in by the dependencies.
-# constraints.txt keeps every later install from changing torch or the data stack.
-AUTOGLUON := autogluon.common==1.6.3 autogluon.core==1.6.3 autogluon.features==1.6.3 autogluon.tabular==1.6.3
+# torch is installed first, alone, so that no other torch build is pulled in by a dependency; constraints.txt
+# (the lock) then fixes every version, and `pip check` stops the setup on any broken requirement.
+EXTRAS := dev,baselines,mlflow
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -c constraints.txt -e '.[dev,baselines]'
-	$(PY) -m pip install -q --no-deps $(AUTOGLUON)
+	$(PY) -m pip install -q -c constraints.txt torch
+	$(PY) -m pip install -q -c constraints.txt -e '.[$(EXTRAS)]'
+	$(PY) -m pip check
 	touch $(STAMP)
 
 setup: $(STAMP)
@@ -46,3 +46,14 @@ bench: setup
 
 clean-study:
 	rm -rf $(STUDY)
+
+# Rewrite the lock from a fresh resolve of pyproject.toml's ranges (in a throw-away venv).
+LOCK_VENV := .venv-lock
+lock:
+	rm -rf $(LOCK_VENV) && python3 -m venv $(LOCK_VENV)
+	$(LOCK_VENV)/bin/pip install -q torch==$$(sed -n 's/^torch==//p' constraints.txt)
+	$(LOCK_VENV)/bin/pip install -q -e '.[$(EXTRAS)]'
+	$(LOCK_VENV)/bin/pip check
+	{ sed -n '/^#/p' constraints.txt; $(LOCK_VENV)/bin/pip freeze --exclude-editable | sed 's/+cpu$$//'; } \
+		> constraints.txt.new && mv constraints.txt.new constraints.txt
+	rm -rf $(LOCK_VENV)

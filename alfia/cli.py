@@ -7,6 +7,9 @@ stderr with exit status 2.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -114,7 +117,7 @@ def _read_encoded(path: str, schema: str | None = None):
     return cohort
 
 
-def cmd_train(args: argparse.Namespace) -> None:
+def cmd_train(args: argparse.Namespace) -> dict | None:
     from alfia.evaluation.metrics import format_metrics
     from alfia.training import distributed as dist
     from alfia.training.config import make_config
@@ -134,6 +137,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     if metrics is not None:  # under torchrun only rank 0 scores and writes
         print("test split (scored once, after training):")
         print(format_metrics(metrics["test"]))
+    return metrics
 
 
 def _positive_int(value: str, flag: str) -> int:
@@ -146,7 +150,7 @@ def _positive_int(value: str, flag: str) -> int:
     return number
 
 
-def cmd_predict(args: argparse.Namespace) -> None:
+def cmd_predict(args: argparse.Namespace) -> dict:
     import json
 
     from alfia.cohorts import read_cohort
@@ -166,6 +170,7 @@ def cmd_predict(args: argparse.Namespace) -> None:
           f"peak memory {info['peak_rss_mb']:.0f} MB")
     if "metrics" in info:
         print(format_metrics(info["metrics"]))
+    return info
 
 
 def cmd_embed(args: argparse.Namespace) -> None:
@@ -234,6 +239,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-lora", action="store_true", help="train fusion + head only")
     p.add_argument("--bf16", action="store_true", help="bf16 autocast where the device supports it")
     p.add_argument("--resume", action="store_true", help="continue from the last completed epoch")
+    p.add_argument("--mlflow", metavar="URI", help="also log the run to MLflow (the same as ALFIA_MLFLOW_URI)")
+    p.add_argument("--json", action="store_true", help="print the test metrics as JSON (progress on stderr)")
     p.set_defaults(func=cmd_train)
 
     for name, func, what in (("predict", cmd_predict, "probabilities and labels per stay"),
@@ -248,6 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--int8", action="store_true",
                            help="int8 dynamic quantisation on CPU: faster, probabilities differ slightly "
                                 "(docs/speed.md)")
+            p.add_argument("--json", action="store_true", help="print the run's figures as JSON")
         p.set_defaults(func=func)
 
     from alfia.analysis.cli import add_commands as add_analysis_commands
@@ -262,15 +270,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="study", help="output folder")
     p.add_argument("--style", help="text style (default: banded)")
     p.add_argument("--profile", default="quick", help="training profile: quick (default) or paper")
+    p.add_argument("--mlflow", metavar="URI", help="also log the study and its run to MLflow")
     p.set_defaults(func=cmd_study)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if getattr(args, "mlflow", None):  # read where each folder's manifest is written (alfia.manifest)
+        os.environ["ALFIA_MLFLOW_URI"] = args.mlflow
     start = time.perf_counter()
     try:
-        args.func(args)
+        if getattr(args, "json", False):  # stdout holds the JSON alone; progress lines go to stderr
+            with contextlib.redirect_stdout(sys.stderr):
+                result = args.func(args)
+            print(json.dumps(result, indent=2))
+        else:
+            args.func(args)
     except AlfiaError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

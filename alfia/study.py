@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from alfia import manifest
 from alfia.analysis.report import build_report
 from alfia.baselines.boost import run_boost
 from alfia.baselines.leaderboard import leaderboard
@@ -25,7 +26,7 @@ from alfia.inference import predict_cohort
 from alfia.io import atomic_path, write_text_atomic
 from alfia.text.encoder import DEFAULT_STYLE, TextEncoder
 from alfia.training.config import make_config
-from alfia.training.trainer import train
+from alfia.training.trainer import cohort_checksum, train
 
 
 class StageClock:
@@ -86,6 +87,7 @@ def readme_results(folder: str | Path) -> str:
 
 def run_study(out: str | Path, style: str | None = None, profile: str = "quick") -> Path:
     style = style or DEFAULT_STYLE
+    started = manifest.now()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     clock = StageClock()
@@ -148,6 +150,8 @@ def run_study(out: str | Path, style: str | None = None, profile: str = "quick")
     summary += ["## Stage times", "", clock.markdown(), ""]
     write_text_atomic(out / "summary.md", "\n".join(summary))
     write_text_atomic(out / "timings.json", json.dumps(clock.seconds, indent=2))
+    manifest.write_manifest(out, started, backbone=None, cohort={"p12-a": cohort_checksum(dev_text),
+                                                                  "p12-b": cohort_checksum(ext_text)})
     print(clock.markdown())
     print(f"study summary: {out / 'summary.md'}")
     print(f"study report: {report}")

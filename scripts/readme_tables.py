@@ -1,8 +1,9 @@
-"""Regenerate the README's generated blocks: the feature tables of every schema, the study results, the
-ablation table and the speed benchmark (from ``results/``).
+"""Regenerate the generated blocks of the README and of docs/: the results at a glance (README), the feature
+tables of every schema (docs/features.md), the study results and the ablation table (docs/results.md) and the
+speed benchmark (docs/speed.md), all from ``results/`` and the schemas.
 
-    .venv/bin/python scripts/readme_tables.py            # rewrite README.md in place
-    .venv/bin/python scripts/readme_tables.py --check    # exit 1 when README.md is out of date (used by a test)
+    .venv/bin/python scripts/readme_tables.py            # rewrite the files in place
+    .venv/bin/python scripts/readme_tables.py --check    # exit 1 when a file is out of date (used by a test)
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from pathlib import Path
 from alfia.cohorts.schemas import SCHEMA_MODULES, get_schema
 
 ROOT = Path(__file__).resolve().parents[1]
+# The files with generated blocks (<!-- key --> ... <!-- /key -->).
+FILES = ("README.md", "docs/results.md", "docs/speed.md", "docs/features.md")
 
 
 def schema_table(name: str) -> str:
@@ -26,6 +29,59 @@ def schema_table(name: str) -> str:
     return "\n".join(rows)
 
 
+def leaderboard_rows(markdown: str) -> dict[str, dict[str, list[str]]]:
+    """``{table: {model: cells}}`` of a study's leaderboard.md (tables "test split", "external cohort (all rows)";
+    cells: model, family, AUPRC, AUROC, best F1, best F2, n), in the table's order."""
+    tables: dict[str, dict[str, list[str]]] = {}
+    current = None
+    for line in markdown.splitlines():
+        if line.startswith("### Leaderboard: "):
+            current = tables.setdefault(line.removeprefix("### Leaderboard: "), {})
+        elif current is not None and line.startswith("| ") and not line.startswith(("| model", "| ---")):
+            cells = [c.strip() for c in line.strip().strip("|").split("|")]
+            current[cells[0]] = cells
+    return tables
+
+
+DIFFERENCE = re.compile(r"AUPRC difference (?P<model>.+?) \u2212 (?P<baseline>.+?) \(best tabular baseline\).*?: "
+                        r"(?P<diff>[-+]?\d\.\d+) \(95% CI (?P<ci>.+?)\)\.")
+
+
+def glance(folder: Path) -> str:
+    """The README's results at a glance: ALFIA, ALFIA-boost, the best tabular model of each table, AutoGluon's
+    ensemble and the best severity score, test split and set B, with the paired differences and ALFIA's ECE."""
+    import json
+
+    board = (folder / "leaderboard.md").read_text()
+    tables = leaderboard_rows(board)
+    test, external = tables["test split"], tables["external cohort (all rows)"]
+    best_tabular = [next(m for m, c in t.items() if c[1] == "tabular") for t in (test, external)]
+    best_score = next(m for m, c in test.items() if c[1] == "score")
+    names = ["ALFIA", "ALFIA-boost", *dict.fromkeys([*best_tabular, "WeightedEnsemble"]), best_score]
+    lines = ["| model | test AUPRC (95% CI) | test AUROC (95% CI) | set B AUPRC (95% CI) | set B AUROC (95% CI) |",
+             "| --- | --- | --- | --- | --- |"]
+    for name in (n for n in names if n in test):
+        notes = [note for note, yes in (("AutoGluon's ensemble", name == "WeightedEnsemble"),
+                                        ("best tabular on test", name == best_tabular[0]),
+                                        ("best tabular on set B", name == best_tabular[1]),
+                                        ("best severity score", name == best_score)) if yes]
+        label = name + (f" ({'; '.join(notes)})" if notes else "")
+        ext = external.get(name, [""] * 4)
+        lines.append(f"| {label} | {test[name][2]} | {test[name][3]} | {ext[2]} | {ext[3]} |")
+    where = iter(("test", "set B"))
+    diffs = []
+    for section in board.split("### Leaderboard: ")[1:]:
+        label = next(where)
+        diffs += [f"- {m['model']} \u2212 {m['baseline']} ({label}): {m['diff']} (95% CI {m['ci']})"
+                  for m in DIFFERENCE.finditer(section)]
+    metrics = json.loads((folder / "metrics.json").read_text())["test"]
+    external_metrics = json.loads((folder / "p12-b.metrics.json").read_text())["metrics"]
+    lines += ["", "Paired bootstrap AUPRC differences against the best tabular baseline:", "", *diffs, "",
+              f"ALFIA's expected calibration error: {metrics['ece']['value']:.2f} (test), "
+              f"{external_metrics['ece']['value']:.2f} (set B); 0 is perfect."]
+    return "\n".join(lines)
+
+
 def blocks() -> dict[str, str]:
     out = {f"schema:{name}": schema_table(name) for name in SCHEMA_MODULES}
     results = ROOT / "results" / "study"
@@ -33,6 +89,7 @@ def blocks() -> dict[str, str]:
         from alfia.study import readme_results
 
         out["results"] = readme_results(results)
+        out["glance"] = glance(results)
     ablation = ROOT / "results" / "ablation" / "ablation.md"
     if ablation.exists():
         out["ablation"] = ablation.read_text().strip()
@@ -50,12 +107,18 @@ def render(text: str) -> str:
 
 
 def main() -> int:
-    readme = ROOT / "README.md"
-    current = readme.read_text()
-    fresh = render(current)
-    if "--check" in sys.argv:
-        return 0 if fresh == current else 1
-    readme.write_text(fresh)
+    stale = []
+    for name in FILES:
+        path = ROOT / name
+        current = path.read_text()
+        fresh = render(current)
+        if fresh != current:
+            stale.append(name)
+            if "--check" not in sys.argv:
+                path.write_text(fresh)
+    if "--check" in sys.argv and stale:
+        print("out of date: " + ", ".join(stale), file=sys.stderr)
+        return 1
     return 0
 
 

@@ -27,7 +27,7 @@ def _n_boot(value: int) -> int:
     return value
 
 
-def cmd_baselines(args: argparse.Namespace) -> None:
+def cmd_baselines(args: argparse.Namespace) -> dict:
     from alfia.baselines.tabular import run_baselines
 
     models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None
@@ -36,22 +36,25 @@ def cmd_baselines(args: argparse.Namespace) -> None:
                             tabpfn_weights=args.tabpfn_weights, n_boot=_n_boot(args.n_boot),
                             time_limit=args.time_limit)
     _print_results(results)
+    return results
 
 
-def cmd_boost(args: argparse.Namespace) -> None:
+def cmd_boost(args: argparse.Namespace) -> dict:
     from alfia.baselines.boost import run_boost
 
     results = run_boost(args.run, _cohort(args.cohort, args.schema), args.out, _cohort(args.external, args.schema),
                         preset=args.preset, n_boot=_n_boot(args.n_boot), time_limit=args.time_limit)
     _print_results(results)
+    return results
 
 
-def cmd_leaderboard(args: argparse.Namespace) -> None:
+def cmd_leaderboard(args: argparse.Namespace) -> dict:
     from alfia.baselines.leaderboard import leaderboard
 
     board = leaderboard(args.dirs, _cohort(args.test_cohort, args.schema), _cohort(args.external_cohort, args.schema),
                         alfia_external=args.alfia_external, out_dir=args.out, n_boot=_n_boot(args.n_boot))
     print(board.markdown)
+    return board.to_dict()
 
 
 def _print_results(results: dict) -> None:
@@ -78,6 +81,7 @@ def add_commands(sub) -> None:
                        "quick, none in paper)")
         p.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples for the CIs (default 1000)")
         p.add_argument("--schema", help="schema of plain parquet tables without ALFIA metadata")
+        p.add_argument("--json", action="store_true", help="print results.json's content (progress on stderr)")
 
     p = sub.add_parser("baselines", help="tabular baselines (AutoGluon zoo of Table 3) and severity scores")
     common(p)
@@ -99,4 +103,6 @@ def add_commands(sub) -> None:
     p.add_argument("--out", help="folder for leaderboard.md, leaderboard-test.csv, leaderboard-external.csv")
     p.add_argument("--n-boot", type=int, default=1000)
     p.add_argument("--schema", help="schema of plain parquet tables without ALFIA metadata")
+    p.add_argument("--json", action="store_true", help="print the tables as numbers (estimate, ci_low, "
+                   "ci_high) in JSON instead of markdown")
     p.set_defaults(func=cmd_leaderboard)

@@ -37,6 +37,8 @@ WHERE = {"test": "test split", "external": "external cohort (all rows)"}
 ALFIA = "ALFIA"
 BOOST = "ALFIA-boost"
 COLUMNS = ["model", "family", "AUPRC", "AUROC", "best F1", "best F2", "n"]
+# The metrics of the tables: column heading -> key in an evaluate dict.
+METRICS = {"AUPRC": "auprc", "AUROC": "auroc", "best F1": "best_f1", "best F2": "best_f2"}
 
 
 @dataclass
@@ -50,14 +52,34 @@ class Entry:
 
 @dataclass
 class Leaderboard:
+    """``tables`` hold the formatted strings of the markdown; ``numbers`` the same rows as numbers (one row per
+    model: model, family, n, then ``<metric>_estimate``, ``<metric>_ci_low``, ``<metric>_ci_high`` for auprc, auroc,
+    best_f1, best_f2; NaN where undefined), which the CSV files and the JSON hold."""
+
     tables: dict[str, pd.DataFrame]  # where -> rows in COLUMNS, sorted by AUPRC
     comparisons: dict[str, list[dict]]  # where -> paired differences
     markdown: str
     skipped: dict[str, str] = field(default_factory=dict)  # model -> why it is not in the tables
+    numbers: dict[str, pd.DataFrame] = field(default_factory=dict)  # where -> numeric rows, same order
 
     def to_dict(self) -> dict:
-        return {"tables": {w: t.to_dict(orient="records") for w, t in self.tables.items()},
-                "comparisons": self.comparisons, "skipped": self.skipped}
+        """JSON-ready: per table, one record per model with ``{metric: {"estimate", "ci_low", "ci_high"}}``."""
+        tables = {}
+        for where, table in self.numbers.items():
+            records = []
+            for row in table.to_dict(orient="records"):
+                record = {"model": row["model"], "family": row["family"], "n": int(row["n"])}
+                for key in METRICS.values():
+                    record[key] = {"estimate": _number(row[f"{key}_estimate"]), "ci_low": _number(row[f"{key}_ci_low"]),
+                                   "ci_high": _number(row[f"{key}_ci_high"])}
+                records.append(record)
+            tables[where] = records
+        return {"tables": tables, "comparisons": self.comparisons, "skipped": self.skipped}
+
+
+def _number(value: Any) -> float | None:
+    """A JSON number, or null for a missing or undefined value."""
+    return None if value is None or pd.isna(value) else float(value)
 
 
 # --------------------------------------------------------------------------------------------- reading
@@ -137,19 +159,34 @@ def _labels_table(labels: Cohort | pd.DataFrame | None, where: str) -> pd.DataFr
 # ----------------------------------------------------------------------------------------------- build
 
 
-def _table(entries: list[Entry], where: str) -> pd.DataFrame:
+def _numbers(entries: list[Entry], where: str) -> pd.DataFrame:
+    """The numeric rows of one table, sorted by AUPRC (highest first)."""
+    columns = ["model", "family", "n"] + [f"{k}{part}" for k in METRICS.values()
+                                          for part in ("_estimate", "_ci_low", "_ci_high")]
     rows = []
     for e in entries:
         m = e.metrics.get(where)
         if not m:
             continue
-        rows.append({"model": e.name, "family": e.family, "AUPRC": format_ci(m.get("auprc")),
-                     "AUROC": format_ci(m.get("auroc")), "best F1": format_ci(m.get("best_f1")),
-                     "best F2": format_ci(m.get("best_f2")), "n": int(m.get("n", 0)),
-                     "_auprc": m["auprc"]["value"]})
-    table = pd.DataFrame(rows, columns=[*COLUMNS, "_auprc"])
-    table = table.sort_values("_auprc", ascending=False, kind="stable").drop(columns="_auprc")
-    return table.reset_index(drop=True)
+        row = {"model": e.name, "family": e.family, "n": int(m.get("n", 0))}
+        for key in METRICS.values():
+            entry = m.get(key) or {}
+            row[f"{key}_estimate"] = _number(entry.get("value"))
+            row[f"{key}_ci_low"], row[f"{key}_ci_high"] = _number(entry.get("ci_low")), _number(entry.get("ci_high"))
+        rows.append(row)
+    table = pd.DataFrame(rows, columns=columns).astype({k: float for k in columns[3:]})
+    return table.sort_values("auprc_estimate", ascending=False, kind="stable").reset_index(drop=True)
+
+
+def _formatted(numbers: pd.DataFrame) -> pd.DataFrame:
+    """The markdown's strings ("0.462 (0.367–0.570)") of the numeric rows."""
+    def cell(row: dict, key: str) -> str:
+        return format_ci({"value": _number(row[f"{key}_estimate"]), "ci_low": _number(row[f"{key}_ci_low"]),
+                          "ci_high": _number(row[f"{key}_ci_high"])})
+
+    rows = [{"model": r["model"], "family": r["family"], **{h: cell(r, k) for h, k in METRICS.items()},
+             "n": int(r["n"])} for r in numbers.to_dict(orient="records")]
+    return pd.DataFrame(rows, columns=COLUMNS)
 
 
 def _compare(entries: list[Entry], where: str, labels: pd.DataFrame | None, n_boot: int, seed: int) -> list[dict]:
@@ -182,7 +219,8 @@ def leaderboard(dirs: list[str | Path], test_labels: Cohort | pd.DataFrame | Non
     ``dirs``: baselines/boost folders and at most one ALFIA run folder. ``alfia_external``: ALFIA's external
     predictions file. Labels for the paired comparison: the ALFIA run's predictions give the test labels when
     ``test_labels`` is absent. With ``out_dir``: writes leaderboard.md, leaderboard-test.csv,
-    leaderboard-external.csv and leaderboard.json there.
+    leaderboard-external.csv (numbers: ``estimate``/``ci_low``/``ci_high`` columns
+    per metric) and leaderboard.json (the same numbers, see ``Leaderboard.to_dict``) there.
     """
     if not dirs:
         raise AlfiaError("give at least one result folder (baselines, boost or an ALFIA run)")
@@ -213,14 +251,15 @@ def leaderboard(dirs: list[str | Path], test_labels: Cohort | pd.DataFrame | Non
     labels = {"test": _labels_table(test_labels, "test"), "external": _labels_table(external_labels, "external")}
     if labels["test"] is None and run_labels is not None and not run_labels.empty:
         labels["test"] = run_labels
-    tables = {w: _table(entries, w) for w in WHERE}
-    tables = {w: t for w, t in tables.items() if len(t)}
+    numbers = {w: _numbers(entries, w) for w in WHERE}
+    numbers = {w: t for w, t in numbers.items() if len(t)}
+    tables = {w: _formatted(t) for w, t in numbers.items()}
     comparisons = {w: _compare(entries, w, labels[w], n_boot, seed) for w in tables}
-    board = Leaderboard(tables, comparisons, _markdown(tables, comparisons, skipped), skipped)
+    board = Leaderboard(tables, comparisons, _markdown(tables, comparisons, skipped), skipped, numbers)
     if out_dir is not None:
         out_dir = Path(out_dir)
         write_text_atomic(out_dir / "leaderboard.md", board.markdown)
-        for w, t in tables.items():
+        for w, t in numbers.items():
             with atomic_path(out_dir / f"leaderboard-{w}.csv") as tmp:
                 t.to_csv(tmp, index=False)
         write_text_atomic(out_dir / "leaderboard.json", json.dumps(board.to_dict(), indent=2))

@@ -32,7 +32,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
-from alfia import __version__
+from alfia import __version__, manifest
 from alfia.cohorts import Cohort
 from alfia.errors import AlfiaError
 from alfia.evaluation.metrics import average_precision, roc_auc
@@ -341,7 +341,7 @@ class Trainer:
             write_text_atomic(self.out / "encoder.json", json.dumps(encoder, indent=2))
         config = {
             "train": self.config.to_dict(),
-            "backbone": self.backbone,
+            "backbone": self.backbone or DEFAULT_BACKBONE,
             "cohort": {"schema": self.cohort.schema.name, "source": self.cohort.info.get("source"),
                        "checksum": cohort_checksum(self.cohort), "rows": len(self.cohort.df),
                        "synthetic": self.cohort.synthetic},
@@ -373,9 +373,13 @@ def train(cohort: Cohort, out: str | Path, config: TrainConfig, backbone: str | 
     """Train ALFIA on ``cohort`` (encoded) into the run folder ``out``. With ``finish``, rank 0 then predicts
     every split, chooses the threshold on validation and scores the test split once; returns those metrics."""
     dist.setup()
+    started = manifest.now()
     try:
         trainer = Trainer(cohort, out, config, backbone=backbone, progress=progress)
         trainer.fit(resume=resume)
-        return trainer.finish(n_boot=n_boot) if finish and dist.is_main() else None
+        metrics = trainer.finish(n_boot=n_boot) if finish and dist.is_main() else None
+        if dist.is_main():  # last: the manifest lists the digest of every file written above
+            manifest.write_manifest(out, started, backbone=backbone, cohort={"train": cohort_checksum(cohort)})
+        return metrics
     finally:
         dist.teardown()

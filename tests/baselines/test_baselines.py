@@ -14,7 +14,7 @@ from alfia.cohorts import ID, LABEL, SPLIT
 from alfia.cohorts.synthetic import generate_synthetic
 from alfia.errors import AlfiaError
 
-pytest.importorskip("autogluon.tabular", reason="AutoGluon is not installed (make baselines-setup)")
+pytest.importorskip("autogluon.tabular", reason="AutoGluon is not installed (make setup installs it)")
 
 TINY_ZOO = (
     ModelSpec("LinearModel", "LR"),

@@ -137,3 +137,43 @@ def test_cli_commands(tmp_path, capsys):
     args = parser.parse_args(["leaderboard", str(base), "--n-boot", "-1"])
     with pytest.raises(AlfiaError, match="n-boot"):
         args.func(args)
+
+
+def test_json_and_csv_hold_the_numbers_of_results_json(tmp_path):
+    base = _results_dir(tmp_path / "baselines", {"Weak": ("tabular", 0.3), "Strong": ("tabular", 1.5)})
+    leaderboard([base], out_dir=tmp_path / "board", n_boot=N_BOOT)
+    results = json.loads((base / "results.json").read_text())["models"]
+    board = json.loads((tmp_path / "board" / "leaderboard.json").read_text())
+    for where in ("test", "external"):
+        rows = board["tables"][where]
+        assert [r["model"] for r in rows] == ["Strong", "Weak"]
+        csv = pd.read_csv(tmp_path / "board" / f"leaderboard-{where}.csv").set_index("model")
+        for row in rows:
+            for metric in ("auprc", "auroc", "best_f1", "best_f2"):
+                want = results[row["model"]][where][metric]
+                got = row[metric]
+                assert isinstance(got["estimate"], float)
+                assert got["estimate"] == want["value"]
+                assert got["ci_low"] == want["ci_low"] and got["ci_high"] == want["ci_high"]
+                assert got["ci_low"] <= got["estimate"] <= got["ci_high"]
+                assert csv.loc[row["model"], f"{metric}_estimate"] == pytest.approx(want["value"], abs=1e-12)
+                assert csv.loc[row["model"], f"{metric}_ci_low"] == pytest.approx(want["ci_low"], abs=1e-12)
+            assert row["n"] == results[row["model"]][where]["n"]
+
+
+def test_cli_json_prints_the_numbers_alone(tmp_path, capsys):
+    from alfia.cli import main
+
+    base = _results_dir(tmp_path / "baselines", {"Weak": ("tabular", 0.3), "Strong": ("tabular", 1.5)})
+    assert main(["leaderboard", str(base), "--n-boot", "10", "--out", str(tmp_path / "board"), "--json"]) == 0
+    printed = json.loads(capsys.readouterr().out)  # stdout is the JSON alone
+    assert printed == json.loads((tmp_path / "board" / "leaderboard.json").read_text())
+    assert printed["tables"]["test"][0]["auprc"]["estimate"] > printed["tables"]["test"][1]["auprc"]["estimate"]
+
+
+def test_cli_json_on_bad_input_prints_nothing_on_stdout(tmp_path, capsys):
+    from alfia.cli import main
+
+    assert main(["leaderboard", str(tmp_path / "missing"), "--json"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.startswith("error: ") and len(err.strip().splitlines()) == 1
