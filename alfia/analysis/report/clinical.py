@@ -42,7 +42,7 @@ def curves(inp: Inputs) -> dict[str, dict]:
 def calibration_words(inp: Inputs) -> list[str]:
     out = []
     for name, c in curves(inp).items():
-        if name.startswith("ALFIA"):
+        if name in ("ALFIA", "ALFIA (raw)"):
             out.append(verdicts.calibration_verdict(name, c["calibration"]["ece"], c["mean_predicted"],
                                                     c["observed_rate"]))
     return out
@@ -56,7 +56,7 @@ def decision_words(inp: Inputs) -> str:
 def _baseline_decision_words(inp: Inputs) -> str:
     """How often the best drawn baseline's net benefit beats ALFIA's."""
     all_curves = curves(inp)
-    others = [n for n in all_curves if not n.startswith("ALFIA")]
+    others = [n for n in all_curves if n not in ("ALFIA", "ALFIA (raw)")]
     if not others:
         return ""
     best = others[0]
@@ -73,7 +73,7 @@ def _figure(inp: Inputs):
     for i, (name, c) in enumerate(all_curves.items()):
         cal = c["calibration"]
         style = dict(color=COLOURS[i % len(COLOURS)], lw=2.2 if name == "ALFIA" else 1.2,
-                     alpha=1 if name.startswith("ALFIA") else 0.75)
+                     alpha=1 if name in ("ALFIA", "ALFIA (raw)") else 0.75)
         cal_ax.plot([b["mean_predicted"] for b in cal["bins"]], [b["observed_rate"] for b in cal["bins"]], "o-",
                     ms=3.5, label=f"{name} (ECE {cal['ece']:.3f})", **style)
         dca_ax.plot(c["decision_curve"]["threshold"], c["decision_curve"]["model"], label=name, **style)

@@ -53,7 +53,8 @@ def _maps(inp: Inputs, sets: dict, labels: np.ndarray):
         ax.set_title(names[k], fontsize=8)
         ax.set_xticks([])
         ax.set_yticks([])
-        ax.legend(handles=handles, fontsize=6, loc="best", markerscale=0.8, framealpha=0.7)
+        if k == 0:  # one legend serves every panel (the colours are the same)
+            ax.legend(handles=handles, fontsize=7, loc="best", framealpha=0.7)
     projection = inp.options.projection
     return inp.figs.figure("latent-maps", fig, {"see": "latent.json", "projection": projection, "sets": names},
                            f"{projection.upper()} of each embedding (test split)")

@@ -30,8 +30,10 @@ def _layer_weights(inp: Inputs):
                                                     "percentiles": {"5": q[0], "25": q[1], "50": q[2], "75": q[3],
                                                                     "95": q[4]}},
                              "Learned layer weights lambda")
-    words = (f"{top} carries the largest mean weight ({lam.mean(0).max():.2f}; equal weights would be "
-             f"{1 / n_f:.2f}).")
+    low = names[int(np.argmin(lam.mean(0)))]
+    words = (f"{top} carries the largest mean weight ({lam.mean(0).max():.2f}) and {low} the smallest "
+             f"({lam.mean(0).min():.2f}); across test stays the weights vary by at most "
+             f"{float((q[4] - q[0]).max()):.2f} (5th to 95th percentile).")
     return figure, words
 
 
