@@ -357,6 +357,7 @@ def test_token_attention_is_shown_on_whole_words(built, tmp_path):
         assert [w["text"] for w in stay["words"]] == texts.loc[stay["stay_id"]].split()
         assert 0 < sum(w["weight"] for w in stay["words"]) <= 1 + 1e-6
     assert "show patient texts by design" in root.text()
+    assert root.text().count("Phrases with the most attention: “") == len(blocks)
 
 
 def test_no_texts_leaves_every_text_and_stay_id_out(built, tmp_path):

@@ -82,3 +82,14 @@ def test_risk_bands_are_test_quantiles_with_their_death_rates():
     assert [b["name"] for b in bands] == ["low", "medium", "high"]
     assert [b["n"] for b in bands] == [50, 40, 11]
     assert bands[2]["death_rate"] == pytest.approx(10 / 11) and bands[0]["death_rate"] == 0
+
+
+def test_epoch_ticks_are_whole_numbers():
+    from alfia.analysis.figures import integer_ticks, new_figure
+
+    fig, axes = new_figure()
+    axes[0, 0].plot([1, 2, 3], [0.2, 0.3, 0.25])
+    integer_ticks(axes[0, 0])
+    fig.canvas.draw()
+    ticks = [t for t in axes[0, 0].get_xticks() if 1 <= t <= 3]
+    assert ticks == [1, 2, 3]
