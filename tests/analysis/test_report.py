@@ -269,7 +269,8 @@ def test_the_page_opens_on_a_one_screen_summary(built, tmp_path):
     words = " ".join(summary.text().split())
     metrics = json.loads((built["run"] / "metrics.json").read_text())["test"]
     models = json.loads((built["root"] / "baselines" / "results.json").read_text())["models"]
-    best = max(models, key=lambda m: models[m]["test"]["auprc"]["value"])
+    independent = [m for m in models if models[m]["family"] != "alfia-derived"]
+    best = max(independent, key=lambda m: models[m]["test"]["auprc"]["value"])
     assert f"best baseline ({best})" in words
     for key in ("auprc", "auroc", "brier", "ece"):
         assert format_ci(metrics[key]) in words and format_ci(models[best]["test"][key]) in words

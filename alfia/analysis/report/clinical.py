@@ -54,12 +54,11 @@ def decision_words(inp: Inputs) -> str:
 
 
 def _baseline_decision_words(inp: Inputs) -> str:
-    """How often the best drawn baseline's net benefit beats ALFIA's."""
+    """How often the best baseline's net benefit beats ALFIA's."""
     all_curves = curves(inp)
-    others = [n for n in all_curves if n not in ("ALFIA", "ALFIA (raw)")]
-    if not others:
+    best = (inp.best_baseline() or {}).get("model")
+    if best not in all_curves:
         return ""
-    best = others[0]
     a, b = (np.asarray(all_curves[n]["decision_curve"]["model"]) for n in ("ALFIA", best))
     wins = int((b > a + verdicts.NET_BENEFIT_TIE).sum())
     return (f"{best}'s net benefit is higher than ALFIA's at {wins} of {len(a)} threshold probabilities.")
