@@ -80,7 +80,7 @@ def cmd_report(args: argparse.Namespace) -> None:
     path = build_report(run, args.out, baselines=args.baselines, ablation=args.ablation, cohort=cohort,
                         external_predictions=args.external_predictions, bench=args.bench,
                         max_stays=args.max_stays, projection=args.projection, n_boot=args.n_boot,
-                        classifier=args.classifier)
+                        classifier=args.classifier, include_texts=not args.no_texts)
     print(f"wrote {path}")
 
 
@@ -111,6 +111,7 @@ def add_commands(sub) -> None:
     p.add_argument("--classifier", choices=("auto", "autogluon", "mlp"), default="auto",
                    help="latent space downstream classifier (auto: AutoGluon NN_TORCH if installed, else MLP)")
     p.add_argument("--n-boot", type=_positive, default=200, help="bootstrap resamples for the report's CIs")
+    p.add_argument("--no-texts", action="store_true", help="leave every patient text and stay id out of the page")
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("ablate", help="ablations: pre-trained vs random init, LoRA, N_f, fusion vs mean pooling")

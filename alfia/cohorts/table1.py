@@ -1,15 +1,19 @@
 """Table 1: baseline characteristics by hospital mortality, for a cohort of any schema.
 
-Rows follow the paper's layout: the label rate, then numeric features as "mean ± SD" and categorical/binary
-features (and small ordinal scores such as SIRS, with at most 5 values) as "n (%)" per category. Columns:
-Survived, Died, Overall, each with its N. Missing values are excluded from means and SDs and shown as a
-"Missing" line with their count; percentages of categories are of all stays in the column (Missing included).
-Only feature columns are shown (reference columns never are). A synthetic cohort says so in the title.
+Rows follow the paper's layout: the label rate, then numeric features as "mean ± SD", or as "median [IQR]"
+when skewed (|sample skewness| > 1 over all stays, e.g. urine output), and categorical/binary features (and small
+ordinal scores such as SIRS, with at most 5 values) as "n (%)" per category. Columns: Survived, Died, Overall,
+each with its N, and the standardised mean difference Died vs Survived (SMD, from the ``tableone`` package:
+Cohen's d for numeric features, Yang & Dalton's multi-level SMD for categorical ones; |SMD| > 0.1 is the usual
+mark of imbalance). Missing values are excluded from the statistics and shown as a "Missing" line with their
+count; percentages of categories are of all stays in the column (Missing included). Only feature columns are
+shown (reference columns never are). A synthetic cohort says so in the title.
 """
 
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +27,8 @@ from alfia.io import write_text_atomic
 SYNTHETIC_MARK = "SYNTHETIC — says nothing about patients"
 CHARACTERISTIC = "Characteristic"
 MAX_ORDINAL_LEVELS = 5
+SKEWED = 1.0  # |sample skewness| above which a numeric feature is summarised by median [IQR]
+SMD = "SMD"
 
 
 def _as_levels(col: Column) -> bool:
@@ -47,6 +53,41 @@ def _mean_sd(x: pd.Series) -> str:
     return f"{x.mean():.2f} ± {sd:.2f}" if np.isfinite(sd) else f"{x.mean():.2f}"
 
 
+def _median_iqr(x: pd.Series) -> str:
+    x = x.dropna()
+    if len(x) == 0:
+        return "–"
+    q1, q2, q3 = np.percentile(x, [25, 50, 75])
+    return f"{q2:.2f} [{q1:.2f}, {q3:.2f}]"
+
+
+def is_skewed(x: pd.Series) -> bool:
+    skew = x.dropna().skew()
+    return bool(np.isfinite(skew) and abs(skew) > SKEWED)
+
+
+def standardised_differences(df: pd.DataFrame, numeric: list[str], categorical: list[str]) -> dict[str, float]:
+    """SMD Died vs Survived of each feature, by ``tableone`` (NaN where a group has no value)."""
+    from tableone import TableOne
+
+    columns = [c for c in [*numeric, *categorical] if df[c].notna().any()]
+    if df[LABEL].nunique() < 2 or not columns:
+        return {}
+    with warnings.catch_warnings():
+        # tableone 0.9.6 writes one row with a partial MultiIndex key, which pandas 3 flags as deprecated
+        warnings.simplefilter("ignore", category=FutureWarning)
+        warnings.simplefilter("ignore", category=DeprecationWarning)
+        warnings.simplefilter("ignore", category=RuntimeWarning)  # a constant column's SMD is 0/0
+        t = TableOne(df[[*columns, LABEL]], columns=columns, categorical=[c for c in categorical if c in columns],
+                     groupby=LABEL, smd=True, pval=False, display_all=True)
+    smd = t.smd_table.iloc[:, 0]
+    return {str(k): float(v) for k, v in smd.items()}
+
+
+def _smd_cell(value: float | None) -> str:
+    return "" if value is None or not np.isfinite(value) else f"{value:.3f}"
+
+
 def title_for(cohort: Cohort, split: str | None = None) -> str:
     title = f"Baseline characteristics by hospital mortality — {cohort.schema.name}"
     if split:
@@ -66,24 +107,31 @@ def table1(cohort: Cohort, split: str | None = None) -> pd.DataFrame:
     groups = {"Survived": df[df[LABEL] == 0], "Died": df[df[LABEL] == 1], "Overall": df}
     headers = [f"{name} (N={len(g):,})" for name, g in groups.items()]
     rows: list[list[str]] = []
-
-    def line(text: str, cells: list[str] | None = None) -> None:
-        rows.append([text, *(cells if cells is not None else [""] * len(groups))])
-
-    line("Hospital mortality, n (%)", [_count(int(g[LABEL].sum()), len(g)) for g in groups.values()])
     features = [c for c in cohort.schema.columns if c.role == "feature"]
     numeric = [c for c in features if not _as_levels(c)]
     levels = [c for c in features if _as_levels(c)]
-    if numeric:
-        line("Numeric characteristics, mean ± SD")
-        for col in numeric:
-            line(_label(col), [_mean_sd(g[col.name]) for g in groups.values()])
+    smd = standardised_differences(df, [c.name for c in numeric], [c.name for c in levels])
+
+    def line(text: str, cells: list[str] | None = None, name: str | None = None) -> None:
+        rows.append([text, *(cells if cells is not None else [""] * len(groups)), _smd_cell(smd.get(name))])
+
+    line("Hospital mortality, n (%)", [_count(int(g[LABEL].sum()), len(g)) for g in groups.values()])
+    skewed = [c for c in numeric if is_skewed(df[c.name])]
+    for title, cols, summary in (("Numeric characteristics, mean ± SD", [c for c in numeric if c not in skewed],
+                                  _mean_sd),
+                                 (f"Skewed numeric characteristics (|skewness| > {SKEWED:g}), median [IQR]", skewed,
+                                  _median_iqr)):
+        if not cols:
+            continue
+        line(title)
+        for col in cols:
+            line(_label(col), [summary(g[col.name]) for g in groups.values()], col.name)
             if df[col.name].isna().any():
                 line("  Missing, n (%)", [_count(int(g[col.name].isna().sum()), len(g)) for g in groups.values()])
     if levels:
         line("Categorical characteristics, n (%)")
         for col in levels:
-            line(_label(col))
+            line(_label(col), name=col.name)
             if col.kind == "category":
                 values = [(v, v) for v in col.categories]
             elif col.kind == "binary":
@@ -95,7 +143,7 @@ def table1(cohort: Cohort, split: str | None = None) -> pd.DataFrame:
                 line(f"  {text}", [_count(int((g[col.name] == v).sum()), len(g)) for g in groups.values()])
             if df[col.name].isna().any():
                 line("  Missing", [_count(int(g[col.name].isna().sum()), len(g)) for g in groups.values()])
-    table = pd.DataFrame(rows, columns=[CHARACTERISTIC, *headers])
+    table = pd.DataFrame(rows, columns=[CHARACTERISTIC, *headers, SMD])
     table.attrs["title"] = title_for(cohort, split)
     table.attrs["synthetic"] = cohort.synthetic
     return table

@@ -15,6 +15,7 @@ from alfia.analysis.report import SECTIONS, build_report
 from alfia.cohorts import Cohort
 from alfia.cohorts.bundled import load_bundled
 from alfia.errors import AlfiaError
+from alfia.evaluation.metrics import format_ci
 from alfia.inference import finish_run
 from alfia.model.alfia import ALFIA
 from alfia.text.encoder import TextEncoder
@@ -185,3 +186,245 @@ def test_page_renders_in_headless_chromium(built, tmp_path):
     for log in (r.stderr, dom.stderr):
         assert "Uncaught" not in log and "ERROR:CONSOLE" not in log
     assert Path(shot).stat().st_size > 10_000
+
+
+# ------------------------------------------------------------------ the page as a reader sees it (DOM checks)
+
+class _Node:
+    def __init__(self, tag: str, attrs: dict, parent=None):
+        self.tag, self.attrs, self.parent, self.children = tag, attrs, parent, []
+
+    def text(self) -> str:
+        return "".join(c if isinstance(c, str) else c.text() for c in self.children)
+
+    def find_all(self, tag: str, cls: str | None = None) -> list["_Node"]:
+        out = []
+        for c in self.children:
+            if isinstance(c, _Node):
+                if c.tag == tag and (cls is None or cls in c.attrs.get("class", "").split()):
+                    out.append(c)
+                out += c.find_all(tag, cls)
+        return out
+
+    def elements(self) -> list["_Node"]:
+        return [c for c in self.children if isinstance(c, _Node)]
+
+
+def parse_html(page: str) -> _Node:
+    """A small DOM from the standard library's parser (void elements closed at once)."""
+    from html.parser import HTMLParser
+
+    void = {"img", "meta", "br", "hr", "input", "link"}
+    root = _Node("root", {})
+
+    class Builder(HTMLParser):
+        node = root
+
+        def handle_starttag(self, tag, attrs):
+            child = _Node(tag, {k: v or "" for k, v in attrs}, self.node)
+            self.node.children.append(child)
+            if tag not in void:
+                self.node = child
+
+        def handle_endtag(self, tag):
+            node = self.node
+            while node is not root and node.tag != tag:
+                node = node.parent
+            if node is not root:
+                self.node = node.parent
+
+        def handle_data(self, data):
+            self.node.children.append(data)
+
+    Builder().feed(page)
+    return root
+
+
+def rendered(path: Path, tmp_path: Path) -> str:
+    """The page's DOM as headless Chromium builds it when Chromium is installed, else the HTML file itself."""
+    browser = _chromium()
+    if browser is None:
+        return path.read_text()
+    dom = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                          "--disable-dev-shm-usage", f"--user-data-dir={tmp_path / 'dom-profile'}", "--dump-dom",
+                          path.resolve().as_uri()], capture_output=True, text=True, timeout=60)
+    assert "<section" in dom.stdout, dom.stderr[-2000:]
+    return dom.stdout
+
+
+def section(root: _Node, name: str) -> _Node:
+    return next(s for s in root.find_all("section") if s.attrs.get("id") == name)
+
+
+def figure_by_name(root: _Node, name: str) -> _Node:
+    return next(f for f in root.find_all("figure") if any(i.attrs.get("data-name") == name
+                                                            for i in f.find_all("img")))
+
+
+def test_the_page_opens_on_a_one_screen_summary(built, tmp_path):
+    root = parse_html(rendered(built["out"], tmp_path))
+    assert [s.attrs["id"] for s in root.find_all("section")] == list(SECTIONS)
+    assert SECTIONS[0] == "summary"
+    summary = section(root, "summary")
+    words = " ".join(summary.text().split())
+    metrics = json.loads((built["run"] / "metrics.json").read_text())["test"]
+    models = json.loads((built["root"] / "baselines" / "results.json").read_text())["models"]
+    independent = [m for m in models if models[m]["family"] != "alfia-derived"]
+    best = max(independent, key=lambda m: models[m]["test"]["auprc"]["value"])
+    assert f"best baseline ({best})" in words
+    for key in ("auprc", "auroc", "brier", "ece"):
+        assert format_ci(metrics[key]) in words and format_ci(models[best]["test"][key]) in words
+    ece = metrics["ece"]["value"]
+    assert ("ALFIA is poorly calibrated" in words) == (ece > 0.1)
+    assert "Cost per stay: 3.5 ms" in words
+    assert not summary.find_all("figure") and len(summary.find_all("tr")) <= 8  # one screen: no figure
+    cohort = section(root, "cohort")
+    tables = cohort.find_all("table", "table1")
+    assert len(tables) == 1 and tables[0].parent.tag == "details"  # Table 1 collapsed after the summary
+    assert "SMD" in tables[0].text() and "median [IQR]" in cohort.text()
+
+
+def test_words_beside_the_calibration_and_decision_curves(built, tmp_path):
+    root = parse_html(rendered(built["out"], tmp_path))
+    clinical = section(root, "clinical")
+    children = clinical.elements()
+    figure = figure_by_name(clinical, "calibration")
+    after = children[children.index(figure) + 1:]
+    readings = [" ".join(e.text().split()) for e in after[:2]]
+    assert all(e.attrs.get("class") == "verdict" for e in after[:2])
+    numbers = json.loads((built["run"] / "figures" / "calibration.json").read_text())
+    ece = numbers["calibration"]["ece"]
+    quality = "poorly" if ece > 0.1 else "moderately" if ece > 0.05 else "well"
+    assert readings[0].startswith(f"Reading: ALFIA is {quality} calibrated (ECE {ece:.3f}")
+    dca = numbers["decision_curve"]
+    helps = [m > max(a, 0) + 1e-3 for m, a in zip(dca["model"], dca["treat_all"], strict=True)]
+    assert ("sits at or below treat-all or treat-none" in readings[1]) == (not any(helps))
+    # baselines drawn on both curves, named in the legend
+    assert {"ALFIA", "XGBoost", "ALFIA-boost"} <= set(numbers["models"])
+    caption = " ".join(figure.find_all("figcaption")[0].text().split())
+    assert "XGBoost (ECE" in caption and "treat all" in caption
+    assert "net benefit is higher than ALFIA's" in clinical.text()
+    subgroups = " ".join(clinical.text().split())
+    assert "Reading: AUROC ranges from" in subgroups
+
+
+def test_latent_space_maps_have_a_legend(built, tmp_path):
+    root = parse_html(rendered(built["out"], tmp_path))
+    labels = json.loads((built["run"] / "figures" / "latent.json").read_text())["labels"]
+    died, survived = sum(labels), len(labels) - sum(labels)
+    legend = [f"died (n={died})", f"survived (n={survived})"]
+    assert json.loads((built["run"] / "figures" / "latent-maps.json").read_text())["legend"] == legend
+    caption = figure_by_name(section(root, "latent"), "latent-maps").find_all("figcaption")[0].text()
+    assert f"legend: {', '.join(legend)}" in caption
+
+
+def test_figures_are_200_dpi(built):
+    from PIL import Image
+
+    with Image.open(built["run"] / "figures" / "calibration.png") as im:
+        assert im.info["dpi"] == pytest.approx((200, 200), abs=0.5)
+
+
+def test_per_patient_cards(built, tmp_path):
+    root = parse_html(rendered(built["out"], tmp_path))
+    cards = section(root, "patients").find_all("div", "patient-card")
+    preds = pd.read_parquet(built["run"] / "predictions.parquet").set_index("stay_id")
+    texts = small_cohort().df.set_index("stay_id")["text"]
+    kinds = set()
+    for card in cards:
+        words = " ".join(card.text().split())
+        heading = card.find_all("h4")[0].text()
+        kinds.add(heading.split(" — ")[0])
+        stay = int(re.search(r"stay (\d+)", heading).group(1))
+        assert f"Predicted risk {100 * preds.loc[stay, 'probability']:.1f}%" in words
+        assert re.search(r"Band: (low|medium|high) \(\d+% of this band died\)", words), words
+        assert ("died in hospital" in words) == bool(preds.loc[stay, "hospital_mortality"])
+        phrases = [re.match(r"“(.*)” \(\d+% of attention\)", " ".join(li.text().split())).group(1)
+                   for li in card.find_all("li")]
+        assert phrases and all(p in " ".join(texts.loc[stay].split()) for p in phrases)
+    assert len(cards) >= 2 and kinds <= {"True positive", "True negative", "False positive", "False negative"}
+
+
+def test_token_attention_is_shown_on_whole_words(built, tmp_path):
+    root = parse_html(rendered(built["out"], tmp_path))
+    blocks = section(root, "learned").find_all("div", "attention")
+    assert blocks
+    for block in blocks:
+        shown = block.text()
+        assert "[CLS]" not in shown and "[SEP]" not in shown and "##" not in shown
+    data = json.loads((built["run"] / "figures" / "token-attention.json").read_text())
+    texts = small_cohort().df.set_index("stay_id")["text"]
+    for stay in data["stays"]:
+        assert [w["text"] for w in stay["words"]] == texts.loc[stay["stay_id"]].split()
+        assert 0 < sum(w["weight"] for w in stay["words"]) <= 1 + 1e-6
+    assert "show patient texts by design" in root.text()
+    assert root.text().count("Phrases with the most attention: “") == len(blocks)
+
+
+def test_no_texts_leaves_every_text_and_stay_id_out(built, tmp_path):
+    import shutil as sh
+
+    from alfia.analysis.report.examples import PHRASE_END
+
+    figures = tmp_path / "figures"
+    figures.mkdir()
+    sh.copy(built["run"] / "figures" / "latent.json", figures / "latent.json")  # the cached latent analysis
+    cohort = small_cohort()
+    out = build_report(built["run"], tmp_path / "private.html", baselines=built["root"] / "baselines",
+                       cohort=cohort, max_stays=40, projection="pca", n_boot=20, classifier="mlp",
+                       figures_dir=figures, include_texts=False, progress=lambda *_: None)
+    page = rendered(out, tmp_path)
+    visible = re.sub(r"data:image/png;base64,[A-Za-z0-9+/=]+", "", page)  # digits inside images are no ids
+    for stay_id in cohort.df["stay_id"]:
+        assert not re.search(rf"\b{stay_id}\b", visible), stay_id
+    phrases = {p.strip() for text in cohort.df["text"] for p in PHRASE_END.split(text) if len(p.strip()) >= 25}
+    assert phrases
+    leaked = [p for p in phrases if p in visible]
+    assert not leaked, leaked[:3]
+    root = parse_html(page)
+    assert len(section(root, "patients").find_all("div", "patient-card")) >= 2  # the cards stay, without text
+    assert "Phrases left out (--no-texts)" in root.text() and "no patient text and no stay id" in root.text()
+    for path in figures.glob("*.json"):
+        data = path.read_text()
+        assert '"stay_id' not in data and not any(p in data for p in phrases), path.name
+
+
+def test_cli_no_texts_flag_reaches_the_report(built, monkeypatch, tmp_path):
+    import argparse
+
+    import alfia.analysis.report as report
+    from alfia.analysis.cli import add_commands
+
+    seen = {}
+    monkeypatch.setattr(report, "build_report", lambda *a, **k: seen.update(k) or tmp_path / "r.html")
+    parser = argparse.ArgumentParser()
+    add_commands(parser.add_subparsers())
+    for argv, expected in ((["report", str(built["run"]), "--no-texts"], False), (["report", str(built["run"])], True)):
+        args = parser.parse_args(argv)
+        args.func(args)
+        assert seen["include_texts"] is expected
+
+
+def test_raw_and_calibrated_probabilities_both_drawn(tmp_path):
+    from alfia.analysis.figures import FigureWriter
+    from alfia.analysis.report import clinical
+    from alfia.analysis.report.inputs import Inputs, Options
+    from alfia.evaluation.metrics import evaluate
+
+    rng = np.random.default_rng(0)
+    y = (rng.random(200) < 0.2).astype(int)
+    raw = np.clip(0.5 + 0.3 * y + rng.normal(0, 0.1, 200), 0.01, 0.99)  # over-estimates the risk
+    calibrated = np.clip(0.05 + 0.7 * y + rng.normal(0, 0.05, 200), 0.01, 0.99)
+    run = tmp_path / "run"
+    run.mkdir()
+    pd.DataFrame({"stay_id": range(200), "split": "test", "hospital_mortality": y, "probability": calibrated,
+                  "p_raw": raw, "label": (calibrated > 0.5).astype(int)}).to_parquet(run / "predictions.parquet")
+    (run / "metrics.json").write_text(json.dumps({"test": evaluate(y, calibrated, threshold=0.5, n_boot=10)}))
+    inp = Inputs(run, FigureWriter(tmp_path / "figs"), Options(n_boot=10))
+    context = clinical.build(inp)
+    models = json.loads((tmp_path / "figs" / "calibration.json").read_text())["models"]
+    assert list(models) == ["ALFIA (raw)", "ALFIA"]
+    words = context["calibration_words"]
+    assert len(words) == 2 and words[0].startswith("ALFIA (raw) is poorly calibrated")
+    assert "over-estimates" in words[0]
+    assert models["ALFIA (raw)"]["calibration"]["ece"] > models["ALFIA"]["calibration"]["ece"]

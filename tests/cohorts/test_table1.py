@@ -46,7 +46,7 @@ def cell(t, characteristic, column, nth=0):
 
 def test_known_means_counts_and_headers():
     t = table1(toy())
-    assert list(t.columns) == ["Characteristic", "Survived (N=4)", "Died (N=2)", "Overall (N=6)"]
+    assert list(t.columns) == ["Characteristic", "Survived (N=4)", "Died (N=2)", "Overall (N=6)", "SMD"]
     assert cell(t, "Hospital mortality, n (%)", "Overall (N=6)") == "2 (33.33%)"
     assert cell(t, "age (years)", "Survived (N=4)") == "30.00 ± 10.00"  # the missing age is excluded
     assert cell(t, "age (years)", "Died (N=2)") == f"80.00 ± {np.std([70, 90], ddof=1):.2f}"
@@ -60,7 +60,23 @@ def test_known_means_counts_and_headers():
     assert cell(t, "  4", "Died (N=2)") == "2 (100.00%)"  # a 0-4 score is shown per value, like SIRS
     assert cell(t, "  2", "Overall (N=6)") == "0 (0.00%)"
     assert not t["Characteristic"].str.contains("saps1").any()  # reference columns never appear
+    # SMD Died vs Survived: (80 - 30) / sqrt((SD_died^2 + SD_survived^2) / 2), the missing age excluded
+    pooled = np.sqrt((np.var([70, 90], ddof=1) + np.var([20, 30, 40], ddof=1)) / 2)
+    assert float(cell(t, "age (years)", "SMD")) == pytest.approx(50 / pooled, abs=1e-3)
+    # a binary feature: (p1 - p0) / sqrt((p1 (1 - p1) + p0 (1 - p0)) / 2) with p1 = 1/2, p0 = 1/4
+    expected = (0.5 - 0.25) / np.sqrt((0.25 + 0.25 * 0.75) / 2)
+    assert float(cell(t, "smoker", "SMD")) == pytest.approx(expected, abs=1e-3)
+    assert cell(t, "  Yes", "SMD") == ""  # one SMD per variable, on its own line
     assert "SYNTHETIC" not in t.attrs["title"]
+
+
+def test_skewed_features_show_median_and_iqr():
+    cohort = toy()
+    cohort.df["age"] = [1.0, 1.0, 2.0, 1.0, 2.0, 100.0]  # one long right tail: skewness > 1
+    t = table1(cohort)
+    assert "Skewed numeric characteristics (|skewness| > 1), median [IQR]" in t["Characteristic"].tolist()
+    assert cell(t, "age (years)", "Overall (N=6)") == "1.50 [1.00, 2.00]"
+    assert cell(t, "age (years)", "Survived (N=4)") == "1.00 [1.00, 1.25]"
 
 
 def test_split_and_errors():
@@ -97,7 +113,9 @@ def test_synthetic_cohort_table_matches_the_paper_layout():
     t = table1(c)
     assert t.attrs["title"].startswith(SYNTHETIC_MARK)
     assert t.columns[2] == f"Died (N={round(2000 * 0.1084):,})"
-    assert cell(t, "apsiii (points)", t.columns[3]).count("±") == 1
+    skewed = c.df["apsiii"].dropna().skew() > 1  # a right tail: median [IQR], else mean ± SD
+    assert ("[" in cell(t, "apsiii (points)", t.columns[3])) == skewed
+    assert cell(t, "apsiii (points)", t.columns[3]).count("±") == (0 if skewed else 1)
     for level in ("  Married", "  Medicare", "  EW EMER.", "  MICU"):
         assert (t["Characteristic"] == level).any()
     assert (t["Characteristic"] == "sirs (criteria)").any()

@@ -1,0 +1,66 @@
+"""Section 1, the cohort: split sizes and label rates, Table 1 (median [IQR] for skewed features, SMDs) and the
+text lengths in backbone tokens (collapsible, after the summary), and one example text unless texts are left
+out."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from alfia.analysis.figures import COLOURS, new_figure
+from alfia.analysis.report.inputs import Inputs, Table
+from alfia.errors import AlfiaError
+
+
+def _splits(inp: Inputs) -> Table:
+    p = inp.predictions
+    rows = []
+    for split in ("train", "val", "test"):
+        s = p[p["split"] == split]
+        rows.append([split, f"{len(s):,}", f"{int(s['hospital_mortality'].sum()):,}",
+                     f"{s['hospital_mortality'].mean():.1%}" if len(s) else "n/a"])
+    y_all = p["hospital_mortality"]
+    rows.append(["all", f"{len(p):,}", f"{int(y_all.sum()):,}", f"{y_all.mean():.1%}"])
+    inp.figs.data("cohort-splits", {"rows": rows})
+    return Table(["split", "stays", "deaths", "label rate"], rows)
+
+
+def _lengths(inp: Inputs) -> tuple[object, dict]:
+    tokenizer = inp.loaded.model.tokenizer
+    limit = inp.loaded.model.max_length
+    ids = tokenizer(inp.texts, add_special_tokens=True, truncation=False)["input_ids"]
+    lengths = np.array([len(x) for x in ids])
+    fig, ax = new_figure(7, 3)
+    counts, edges, _ = ax[0, 0].hist(lengths, bins=40, color=COLOURS[0], label="texts")
+    if limit:
+        ax[0, 0].axvline(limit, color="k", ls="--", label=f"max length {limit}")
+    ax[0, 0].legend()
+    ax[0, 0].set_xlabel("tokens per text (backbone tokenizer, with special tokens)")
+    ax[0, 0].set_ylabel("stays")
+    stats = {"p50": float(np.percentile(lengths, 50)), "p95": float(np.percentile(lengths, 95)),
+             "max": int(lengths.max()), "truncated": int((lengths > limit).sum()) if limit else 0}
+    figure = inp.figs.figure("cohort-token-lengths", fig, {"counts": counts, "edges": edges, **stats},
+                             "Text length in tokens")
+    return figure, stats
+
+
+def build(inp: Inputs) -> dict:
+    context = {"splits": _splits(inp), "has_cohort": inp.cohort is not None, "table1": None, "table1_title": "",
+               "table1_error": "", "lengths": None, "stats": {}, "example": None,
+               "include_texts": inp.options.include_texts}
+    if inp.cohort is None:
+        return context
+    from alfia.cohorts.table1 import table1
+
+    try:
+        t1 = table1(inp.cohort)
+        rows = t1.values.tolist()
+        context.update(table1=Table(list(t1.columns), rows, "table1"), table1_title=t1.attrs.get("title", "Table 1"))
+        inp.figs.data("table1", {"columns": list(t1.columns), "rows": rows})
+    except (AlfiaError, KeyError) as exc:
+        context["table1_error"] = f"Table 1 ({exc})"
+    if inp.texts is not None:
+        context["lengths"], context["stats"] = _lengths(inp)
+        if inp.options.include_texts:
+            test_rows = np.flatnonzero(inp.cohort.df["split"].to_numpy() == "test")
+            context["example"] = inp.texts[int(test_rows[0]) if len(test_rows) else 0]
+    return context
