@@ -257,9 +257,11 @@ def build_parser() -> argparse.ArgumentParser:
     add_baseline_commands(sub)
     add_analysis_commands(sub)
     add_bench_commands(sub)
+    from alfia.experts.cli import add_commands as add_expert_commands
     from alfia.serving.cli import add_commands as add_serving_commands
 
     add_serving_commands(sub)
+    add_expert_commands(sub)
 
     p = sub.add_parser("study", help="the main job on the bundled PhysioNet 2012 cohorts")
     p.add_argument("--out", default="study", help="output folder")
