@@ -87,8 +87,9 @@ def create_app(service: RiskService) -> FastAPI:
         path = request.url.path if request.url.path in KNOWN_PATHS else "other"
         try:
             response = await call_next(request)
-        except Exception:  # an unforeseen fault: logged without the request's content, answered 500
-            log.exception("request to %s failed", path)
+        except Exception as exc:  # an unforeseen fault, answered 500; its message may quote patient values, so
+            # only its type is logged
+            log.error("request to %s failed: %s", path, type(exc).__name__)
             response = JSONResponse({"detail": "internal error; the request was not scored"}, status_code=500)
         seconds = time.perf_counter() - start
         monitor.requests.labels(path, str(response.status_code)).inc()
