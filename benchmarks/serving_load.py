@@ -96,6 +96,28 @@ def load_test(url: str, bodies: list[dict], concurrency: int) -> dict:
             "stays_per_s": round(stays / wall, 1)}
 
 
+def screenshot(url: str, record: dict, path: Path) -> None:
+    """The page with one stay filled in and scored (playwright driving the system Chromium)."""
+    import shutil
+
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=shutil.which("chromium"), args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1280, "height": 860})
+        page.goto(url + "/")
+        page.wait_for_selector("body[data-ready='1']")
+        for name, value in record.items():
+            if page.locator(f"select#f-{name}").count():
+                page.select_option(f"#f-{name}", str(value))
+            else:
+                page.fill(f"#f-{name}", str(value))
+        page.click("#submit")
+        page.wait_for_selector("#answer:not([hidden])")
+        page.screenshot(path=str(path))
+        browser.close()
+
+
 def predict_throughput(run: Path, n: int) -> dict:
     from alfia.cohorts import Cohort
     from alfia.cohorts.bundled import load_bundled
@@ -114,6 +136,8 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=600)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--out", help="also write the figures as JSON here")
+    parser.add_argument("--screenshot", help="also save a screenshot of the page (PNG) with one scored stay")
+    parser.add_argument("--screenshot-only", action="store_true", help="skip the load test")
     args = parser.parse_args()
     from alfia.bench import machine_info
 
@@ -135,7 +159,12 @@ def main() -> int:
                     time.sleep(0.2)
             else:
                 raise SystemExit("error: the service did not start; " + server.stderr.read()[-500:])
-            recs = records(args.requests)
+            recs = records(max(args.requests, 20))
+            if args.screenshot:
+                # a stay with a full record: the page shows every part of an answer
+                screenshot(url, max(recs, key=len), Path(args.screenshot))
+            if args.screenshot_only:
+                return 0
             bodies = [{"stays": [{"stay_id": i, "record": recs[i % len(recs)]}]} for i in range(args.requests)]
             load_test(url, bodies[:16], args.concurrency)  # warm-up
             served = load_test(url, bodies, args.concurrency)
