@@ -95,16 +95,17 @@ class RiskService:
     @classmethod
     def load(cls, folder: str | Path, bands: str | None = None, limits: Limits | None = None,
              training_cohort: Cohort | None = None) -> RiskService:
+        parsed = Bands.parse(bands) if bands else None  # a typo is reported before the model is loaded
         run = Run.load(folder)
-        if run.threshold is None:
-            raise AlfiaError(f"run {folder} has no threshold.json: its training did not finish")
         ranges = {}
         if training_cohort is not None:
             if run.encoder is not None and training_cohort.schema.name != run.encoder.schema_name:
                 raise AlfiaError(f"the training cohort is schema {training_cohort.schema.name!r}, the run "
                                  f"{run.encoder.schema_name!r}")
             ranges = training_ranges(training_cohort)
-        return cls(run, Bands.parse(bands) if bands else Bands.default(run.threshold), limits or Limits(), ranges)
+        if run.threshold is None:
+            raise AlfiaError(f"run {folder} has no threshold.json: its training did not finish")
+        return cls(run, parsed or Bands.default(run.threshold), limits or Limits(), ranges)
 
     @property
     def feature_columns(self) -> list[str]:

@@ -210,3 +210,25 @@ def test_a_run_without_threshold_is_refused(tiny_run, tmp_path):
     (run / "threshold.json").unlink()
     with pytest.raises(AlfiaError, match="threshold"):
         RiskService.load(run)
+
+
+def test_cli_serve_wires_options_and_refuses_bad_ones(tiny_run, monkeypatch, capsys):
+    import uvicorn
+
+    from alfia.cli import main
+
+    started = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: started.update(app=app, **kw))
+    assert main(["serve", str(tiny_run["run"]), "--port", "8123", "--max-stays", "2",
+                 "--bands", "calm=0,watch=0.2,act=0.6"]) == 0
+    assert started["host"] == "127.0.0.1" and started["port"] == 8123 and started["access_log"] is False
+    client = TestClient(started["app"])
+    assert [b["band"] for b in client.get("/v1/model").json()["bands"]] == ["calm", "watch", "act"]
+    assert client.post("/v1/predict", json={"stays": [{"text": "gcs 15"}] * 3}).status_code == 422
+    capsys.readouterr()
+    for argv, message in ((["serve", str(tiny_run["run"]), "--bands", "calm=0.1"], "risk bands"),
+                          (["serve", str(tiny_run["run"] / "nope")], "does not exist"),
+                          (["serve", str(tiny_run["run"]), "--max-stays", "0"], "must be positive")):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error:") and message in err and err.count("\n") == 1
