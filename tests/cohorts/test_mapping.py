@@ -137,3 +137,16 @@ def test_predict_on_a_cohort_of_another_schema(cohorts, tiny_bert_dir, tmp_path,
     assert {m["variable"] for m in info["mapping"]["imputed"]} == set(SOURCE_ONLY["mimic-iv"])
     pred = pd.read_parquet(out)
     assert len(pred) == 400 and np.isfinite(pred["probability"]).all()
+
+
+def test_baselines_external_of_another_schema_is_mapped_and_listed(cohorts, tmp_path, capsys):
+    from alfia.baselines.cli import _external
+
+    write_cohort(cohorts["eicu"], tmp_path / "eicu.parquet")
+    same = _external(cohorts["eicu"], str(tmp_path / "eicu.parquet"), None, str(tmp_path / "same"))
+    assert same.schema.name == "eicu" and not (tmp_path / "same").exists()  # same schema: untouched
+    mapped = _external(cohorts["mimic-iv"], str(tmp_path / "eicu.parquet"), None, str(tmp_path / "out"))
+    assert mapped.schema.name == "mimic-iv"
+    listed = json.loads((tmp_path / "out" / "external-mapping.json").read_text())
+    assert listed == mapped.info["mapping"]
+    assert "imputed meld = " in capsys.readouterr().out
