@@ -86,8 +86,7 @@ class RiskService:
     max_batch: int = 32
 
     def __post_init__(self) -> None:
-        if self.run.threshold is None:
-            raise AlfiaError(f"run {self.run.folder} has no threshold.json: its training did not finish")
+        _threshold(self.run)
         self.scorer = Scorer(self.run.model, batch_size=self.max_batch)
         self.batcher = MicroBatcher(self.scorer.score, max_batch=self.max_batch)
         self.schema = self.run.encoder.schema if self.run.encoder is not None else None
@@ -103,9 +102,7 @@ class RiskService:
                 raise AlfiaError(f"the training cohort is schema {training_cohort.schema.name!r}, the run "
                                  f"{run.encoder.schema_name!r}")
             ranges = training_ranges(training_cohort)
-        if run.threshold is None:
-            raise AlfiaError(f"run {folder} has no threshold.json: its training did not finish")
-        return cls(run, parsed or Bands.default(run.threshold), limits or Limits(), ranges)
+        return cls(run, parsed or Bands.default(_threshold(run)), limits or Limits(), ranges)
 
     @property
     def feature_columns(self) -> list[str]:
@@ -179,6 +176,12 @@ class RiskService:
                            "valid": list(col.valid) if col.valid else None,
                            "categories": list(col.categories) if col.categories else None, "window": col.window})
         return {"name": self.schema.name, "description": self.schema.description, "fields": fields}
+
+
+def _threshold(run: Run) -> float:
+    if run.threshold is None:
+        raise AlfiaError(f"run {run.folder} has no threshold.json: its training did not finish")
+    return run.threshold
 
 
 def _read_json(path: Path) -> dict:
