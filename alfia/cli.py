@@ -153,13 +153,19 @@ def _positive_int(value: str, flag: str) -> int:
 def cmd_predict(args: argparse.Namespace) -> dict:
     import json
 
+    from alfia.baselines.cli import _cohort
     from alfia.cohorts import read_cohort
+    from alfia.cohorts.mapping import describe, for_run
     from alfia.evaluation.metrics import format_metrics
     from alfia.inference import predict_cohort
     from alfia.io import atomic_path, write_text_atomic
 
-    cohort = read_cohort(args.cohort, schema=args.schema)
+    cohort = for_run(args.run, read_cohort(args.cohort, schema=args.schema), _cohort(args.training_cohort))
+    if "mapping" in cohort.info:
+        print(describe(cohort.info["mapping"]))
     table, info = predict_cohort(args.run, cohort, batch_size=args.batch_size, quantize=args.int8)
+    if "mapping" in cohort.info:
+        info["mapping"] = cohort.info["mapping"]
     with atomic_path(args.out) as tmp:
         if str(args.out).endswith(".csv"):
             table.to_csv(tmp, index=False)
@@ -252,6 +258,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--batch-size", type=int, default=32)
         p.add_argument("--schema", help="schema of a plain parquet table without ALFIA metadata")
         if name == "predict":
+            p.add_argument("--training-cohort", help="the run's training cohort: maps a cohort of another "
+                           "schema onto the run's (alfia/cohorts/mapping.py)")
             p.add_argument("--int8", action="store_true",
                            help="int8 dynamic quantisation on CPU: faster, probabilities differ slightly "
                                 "(docs/speed.md)")
@@ -265,6 +273,11 @@ def build_parser() -> argparse.ArgumentParser:
     add_baseline_commands(sub)
     add_analysis_commands(sub)
     add_bench_commands(sub)
+    from alfia.experts.cli import add_commands as add_expert_commands
+    from alfia.serving.cli import add_commands as add_serving_commands
+
+    add_serving_commands(sub)
+    add_expert_commands(sub)
 
     p = sub.add_parser("study", help="the main job on the bundled PhysioNet 2012 cohorts")
     p.add_argument("--out", default="study", help="output folder")

@@ -21,6 +21,24 @@ def _cohort(spec: str | None, schema: str | None = None):
     return read_cohort(spec, schema=schema)
 
 
+def _external(cohort, spec: str | None, schema: str | None, out: str):
+    """The external cohort, mapped onto the development cohort's schema when it has another one (the mapping is
+    printed and written to OUT/external-mapping.json)."""
+    external = _cohort(spec, schema)
+    if external is None or external.schema.name == cohort.schema.name:
+        return external
+    import json
+
+    from alfia.cohorts.mapping import describe, map_cohort
+    from alfia.io import write_text_atomic
+
+    external = map_cohort(external, cohort)
+    print(describe(external.info["mapping"]))
+    Path(out).mkdir(parents=True, exist_ok=True)
+    write_text_atomic(Path(out) / "external-mapping.json", json.dumps(external.info["mapping"], indent=2))
+    return external
+
+
 def _n_boot(value: int) -> int:
     if value < 0:
         raise AlfiaError("--n-boot must be >= 0 (0 skips the intervals)")
@@ -31,7 +49,8 @@ def cmd_baselines(args: argparse.Namespace) -> dict:
     from alfia.baselines.tabular import run_baselines
 
     models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None
-    results = run_baselines(_cohort(args.cohort, args.schema), args.out, _cohort(args.external, args.schema),
+    cohort = _cohort(args.cohort, args.schema)
+    results = run_baselines(cohort, args.out, _external(cohort, args.external, args.schema, args.out),
                             preset=args.preset, models=models, scores=not args.no_scores,
                             tabpfn_weights=args.tabpfn_weights, n_boot=_n_boot(args.n_boot),
                             time_limit=args.time_limit)
@@ -42,7 +61,8 @@ def cmd_baselines(args: argparse.Namespace) -> dict:
 def cmd_boost(args: argparse.Namespace) -> dict:
     from alfia.baselines.boost import run_boost
 
-    results = run_boost(args.run, _cohort(args.cohort, args.schema), args.out, _cohort(args.external, args.schema),
+    cohort = _cohort(args.cohort, args.schema)
+    results = run_boost(args.run, cohort, args.out, _external(cohort, args.external, args.schema, args.out),
                         preset=args.preset, n_boot=_n_boot(args.n_boot), time_limit=args.time_limit)
     _print_results(results)
     return results

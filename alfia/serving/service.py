@@ -1,0 +1,201 @@
+"""The risk service's logic, independent of the web framework: a run loaded once, records written as texts by
+the run's own encoder, risk bands at the run's validation-chosen threshold, occlusion explanations, the model
+card.
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from alfia import __version__
+from alfia.cohorts import Cohort
+from alfia.errors import AlfiaError
+from alfia.inference import Run
+from alfia.serving.batching import MicroBatcher
+from alfia.serving.scoring import DIGITS, Scored, Scorer
+
+TOP_WORDS = 10
+
+
+@dataclass(frozen=True)
+class Bands:
+    """Risk bands by lower bound of the probability: a stay is in the last band whose bound it reaches."""
+
+    names: tuple[str, ...]
+    lowers: tuple[float, ...]
+
+    def __post_init__(self) -> None:
+        if not self.names or len(self.names) != len(self.lowers) or self.lowers[0] != 0 \
+                or any(b <= a for a, b in zip(self.lowers, self.lowers[1:], strict=False)) or self.lowers[-1] > 1:
+            raise AlfiaError("risk bands need increasing lower bounds in [0, 1], the first one 0, e.g. "
+                             "'low=0,elevated=0.1,high=0.3'")
+
+    @classmethod
+    def default(cls, threshold: float) -> Bands:
+        """low below half the threshold, elevated below it, high from the threshold on (the alert)."""
+        return cls(("low", "elevated", "high"), (0.0, threshold / 2, threshold))
+
+    @classmethod
+    def parse(cls, spec: str) -> Bands:
+        """'low=0,elevated=0.1,high=0.3'."""
+        try:
+            pairs = [part.split("=") for part in spec.split(",")]
+            return cls(tuple(n.strip() for n, _ in pairs), tuple(float(v) for _, v in pairs))
+        except ValueError:
+            raise AlfiaError(f"cannot read the risk bands {spec!r}; write them as 'low=0,elevated=0.1,high=0.3'") \
+                from None
+
+    def of(self, probability: float) -> str:
+        return self.names[bisect.bisect_right(self.lowers, probability) - 1]
+
+    def to_dict(self) -> list[dict]:
+        return [{"band": n, "from": lo} for n, lo in zip(self.names, self.lowers, strict=True)]
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_body_bytes: int = 1_000_000
+    max_stays: int = 64
+    max_text_chars: int = 8_000
+
+
+def training_ranges(cohort: Cohort) -> dict[str, tuple[float, float]]:
+    """[min, max] of every numeric feature over the train split (the reference for input drift)."""
+    train = cohort.df[cohort.df["split"] == "train"]
+    out = {}
+    for col in cohort.schema.columns:
+        if col.role == "feature" and col.kind in ("int", "float"):
+            values = pd.to_numeric(train[col.name], errors="coerce").dropna()
+            if len(values):
+                out[col.name] = (float(values.min()), float(values.max()))
+    return out
+
+
+@dataclass
+class RiskService:
+    run: Run
+    bands: Bands
+    limits: Limits = field(default_factory=Limits)
+    ranges: dict[str, tuple[float, float]] = field(default_factory=dict)
+    max_batch: int = 32
+
+    def __post_init__(self) -> None:
+        _threshold(self.run)
+        self.scorer = Scorer(self.run.model, batch_size=self.max_batch)
+        self.batcher = MicroBatcher(self.scorer.score, max_batch=self.max_batch)
+        self.schema = self.run.encoder.schema if self.run.encoder is not None else None
+
+    @classmethod
+    def load(cls, folder: str | Path, bands: str | None = None, limits: Limits | None = None,
+             training_cohort: Cohort | None = None) -> RiskService:
+        parsed = Bands.parse(bands) if bands else None  # a typo is reported before the model is loaded
+        run = Run.load(folder)
+        ranges = {}
+        if training_cohort is not None:
+            if run.encoder is not None and training_cohort.schema.name != run.encoder.schema_name:
+                raise AlfiaError(f"the training cohort is schema {training_cohort.schema.name!r}, the run "
+                                 f"{run.encoder.schema_name!r}")
+            ranges = training_ranges(training_cohort)
+        return cls(run, parsed or Bands.default(_threshold(run)), limits or Limits(), ranges)
+
+    @property
+    def feature_columns(self) -> list[str]:
+        return self.schema.feature_columns if self.schema is not None else []
+
+    # -- texts ----------------------------------------------------------------------------------
+    def text_of(self, record: dict) -> str:
+        if self.run.encoder is None:
+            raise AlfiaError("this run was trained on texts without a text encoder: send 'text', not 'record'")
+        row = {name: record.get(name) for name in self.feature_columns}
+        return self.run.encoder.describe_row(row)
+
+    def occluded_texts(self, record: dict) -> list[tuple[str, str]]:
+        """(variable, text with that variable not recorded) for every variable the record has."""
+        out = []
+        for name in self.feature_columns:
+            if record.get(name) is not None:
+                out.append((name, self.text_of({**record, name: None})))
+        return out
+
+    # -- answers --------------------------------------------------------------------------------
+    def result(self, stay_id, text: str, scored: Scored) -> dict:
+        ranked = sorted(scored.words, key=lambda w: -w[1])[:TOP_WORDS]
+        return {"stay_id": stay_id, "probability": scored.probability, "band": self.bands.of(scored.probability),
+                "alert": scored.probability >= self.run.threshold, "layer_weights": list(scored.layer_weights),
+                "top_words": [{"word": w, "weight": x} for w, x in ranked],
+                "words": [{"word": w, "weight": x} for w, x in scored.words], "text": text}
+
+    def explanation(self, record: dict, base: float, occluded: list[tuple[str, str]],
+                    scored: list[Scored]) -> list[dict]:
+        """Each variable's effect, largest first: the probability with it minus the probability without it."""
+        effects = []
+        for (name, _), s in zip(occluded, scored, strict=True):
+            effects.append({"variable": name, "wording": self.schema[name].description, "value": record[name],
+                            "effect": round(base - s.probability, DIGITS)})
+        return sorted(effects, key=lambda e: (-abs(e["effect"]), e["variable"]))
+
+    # -- model card -----------------------------------------------------------------------------
+    def model_card(self) -> dict:
+        folder = self.run.folder
+        config = _read_json(folder / "config.json")
+        metrics = _read_json(folder / "metrics.json")
+        model = self.run.model
+        n_f = model.config.fusion.num_fusion_layers
+        card = {
+            "name": "ALFIA: in-hospital mortality from the first 24 hours of an ICU stay",
+            "intended_use": "decision support for clinical staff; not a diagnosis; research software",
+            "backbone": config.get("backbone") or model.config.backbone,
+            "fused_layers": list(range(model.num_layers - n_f + 1, model.num_layers + 1)),
+            "max_tokens": model.max_length,
+            "schema": self.schema_card(),
+            "training_cohort": config.get("cohort"),
+            "metrics": {split: _ci_metrics(m) for split, m in metrics.items()},
+            "threshold": {"value": self.run.threshold, "chosen_on": "validation split, best F1"},
+            "bands": self.bands.to_dict(),
+            "limits": {"max_body_bytes": self.limits.max_body_bytes, "max_stays": self.limits.max_stays,
+                       "max_text_chars": self.limits.max_text_chars},
+            "drift_reference": "train split ranges" if self.ranges else None,
+            "versions": {"alfia": __version__, **config.get("versions", {})},
+        }
+        return card
+
+    def schema_card(self) -> dict | None:
+        if self.schema is None:
+            return None
+        fields = []
+        for col in self.schema.columns:
+            if col.role != "feature":
+                continue
+            fields.append({"name": col.name, "kind": col.kind, "description": col.description, "unit": col.unit,
+                           "valid": list(col.valid) if col.valid else None,
+                           "categories": list(col.categories) if col.categories else None, "window": col.window})
+        return {"name": self.schema.name, "description": self.schema.description, "fields": fields}
+
+
+def _threshold(run: Run) -> float:
+    if run.threshold is None:
+        raise AlfiaError(f"run {run.folder} has no threshold.json: its training did not finish")
+    return run.threshold
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text()) if path.exists() else {}
+    except (OSError, json.JSONDecodeError):
+        return {}
+
+
+def _ci_metrics(metrics: dict) -> dict:
+    """The metrics that have a value and a confidence interval (JSON-safe: no NaN)."""
+    out = {}
+    for name, entry in metrics.items():
+        if isinstance(entry, dict) and "value" in entry and "ci_low" in entry:
+            out[name] = {k: (None if isinstance(v, float) and math.isnan(v) else v)
+                         for k, v in entry.items() if k in ("value", "ci_low", "ci_high")}
+    return out

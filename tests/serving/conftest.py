@@ -1,0 +1,24 @@
+"""A tiny trained run (tiny random BERT, a small sample of the bundled set A) shared by the serving tests."""
+
+from __future__ import annotations
+
+import pytest
+
+# the report test's tiny training settings and its stratified, encoded sample of set A
+from tests.analysis.test_report import TINY, small_cohort
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory, tiny_bert_dir):
+    import torch
+
+    from alfia.inference import finish_run
+    from alfia.training.config import make_config
+    from alfia.training.trainer import train
+
+    torch.set_num_threads(1)
+    cohort = small_cohort()
+    run = tmp_path_factory.mktemp("serving") / "run"
+    train(cohort, run, make_config("quick", **{**TINY, "epochs": 1}), backbone=str(tiny_bert_dir), progress=False)
+    finish_run(run, cohort, n_boot=20)
+    return {"run": run, "cohort": cohort}
