@@ -24,6 +24,7 @@ from alfia.errors import AlfiaError
 from alfia.evaluation.metrics import choose_threshold, evaluate
 from alfia.io import atomic_path, write_text_atomic
 from alfia.model.alfia import ALFIA, assemble_outputs
+from alfia.model.serialization import code_version, folder_digest
 from alfia.text.encoder import TextEncoder
 
 
@@ -79,10 +80,17 @@ def _embedding_frame(stay_ids, emb: np.ndarray, weights: np.ndarray) -> pd.DataF
     return pd.DataFrame(data)
 
 
+def model_key(folder: str | Path) -> str:
+    """What names a run's model in cache keys: the digest of its saved weight files (so retraining or resuming
+    into the same folder gives new keys) and the code version."""
+    return f"{folder_digest(Path(folder) / 'model')}:{code_version()}"
+
+
 def _embedding_cache(run: Run, stay_ids, texts: list[str]) -> Path:
-    """Where the embeddings of exactly these stays and texts are kept in the run folder: computing them costs a
-    backbone pass per stay, so finishing, external prediction and ALFIA-boost share one."""
-    digest = hashlib.sha256()
+    """Where the embeddings of exactly these stays and texts, from exactly this model's weights and this code,
+    are kept in the run folder: computing them costs a backbone pass per stay, so finishing, external prediction
+    and ALFIA-boost share one."""
+    digest = hashlib.sha256(model_key(run.folder).encode() + b"\x1d")
     for stay, text in zip(np.asarray(stay_ids).tolist(), texts, strict=True):
         digest.update(f"{stay}\x1f{text}\x1e".encode())
     return run.folder / "embeddings" / f"{digest.hexdigest()[:20]}.parquet"
