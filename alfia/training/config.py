@@ -2,8 +2,8 @@
 
 ``paper``: the paper's and the authors' code's settings (AdamW, lr 1e-4, weight decay 0.01, linear schedule
 with 10% warm-up, clipping 1.0, batch 4, max length 512, up to 25 epochs, patience 5, LoRA on every layer).
-``quick``: the main job's profile for 2 CPU cores: fewer epochs, larger batches, the length taken from the
-data, LoRA on the top layers only (the bottom layers stay frozen, so no gradient flows through them).
+``quick``: the main job's profile for 2 CPU cores: fewer epochs, larger batches, the backbone's maximum length (the
+default; padding is per batch), LoRA on the top layers only (the bottom layers stay frozen, so no gradient flows).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ class TrainConfig:
     grad_clip: float = 1.0
     batch_size: int = 4
     eval_batch_size: int = 32
-    max_length: int | None = 512  # None: the longest training text, capped at the backbone's limit
+    max_length: int | None = 512  # None: the backbone's maximum (capped at 512): headroom for longer texts
     patience: int = 5
     seed: int = 42
     fusion_layers: int = 4

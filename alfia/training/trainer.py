@@ -98,9 +98,9 @@ class Trainer:
         tokenizer = load_tokenizer(self.backbone)
         train, val = self.cohort.split("train"), self.cohort.split("val")
         limit = c.max_length
-        if limit is None:  # the longest training text, within the backbone's limit
-            longest = int(TokenizedTexts.from_texts(tokenizer, train["text"].tolist(), 100_000).lengths.max())
-            limit = min(longest, getattr(tokenizer, "model_max_length", 512) or 512, 512)
+        if limit is None:  # the backbone's maximum: batches are padded to their own longest text, so the headroom
+            # costs nothing, and a validation/test/user text longer than every training text is not cut
+            limit = min(getattr(tokenizer, "model_max_length", 512) or 512, 512)
         lora = LoraSettings(r=c.lora_r, alpha=c.lora_alpha, dropout=c.lora_dropout, layers=c.lora_layers)
         config = ALFIAConfig(backbone=self.backbone or DEFAULT_BACKBONE,
                              fusion=FusionConfig(num_fusion_layers=c.fusion_layers, dropout=c.head_dropout),
