@@ -1,7 +1,9 @@
 """Training settings and the two profiles.
 
-``paper``: the paper's and the authors' code's settings (AdamW, lr 1e-4, weight decay 0.01, linear schedule
-with 10% warm-up, clipping 1.0, batch 4, max length 512, up to 25 epochs, patience 5, LoRA on every layer).
+``paper``: what the paper states (4 fusion layers, LoRA r 16, alpha 16, dropout 0.05 on every layer, max length
+512, early stopping on validation AUPRC with patience 5, seed 42); the rest is ours, as the paper does not state it
+and the authors' code was not available to check (AdamW, lr 1e-4, weight decay 0.01, linear schedule with 10%
+warm-up, clipping 1.0, batch 4, up to 25 epochs).
 ``quick``: the main job's profile for 2 CPU cores: fewer epochs, larger batches, the backbone's maximum length (the
 default; padding is per batch), LoRA on the top layers only (the bottom layers stay frozen, so no gradient flows).
 """
