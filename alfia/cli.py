@@ -267,9 +267,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
     start = time.perf_counter()
     try:
+        args = build_parser().parse_args(argv)  # inside: Ctrl-C while the parser imports is one line too
         args.func(args)
     except AlfiaError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -277,6 +277,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:
+        if isinstance(exc.__cause__, KeyboardInterrupt):  # Ctrl-C inside a C extension's import
+            print("error: interrupted", file=sys.stderr)
+            return 130
+        raise
     if getattr(args, "timing", False):
         print(f"{args.command} took {time.perf_counter() - start:.1f} s")
     return 0

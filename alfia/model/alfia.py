@@ -469,7 +469,7 @@ def _load_saved_tokenizer(path: Path):
     from transformers import AutoTokenizer
 
     try:
-        return AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+        return AutoTokenizer.from_pretrained(str(path), local_files_only=True, trust_remote_code=False)
     except Exception as exc:  # transformers raises several types for a damaged tokenizer folder
         raise AlfiaError(f"cannot load the tokenizer saved in {path} ({type(exc).__name__}); the model folder "
                          "is damaged, save it again") from None

@@ -213,8 +213,12 @@ class Trainer:
                 os.replace(self.out / ".checkpoint.old", folder)
             else:
                 return 0, -1.0, 0
-        meta = json.loads((folder / "state.json").read_text())
-        state = load_file(str(folder / "state.safetensors"))
+        try:
+            meta = json.loads((folder / "state.json").read_text())
+            state = load_file(str(folder / "state.safetensors"))
+        except Exception as exc:  # noqa: BLE001 - json, OS and safetensors errors: one line for the user
+            raise AlfiaError(f"the checkpoint in {folder} is damaged ({type(exc).__name__}); delete that folder "
+                             "to train from the start") from None
         with torch.no_grad():
             for n, p in self.trainable:
                 p.copy_(state[f"param.{n}"])
