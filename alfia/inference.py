@@ -25,7 +25,7 @@ from alfia.errors import AlfiaError
 from alfia.evaluation.metrics import choose_threshold, evaluate
 from alfia.io import atomic_path, write_text_atomic
 from alfia.model.alfia import ALFIA, assemble_outputs
-from alfia.model.serialization import code_version, folder_digest
+from alfia.model.serialization import DIGESTS_NAME, code_version, folder_digest
 from alfia.text.encoder import TextEncoder
 
 
@@ -101,17 +101,23 @@ def _embedding_frame(stay_ids, emb: np.ndarray, weights: np.ndarray) -> pd.DataF
     return pd.DataFrame(data)
 
 
-def model_key(folder: str | Path) -> str:
+def model_key(folder: str | Path) -> str | None:
     """What names a run's model in cache keys: the digest of its saved weight files (so retraining or resuming
-    into the same folder gives new keys) and the code version."""
-    return f"{folder_digest(Path(folder) / 'model')}:{code_version()}"
+    into the same folder gives new keys) and the code version; None when the run folder holds no saved model."""
+    model = Path(folder) / "model"
+    if not (model / DIGESTS_NAME).is_file():
+        return None
+    return f"{folder_digest(model)}:{code_version()}"
 
 
-def _embedding_cache(run: Run, stay_ids, texts: list[str]) -> Path:
+def _embedding_cache(run: Run, stay_ids, texts: list[str]) -> Path | None:
     """Where the embeddings of exactly these stays and texts, from exactly this model's weights and this code,
     are kept in the run folder: computing them costs a backbone pass per stay, so finishing, external prediction
-    and ALFIA-boost share one."""
-    digest = hashlib.sha256(model_key(run.folder).encode() + b"\x1d")
+    and ALFIA-boost share one. None (nothing cached) for a model that was not saved."""
+    key = model_key(run.folder)
+    if key is None:
+        return None
+    digest = hashlib.sha256(key.encode() + b"\x1d")
     for stay, text in zip(np.asarray(stay_ids).tolist(), texts, strict=True):
         digest.update(f"{stay}\x1f{text}\x1e".encode())
     return run.folder / "embeddings" / f"{digest.hexdigest()[:20]}.parquet"
@@ -151,8 +157,9 @@ def infer_cohort(run: Run, cohort: Cohort, batch_size: int = 32, caches: dict | 
             weights = np.zeros((len(df), w.shape[1]), dtype=np.float32)
         probs[rows], emb[rows], weights[rows] = p, e, w
     frame = _embedding_frame(df["stay_id"], emb, weights)
-    if not quantize:
-        _save_embeddings(_embedding_cache(run, df["stay_id"], texts), frame)
+    cache = None if quantize else _embedding_cache(run, df["stay_id"], texts)
+    if cache is not None:
+        _save_embeddings(cache, frame)
     return probs, frame
 
 
@@ -218,7 +225,7 @@ def cached_embeddings(run: Run, cohort: Cohort, batch_size: int = 32) -> pd.Data
     """The embedding frame of every row of ``cohort`` (see :func:`embed_cohort`), from the run's embedding cache
     when these exact stays and texts were embedded before (finishing a run caches its whole cohort)."""
     cached = _embedding_cache(run, cohort.df["stay_id"], run.texts(cohort))
-    if cached.exists():
+    if cached is not None and cached.exists():
         return pd.read_parquet(cached)
     return infer_cohort(run, cohort, batch_size=batch_size)[1]
 

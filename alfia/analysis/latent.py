@@ -229,7 +229,7 @@ def latent_key(run_folder: Path, cohort: Cohort, max_stays: int | None, projecti
 
     # the model's weight digests and the code version: retraining or resuming into the same folder changes the key
     parts = [cohort_checksum(cohort) if "text" in cohort.df.columns else str(len(cohort.df)),
-             model_key(run_folder), str(max_stays), projection, classifier_name(classifier)]
+             model_key(run_folder) or "no saved model", str(max_stays), projection, classifier_name(classifier)]
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
 
 
