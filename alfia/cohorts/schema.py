@@ -166,8 +166,9 @@ def _numbers(s: pd.Series, where: str, name: str, *, booleans: bool = False, ref
         number = _number(v, booleans)
         if number is None:
             if refuse:
-                raise AlfiaError(f"{where}: column {name!r} must be numeric, found {type(v).__name__} "
-                                 f"{_shown(v)} (row {i})")
+                # the type and row only: the value itself may be patient data (a note pasted in a column)
+                raise AlfiaError(f"{where}: column {name!r} must be numeric, found a {type(v).__name__} value "
+                                 f"in row {i}; fix that cell or leave it missing")
             number = float("nan")
         out[i] = number
     return pd.Series(out, index=s.index)
@@ -187,12 +188,6 @@ def _number(v, booleans: bool) -> float | None:
     except (ValueError, OverflowError):
         return None
     return None
-
-
-def _shown(v) -> str:
-    """A cell value as a message may show it: short and on one line."""
-    text = repr(v).replace("\n", " ")
-    return text if len(text) <= 30 else text[:27] + "..."
 
 
 def _labels(s: pd.Series, where: str) -> pd.Series:

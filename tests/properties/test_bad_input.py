@@ -115,3 +115,22 @@ def test_duplicate_stay_ids_are_refused(i, j):
         return
     with pytest.raises(AlfiaError, match="duplicate stay_id"):
         encoder.schema.validate(bad)
+
+
+@settings(max_examples=25, deadline=None)
+@given(note=st.text(min_size=8, max_size=60).filter(lambda t: t.strip() and not _is_number(t)))
+def test_a_refusal_never_echoes_a_free_text_cell(note):
+    """A note pasted into a numeric column is refused without repeating it (it may identify a patient)."""
+    df, encoder = base("physionet2012")
+    bad = _mutate(df, "age", 3, note)
+    with pytest.raises(AlfiaError) as info:
+        encoder.schema.validate(bad)
+    assert note not in str(info.value) and "row 3" in str(info.value)
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text.strip())
+    except ValueError:
+        return False
+    return True
