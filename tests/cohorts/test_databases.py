@@ -283,3 +283,11 @@ def test_eicu_leakage_check_refuses_a_cut_sofa_series(eicu_db_url, monkeypatch):
     monkeypatch.setattr(eicu_db, "sofa_hourly", lambda h, st: real(h, st).assign(t=lambda d: d["t"] + 1))
     with pytest.raises(AlfiaError, match="leakage check failed for eICU: the hourly SOFA series has [1-9]"):
         build_eicu(eicu_db_url, progress=False)
+
+
+def test_mimic_keeps_one_stay_per_subject_so_its_split_is_by_patient(request, tmp_path):
+    rows = fx.mimic_rows(crowd=30)
+    c = build_mimic_iv(make_db("duckdb", request, tmp_path, fx.MIMIC_TABLES, rows), progress=False)
+    subject = {r["stay_id"]: r["subject_id"] for r in rows["mimiciv_icu.icustays"]}
+    assert c.df["stay_id"].map(subject).is_unique
+    assert c.info["split_by"].startswith("patient (subject_id")
