@@ -289,11 +289,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    if getattr(args, "mlflow", None):  # read where each folder's manifest is written (alfia.manifest)
-        os.environ["ALFIA_MLFLOW_URI"] = args.mlflow
     start = time.perf_counter()
     try:
+        args = build_parser().parse_args(argv)  # inside: Ctrl-C while the parser imports is one line too
+        if getattr(args, "mlflow", None):  # read where each folder's manifest is written (alfia.manifest)
+            os.environ["ALFIA_MLFLOW_URI"] = args.mlflow
         if getattr(args, "json", False):  # stdout holds the JSON alone; progress lines go to stderr
             with contextlib.redirect_stdout(sys.stderr):
                 result = args.func(args)
@@ -306,6 +306,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:
+        if isinstance(exc.__cause__, KeyboardInterrupt):  # Ctrl-C inside a C extension's import
+            print("error: interrupted", file=sys.stderr)
+            return 130
+        raise
     if getattr(args, "timing", False):
         print(f"{args.command} took {time.perf_counter() - start:.1f} s")
     return 0

@@ -14,6 +14,7 @@ import hashlib
 import json
 import resource
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from alfia.evaluation.calibration import CALIBRATION_FILE, Calibrator
 from alfia.evaluation.metrics import choose_threshold, evaluate
 from alfia.io import atomic_path, write_text_atomic
 from alfia.model.alfia import ALFIA, assemble_outputs
+from alfia.model.serialization import DIGESTS_NAME, code_version, folder_digest
 from alfia.text.encoder import TextEncoder
 
 
@@ -79,6 +81,26 @@ class Run:
         return self.model.embed(self.texts(data), batch_size=batch_size)
 
 
+class TruncationWarning(UserWarning):
+    """Some texts have more tokens than the model reads: their ends (last labs, "Not recorded") were not seen."""
+
+
+def truncated_texts(model: ALFIA, texts: list[str]) -> np.ndarray:
+    """Per text: does it have more tokens (special tokens included) than the model's ``max_length``?"""
+    if not texts:
+        return np.zeros(0, dtype=bool)
+    ids = model.tokenizer(list(texts), truncation=False, verbose=False)["input_ids"]
+    return np.fromiter((len(x) > model.max_length for x in ids), dtype=bool, count=len(ids))
+
+
+def warn_truncated(cut: np.ndarray, limit: int) -> None:
+    """The one warning of a command whose texts were cut (counts only: no patient text)."""
+    if cut.any():
+        warnings.warn(f"{int(cut.sum())} of {len(cut)} texts are longer than the model's {limit}-token limit and "
+                      "were cut: their last facts were not read (the outputs count them in 'truncated'); retrain "
+                      "with a larger --max-length to read them whole", TruncationWarning, stacklevel=3)
+
+
 def _embedding_frame(stay_ids, emb: np.ndarray, weights: np.ndarray, means: np.ndarray | None) -> pd.DataFrame:
     data = {"stay_id": np.asarray(stay_ids)}
     data.update({f"emb_{i}": emb[:, i] for i in range(emb.shape[1])})
@@ -88,10 +110,23 @@ def _embedding_frame(stay_ids, emb: np.ndarray, weights: np.ndarray, means: np.n
     return pd.DataFrame(data)
 
 
-def _embedding_cache(run: Run, stay_ids, texts: list[str]) -> Path:
-    """Where the embeddings of exactly these stays and texts are kept in the run folder: computing them costs a
-    backbone pass per stay, so finishing, external prediction and ALFIA-boost share one."""
-    digest = hashlib.sha256()
+def model_key(folder: str | Path) -> str | None:
+    """What names a run's model in cache keys: the digest of its saved weight files (so retraining or resuming
+    into the same folder gives new keys) and the code version; None when the run folder holds no saved model."""
+    model = Path(folder) / "model"
+    if not (model / DIGESTS_NAME).is_file():
+        return None
+    return f"{folder_digest(model)}:{code_version()}"
+
+
+def _embedding_cache(run: Run, stay_ids, texts: list[str]) -> Path | None:
+    """Where the embeddings of exactly these stays and texts, from exactly this model's weights and this code,
+    are kept in the run folder: computing them costs a backbone pass per stay, so finishing, external prediction
+    and ALFIA-boost share one. None (nothing cached) for a model that was not saved."""
+    key = model_key(run.folder)
+    if key is None:
+        return None
+    digest = hashlib.sha256(key.encode() + b"\x1d")
     for stay, text in zip(np.asarray(stay_ids).tolist(), texts, strict=True):
         digest.update(f"{stay}\x1f{text}\x1e".encode())
     return run.folder / "embeddings" / f"{digest.hexdigest()[:20]}.parquet"
@@ -104,12 +139,12 @@ def _save_embeddings(path: Path, frame: pd.DataFrame) -> None:
 
 
 def infer_cohort(run: Run, cohort: Cohort, batch_size: int = 32, caches: dict | None = None,
-                 quantize: bool = False) -> tuple[np.ndarray, pd.DataFrame]:
+                 quantize: bool = False, texts: list[str] | None = None) -> tuple[np.ndarray, pd.DataFrame]:
     """Probabilities and the embedding frame of every row, in one pass; rows of the splits in ``caches``
     (split -> PrefixCache, built by the trainer on exactly those rows) run only the layers above the cache.
     ``quantize``: the int8 CPU path (:meth:`ALFIA.predict_proba`); its embeddings are not cached, so the run's
-    embedding cache always holds the fp32 ones."""
-    texts = run.texts(cohort)
+    embedding cache always holds the fp32 ones. ``texts``: the run's texts of the cohort, when already written."""
+    texts = run.texts(cohort) if texts is None else texts
     df = cohort.df
     probs = np.zeros(len(df))
     emb = weights = means = None
@@ -134,8 +169,9 @@ def infer_cohort(run: Run, cohort: Cohort, batch_size: int = 32, caches: dict | 
         if means is not None:
             means[rows] = m
     frame = _embedding_frame(df["stay_id"], emb, weights, means)
-    if not quantize:
-        _save_embeddings(_embedding_cache(run, df["stay_id"], texts), frame)
+    cache = None if quantize else _embedding_cache(run, df["stay_id"], texts)
+    if cache is not None:
+        _save_embeddings(cache, frame)
     return probs, frame
 
 
@@ -146,7 +182,10 @@ def finish_run(folder: str | Path, cohort: Cohort, n_boot: int = 1000, *, model:
     metrics.json. ``model``/``caches``: the trainer's best model and frozen-layer caches, to skip recomputing."""
     run = Run.load(folder) if model is None else Run(Path(folder), model, _saved_encoder(folder), None)
     df = cohort.df
-    p_raw, _ = infer_cohort(run, cohort, caches=caches)
+    texts = run.texts(cohort)
+    p_raw, _ = infer_cohort(run, cohort, caches=caches, texts=texts)
+    cut = truncated_texts(run.model, texts)
+    warn_truncated(cut, run.model.max_length)
     y = df["hospital_mortality"].to_numpy()
     val, test = (df["split"] == "val").to_numpy(), (df["split"] == "test").to_numpy()
     calibrator = Calibrator(_run_setting(run.folder, "calibration", "none")).fit(y[val], p_raw[val])
@@ -157,11 +196,15 @@ def finish_run(folder: str | Path, cohort: Cohort, n_boot: int = 1000, *, model:
                       json.dumps({"threshold": threshold, "chosen_on": "validation split, best F1",
                                   "scale": "calibrated probability"}, indent=2))
     predictions = pd.DataFrame({"stay_id": df["stay_id"], "split": df["split"], "hospital_mortality": y,
-                                "probability": p, "p_raw": p_raw, "label": (p >= threshold).astype(int)})
+                                "probability": p, "p_raw": p_raw, "label": (p >= threshold).astype(int),
+                                "truncated": cut})
     with atomic_path(run.folder / "predictions.parquet") as tmp:
         predictions.to_parquet(tmp, index=False)
     metrics = {"val": evaluate(y[val], p[val], threshold=threshold, n_boot=n_boot),
-               "test": evaluate(y[test], p[test], threshold=threshold, n_boot=n_boot)}
+               "test": evaluate(y[test], p[test], threshold=threshold, n_boot=n_boot),
+               "truncation": {"limit_tokens": run.model.max_length,
+                              "truncated_texts": {split: int(cut[(df["split"] == split).to_numpy()].sum())
+                                                  for split in ("train", "val", "test")}}}
     write_text_atomic(run.folder / "metrics.json", json.dumps(metrics, indent=2))
     return metrics
 
@@ -186,15 +229,19 @@ def predict_cohort(folder: str | Path, cohort: Cohort, batch_size: int = 32,
     if run.threshold is None:
         raise AlfiaError(f"run {folder} has no threshold.json: its training did not finish")
     start = time.perf_counter()
-    p_raw, _ = infer_cohort(run, cohort, batch_size=batch_size, quantize=quantize)
+    texts = run.texts(cohort)
+    p_raw, _ = infer_cohort(run, cohort, batch_size=batch_size, quantize=quantize, texts=texts)
     p = run.calibrator.transform(p_raw)
     seconds = time.perf_counter() - start
+    cut = truncated_texts(run.model, texts)
+    warn_truncated(cut, run.model.max_length)
     out = pd.DataFrame({"stay_id": cohort.df["stay_id"], "probability": p, "p_raw": p_raw,
-                        "label": (p >= run.threshold).astype(int)})
+                        "label": (p >= run.threshold).astype(int), "truncated": cut})
     y = cohort.df["hospital_mortality"].to_numpy()
     info = {"ms_per_sample": 1000 * seconds / len(p), "peak_rss_mb": peak_rss_mb(), "rows": len(p),
             "threshold": run.threshold, "precision": "int8" if quantize else "fp32",
-            "calibration": run.calibrator.to_dict()}
+            "calibration": run.calibrator.to_dict(), "truncated_texts": int(cut.sum()),
+            "limit_tokens": run.model.max_length}
     if len(np.unique(y)) == 2:
         info["metrics"] = evaluate(y, p, threshold=run.threshold)
     return out, info
@@ -204,7 +251,7 @@ def cached_embeddings(run: Run, cohort: Cohort, batch_size: int = 32) -> pd.Data
     """The embedding frame of every row of ``cohort`` (see :func:`embed_cohort`), from the run's embedding cache
     when these exact stays and texts were embedded before (finishing a run caches its whole cohort)."""
     cached = _embedding_cache(run, cohort.df["stay_id"], run.texts(cohort))
-    if cached.exists():
+    if cached is not None and cached.exists():
         return pd.read_parquet(cached)
     return infer_cohort(run, cohort, batch_size=batch_size)[1]
 

@@ -8,23 +8,41 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from alfia.errors import AlfiaError
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; on success it is renamed onto ``path``, on error removed.
+    """Yield a temporary path beside ``path``; on success it is flushed to disk and renamed onto ``path``, on
+    error removed.
 
-    What the user already had at ``path`` stays untouched until the new file is complete.
+    What the user already had at ``path`` stays untouched until the new file is complete: a command killed at
+    any moment (SIGKILL included) leaves either the old file or the new one, never a half-written one under that
+    name. A write that fails for lack of space or permission is one AlfiaError line.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise AlfiaError(f"cannot write {path} ({exc.strerror or exc}); choose another location") from None
     os.close(fd)
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        _fsync(tmp_path)
         os.replace(tmp_path, path)
+    except OSError as exc:
+        raise AlfiaError(f"cannot write {path} ({exc.strerror or type(exc).__name__}); free some space or choose "
+                         "another location -- what was there before is kept") from None
     finally:
         tmp_path.unlink(missing_ok=True)
+
+
+def _fsync(path: Path) -> None:
+    """Make the new file's bytes durable before it replaces the old one (a power cut then leaves either)."""
+    with open(path, "rb") as f:
+        os.fsync(f.fileno())
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:

@@ -1,7 +1,8 @@
 """The main job (`make study`): the whole study on the bundled real cohort, stage by stage, each timed.
 
-Set A (PhysioNet 2012) is the development cohort with its train/val/test split; set B is the external
-validation cohort, encoded with set A's text encoder and scored on all rows.
+Set A (PhysioNet 2012) is the development cohort with its train/val/test split; set B is the held-out
+("external") validation cohort -- a second partition of the same challenge pool, not another hospital --
+encoded with set A's text encoder and scored on all rows.
 """
 
 from __future__ import annotations

@@ -19,11 +19,16 @@ How each score is obtained (see docs/databases.md for the differences from the p
 * SOFA (hourly, hours 1..24): for hour h the worst value of each component over [0, 60 h) minutes -- respiration
   (PaO2/FiO2 from lab, ventilated from ``apacheapsvar``), coagulation (platelets), liver (bilirubin),
   cardiovascular (MAP < 70 only; vasopressor doses are not used), CNS (GCS), renal (creatinine only; no urine
-  output) -- summed with missing components as 0; hours before the first observation or after unit discharge
-  have no value.
+  output) -- summed with missing components as 0; hours before the first observation have no value. The window is
+  fixed: the series is NOT cut at unit discharge, because a discharge (or death) inside the first 24 h is an
+  outcome-related signal that would otherwise shape ``sofa_mean``/``sofa_std``.
+
+Splits are by patient (``uniquepid``): a patient's hospital stays all land in one split.
 
 Leakage check (always on): every timed row a feature query selects is counted in SQL with the same SQL text for
-an offset >= 1440 or a missing offset; any such row raises ``AlfiaError``.
+an offset >= 1440 or a missing offset; any such row raises ``AlfiaError``. The hourly SOFA series is checked too:
+hours 1..24 only, and every stay's series runs without a gap from its first observed hour to hour 24 (a series
+cut short by discharge or death is refused).
 """
 
 from __future__ import annotations
@@ -179,7 +184,7 @@ def static_sql(s: str) -> str:
            CAST(c.admissionheight AS DOUBLE PRECISION) AS height,
            CAST(c.admissionweight AS DOUBLE PRECISION) AS weight,
            a.apachescore AS apache_iv,
-           c.hospitaladmitoffset, c.unitdischargeoffset, c.unitadmitsource,
+           c.uniquepid, c.hospitaladmitoffset, c.unitadmitsource,
            aps.urine, aps.vent, aps.intubated,
            pred.electivesurgery, pred.aids, pred.lymphoma, pred.leukemia, pred.metastaticcancer
     FROM cohort c
@@ -301,9 +306,21 @@ def sofa_hourly(h: pd.DataFrame, static: pd.DataFrame) -> pd.DataFrame:
     out = worst.fillna(0).sum(axis=1)[observed].reset_index()
     out.columns = ["stay_id", "hr", "value"]
     out["t"] = out["hr"] + 1  # the hour's end, in hours from unit admission
-    discharge = out["stay_id"].map(static["unitdischargeoffset"])
-    out = out[~(discharge.notna() & (out["hr"] * 60 >= discharge))]
     return out[["stay_id", "t", "value"]]
+
+
+def check_sofa_window(series: pd.DataFrame) -> int:
+    """The leakage check of the hourly SOFA series: hours 1..24 only, and each stay's series unbroken from its first
+    hour to hour 24, so that its length carries no outcome-related timing (discharge, death). Returns rows checked."""
+    t = pd.to_numeric(series["t"], errors="coerce")
+    bad = int((t.isna() | (t < 1) | (t > WINDOW_MINUTES // 60)).sum())
+    per_stay = t.groupby(series["stay_id"]).agg(["min", "max", "count"])
+    cut = int(((per_stay["max"] != WINDOW_MINUTES // 60) |
+               (per_stay["count"] != per_stay["max"] - per_stay["min"] + 1)).sum())
+    if bad or cut:
+        raise AlfiaError(f"leakage check failed for eICU: the hourly SOFA series has {bad} rows outside hours 1-24 "
+                         f"and {cut} stays whose series does not run to hour 24; no cohort was written")
+    return len(series)
 
 
 # --- builder ---------------------------------------------------------------------------------------------------------
@@ -337,7 +354,7 @@ def _build(conn: Database, s: str, progress: bool) -> Cohort:
         raise AlfiaError(f"eICU database {conn.label} has no adult unit stays with a known outcome; {HOW_TO_BUILD}")
     st[ID] = st[ID].astype("int64")
     st = st.set_index(ID, drop=False)
-    for col in ("hospitaladmitoffset", "unitdischargeoffset", "urine", "vent", "intubated", "electivesurgery",
+    for col in ("hospitaladmitoffset", "urine", "vent", "intubated", "electivesurgery",
                 "aids", "lymphoma", "leukemia", "metastaticcancer", "age", "height", "weight", "apache_iv"):
         st[col] = pd.to_numeric(st[col], errors="coerce").astype("float64")
     st["urine"] = st["urine"].where(st["urine"] >= 0)
@@ -393,17 +410,20 @@ def _build(conn: Database, s: str, progress: bool) -> Cohort:
     out["sapsii"] = sapsii(w).round()
     out["oasis"] = oasis(w).round()
     out = out.join(dynamic_stats(gcs_rows, "gcs"), how="left")
-    out = out.join(dynamic_stats(sofa_hourly(hours, st), "sofa"), how="left")
+    sofa = sofa_hourly(hours, st)
+    checked["SOFA hourly series"] = check_sofa_window(sofa)
+    out = out.join(dynamic_stats(sofa, "sofa"), how="left")
 
     info = {
         "source": f"eICU-CRD v2.0 database ({conn.dialect}: {conn.label}, schema {s})",
         "builder": "alfia.cohorts.eicu_db.build_eicu",
         "leakage_check": {"rows_checked": checked, "violations": 0},
         "unmapped_categories": unmapped,
+        "split_by": "patient (patient.uniquepid)",
         "approximations": ["SAPS II and OASIS computed from first-24-h worst values with APACHE day-1 urine "
                            "output and ventilation", "SOFA without vasopressor doses and urine output",
                            "smoker is Yes or Unknown (no explicit non-smoker source)"],
     }
-    cohort = finish_cohort(out, SCHEMA, where="eICU cohort", info=info)
+    cohort = finish_cohort(out, SCHEMA, where="eICU cohort", info=info, patient_ids=st["uniquepid"])
     progress_line(progress, f"eICU: {len(cohort.df)} stays, {cohort.df[LABEL].mean():.2%} deaths")
     return cohort

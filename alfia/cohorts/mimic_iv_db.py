@@ -215,6 +215,7 @@ def _build(conn: Database, progress: bool) -> Cohort:
         "builder": "alfia.cohorts.mimic_iv_db.build_mimic_iv",
         "leakage_check": {"rows_checked": checked, "violations": 0},
         "unmapped_categories": unmapped,
+        "split_by": "patient (subject_id: the cohort keeps one stay per subject, so stay and patient coincide)",
     }
     cohort = finish_cohort(df, SCHEMA, where="MIMIC-IV cohort", info=info)
     progress_line(progress, f"MIMIC-IV: {len(cohort.df)} stays, {cohort.df[LABEL].mean():.2%} deaths")

@@ -118,6 +118,13 @@ class Schema:
         return out
 
 
+    def check_features(self, df: pd.DataFrame, columns: list[str], *, where: str = "table") -> pd.DataFrame:
+        """The feature ``columns`` of ``df`` checked as :meth:`validate` checks them (types, ranges, categories),
+        with canonical dtypes; raises ``AlfiaError`` with one line naming what is wrong."""
+        return pd.DataFrame({name: _column(df[name].reset_index(drop=True), self[name], where)
+                             for name in columns}, index=pd.RangeIndex(len(df)))
+
+
 def column_mismatch(columns, expected: list[str], ignored: set[str] = frozenset()) -> str:
     """"missing columns a, b; unexpected columns c" (expected order, then table order), or "" when they match."""
     missing = [c for c in expected if c not in columns]
@@ -133,12 +140,9 @@ def column_mismatch(columns, expected: list[str], ignored: set[str] = frozenset(
 def _stay_ids(s: pd.Series, where: str) -> pd.Series:
     if s.isna().any():
         raise AlfiaError(f"{where}: column {ID!r} has missing values; every stay needs an id")
-    try:
-        ids = pd.to_numeric(s, errors="raise")
-    except (ValueError, TypeError):
-        raise AlfiaError(f"{where}: column {ID!r} must hold integer ids") from None
-    if not np.all(np.equal(np.mod(ids, 1), 0)):
-        raise AlfiaError(f"{where}: column {ID!r} must hold integer ids")
+    ids = _numbers(s, where, ID)
+    if not np.all(np.equal(np.mod(ids, 1), 0)) or (ids.abs() >= 2**53).any():
+        raise AlfiaError(f"{where}: column {ID!r} must hold integer ids (below 2^53)")
     ids = ids.astype("int64").reset_index(drop=True)
     dup = ids[ids.duplicated()]
     if len(dup):
@@ -149,8 +153,45 @@ def _stay_ids(s: pd.Series, where: str) -> pd.Series:
     return ids
 
 
+def _numbers(s: pd.Series, where: str, name: str, *, booleans: bool = False, refuse: bool = True) -> pd.Series:
+    """``s`` as float64 (missing values NaN). Numbers and numeric strings are accepted; anything else (complex
+    numbers, dates, bytes, containers; booleans unless ``booleans``) is an AlfiaError naming the column, or NaN
+    when not ``refuse`` (the caller reports it)."""
+    if s.dtype.kind in "iuf":  # the common case, vectorised
+        return s.astype("float64")
+    if s.dtype.kind == "b" and booleans:
+        return s.astype("float64")
+    out = np.empty(len(s), dtype="float64")
+    for i, v in enumerate(s.to_numpy(dtype=object)):
+        number = _number(v, booleans)
+        if number is None:
+            if refuse:
+                # the type and row only: the value itself may be patient data (a note pasted in a column)
+                raise AlfiaError(f"{where}: column {name!r} must be numeric, found a {type(v).__name__} value "
+                                 f"in row {i}; fix that cell or leave it missing")
+            number = float("nan")
+        out[i] = number
+    return pd.Series(out, index=s.index)
+
+
+def _number(v, booleans: bool) -> float | None:
+    """One cell as a float (NaN when missing), or None when it is not a number."""
+    if v is None or v is pd.NA or v is pd.NaT or (isinstance(v, float) and np.isnan(v)):
+        return float("nan")
+    if isinstance(v, (bool, np.bool_)):
+        return float(v) if booleans else None
+    try:
+        if isinstance(v, (int, float, np.integer, np.floating)):
+            return float(v)
+        if isinstance(v, str):
+            return float(v.strip())
+    except (ValueError, OverflowError):
+        return None
+    return None
+
+
 def _labels(s: pd.Series, where: str) -> pd.Series:
-    values = pd.to_numeric(s, errors="coerce")
+    values = _numbers(s, where, LABEL, refuse=False)
     bad = values.isna() | ~values.isin([0, 1])
     if bad.any():
         shown = sorted(map(str, s[bad.values].astype(str).unique()))[:5]
@@ -167,11 +208,11 @@ def _column(s: pd.Series, col: Column, where: str) -> pd.Series:
                 f"{where}: column {col.name!r} has unknown values {sorted(bad.unique())[:5]}; "
                 f"allowed are {', '.join(col.categories)}"
             )
-        return s.where(s.isna(), s.astype(str)).astype(object)
-    try:
-        values = pd.to_numeric(s, errors="raise").astype("float64")
-    except (ValueError, TypeError):
-        raise AlfiaError(f"{where}: column {col.name!r} must be numeric") from None
+        # every missing marker (None, NaN, NA, NaT) becomes None: the text writer has one notion of missing
+        return pd.Series([None if pd.isna(v) else str(v) for v in s], index=s.index, dtype=object)
+    values = _numbers(s, where, col.name, booleans=col.kind == "binary")
+    if np.isinf(values).any():
+        raise AlfiaError(f"{where}: column {col.name!r} has infinite values; use a number or leave it missing")
     if col.kind == "binary":
         bad = values.notna() & ~values.isin([0.0, 1.0])
         if bad.any():

@@ -193,13 +193,16 @@ def clean_ranges(df: pd.DataFrame, schema) -> dict[str, int]:
     return dropped
 
 
-def finish_cohort(df: pd.DataFrame, schema, *, where: str, info: dict) -> Cohort:
+def finish_cohort(df: pd.DataFrame, schema, *, where: str, info: dict,
+                  patient_ids: pd.Series | None = None) -> Cohort:
     """What both database builders end with: out-of-range values set missing, rows ordered by stay id, the fixed
-    split, schema validation, and the counts recorded in ``info``."""
+    split (by patient when ``patient_ids``, indexed by stay id, is given), schema validation, and the counts
+    recorded in ``info``."""
     dropped = clean_ranges(df, schema)
     df[LABEL] = pd.to_numeric(df[LABEL], errors="coerce")  # anything else than 0/1 fails validation below
     df = df.reset_index(drop=True).sort_values(ID, kind="stable").reset_index(drop=True)
-    df[SPLIT] = assign_splits(df[ID], df[LABEL])
+    patients = None if patient_ids is None else df[ID].map(patient_ids).astype(str)
+    df[SPLIT] = assign_splits(df[ID], df[LABEL], patient_ids=patients)
     df = schema.validate(df[schema.required_columns], where=where)
     info = {**info, "synthetic": False, "n_stays": int(len(df)), "deaths": int(df[LABEL].sum()),
             "out_of_range_set_missing": dropped}

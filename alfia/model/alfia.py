@@ -425,7 +425,8 @@ class ALFIA(nn.Module):
             # peft also writes a model card; the folder stays small and self-describing without it
             (directory / "adapter" / "README.md").unlink(missing_ok=True)
         self.tokenizer.save_pretrained(str(directory / "tokenizer"))
-        serialization.write_config(directory, self.config_kind, config)   # last: marks the folder complete
+        serialization.write_config(directory, self.config_kind, config)
+        serialization.write_digests(directory)   # last: marks the folder complete
 
     @classmethod
     def load(cls, directory: str | os.PathLike, *, device: str | torch.device = "cpu",
@@ -436,6 +437,8 @@ class ALFIA(nn.Module):
         directory = Path(directory)
         if not directory.is_dir():
             raise AlfiaError(f"model folder {directory} does not exist; pass the folder written by training")
+        serialization.read_config(directory, cls.config_kind)  # "not a model folder" before "digests missing"
+        serialization.verify_digests(directory)
         data = dict(serialization.read_config(directory, cls.config_kind))
         where = f"{directory / serialization.CONFIG_NAME}"
         saved_info = data.pop("backbone_info", None)
@@ -505,7 +508,7 @@ def _load_saved_tokenizer(path: Path):
     from transformers import AutoTokenizer
 
     try:
-        return AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+        return AutoTokenizer.from_pretrained(str(path), local_files_only=True, trust_remote_code=False)
     except Exception as exc:  # transformers raises several types for a damaged tokenizer folder
         raise AlfiaError(f"cannot load the tokenizer saved in {path} ({type(exc).__name__}); the model folder "
                          "is damaged, save it again") from None

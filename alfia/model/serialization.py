@@ -3,11 +3,16 @@
 Every part (fusion module, classifier head, the whole ALFIA model) writes ``config.json`` -- ``{"kind": ...,
 "config": {...}, "versions": {...}}`` -- and, where it has weights, ``model.safetensors``. Nothing is ever
 pickled. Every problem reading a saved part is one :class:`~alfia.errors.AlfiaError` line.
+
+A whole model folder also holds ``sha256.json``, written last: the SHA-256 of every other file in it. Loading
+checks it first, so a file changed, truncated or swapped after saving is refused before any of it is read, and
+its digest (:func:`folder_digest`) names exactly these weights in cache keys.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import importlib.metadata
 import json
 import os
@@ -23,6 +28,7 @@ from alfia.io import atomic_path
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
+DIGESTS_NAME = "sha256.json"
 _KIND_NAMES = {"alfia.model": "ALFIA model", "alfia.fusion": "ALFIA fusion module",
                "alfia.head": "ALFIA classifier head"}
 
@@ -136,6 +142,72 @@ def load_weights(directory: str | os.PathLike, module: nn.Module, name: str = WE
                                        f"wrong shape {bad[:3]}" if bad else "") if p)
         raise AlfiaError(f"{path} does not match its config.json ({detail}); save the model again")
     module.load_state_dict(state, strict=True)
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _folder_files(directory: Path) -> list[str]:
+    return sorted(p.relative_to(directory).as_posix() for p in directory.rglob("*")
+                  if p.is_file() and p.name != DIGESTS_NAME)
+
+
+def write_digests(directory: str | os.PathLike) -> None:
+    """Record the SHA-256 of every file under ``directory`` in ``sha256.json`` (call it after the last file)."""
+    directory = Path(directory)
+    digests = {name: file_sha256(directory / name) for name in _folder_files(directory)}
+    with atomic_path(directory / DIGESTS_NAME) as tmp:
+        tmp.write_text(json.dumps({"sha256": digests}, indent=2) + "\n", encoding="utf-8")
+
+
+def verify_digests(directory: str | os.PathLike) -> None:
+    """Refuse a folder whose files differ from those recorded by :func:`write_digests` (changed, truncated,
+    missing or added): one AlfiaError line naming the first file that differs."""
+    directory = Path(directory)
+    path = directory / DIGESTS_NAME
+    try:
+        recorded = json.loads(path.read_text(encoding="utf-8"))["sha256"]
+        if not isinstance(recorded, dict):
+            raise TypeError("not a mapping")
+    except FileNotFoundError:
+        raise AlfiaError(f"{path} is missing: the model folder {directory} has no record of its weights' "
+                         "digests (saved by an older ALFIA, or altered); train or save it again") from None
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
+        raise AlfiaError(f"{path} is unreadable ({type(exc).__name__}); the model folder {directory} is damaged, "
+                         "train or save it again") from None
+    present = _folder_files(directory)
+    for name in sorted(set(recorded) | set(present)):
+        if name not in present:
+            problem = "is missing"
+        elif name not in recorded:
+            problem = "was added after saving"
+        elif file_sha256(directory / name) != recorded[name]:
+            problem = "was changed after saving (its SHA-256 differs from the one recorded)"
+        else:
+            continue
+        raise AlfiaError(f"{directory / name} {problem}; refusing the model folder {directory}: train or save it "
+                         "again, or restore the original files")
+
+
+def folder_digest(directory: str | os.PathLike) -> str:
+    """One digest naming every file of a saved model folder (the SHA-256 of its ``sha256.json``)."""
+    return file_sha256(Path(directory) / DIGESTS_NAME)
+
+
+def code_version() -> str:
+    """The ALFIA version plus a digest of the model code (``alfia/model/*.py``): part of every cache key, so that
+    a code change that alters outputs also invalidates what earlier code cached."""
+    import alfia
+
+    digest = hashlib.sha256(alfia.__version__.encode())
+    for path in sorted(Path(__file__).parent.glob("*.py")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return f"{alfia.__version__}+{digest.hexdigest()[:12]}"
 
 
 class SavedModule:

@@ -67,7 +67,9 @@ class TextEncoder:
         if self.columns_ is None:
             raise AlfiaError("the text encoder is not fitted; call fit() or load a saved encoder")
         self._check_columns(df, self.columns_)
-        texts = [self.describe_row(row) for row in df[self.columns_].to_dict("records")]
+        # values a cohort would refuse (out of range, infinite, wrong type) are refused here too: never a wrong text
+        rows = self.schema.check_features(df, self.columns_, where="the table to encode")
+        texts = [self.describe_row(row) for row in rows.to_dict("records")]
         return pd.Series(texts, index=df.index, name=TEXT)
 
     def fit_transform(self, df: pd.DataFrame) -> pd.Series:

@@ -1,11 +1,13 @@
 """Training settings and the two profiles.
 
-``paper``: the paper's and the authors' code's settings (AdamW, lr 1e-4, weight decay 0.01, linear schedule
-with 10% warm-up, clipping 1.0, batch 4, max length 512, up to 25 epochs, patience 5, LoRA on every layer).
+``paper``: what the paper states (4 fusion layers, LoRA r 16, alpha 16, dropout 0.05 on every layer, max length
+512, early stopping on validation AUPRC with patience 5, seed 42); the rest is ours, as the paper does not state it
+and the authors' code was not available to check (AdamW, lr 1e-4, weight decay 0.01, linear schedule with 10%
+warm-up, clipping 1.0, batch 4, up to 25 epochs).
 ``quick``: the main job's profile for 2 CPU cores, chosen on set A's validation split (docs/experiments.md):
 the backbone frozen (its fused layers cached once per text), the fusion + head trained for 2 epochs on top of
 a pooled logistic-regression readout fitted to a tabular teacher's out-of-fold probabilities, no class weight,
-Platt scaling fitted on validation; the length taken from the data.
+Platt scaling fitted on validation; the backbone's maximum length (the default; padding is per batch).
 Both profiles recalibrate on the validation split (``calibration="platt"``).
 """
 
@@ -28,7 +30,7 @@ class TrainConfig:
     grad_clip: float = 1.0
     batch_size: int = 4
     eval_batch_size: int = 32
-    max_length: int | None = 512  # None: the longest training text, capped at the backbone's limit
+    max_length: int | None = 512  # None: the backbone's maximum (capped at 512): headroom for longer texts
     patience: int = 5
     seed: int = 42
     fusion_layers: int = 4

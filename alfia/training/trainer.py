@@ -99,9 +99,9 @@ class Trainer:
         tokenizer = load_tokenizer(self.backbone)
         train, val = self.cohort.split("train"), self.cohort.split("val")
         limit = c.max_length
-        if limit is None:  # the longest training text, within the backbone's limit
-            longest = int(TokenizedTexts.from_texts(tokenizer, train["text"].tolist(), 100_000).lengths.max())
-            limit = min(longest, getattr(tokenizer, "model_max_length", 512) or 512, 512)
+        if limit is None:  # the backbone's maximum: batches are padded to their own longest text, so the headroom
+            # costs nothing, and a validation/test/user text longer than every training text is not cut
+            limit = min(getattr(tokenizer, "model_max_length", 512) or 512, 512)
         lora = LoraSettings(r=c.lora_r, alpha=c.lora_alpha, dropout=c.lora_dropout, layers=c.lora_layers)
         config = ALFIAConfig(backbone=self.backbone or DEFAULT_BACKBONE,
                              fusion=FusionConfig(num_fusion_layers=c.fusion_layers, dropout=c.head_dropout),
@@ -246,8 +246,12 @@ class Trainer:
                 os.replace(self.out / ".checkpoint.old", folder)
             else:
                 return 0, -1.0, 0
-        meta = json.loads((folder / "state.json").read_text())
-        state = load_file(str(folder / "state.safetensors"))
+        try:
+            meta = json.loads((folder / "state.json").read_text())
+            state = load_file(str(folder / "state.safetensors"))
+        except Exception as exc:  # noqa: BLE001 - json, OS and safetensors errors: one line for the user
+            raise AlfiaError(f"the checkpoint in {folder} is damaged ({type(exc).__name__}); delete that folder "
+                             "to train from the start") from None
         with torch.no_grad():
             for n, p in self.trainable:
                 p.copy_(state[f"param.{n}"])

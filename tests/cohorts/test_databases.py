@@ -251,3 +251,43 @@ def test_database_cohort_runs_encode_train_predict(name, backend, request, tmp_p
     assert pred8["stay_id"].tolist() == pred["stay_id"].tolist()
     assert (pred8["probability"] - pred["probability"]).abs().max() < 0.05
     assert '"precision": "int8"' in out8.with_suffix(".metrics.json").read_text()
+
+
+# --- issue 15: patient-level splits, fixed SOFA window ------------------------------------------------------------
+def test_eicu_splits_by_patient(request, tmp_path):
+    """Regression: stays of one patient (uniquepid) landed in different splits."""
+    rows = fx.eicu_rows(crowd=80)
+    owner = {}
+    for i, p in enumerate(r for r in rows["eicu_crd.patient"] if r["patientunitstayid"] >= 5000):
+        p["uniquepid"] = f"pair-{i // 2}"  # two hospital stays per patient
+        owner[p["patientunitstayid"]] = p["uniquepid"]
+    c = build_eicu(make_db("duckdb", request, tmp_path, fx.EICU_TABLES, rows), progress=False)
+    crowd = c.df[c.df["stay_id"] >= 5000]
+    per_patient = crowd.groupby(crowd["stay_id"].map(owner))["split"].nunique()
+    assert len(per_patient) == 40 and (per_patient == 1).all()
+    assert c.info["split_by"] == "patient (patient.uniquepid)"
+
+
+def test_eicu_sofa_is_not_cut_at_unit_discharge(eicu_db_url):
+    """Regression: the hourly SOFA series stopped at unitdischargeoffset, an outcome-related time."""
+    before = build_eicu(eicu_db_url, progress=False).df
+    fx.execute(eicu_db_url, "UPDATE eicu_crd.patient SET unitdischargeoffset = 300 WHERE patientunitstayid = 1001")
+    pd.testing.assert_frame_equal(build_eicu(eicu_db_url, progress=False).df, before)
+
+
+def test_eicu_leakage_check_refuses_a_cut_sofa_series(eicu_db_url, monkeypatch):
+    real = eicu_db.sofa_hourly
+    monkeypatch.setattr(eicu_db, "sofa_hourly", lambda h, st: real(h, st).query("t <= 5"))
+    with pytest.raises(AlfiaError, match="SOFA series .* stays whose series does not run to hour 24"):
+        build_eicu(eicu_db_url, progress=False)
+    monkeypatch.setattr(eicu_db, "sofa_hourly", lambda h, st: real(h, st).assign(t=lambda d: d["t"] + 1))
+    with pytest.raises(AlfiaError, match="leakage check failed for eICU: the hourly SOFA series has [1-9]"):
+        build_eicu(eicu_db_url, progress=False)
+
+
+def test_mimic_keeps_one_stay_per_subject_so_its_split_is_by_patient(request, tmp_path):
+    rows = fx.mimic_rows(crowd=30)
+    c = build_mimic_iv(make_db("duckdb", request, tmp_path, fx.MIMIC_TABLES, rows), progress=False)
+    subject = {r["stay_id"]: r["subject_id"] for r in rows["mimiciv_icu.icustays"]}
+    assert c.df["stay_id"].map(subject).is_unique
+    assert c.info["split_by"].startswith("patient (subject_id")

@@ -98,3 +98,22 @@ def test_write_is_atomic_and_keeps_the_old_file(tmp_path, monkeypatch):
     assert [p.name for p in tmp_path.iterdir()] == ["toy.parquet"]
     back = read_cohort(path)
     assert back.info["source"] == "test" and len(back.df) == 8
+
+
+def test_patient_level_splits_keep_each_patient_in_one_split_and_stay_stratified():
+    """Regression (issue 15): eICU stays of one patient could land in train and test."""
+    rng = np.random.default_rng(1)
+    n_patients = 1500
+    stays_per_patient = rng.integers(1, 4, n_patients)
+    patients = pd.Series(np.repeat([f"00-{i}" for i in range(n_patients)], stays_per_patient))
+    ids = pd.Series(np.arange(len(patients)) + 10)
+    y = pd.Series((rng.random(len(patients)) < 0.12).astype(int))
+    split = assign_splits(ids, y, patient_ids=patients)
+    assert (split.groupby(patients).nunique() == 1).all()
+    patient_died = y.groupby(patients).max()
+    patient_split = split.groupby(patients).first()
+    assert abs((patient_split == "train").mean() - 0.75) < 0.01
+    for name in ("train", "val", "test"):
+        assert abs(patient_died[patient_split == name].mean() - patient_died.mean()) < 0.01
+    # one stay per patient: identical to the stay-level split (PhysioNet 2012's published splits do not move)
+    assert assign_splits(ids, y, patient_ids=ids).tolist() == assign_splits(ids, y).tolist()

@@ -200,3 +200,23 @@ def test_save_load_roundtrip(tmp_path):
     (tmp_path / "fusion" / "model.safetensors").write_bytes(b"garbage")
     with pytest.raises(AlfiaError, match="corrupted"):
         AdaptiveLayerFusion.load(tmp_path / "fusion")
+
+
+def test_authors_token_scorer_is_an_option_and_tanh_stays_the_default(tmp_path):
+    assert FusionConfig(H).token_scorer == "tanh"
+    torch.manual_seed(0)
+    m = AdaptiveLayerFusion(FusionConfig(H, num_fusion_layers=N_F, token_scorer="authors")).eval()
+    assert [type(x).__name__ for x in m.token_scorer] == [
+        "Linear", "LayerNorm", "GELU", "Dropout", "Linear", "GELU", "Linear"]
+    assert [x.out_features for x in m.token_scorer if isinstance(x, torch.nn.Linear)] == [H // 2, H // 4, 1]
+    hidden, mask = _inputs()
+    with torch.no_grad():
+        out = m(hidden, mask)
+    assert torch.allclose(out.token_weights.sum(-1), torch.ones(B)) and (out.token_weights[mask == 0] == 0).all()
+    m.save(tmp_path / "fusion")
+    loaded = AdaptiveLayerFusion.load(tmp_path / "fusion").eval()
+    assert loaded.config.token_scorer == "authors"
+    with torch.no_grad():
+        assert torch.equal(loaded(hidden, mask).embedding, out.embedding)
+    with pytest.raises(AlfiaError, match="token_scorer must be one of tanh, authors"):
+        AdaptiveLayerFusion(FusionConfig(H, token_scorer="relu"))

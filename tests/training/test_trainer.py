@@ -112,7 +112,8 @@ train(toy_cohort(), sys.argv[1], quick(epochs=4, patience=4), backbone=sys.argv[
 """
 
 
-def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path, tiny_bert_dir):
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT])
+def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path, tiny_bert_dir, sig):
     env = {**os.environ, "PYTHONPATH": os.getcwd()}
     full, killed = tmp_path / "full", tmp_path / "killed"
     subprocess.run([sys.executable, "-c", RESUME_SCRIPT, str(full), str(tiny_bert_dir)], check=True, env=env)
@@ -123,7 +124,7 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path, tiny_bert_d
         time.sleep(0.05)
         if proc.poll() is not None:
             break
-    os.kill(proc.pid, signal.SIGKILL)  # in the middle of epoch 3
+    os.kill(proc.pid, sig)  # in the middle of epoch 3
     proc.wait()
     subprocess.run([sys.executable, "-c", RESUME_SCRIPT, str(killed), str(tiny_bert_dir), "resume"],
                    check=True, env=env)
