@@ -1,4 +1,8 @@
-"""``alfia ablate``: what each part of ALFIA contributes, on one cohort and its fixed split (quick profile).
+"""``alfia ablate``: what each part of ALFIA contributes, on one cohort and its fixed split.
+
+The variants share the paper's mechanics at the quick profile's CPU budget (``ABLATION_BASE``: LoRA on the top
+layer, labels with the class-weighted loss, no pooled readout, no teacher, no recalibration): the default quick
+profile's readout would carry every variant alike and hide what the parts of the paper's model contribute.
 
 Variants (first backbone; every further ``--backbone`` gets only the default variant, for Fig. 3):
 
@@ -31,6 +35,8 @@ from alfia.cohorts import Cohort
 from alfia.errors import AlfiaError
 from alfia.io import write_text_atomic
 
+ABLATION_BASE = dict(lora=True, lora_layers=1, lora_dropout=0.0, head_lr=3e-4, readout=False, distill=0.0,
+                     class_weight=True, calibration="none")
 VARIANTS = ("default", "random-init", "no-lora", "nf1", "nf2", "nf6", "mean-pool")
 DESCRIPTIONS = {"default": "pre-trained, LoRA, N_f=4, fusion", "random-init": "random-init backbone, LoRA, N_f=4",
                 "no-lora": "pre-trained, frozen (no LoRA), N_f=4", "nf1": "N_f=1", "nf2": "N_f=2", "nf6": "N_f=6",
@@ -103,7 +109,7 @@ def run_ablation(cohort: Cohort, out: str | Path, backbones: list[str | None] | 
                  variants: list[str] | None = None, n_boot: int = 1000, progress: bool = True,
                  **overrides) -> Path:
     """Train every variant into ``out``; returns the path of ``ablation.json``. ``overrides`` go to
-    :func:`alfia.training.config.make_config` (quick profile), e.g. ``epochs=2`` for a short check."""
+    :func:`alfia.training.config.make_config` (quick profile over ``ABLATION_BASE``), e.g. ``epochs=2``."""
     from alfia.inference import finish_run
     from alfia.training.config import make_config
     from alfia.training.trainer import _check_cohort, train
@@ -136,7 +142,7 @@ def run_ablation(cohort: Cohort, out: str | Path, backbones: list[str | None] | 
                 continue
         elif variant == "mean-pool":
             settings["fusion_layers"] = 1
-        config = make_config("quick", **{**overrides, **settings})
+        config = make_config("quick", **{**ABLATION_BASE, **overrides, **settings})
         if variant == "mean-pool" and config.fusion_layers != 1:
             config.fusion_layers = 1
         folder = out / name

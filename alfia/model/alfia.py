@@ -281,7 +281,7 @@ class ALFIA(nn.Module):
         logits = self.head(fused.embedding)
         layer_means = None
         if self.readout is not None:
-            stack = self.fusion._stack(hidden_states)
+            stack = hidden_states if isinstance(hidden_states, torch.Tensor) else torch.stack(tuple(hidden_states))
             layer_means = masked_mean(stack, attention_mask.bool().unsqueeze(0)).transpose(0, 1)  # [B, N_f, H]
             logits = logits + self.readout(layer_means)
         return ALFIAOutput(logits, fused.embedding, fused.layer_weights, fused.token_weights, layer_means)
