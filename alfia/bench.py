@@ -160,9 +160,8 @@ def _set_a(stays: int, seed: int = 0):
     from alfia.text.encoder import TextEncoder
 
     cohort = load_bundled("p12-a")
-    encoder = TextEncoder("physionet2012", "banded").fit(cohort.df)
-    df = cohort.df.copy()
-    df["text"] = encoder.transform(df)
+    cohort = TextEncoder("physionet2012", "banded").fit(cohort.df).encode(cohort)
+    df = cohort.df
     rng = np.random.Generator(np.random.PCG64(seed))
 
     def sample(part: pd.DataFrame, n: int) -> pd.DataFrame:
@@ -179,8 +178,7 @@ def _set_a(stays: int, seed: int = 0):
     if stays < len(test):
         test = sample(test, max(8, stays))
     train_df = pd.concat([train, val, test]).reset_index(drop=True)
-    info = {**cohort.info, "text_encoder": encoder.to_dict()}
-    return df, Cohort(df=train_df, schema=cohort.schema, info=info)
+    return df, Cohort(df=train_df, schema=cohort.schema, info=cohort.info)
 
 
 def _inference_texts(df, stays: int) -> tuple[list[str], np.ndarray, int]:

@@ -14,8 +14,6 @@ from pathlib import Path
 from alfia import __version__
 from alfia.errors import AlfiaError
 
-COHORT_NAMES = ("physionet2012", "p12-a", "p12-b", "synth-mimic-iv", "synth-eicu", "mimic-iv", "eicu")
-
 
 def _existing_file(path: str) -> Path:
     p = Path(path)
@@ -27,38 +25,10 @@ def _existing_file(path: str) -> Path:
 # -- cohort -------------------------------------------------------------------------------------
 def cmd_cohort(args: argparse.Namespace) -> None:
     from alfia.cohorts import write_cohort
+    from alfia.datasets import BuildOptions, build_cohort
 
-    name = args.name
-    if name == "physionet2012":
-        if not args.source:
-            raise AlfiaError("`alfia cohort physionet2012` needs --source (a set-X directory or set-X.tar.gz)")
-        from alfia.cohorts.physionet2012 import build_physionet2012
-
-        cohort = build_physionet2012(_existing_file(args.source), args.outcomes)
-    elif name in ("p12-a", "p12-b"):
-        from alfia.cohorts.bundled import load_bundled
-
-        cohort = load_bundled(name)
-    elif name in ("synth-mimic-iv", "synth-eicu"):
-        from alfia.cohorts.synthetic import generate_synthetic
-
-        if args.n < 1:
-            raise AlfiaError("--n must be a positive number of stays")
-        cohort = generate_synthetic(name.removeprefix("synth-"), n=args.n, seed=args.seed)
-    elif name in ("mimic-iv", "eicu"):
-        if not args.db:
-            raise AlfiaError(f"`alfia cohort {name}` needs --db (a .duckdb file or a postgresql:// URL); "
-                             "see docs/databases.md")
-        if name == "mimic-iv":
-            from alfia.cohorts.mimic_iv_db import build_mimic_iv
-
-            cohort = build_mimic_iv(args.db)
-        else:
-            from alfia.cohorts.eicu_db import build_eicu
-
-            cohort = build_eicu(args.db)
-    else:
-        raise AlfiaError(f"unknown cohort {name!r}; choose one of {', '.join(COHORT_NAMES)}")
+    options = BuildOptions(source=args.source, outcomes=args.outcomes, n=args.n, seed=args.seed)
+    cohort = build_cohort(args.name, options)
     write_cohort(cohort, args.out)
     y = cohort.df["hospital_mortality"]
     counts = cohort.df["split"].value_counts()
@@ -81,26 +51,23 @@ def cmd_table1(args: argparse.Namespace) -> None:
 
 # -- encode -------------------------------------------------------------------------------------
 def cmd_encode(args: argparse.Namespace) -> None:
-    from alfia.cohorts import Cohort, read_cohort, write_cohort
+    from alfia.cohorts import read_cohort, write_cohort
     from alfia.text.encoder import DEFAULT_STYLE, TextEncoder, load_encoder
     from alfia.text.stats import token_lengths
 
-    cohort = read_cohort(args.cohort, schema=args.schema)
+    # a reused encoder writes texts for stays to score, which need no outcome or split
+    require_outcome = not args.encoder
+    cohort = read_cohort(args.cohort, schema=args.schema, require_outcome=require_outcome)
     if args.encoder:
         if args.style:
             raise AlfiaError("--style and --encoder exclude each other: a reused encoder keeps its own style")
         encoder = load_encoder(_existing_file(args.encoder))
-        if encoder.schema_name != cohort.schema.name:
-            raise AlfiaError(f"the encoder {args.encoder} was built for schema {encoder.schema_name!r}, "
-                             f"the cohort is {cohort.schema.name!r}")
     else:
         encoder = TextEncoder(cohort.schema.name, style=args.style or DEFAULT_STYLE).fit(cohort.df)
-    df = cohort.df.copy()
-    df["text"] = encoder.transform(df)
-    info = {**cohort.info, "text_encoder": encoder.to_dict()}
-    write_cohort(Cohort(df=df, schema=cohort.schema, info=info), args.out)
-    lengths = token_lengths(df["text"].tolist())
-    print(f"wrote {args.out}: {len(df):,} texts, style {encoder.style}; default-backbone tokens "
+    encoded = encoder.encode(cohort)
+    write_cohort(encoded, args.out, require_outcome=require_outcome)
+    lengths = token_lengths(encoded.df["text"].tolist())
+    print(f"wrote {args.out}: {len(encoded.df):,} texts, style {encoder.style}; default-backbone tokens "
           f"p50 {lengths.p50:.0f}, p95 {lengths.p95:.0f}, max {lengths.max}")
 
 
@@ -154,7 +121,7 @@ def cmd_predict(args: argparse.Namespace) -> None:
     from alfia.inference import predict_cohort
     from alfia.io import atomic_path, write_text_atomic
 
-    cohort = read_cohort(args.cohort, schema=args.schema)
+    cohort = read_cohort(args.cohort, schema=args.schema, require_outcome=False)
     table, info = predict_cohort(args.run, cohort, batch_size=args.batch_size, quantize=args.int8)
     with atomic_path(args.out) as tmp:
         if str(args.out).endswith(".csv"):
@@ -173,7 +140,7 @@ def cmd_embed(args: argparse.Namespace) -> None:
     from alfia.inference import embed_cohort
     from alfia.io import atomic_path
 
-    cohort = read_cohort(args.cohort, schema=args.schema)
+    cohort = read_cohort(args.cohort, schema=args.schema, require_outcome=False)
     table = embed_cohort(args.run, cohort, batch_size=args.batch_size)
     with atomic_path(args.out) as tmp:
         table.to_parquet(tmp, index=False)
@@ -193,12 +160,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"alfia {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
+    from alfia.datasets import cohort_names
+
     p = sub.add_parser("cohort", help="build a cohort table (one row per ICU stay)")
-    p.add_argument("name", help=f"one of {', '.join(COHORT_NAMES)}")
+    p.add_argument("name", help=f"one of {', '.join(cohort_names())}")
     p.add_argument("--out", required=True, help="output parquet file")
-    p.add_argument("--source", help="physionet2012: a set-X directory or set-X.tar.gz")
+    p.add_argument("--source", help="the raw data: physionet2012: a set-X directory or set-X.tar.gz; "
+                   "mimic-iv / eicu: a .duckdb file or a postgresql:// URL")
+    p.add_argument("--db", dest="source", help=argparse.SUPPRESS)  # the old name of --source for databases
     p.add_argument("--outcomes", help="physionet2012: the Outcomes-X.txt file (default: beside --source)")
-    p.add_argument("--db", help="mimic-iv / eicu: a .duckdb file or a postgresql:// URL")
     p.add_argument("--n", type=int, default=20000, help="synthetic cohorts: number of stays")
     p.add_argument("--seed", type=int, default=42, help="synthetic cohorts: random seed")
     p.set_defaults(func=cmd_cohort)

@@ -16,7 +16,7 @@ from alfia.analysis.report import build_report
 from alfia.baselines.boost import run_boost
 from alfia.baselines.leaderboard import leaderboard
 from alfia.baselines.tabular import run_baselines
-from alfia.cohorts import Cohort, write_cohort
+from alfia.cohorts import write_cohort
 from alfia.cohorts.bundled import load_bundled
 from alfia.cohorts.table1 import table1, to_markdown
 from alfia.evaluation.metrics import format_ci, format_metrics
@@ -45,12 +45,6 @@ class StageClock:
         rows = [f"| {name} | {sec:.1f} |" for name, sec in self.seconds.items()]
         total = sum(self.seconds.values())
         return "\n".join(["| stage | seconds |", "| --- | ---: |", *rows, f"| **total** | **{total:.1f}** |"])
-
-
-def encode_cohort(cohort: Cohort, encoder: TextEncoder) -> Cohort:
-    df = cohort.df.copy()
-    df["text"] = encoder.transform(df)
-    return Cohort(df=df, schema=cohort.schema, info={**cohort.info, "text_encoder": encoder.to_dict()})
 
 
 def alfia_results(metrics: dict, external: dict, history: list[dict]) -> list[str]:
@@ -97,7 +91,7 @@ def run_study(out: str | Path, style: str | None = None, profile: str = "quick")
 
     with clock.stage("encode"):
         encoder = TextEncoder(dev.schema.name, style=style).fit(dev.df)
-        dev_text, ext_text = encode_cohort(dev, encoder), encode_cohort(ext, encoder)
+        dev_text, ext_text = encoder.encode(dev), encoder.encode(ext)
         encoder.save(out / "encoder.json")
         write_cohort(dev_text, out / "p12-a.encoded.parquet")
         write_cohort(ext_text, out / "p12-b.encoded.parquet")

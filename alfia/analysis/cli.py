@@ -9,25 +9,14 @@ from alfia.errors import AlfiaError
 
 
 def load_cohort(source: str):
-    """An encoded cohort file, a cohort file to encode with the default style, or a bundled name (p12-a ...)."""
-    from alfia.cohorts import Cohort, read_cohort
+    """A cohort (a file or a bundled name such as p12-a), encoded with the default style when it has no text."""
+    from alfia.datasets import load_cohort as load
 
-    path = Path(source)
-    if path.exists():
-        cohort = read_cohort(path)
-    elif source in ("p12-a", "p12-b"):
-        from alfia.cohorts.bundled import load_bundled
-
-        cohort = load_bundled(source)
-    else:
-        raise AlfiaError(f"cohort {source} does not exist; pass an encoded cohort file or p12-a")
+    cohort = load(source)
     if "text" not in cohort.df.columns:
         from alfia.text.encoder import DEFAULT_STYLE, TextEncoder
 
-        encoder = TextEncoder(cohort.schema.name, style=DEFAULT_STYLE).fit(cohort.df)
-        df = cohort.df.copy()
-        df["text"] = encoder.transform(df)
-        cohort = Cohort(df=df, schema=cohort.schema, info={**cohort.info, "text_encoder": encoder.to_dict()})
+        cohort = TextEncoder(cohort.schema.name, style=DEFAULT_STYLE).fit(cohort.df).encode(cohort)
     return cohort
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from alfia.errors import AlfiaError
 
@@ -12,13 +11,9 @@ def _cohort(spec: str | None, schema: str | None = None):
     """A cohort file, or a bundled cohort by name (p12-a, p12-b)."""
     if spec is None:
         return None
-    from alfia.cohorts.bundled import BUNDLED, load_bundled
+    from alfia.datasets import load_cohort
 
-    if spec in BUNDLED and not Path(spec).exists():
-        return load_bundled(spec)
-    from alfia.cohorts import read_cohort
-
-    return read_cohort(spec, schema=schema)
+    return load_cohort(spec, schema=schema)
 
 
 def _n_boot(value: int) -> int:
