@@ -81,14 +81,14 @@ def _set_seed(seed: int) -> None:
 
 class Trainer:
     def __init__(self, cohort: Cohort, out: str | Path, config: TrainConfig, backbone: str | None = None,
-                 progress: bool = True):
+                 progress: bool = True, device: str | torch.device | None = None):
         _check_cohort(cohort)
         self.cohort = cohort
         self.out = Path(out)
         self.config = config
         self.backbone = backbone
         self.progress = progress and dist.is_main()
-        self.device = dist.device()
+        self.device = torch.device(device) if device is not None else dist.device()
         self.best_state: dict[str, torch.Tensor] | None = None
 
     # -- setup ----------------------------------------------------------------------------------
@@ -325,12 +325,14 @@ def _read_history(path: Path) -> list[dict]:
 
 
 def train(cohort: Cohort, out: str | Path, config: TrainConfig, backbone: str | None = None,
-          resume: bool = False, progress: bool = True, finish: bool = False, n_boot: int = 1000) -> dict | None:
+          resume: bool = False, progress: bool = True, finish: bool = False, n_boot: int = 1000,
+          device: str | torch.device | None = None) -> dict | None:
     """Train ALFIA on ``cohort`` (encoded) into the run folder ``out``. With ``finish``, rank 0 then predicts
-    every split, chooses the threshold on validation and scores the test split once; returns those metrics."""
+    every split, chooses the threshold on validation and scores the test split once; returns those metrics.
+    ``device``: e.g. "cpu" or "cuda:1" (default: the GPU of this process when there is one, else the CPU)."""
     dist.setup()
     try:
-        trainer = Trainer(cohort, out, config, backbone=backbone, progress=progress)
+        trainer = Trainer(cohort, out, config, backbone=backbone, progress=progress, device=device)
         trainer.fit(resume=resume)
         return trainer.finish(n_boot=n_boot) if finish and dist.is_main() else None
     finally:
