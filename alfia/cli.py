@@ -39,10 +39,10 @@ def cmd_cohort(args: argparse.Namespace) -> None:
 
 # -- table1 -------------------------------------------------------------------------------------
 def cmd_table1(args: argparse.Namespace) -> None:
-    from alfia.cohorts import read_cohort
     from alfia.cohorts.table1 import table1, to_markdown, write_table1
+    from alfia.datasets import load_cohort
 
-    cohort = read_cohort(args.cohort, schema=args.schema)
+    cohort = load_cohort(args.cohort, schema=args.schema)
     table = table1(cohort)
     print(to_markdown(table))
     if args.out:
@@ -51,13 +51,14 @@ def cmd_table1(args: argparse.Namespace) -> None:
 
 # -- encode -------------------------------------------------------------------------------------
 def cmd_encode(args: argparse.Namespace) -> None:
-    from alfia.cohorts import read_cohort, write_cohort
+    from alfia.cohorts import write_cohort
+    from alfia.datasets import load_cohort
     from alfia.text.encoder import DEFAULT_STYLE, TextEncoder, load_encoder
     from alfia.text.stats import token_lengths
 
     # a reused encoder writes texts for stays to score, which need no outcome or split
     require_outcome = not args.encoder
-    cohort = read_cohort(args.cohort, schema=args.schema, require_outcome=require_outcome)
+    cohort = load_cohort(args.cohort, schema=args.schema, require_outcome=require_outcome)
     if args.encoder:
         if args.style:
             raise AlfiaError("--style and --encoder exclude each other: a reused encoder keeps its own style")
@@ -73,9 +74,9 @@ def cmd_encode(args: argparse.Namespace) -> None:
 
 # -- train / predict / embed --------------------------------------------------------------------
 def _read_encoded(path: str, schema: str | None = None):
-    from alfia.cohorts import read_cohort
+    from alfia.datasets import load_cohort
 
-    cohort = read_cohort(path, schema=schema)
+    cohort = load_cohort(path, schema=schema)
     if "text" not in cohort.df.columns:
         raise AlfiaError(f"{path} has no text column; run `alfia encode {path} --out ENCODED.parquet` first")
     return cohort
@@ -116,12 +117,12 @@ def _positive_int(value: str, flag: str) -> int:
 def cmd_predict(args: argparse.Namespace) -> None:
     import json
 
-    from alfia.cohorts import read_cohort
+    from alfia.datasets import load_cohort
     from alfia.evaluation.metrics import format_metrics
     from alfia.inference import predict_cohort
     from alfia.io import atomic_path, write_text_atomic
 
-    cohort = read_cohort(args.cohort, schema=args.schema, require_outcome=False)
+    cohort = load_cohort(args.cohort, schema=args.schema, require_outcome=False)
     table, info = predict_cohort(args.run, cohort, batch_size=args.batch_size, quantize=args.int8)
     with atomic_path(args.out) as tmp:
         if str(args.out).endswith(".csv"):
@@ -136,11 +137,11 @@ def cmd_predict(args: argparse.Namespace) -> None:
 
 
 def cmd_embed(args: argparse.Namespace) -> None:
-    from alfia.cohorts import read_cohort
+    from alfia.datasets import load_cohort
     from alfia.inference import embed_cohort
     from alfia.io import atomic_path
 
-    cohort = read_cohort(args.cohort, schema=args.schema, require_outcome=False)
+    cohort = load_cohort(args.cohort, schema=args.schema, require_outcome=False)
     table = embed_cohort(args.run, cohort, batch_size=args.batch_size)
     with atomic_path(args.out) as tmp:
         table.to_parquet(tmp, index=False)
