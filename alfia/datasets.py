@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from alfia.errors import AlfiaError
+from alfia.errors import AlfiaError, UsageError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -119,7 +119,7 @@ def build_cohort(name: str, options: BuildOptions = BuildOptions()) -> Cohort:
         return generate_synthetic(name.removeprefix("synth-"), n=options.n, seed=options.seed)
     if name in _REGISTRY and _REGISTRY[name].builder:
         return _resolve(_REGISTRY[name].builder)(options)
-    raise AlfiaError(f"unknown cohort {name!r}; choose one of {', '.join(cohort_names())}")
+    raise UsageError(f"unknown cohort {name!r}; choose one of {', '.join(cohort_names())}")
 
 
 def load_bundled(name: str) -> Cohort:

@@ -3,3 +3,8 @@
 
 class AlfiaError(Exception):
     """A problem with the user's input or environment: the message says what is wrong and what to do."""
+
+
+class UsageError(AlfiaError):
+    """The command line itself is wrong (flags that exclude each other, a malformed value): exit status 2, as
+    argparse gives for its own usage errors; bad data gives 1."""

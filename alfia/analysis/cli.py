@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 from pathlib import Path
 
 from alfia.errors import AlfiaError
@@ -41,16 +42,6 @@ def find_run_cohort(run: Path):
     return None
 
 
-def _positive(value: str) -> int:
-    try:
-        n = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number") from None
-    if n < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return n
-
-
 def cmd_report(args: argparse.Namespace) -> None:
     from alfia.analysis.report import build_report
 
@@ -59,7 +50,8 @@ def cmd_report(args: argparse.Namespace) -> None:
         raise AlfiaError(f"run folder {run} does not exist; train one with `alfia train`")
     cohort = load_cohort(args.cohort) if args.cohort else find_run_cohort(run)
     if cohort is None:
-        print("note: no --cohort given and none found beside the run: sections 1, 4, 5 and 6 will be partial")
+        logging.getLogger("alfia").warning("note: no --cohort given and none found beside the run: "
+                                           "sections 1, 4, 5 and 6 will be partial")
     for flag, value in (("--baselines", args.baselines), ("--ablation", args.ablation)):
         if value and not Path(value).is_dir():
             raise AlfiaError(f"{flag} {value} is not a folder")
@@ -86,20 +78,22 @@ def cmd_ablate(args: argparse.Namespace) -> None:
 
 
 def add_commands(sub) -> None:
+    from alfia.cli_options import add_external_predictions, add_n_boot, positive_int
+
     p = sub.add_parser("report", help="one self-contained HTML page about a trained run (figures + numbers)")
     p.add_argument("run", help="run folder written by `alfia train` / `alfia study`")
     p.add_argument("--baselines", help="folder with results.json and predictions.parquet of the baselines")
     p.add_argument("--ablation", help="folder written by `alfia ablate`")
     p.add_argument("--cohort", help="the run's cohort (encoded parquet or p12-a); default: found beside the run")
-    p.add_argument("--external-predictions", help="external predictions parquet (its .metrics.json beside it)")
+    add_external_predictions(p)
     p.add_argument("--bench", help="benchmark JSON (…_infer_ms_per_sample keys)")
     p.add_argument("--out", help="the HTML file (default RUN/report.html)")
-    p.add_argument("--max-stays", type=_positive, default=1000,
+    p.add_argument("--max-stays", type=positive_int, default=1000,
                    help="latent space: at most this many train (classifier) and test stays (default 1000)")
     p.add_argument("--projection", choices=("umap", "pca"), default="umap", help="latent-space maps (default umap)")
     p.add_argument("--classifier", choices=("auto", "autogluon", "mlp"), default="auto",
                    help="latent space downstream classifier (auto: AutoGluon NN_TORCH if installed, else MLP)")
-    p.add_argument("--n-boot", type=_positive, default=200, help="bootstrap resamples for the report's CIs")
+    add_n_boot(p)
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("ablate", help="ablations: pre-trained vs random init, LoRA, N_f, fusion vs mean pooling")
@@ -108,6 +102,6 @@ def add_commands(sub) -> None:
     p.add_argument("--backbone", help="comma-separated backbones; the first gets every variant")
     p.add_argument("--variants", help="comma-separated subset of: default, random-init, no-lora, nf1, nf2, nf6, "
                                       "mean-pool")
-    p.add_argument("--epochs", type=_positive, help="override the quick profile's epochs")
-    p.add_argument("--n-boot", type=_positive, default=1000, help="bootstrap resamples for the test CIs")
+    p.add_argument("--epochs", type=positive_int, help="override the quick profile's epochs")
+    add_n_boot(p)
     p.set_defaults(func=cmd_ablate)

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-from alfia.errors import AlfiaError
-
 
 def _cohort(spec: str | None, schema: str | None = None):
     """A cohort file, or a bundled cohort by name (p12-a, p12-b)."""
@@ -16,19 +14,13 @@ def _cohort(spec: str | None, schema: str | None = None):
     return load_cohort(spec, schema=schema)
 
 
-def _n_boot(value: int) -> int:
-    if value < 0:
-        raise AlfiaError("--n-boot must be >= 0 (0 skips the intervals)")
-    return value
-
-
 def cmd_baselines(args: argparse.Namespace) -> None:
     from alfia.baselines.tabular import run_baselines
 
     models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None
     results = run_baselines(_cohort(args.cohort, args.schema), args.out, _cohort(args.external, args.schema),
                             preset=args.preset, models=models, scores=not args.no_scores,
-                            tabpfn_weights=args.tabpfn_weights, n_boot=_n_boot(args.n_boot),
+                            tabpfn_weights=args.tabpfn_weights, n_boot=args.n_boot,
                             time_limit=args.time_limit)
     _print_results(results)
 
@@ -37,15 +29,15 @@ def cmd_boost(args: argparse.Namespace) -> None:
     from alfia.baselines.boost import run_boost
 
     results = run_boost(args.run, _cohort(args.cohort, args.schema), args.out, _cohort(args.external, args.schema),
-                        preset=args.preset, n_boot=_n_boot(args.n_boot), time_limit=args.time_limit)
+                        preset=args.preset, n_boot=args.n_boot, time_limit=args.time_limit)
     _print_results(results)
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> None:
     from alfia.baselines.leaderboard import leaderboard
 
-    board = leaderboard(args.dirs, _cohort(args.test_cohort, args.schema), _cohort(args.external_cohort, args.schema),
-                        alfia_external=args.alfia_external, out_dir=args.out, n_boot=_n_boot(args.n_boot))
+    board = leaderboard(args.dirs, _cohort(args.test_cohort, args.schema), _cohort(args.external, args.schema),
+                        alfia_external=args.external_predictions, out_dir=args.out, n_boot=args.n_boot)
     print(board.markdown)
 
 
@@ -61,18 +53,19 @@ def _print_results(results: dict) -> None:
 def add_commands(sub) -> None:
     """Add ``baselines``, ``boost`` and ``leaderboard`` to the ``alfia`` sub-command parser."""
     from alfia.baselines.tabular import MODEL_NAMES, PRESETS
+    from alfia.cli_options import add_external, add_external_predictions, add_n_boot, add_schema
 
     def common(p: argparse.ArgumentParser) -> None:
         p.add_argument("--cohort", required=True, help="development cohort with train/val/test splits (a parquet "
                        "file, or p12-a)")
-        p.add_argument("--external", help="external cohort, scored on all rows (a parquet file, or p12-b)")
+        add_external(p)
         p.add_argument("--out", required=True, help="output folder (results.json, predictions.parquet)")
         p.add_argument("--preset", default="quick", choices=PRESETS, help="quick (default, ~4 min on 2 CPU cores "
                        "for 3,000 training rows) or paper (the full zoo, no limits)")
         p.add_argument("--time-limit", type=float, help="seconds for the whole AutoGluon fit (default: 200 in "
                        "quick, none in paper)")
-        p.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples for the CIs (default 1000)")
-        p.add_argument("--schema", help="schema of plain parquet tables without ALFIA metadata")
+        add_n_boot(p)
+        add_schema(p)
 
     p = sub.add_parser("baselines", help="tabular baselines (AutoGluon zoo of Table 3) and severity scores")
     common(p)
@@ -88,10 +81,10 @@ def add_commands(sub) -> None:
 
     p = sub.add_parser("leaderboard", help="Table 3: every model by AUPRC, with ALFIA vs the best baseline")
     p.add_argument("dirs", nargs="+", help="baselines/boost result folders and an ALFIA run folder")
-    p.add_argument("--alfia-external", help="ALFIA's external predictions (e.g. study/p12-b.predictions.parquet)")
+    add_external_predictions(p, "--alfia-external")
     p.add_argument("--test-cohort", help="development cohort, for test labels (default: the ALFIA run's own)")
-    p.add_argument("--external-cohort", help="external cohort, for the external paired comparison (e.g. p12-b)")
+    add_external(p, "--external-cohort")
     p.add_argument("--out", help="folder for leaderboard.md, leaderboard-test.csv, leaderboard-external.csv")
-    p.add_argument("--n-boot", type=int, default=1000)
-    p.add_argument("--schema", help="schema of plain parquet tables without ALFIA metadata")
+    add_n_boot(p)
+    add_schema(p)
     p.set_defaults(func=cmd_leaderboard)
