@@ -88,11 +88,13 @@ def setup_logging(verbose: int = 0, quiet: bool = False) -> None:
     level = logging.WARNING if quiet else logging.DEBUG if verbose else logging.INFO
     logger = logging.getLogger("alfia")
     logger.setLevel(level)
-    if not any(getattr(h, "alfia_cli", False) for h in logger.handlers):
+    handler = next((h for h in logger.handlers if getattr(h, "alfia_cli", False)), None)
+    if handler is None:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("%(message)s"))
         handler.alfia_cli = True
         logger.addHandler(handler)
+    handler.setStream(sys.stderr)  # today's stderr (a caller, e.g. a test, may have replaced it since)
 
 
 def run_command(func: Callable[[argparse.Namespace], None], args: argparse.Namespace) -> int:

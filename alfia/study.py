@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,6 +27,8 @@ from alfia.text.encoder import DEFAULT_STYLE, TextEncoder
 from alfia.training.config import make_config
 from alfia.training.trainer import train
 
+logger = logging.getLogger(__name__)  # under "alfia": the CLI shows it, -q hides it
+
 
 class StageClock:
     """Prints and records the wall time of each stage."""
@@ -35,11 +38,11 @@ class StageClock:
 
     @contextlib.contextmanager
     def stage(self, name: str) -> Iterator[None]:
-        print(f"== {name}", flush=True)
+        logger.info(f"== {name}")
         start = time.perf_counter()
         yield
         self.seconds[name] = round(time.perf_counter() - start, 1)
-        print(f"== {name}: {self.seconds[name]:.1f} s", flush=True)
+        logger.info(f"== {name}: {self.seconds[name]:.1f} s")
 
     def markdown(self) -> str:
         rows = [f"| {name} | {sec:.1f} |" for name, sec in self.seconds.items()]
@@ -98,24 +101,24 @@ def run_study(out: str | Path, style: str | None = None, profile: str = "quick")
 
     with clock.stage("table1"):
         table = to_markdown(table1(dev), title="Table 1: set A, baseline characteristics by hospital mortality")
-        print(table)
+        logger.info(table)
         write_text_atomic(out / "table1.md", table + "\n")
         summary += [table, ""]
 
     run = out / "alfia-run"
     with clock.stage("train ALFIA (quick profile)"):
         config = make_config(profile)
-        print("settings: " + ", ".join(f"{k}={v}" for k, v in config.to_dict().items()), flush=True)
+        logger.info("settings: " + ", ".join(f"{k}={v}" for k, v in config.to_dict().items()))
         metrics = train(dev_text, run, config, resume=(run / "checkpoint").exists(), finish=True)
-        print("set A test split (scored once, after training):")
-        print(format_metrics(metrics["test"]))
+        logger.info("set A test split (scored once, after training):")
+        logger.info(format_metrics(metrics["test"]))
 
     with clock.stage("external validation on set B (all rows)"):
         table, info = predict_cohort(run, ext)
         with atomic_path(out / "p12-b.predictions.parquet") as tmp:
             table.to_parquet(tmp, index=False)
         write_text_atomic(out / "p12-b.metrics.json", json.dumps(info, indent=2))
-        print(format_metrics(info["metrics"]))
+        logger.info(format_metrics(info["metrics"]))
 
     with clock.stage("baselines: AutoGluon zoo and severity scores"):
         run_baselines(dev, out / "baselines", external=ext, preset=profile)
@@ -126,7 +129,7 @@ def run_study(out: str | Path, style: str | None = None, profile: str = "quick")
     with clock.stage("leaderboard"):
         board = leaderboard([out / "baselines", out / "boost", run], external_labels=ext,
                             alfia_external=out / "p12-b.predictions.parquet", out_dir=out)
-        print(board.markdown)
+        logger.info(board.markdown)
 
     with clock.stage("report"):
         report = build_report(run, out / "report.html", cohort=dev_text, baselines=out / "baselines",
@@ -138,7 +141,7 @@ def run_study(out: str | Path, style: str | None = None, profile: str = "quick")
     summary += ["## Stage times", "", clock.markdown(), ""]
     write_text_atomic(out / "summary.md", "\n".join(summary))
     write_text_atomic(out / "timings.json", json.dumps(clock.seconds, indent=2))
-    print(clock.markdown())
-    print(f"study summary: {out / 'summary.md'}")
-    print(f"study report: {report}")
+    logger.info(clock.markdown())
+    logger.info(f"study summary: {out / 'summary.md'}")
+    logger.info(f"study report: {report}")
     return out / "summary.md"

@@ -20,6 +20,7 @@ A variant whose folder already has metrics.json is not trained again.
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import time
 from pathlib import Path
@@ -30,6 +31,8 @@ from torch import nn
 from alfia.cohorts import Cohort
 from alfia.errors import AlfiaError
 from alfia.io import write_text_atomic
+
+logger = logging.getLogger(__name__)  # under "alfia": the CLI shows it, -q hides it
 
 VARIANTS = ("default", "random-init", "no-lora", "nf1", "nf2", "nf6", "mean-pool")
 DESCRIPTIONS = {"default": "pre-trained, LoRA, N_f=4, fusion", "random-init": "random-init backbone, LoRA, N_f=4",
@@ -143,7 +146,7 @@ def run_ablation(cohort: Cohort, out: str | Path, backbones: list[str | None] | 
         start = time.perf_counter()
         if not (folder / "metrics.json").exists():
             if progress:
-                print(f"== ablation {name}: {DESCRIPTIONS[variant]}", flush=True)
+                logger.info(f"== ablation {name}: {DESCRIPTIONS[variant]}")
             if variant == "mean-pool":
                 shutil.rmtree(folder, ignore_errors=True)
                 trainer = _mean_pool_trainer()(cohort, folder, config, backbone=used_backbone, progress=progress)

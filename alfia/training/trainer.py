@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 import os
 import shutil
@@ -47,6 +48,8 @@ from alfia.training import distributed as dist
 from alfia.training.batching import TokenizedTexts, bucketed_batches
 from alfia.training.config import TrainConfig
 from alfia.training.prefix_cache import PrefixCache
+
+logger = logging.getLogger(__name__)  # under "alfia": the CLI shows it, -q hides it
 
 
 @dataclass
@@ -265,8 +268,8 @@ class Trainer:
                     bad += 1
                 with open(history_path, "a") as f:
                     f.write(json.dumps({**result.__dict__, "best": improved}) + "\n")
-                print(f"epoch {epoch}: loss {loss:.4f}, val AUPRC {auprc:.4f}, AUROC {auroc:.4f}"
-                      f"{' (best)' if improved else ''} [{result.seconds:.0f} s]", flush=True)
+                logger.info(f"epoch {epoch}: loss {loss:.4f}, val AUPRC {auprc:.4f}, AUROC {auroc:.4f}"
+                            f"{' (best)' if improved else ''} [{result.seconds:.0f} s]")
                 self._save_checkpoint(epoch, best, bad)
             best, bad = dist.broadcast_pair(best, bad)
         dist.barrier()
