@@ -19,19 +19,22 @@ BATCH_SIZE = 32  # inference batch
 EXIT_OK, EXIT_BAD_DATA, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
-def positive_int(value: str) -> int:
+def whole_number(value: str, least: int) -> int:
     try:
         number = int(value)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{value!r} is not a whole number") from None
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {number}")
+    if number < least:
+        raise argparse.ArgumentTypeError(f"must be at least {least}, got {number}")
     return number
+
+
+def positive_int(value: str) -> int:
+    return whole_number(value, 1)
 
 
 def non_negative_int(value: str) -> int:
-    number = positive_int(value) if value.strip() != "0" else 0
-    return number
+    return whole_number(value, 0)
 
 
 def add_n_boot(p: argparse.ArgumentParser) -> None:
@@ -62,6 +65,22 @@ def add_external_predictions(p: argparse.ArgumentParser, *old_names: str) -> Non
                    "output, e.g. study/p12-b.predictions.parquet, with its .metrics.json beside it)")
     for name in old_names:
         p.add_argument(name, dest="external_predictions", help=argparse.SUPPRESS)
+
+
+def add_input(p: argparse.ArgumentParser, name: str, help: str, old_flag: str) -> None:
+    """A positional input (``alfia COMMAND INPUT... --out OUT``), still accepted under its old flag name."""
+    p.add_argument(name, nargs="?", help=help)
+    p.add_argument(old_flag, dest=f"{name}_flag", help=argparse.SUPPRESS)
+
+
+def get_input(args: argparse.Namespace, name: str) -> str:
+    value, old = getattr(args, name), getattr(args, f"{name}_flag")
+    if value and old and value != old:
+        raise UsageError(f"{name} given twice ({value} and {old}); give it once, as `alfia {args.command} "
+                         f"{name.upper()} ...`")
+    if not (value or old):
+        raise UsageError(f"`alfia {args.command}` needs its {name}: `alfia {args.command} {name.upper()} ...`")
+    return value or old
 
 
 def add_profile(p: argparse.ArgumentParser) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from alfia.cli_options import get_input
+
 
 def _cohort(spec: str | None, schema: str | None = None):
     """A cohort file, or a bundled cohort by name (p12-a, p12-b)."""
@@ -18,8 +20,8 @@ def cmd_baselines(args: argparse.Namespace) -> None:
     from alfia.baselines.tabular import run_baselines
 
     models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None
-    results = run_baselines(_cohort(args.cohort, args.schema), args.out, _cohort(args.external, args.schema),
-                            preset=args.preset, models=models, scores=not args.no_scores,
+    dev, external = _cohort(get_input(args, "cohort"), args.schema), _cohort(args.external, args.schema)
+    results = run_baselines(dev, args.out, external, preset=args.preset, models=models, scores=not args.no_scores,
                             tabpfn_weights=args.tabpfn_weights, n_boot=args.n_boot,
                             time_limit=args.time_limit)
     _print_results(results)
@@ -28,8 +30,9 @@ def cmd_baselines(args: argparse.Namespace) -> None:
 def cmd_boost(args: argparse.Namespace) -> None:
     from alfia.baselines.boost import run_boost
 
-    results = run_boost(args.run, _cohort(args.cohort, args.schema), args.out, _cohort(args.external, args.schema),
-                        preset=args.preset, n_boot=args.n_boot, time_limit=args.time_limit)
+    dev, external = _cohort(get_input(args, "cohort"), args.schema), _cohort(args.external, args.schema)
+    results = run_boost(get_input(args, "run"), dev, args.out, external, preset=args.preset, n_boot=args.n_boot,
+                        time_limit=args.time_limit)
     _print_results(results)
 
 
@@ -53,11 +56,11 @@ def _print_results(results: dict) -> None:
 def add_commands(sub) -> None:
     """Add ``baselines``, ``boost`` and ``leaderboard`` to the ``alfia`` sub-command parser."""
     from alfia.baselines.tabular import MODEL_NAMES, PRESETS
-    from alfia.cli_options import add_external, add_external_predictions, add_n_boot, add_schema
+    from alfia.cli_options import add_external, add_external_predictions, add_input, add_n_boot, add_schema
 
     def common(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--cohort", required=True, help="development cohort with train/val/test splits (a parquet "
-                       "file, or p12-a)")
+        add_input(p, "cohort", "development cohort with train/val/test splits (a parquet file, or p12-a)",
+                  "--cohort")
         add_external(p)
         p.add_argument("--out", required=True, help="output folder (results.json, predictions.parquet)")
         p.add_argument("--preset", default="quick", choices=PRESETS, help="quick (default, ~4 min on 2 CPU cores "
@@ -75,7 +78,7 @@ def add_commands(sub) -> None:
     p.set_defaults(func=cmd_baselines)
 
     p = sub.add_parser("boost", help="ALFIA-boost / ALFIA-nn: ALF embeddings + tabular features through AutoGluon")
-    p.add_argument("--run", required=True, help="trained ALFIA run folder (alfia train)")
+    add_input(p, "run", "trained ALFIA run folder (alfia train)", "--run")
     common(p)
     p.set_defaults(func=cmd_boost)
 

@@ -8,7 +8,7 @@ from alfia.cli import build_parser, main
 from alfia.cli_options import N_BOOT
 
 SHARED = ("--n-boot", "--schema", "--external", "--external-predictions", "--profile", "--style")
-OLD_NAMES = ("--external-cohort", "--alfia-external", "--db")
+OLD_NAMES = ("--external-cohort", "--alfia-external", "--db", "--cohort", "--run")  # hidden, still accepted
 
 
 def commands() -> dict[str, argparse.ArgumentParser]:
@@ -32,8 +32,8 @@ def test_help_explains_every_flag(command, capsys):
             continue
         assert action.help and len(action.help) >= 8, f"{command} {name} has no help"
         assert name in shown
-    for old in OLD_NAMES:
-        assert old not in shown
+    positional = [a for a in commands()[command]._actions if not a.option_strings]
+    assert all(a.help and a.dest in shown for a in positional), command
 
 
 def test_shared_flags_are_the_same_everywhere():
@@ -54,3 +54,18 @@ def test_old_flag_names_still_work():
     args = build_parser().parse_args(["leaderboard", "d", "--external-cohort", "p12-b", "--alfia-external", "x"])
     assert args.external == "p12-b" and args.external_predictions == "x"
     assert build_parser().parse_args(["cohort", "mimic-iv", "--db", "m.duckdb", "--out", "o"]).source == "m.duckdb"
+
+
+def test_inputs_are_positional_everywhere():
+    from alfia.cli_options import get_input
+    from alfia.errors import UsageError
+
+    new = build_parser().parse_args(["boost", "RUN", "p12-a", "--out", "o"])
+    old = build_parser().parse_args(["boost", "--run", "RUN", "--cohort", "p12-a", "--out", "o"])
+    for args in (new, old):
+        assert (get_input(args, "run"), get_input(args, "cohort")) == ("RUN", "p12-a")
+    with pytest.raises(UsageError, match="needs its cohort"):
+        get_input(build_parser().parse_args(["baselines", "--out", "o"]), "cohort")
+    with pytest.raises(UsageError, match="given twice"):
+        get_input(build_parser().parse_args(["baselines", "a.parquet", "--cohort", "b.parquet", "--out", "o"]),
+                  "cohort")
