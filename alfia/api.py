@@ -145,3 +145,32 @@ class ALFIAPredictor:
         elif cohort.schema.name != self.schema:
             raise AlfiaError(f"the predictor is for schema {self.schema!r}, the data is {cohort.schema.name!r}")
         return cohort
+
+
+def encoded_cohort(spec, style: str = DEFAULT_STYLE) -> Cohort:
+    """A cohort (anything :func:`load_cohort` takes) with its text: as encoded, or encoded now in ``style`` with
+    cut points from its own train split."""
+    cohort = load_cohort(spec)
+    if "text" not in cohort.df.columns:
+        cohort = TextEncoder(cohort.schema.name, style=style).fit(cohort.df).encode(cohort)
+    return cohort
+
+
+def find_run_cohort(run: str | os.PathLike) -> Cohort | None:
+    """The encoded cohort beside a run folder whose checksum is the one in the run's config.json (as ``alfia
+    study`` leaves them), or None."""
+    from alfia.cohorts import read_cohort
+    from alfia.training.trainer import cohort_checksum
+
+    config = Path(run) / "config.json"
+    if not config.exists():
+        return None
+    wanted = json.loads(config.read_text()).get("cohort", {}).get("checksum")
+    for candidate in sorted(Path(run).parent.glob("*.parquet")):
+        try:
+            cohort = read_cohort(candidate)
+        except AlfiaError:
+            continue
+        if "text" in cohort.df.columns and cohort_checksum(cohort) == wanted:
+            return cohort
+    return None

@@ -9,46 +9,14 @@ from pathlib import Path
 from alfia.errors import AlfiaError
 
 
-def load_cohort(source: str):
-    """A cohort (a file or a bundled name such as p12-a), encoded with the default style when it has no text."""
-    from alfia.datasets import load_cohort as load
-
-    cohort = load(source)
-    if "text" not in cohort.df.columns:
-        from alfia.text.encoder import DEFAULT_STYLE, TextEncoder
-
-        cohort = TextEncoder(cohort.schema.name, style=DEFAULT_STYLE).fit(cohort.df).encode(cohort)
-    return cohort
-
-
-def find_run_cohort(run: Path):
-    """The encoded cohort beside the run whose checksum is the one in the run's config.json (the study's)."""
-    import json
-
-    from alfia.cohorts import read_cohort
-    from alfia.training.trainer import cohort_checksum
-
-    config = run / "config.json"
-    if not config.exists():
-        return None
-    wanted = json.loads(config.read_text()).get("cohort", {}).get("checksum")
-    for candidate in sorted(run.parent.glob("*.parquet")):
-        try:
-            cohort = read_cohort(candidate)
-        except AlfiaError:
-            continue
-        if "text" in cohort.df.columns and cohort_checksum(cohort) == wanted:
-            return cohort
-    return None
-
-
 def cmd_report(args: argparse.Namespace) -> None:
     from alfia.analysis.report import build_report
+    from alfia.api import encoded_cohort, find_run_cohort
 
     run = Path(args.run)
     if not run.is_dir():
         raise AlfiaError(f"run folder {run} does not exist; train one with `alfia train`")
-    cohort = load_cohort(args.cohort) if args.cohort else find_run_cohort(run)
+    cohort = encoded_cohort(args.cohort) if args.cohort else find_run_cohort(run)
     if cohort is None:
         logging.getLogger("alfia").warning("note: no --cohort given and none found beside the run: "
                                            "sections 1, 4, 5 and 6 will be partial")
@@ -67,8 +35,9 @@ def cmd_report(args: argparse.Namespace) -> None:
 
 def cmd_ablate(args: argparse.Namespace) -> None:
     from alfia.analysis.ablation import run_ablation
+    from alfia.api import encoded_cohort
 
-    cohort = load_cohort(args.cohort)
+    cohort = encoded_cohort(args.cohort)
     backbones = [b.strip() or None for b in args.backbone.split(",")] if args.backbone else None
     variants = [v.strip() for v in args.variants.split(",")] if args.variants else None
     overrides = {"epochs": args.epochs} if args.epochs else {}

@@ -112,3 +112,19 @@ def test_training_still_needs_the_outcome(tmp_path, dev):
     with pytest.raises(AlfiaError, match="missing columns hospital_mortality, split"):
         ALFIAPredictor(schema="physionet2012", path=tmp_path / "r").fit(dev.df.drop(columns=["hospital_mortality",
                                                                                               "split"]))
+
+
+
+def test_the_report_finds_the_cohort_a_run_was_trained_on(fitted, dev, tmp_path):
+    import shutil
+
+    from alfia.api import encoded_cohort, find_run_cohort
+    from alfia.cohorts import write_cohort
+
+    run = shutil.copytree(fitted.path, tmp_path / "run")
+    assert find_run_cohort(run) is None  # nothing beside it
+    write_cohort(encoded_cohort(dev, style="numeric"), tmp_path / "numeric.parquet")  # other texts: not the run's
+    assert find_run_cohort(run) is None
+    write_cohort(encoded_cohort(dev), tmp_path / "banded.parquet")  # the default style, as the run was trained
+    found = find_run_cohort(run)
+    assert found is not None and found.df["stay_id"].tolist() == dev.df["stay_id"].tolist()
