@@ -22,7 +22,7 @@ from alfia.cli_options import (
     run_command,
     setup_logging,
 )
-from alfia.errors import AlfiaError, UsageError
+from alfia.errors import AlfiaError, SettingError, UsageError
 
 
 def _existing_file(path: str) -> Path:
@@ -98,13 +98,16 @@ def cmd_train(args: argparse.Namespace) -> None:
     from alfia.training.config import make_config
     from alfia.training.trainer import train
 
-    cohort = _read_encoded(args.cohort)
     overrides = dict(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, max_length=args.max_length,
                      fusion_layers=args.fusion_layers, lora_r=args.lora_r, patience=args.patience, seed=args.seed,
                      bf16=args.bf16 or None, lora=False if args.no_lora else None)
-    config = make_config(args.profile, **overrides)
+    try:
+        config = make_config(args.profile, **overrides)
+    except SettingError as exc:  # the library names the setting; the user typed its flag
+        raise UsageError(f"--{exc.field.replace('_', '-')} {exc.problem}") from None
     if args.lora_layers is not None:
         config.lora_layers = None if args.lora_layers == "all" else args.lora_layers
+    cohort = _read_encoded(args.cohort)
     if dist.is_main():
         print("settings: " + ", ".join(f"{k}={v}" for k, v in config.to_dict().items()), flush=True)
     metrics = train(cohort, args.out, config, backbone=args.backbone, resume=args.resume, finish=True,

@@ -8,3 +8,11 @@ class AlfiaError(Exception):
 class UsageError(AlfiaError):
     """The command line itself is wrong (flags that exclude each other, a malformed value): exit status 2, as
     argparse gives for its own usage errors; bad data gives 1."""
+
+
+class SettingError(AlfiaError):
+    """A setting out of its range, named by its field (``epochs``); the CLI names the flag (``--epochs``)."""
+
+    def __init__(self, field: str, problem: str):
+        super().__init__(f"{field} {problem}")
+        self.field, self.problem = field, problem

@@ -127,8 +127,10 @@ def test_an_existing_output_survives_a_failed_command(tmp_path, small_cohort):
     assert result.returncode == BAD_DATA and out.read_bytes() == b"precious"
 
 
-def test_usage_errors_exit_2_and_bad_data_exits_1(tmp_path):
+def test_usage_errors_exit_2_and_bad_data_exits_1(tmp_path, capsys):
     from alfia.cli import main
+    from alfia.errors import AlfiaError
+    from alfia.training.config import make_config
 
     with pytest.raises(SystemExit) as exc:  # argparse's own usage errors
         main(["train", "x.parquet", "--out", str(tmp_path / "run"), "--profile", "fast"])
@@ -136,4 +138,9 @@ def test_usage_errors_exit_2_and_bad_data_exits_1(tmp_path):
     assert main(["encode", "p12-a", "--out", str(tmp_path / "e.parquet"), "--style", "numeric",
                  "--encoder", str(tmp_path)]) == USAGE  # flags that exclude each other
     assert main(["table1", str(tmp_path / "missing.parquet")]) == BAD_DATA
+    # the library names the setting, the command line its flag
+    with pytest.raises(AlfiaError, match="^max_length must be at least 8 tokens$"):
+        make_config("quick", max_length=4)
+    assert main(["train", "p12-a", "--out", str(tmp_path / "run"), "--max-length", "4"]) == USAGE
+    assert "error: --max-length must be at least 8 tokens" in capsys.readouterr().err
     assert not (tmp_path / "e.parquet").exists()
