@@ -91,6 +91,12 @@ def test_cli_predict_scores_a_table_without_outcome_and_split(fitted, dev, tmp_p
     assert (scores["label"] == (scores["probability"] >= fitted.threshold).astype(int)).all()
     info = json.loads(out.with_suffix(".metrics.json").read_text())
     assert "metrics" not in info and info["rows"] == len(dev.df)
+    # new stays can also be encoded first, with the run's own encoder, and scored from that file
+    encoded = tmp_path / "new.text.parquet"
+    assert main(["encode", str(new), "--schema", "physionet2012", "--encoder", str(fitted.path),
+                 "--out", str(encoded)]) == 0
+    assert main(["predict", str(fitted.path), str(encoded), "--out", str(tmp_path / "again.parquet")]) == 0
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "again.parquet"), scores)
 
 
 def test_cli_predict_computes_metrics_only_where_labels_exist(fitted, dev, tmp_path):
