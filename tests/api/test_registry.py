@@ -74,6 +74,9 @@ def test_names_must_be_new_and_unknown_names_are_one_clear_error(toy_dataset):
 
 
 def test_bundled_names_work_wherever_a_cohort_is_taken():
+    import alfia
+
+    assert alfia.load_cohort is load_cohort and alfia.register_dataset is register_dataset
     assert len(load_cohort("p12-a").df) == 4000
     with pytest.raises(AlfiaError, match="needs its schema"):
         load_cohort(pd.DataFrame({"stay_id": [1]}))
