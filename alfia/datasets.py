@@ -40,7 +40,7 @@ class BuildOptions:
 
     def require_source(self, name: str, what: str) -> str:
         if not self.source:
-            raise AlfiaError(f"`alfia cohort {name}` needs --source ({what})")
+            raise UsageError(f"`alfia cohort {name}` needs --source ({what})")
         return self.source
 
 
