@@ -77,6 +77,13 @@ def _check_cohort(cohort: Cohort) -> None:
             raise AlfiaError(f"the {split} split needs stays of both outcomes to train and select a model")
 
 
+def _device(name: str | torch.device) -> torch.device:
+    try:
+        return torch.device(name)
+    except (RuntimeError, TypeError):
+        raise AlfiaError(f"unknown device {name!r}; use cpu, cuda or cuda:N") from None
+
+
 def _set_seed(seed: int) -> None:
     torch.manual_seed(seed)
     np.random.seed(seed % 2**32)
@@ -91,7 +98,7 @@ class Trainer:
         self.config = config
         self.backbone = backbone
         self.progress = progress and dist.is_main()
-        self.device = torch.device(device) if device is not None else dist.device()
+        self.device = _device(device) if device is not None else dist.device()
         self.best_state: dict[str, torch.Tensor] | None = None
 
     # -- setup ----------------------------------------------------------------------------------

@@ -35,8 +35,8 @@ def dev() -> Cohort:
 @pytest.fixture(scope="module")
 def fitted(dev, tiny_bert_dir, tmp_path_factory):
     path = tmp_path_factory.mktemp("api") / "run"
-    return ALFIAPredictor(schema="physionet2012", backbone=str(tiny_bert_dir), path=path, **TINY).fit(
-        dev, progress=False, n_boot=20)
+    return ALFIAPredictor(schema="physionet2012", backbone=str(tiny_bert_dir), path=path, device="cpu",
+                          **TINY).fit(dev, progress=False, n_boot=20)
 
 
 def test_train_evaluate_save_load_predict_in_five_lines(dev, tiny_bert_dir, tmp_path):
@@ -134,3 +134,8 @@ def test_the_report_finds_the_cohort_a_run_was_trained_on(fitted, dev, tmp_path)
     write_cohort(encoded_cohort(dev), tmp_path / "banded.parquet")  # the default style, as the run was trained
     found = find_run_cohort(run)
     assert found is not None and found.df["stay_id"].tolist() == dev.df["stay_id"].tolist()
+
+
+def test_an_unknown_device_is_one_clear_error(dev, tiny_bert_dir, tmp_path):
+    with pytest.raises(AlfiaError, match="unknown device 'gpu0'; use cpu, cuda or cuda:N"):
+        ALFIAPredictor(backbone=str(tiny_bert_dir), path=tmp_path / "run", device="gpu0", **TINY).fit(dev)
