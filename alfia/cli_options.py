@@ -107,13 +107,23 @@ def setup_logging(verbose: int = 0, quiet: bool = False) -> None:
     level = logging.WARNING if quiet else logging.DEBUG if verbose else logging.INFO
     logger = logging.getLogger("alfia")
     logger.setLevel(level)
-    handler = next((h for h in logger.handlers if getattr(h, "alfia_cli", False)), None)
-    if handler is None:
-        handler = logging.StreamHandler(sys.stderr)
+    if not any(getattr(h, "alfia_cli", False) for h in logger.handlers):
+        handler = StderrHandler()
         handler.setFormatter(logging.Formatter("%(message)s"))
         handler.alfia_cli = True
         logger.addHandler(handler)
-    handler.setStream(sys.stderr)  # today's stderr (a caller, e.g. a test, may have replaced it since)
+
+
+class StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is at each record: a caller (a test, a notebook) may replace it."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:  # StreamHandler.__init__ sets it; the current sys.stderr always wins
+        pass
 
 
 def run_command(func: Callable[[argparse.Namespace], None], args: argparse.Namespace) -> int:

@@ -3,6 +3,7 @@ modules named cli.py / cli_options.py and the command functions (cmd_*, main) of
 
 import ast
 import logging
+import sys
 from pathlib import Path
 
 import alfia
@@ -31,7 +32,9 @@ def test_no_print_in_library_code():
     assert not found, f"use logging.getLogger(__name__) instead of print: {found}"
 
 
-def test_cli_verbosity_sets_the_alfia_log_level():
+def test_cli_verbosity_sets_the_alfia_log_level(monkeypatch):
+    import io
+
     from alfia.cli_options import setup_logging
 
     logger = logging.getLogger("alfia")
@@ -41,6 +44,10 @@ def test_cli_verbosity_sets_the_alfia_log_level():
         setup_logging(verbose=1)
         assert logger.level == logging.DEBUG
         assert sum(getattr(h, "alfia_cli", False) for h in logger.handlers) == 1  # one handler, however often
+        for _ in range(2):  # the lines go to the current stderr, even after it was replaced (as pytest does)
+            monkeypatch.setattr("sys.stderr", io.StringIO())
+            logging.getLogger("alfia.study").info("stage done")
+            assert sys.stderr.getvalue() == "stage done\n"
     finally:
         logger.setLevel(logging.NOTSET)
         logger.handlers = [h for h in logger.handlers if not getattr(h, "alfia_cli", False)]
