@@ -31,7 +31,7 @@ logger = logging.getLogger(__name__)  # under "alfia": the CLI shows it, -q hide
 
 
 class StageClock:
-    """Prints and records the wall time of each stage."""
+    """Logs and records the wall time of each stage."""
 
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {}
