@@ -20,7 +20,9 @@ machine's measured matmul throughput on the backbone's own GEMM shapes.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import logging
 import math
 import os
 import platform
@@ -29,13 +31,13 @@ import statistics
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from alfia.errors import AlfiaError
+from alfia.errors import AlfiaError, UsageError
 
 REQUIRED_KEYS = ("reference_infer_ms_per_sample", "alfia_infer_ms_per_sample", "inference_speedup",
                  "reference_train_samples_per_s", "alfia_train_samples_per_s", "training_speedup",
@@ -160,9 +162,8 @@ def _set_a(stays: int, seed: int = 0):
     from alfia.text.encoder import TextEncoder
 
     cohort = load_bundled("p12-a")
-    encoder = TextEncoder("physionet2012", "banded").fit(cohort.df)
-    df = cohort.df.copy()
-    df["text"] = encoder.transform(df)
+    cohort = TextEncoder("physionet2012", "banded").fit(cohort.df).encode(cohort)
+    df = cohort.df
     rng = np.random.Generator(np.random.PCG64(seed))
 
     def sample(part: pd.DataFrame, n: int) -> pd.DataFrame:
@@ -179,8 +180,7 @@ def _set_a(stays: int, seed: int = 0):
     if stays < len(test):
         test = sample(test, max(8, stays))
     train_df = pd.concat([train, val, test]).reset_index(drop=True)
-    info = {**cohort.info, "text_encoder": encoder.to_dict()}
-    return df, Cohort(df=train_df, schema=cohort.schema, info=info)
+    return df, Cohort(df=train_df, schema=cohort.schema, info=cohort.info)
 
 
 def _inference_texts(df, stays: int) -> tuple[list[str], np.ndarray, int]:
@@ -318,15 +318,28 @@ def alfia_inference(model, texts: Sequence[str], batch_size: int, quantize: bool
 
 
 # -- the benchmark --------------------------------------------------------------------------------------------
+@contextlib.contextmanager
+def torch_threads(threads: int | None) -> Iterator[None]:
+    """torch's thread count set to ``threads`` (None: unchanged) for the block, then restored."""
+    previous = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
 def run_bench(out: str | os.PathLike, *, stays: int = 1000, sizes: Sequence[int] | None = None,
               backbone: str | None = None, epochs: int = 1, batch_size: int = 32, reference_stays: int = 256,
               reference_steps: int = 64, int8: bool = True, exact_check: bool = True, threads: int | None = None,
-              log=print) -> dict:
+              log=None) -> dict:
     from alfia.evaluation.metrics import average_precision
     from alfia.io import write_text_atomic
     from alfia.model.alfia import ALFIA
     from alfia.training import distributed as dist
 
+    log = log or logging.getLogger("alfia").info
     for name, value in (("--stays", stays), ("--epochs", epochs), ("--batch-size", batch_size),
                         ("--reference-stays", reference_stays), ("--reference-steps", reference_steps)):
         if not isinstance(value, int) or value < 1:
@@ -335,8 +348,6 @@ def run_bench(out: str | os.PathLike, *, stays: int = 1000, sizes: Sequence[int]
     if any(s < 1 for s in sizes):
         raise AlfiaError("--sizes must be positive numbers of stays, e.g. 1000,2000,4000,8000")
     out = Path(out)
-    if threads:
-        torch.set_num_threads(threads)
     on_gpu = torch.cuda.is_available()
     int8 = int8 and not on_gpu
     result: dict = {"machine": machine_info(), "backbone": backbone or "all-MiniLM-L6-v2", "stays": stays,
@@ -344,7 +355,7 @@ def run_bench(out: str | os.PathLike, *, stays: int = 1000, sizes: Sequence[int]
     df, train_cohort = _set_a(stays)
     texts, labels, n_test = _inference_texts(df, max(sizes + [stays]))
 
-    with tempfile.TemporaryDirectory(prefix="alfia-bench-") as tmp:
+    with torch_threads(threads), tempfile.TemporaryDirectory(prefix="alfia-bench-") as tmp:
         run_dir = Path(tmp) / "run"
         log(f"alfia training (quick profile, {epochs} epoch(s)) on {int((train_cohort.df['split'] == 'train').sum())}"
             " stays ...")
@@ -525,7 +536,7 @@ def _sizes(value: str) -> list[int]:
 
 def cmd_bench(args: argparse.Namespace) -> None:
     if not str(args.out).endswith(".json"):
-        raise AlfiaError(f"--out must name a .json file, got {args.out!r}")
+        raise UsageError(f"--out must name a .json file, got {args.out!r}")
     r = run_bench(args.out, stays=args.stays, sizes=_sizes(args.sizes) if args.sizes else None,
                   backbone=args.backbone, epochs=args.epochs, batch_size=args.batch_size,
                   reference_stays=args.reference_stays, reference_steps=args.reference_steps,
@@ -535,16 +546,20 @@ def cmd_bench(args: argparse.Namespace) -> None:
 
 
 def add_commands(sub) -> None:
+    from alfia.cli_options import add_batch_size, positive_int
+
     p = sub.add_parser("bench", help="inference and training speed against the reference HF setup")
     p.add_argument("--out", required=True, help="results .json (a .md table is written beside it)")
-    p.add_argument("--stays", type=int, default=1000, help="stays for alfia inference and training (default 1000)")
+    p.add_argument("--stays", type=positive_int, default=1000,
+                   help="stays for alfia inference and training (default 1000)")
     p.add_argument("--sizes", help="inference sweep, e.g. 1000,2000,4000,8000 (texts repeated; default --stays)")
     p.add_argument("--backbone", help="HuggingFace model folder (default: packaged all-MiniLM-L6-v2)")
-    p.add_argument("--epochs", type=int, default=1, help="quick-profile epochs timed (default 1)")
-    p.add_argument("--batch-size", type=int, default=32, help="alfia inference batch (default 32)")
-    p.add_argument("--reference-stays", type=int, default=256, help="reference inference sample (default 256)")
-    p.add_argument("--reference-steps", type=int, default=64, help="reference training steps (default 64)")
-    p.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
+    p.add_argument("--epochs", type=positive_int, default=1, help="quick-profile epochs timed (default 1)")
+    add_batch_size(p)
+    p.add_argument("--reference-stays", type=positive_int, default=256,
+                   help="reference inference sample (default 256)")
+    p.add_argument("--reference-steps", type=positive_int, default=64, help="reference training steps (default 64)")
+    p.add_argument("--threads", type=positive_int, help="torch threads (default: torch's choice)")
     p.add_argument("--no-int8", action="store_true", help="skip the int8 inference path")
     p.add_argument("--no-exact", action="store_true",
                    help="skip the quality check (the same training without the frozen-layer cache)")
@@ -555,16 +570,14 @@ def main(argv: list[str] | None = None) -> int:
     """``python -m alfia.bench ...``: the bench command on its own."""
     import sys
 
+    from alfia.cli_options import run_command, setup_logging
+
+    setup_logging()
     parser = argparse.ArgumentParser(prog="alfia bench")
     sub = parser.add_subparsers(dest="command", required=True)
     add_commands(sub)
     args = parser.parse_args(["bench", *(sys.argv[1:] if argv is None else argv)])
-    try:
-        args.func(args)
-    except AlfiaError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+    return run_command(args.func, args)
 
 
 if __name__ == "__main__":

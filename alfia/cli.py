@@ -1,23 +1,29 @@
 """The ``alfia`` command: a thin layer over the Python API.
 
-Every command validates its inputs, writes outputs atomically, and turns an ``AlfiaError`` into one line on
-stderr with exit status 2.
+Every command validates its inputs, writes outputs atomically, and turns an error into one line on stderr: exit
+status 1 for bad data, 2 for a wrong command line (``alfia.cli_options``).
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import os
 import sys
-import time
 from pathlib import Path
 
 from alfia import __version__
-from alfia.errors import AlfiaError
-
-COHORT_NAMES = ("physionet2012", "p12-a", "p12-b", "synth-mimic-iv", "synth-eicu", "mimic-iv", "eicu")
+from alfia.cli_options import (
+    add_batch_size,
+    add_n_boot,
+    add_profile,
+    add_schema,
+    add_style,
+    add_verbosity,
+    positive_int,
+    run_command,
+    setup_logging,
+)
+from alfia.errors import AlfiaError, SettingError, UsageError
 
 
 def _existing_file(path: str) -> Path:
@@ -30,38 +36,10 @@ def _existing_file(path: str) -> Path:
 # -- cohort -------------------------------------------------------------------------------------
 def cmd_cohort(args: argparse.Namespace) -> None:
     from alfia.cohorts import write_cohort
+    from alfia.datasets import BuildOptions, build_cohort
 
-    name = args.name
-    if name == "physionet2012":
-        if not args.source:
-            raise AlfiaError("`alfia cohort physionet2012` needs --source (a set-X directory or set-X.tar.gz)")
-        from alfia.cohorts.physionet2012 import build_physionet2012
-
-        cohort = build_physionet2012(_existing_file(args.source), args.outcomes)
-    elif name in ("p12-a", "p12-b"):
-        from alfia.cohorts.bundled import load_bundled
-
-        cohort = load_bundled(name)
-    elif name in ("synth-mimic-iv", "synth-eicu"):
-        from alfia.cohorts.synthetic import generate_synthetic
-
-        if args.n < 1:
-            raise AlfiaError("--n must be a positive number of stays")
-        cohort = generate_synthetic(name.removeprefix("synth-"), n=args.n, seed=args.seed)
-    elif name in ("mimic-iv", "eicu"):
-        if not args.db:
-            raise AlfiaError(f"`alfia cohort {name}` needs --db (a .duckdb file or a postgresql:// URL); "
-                             "see docs/databases.md")
-        if name == "mimic-iv":
-            from alfia.cohorts.mimic_iv_db import build_mimic_iv
-
-            cohort = build_mimic_iv(args.db)
-        else:
-            from alfia.cohorts.eicu_db import build_eicu
-
-            cohort = build_eicu(args.db)
-    else:
-        raise AlfiaError(f"unknown cohort {name!r}; choose one of {', '.join(COHORT_NAMES)}")
+    options = BuildOptions(source=args.source, outcomes=args.outcomes, n=args.n, seed=args.seed)
+    cohort = build_cohort(args.name, options)
     write_cohort(cohort, args.out)
     y = cohort.df["hospital_mortality"]
     counts = cohort.df["split"].value_counts()
@@ -72,10 +50,10 @@ def cmd_cohort(args: argparse.Namespace) -> None:
 
 # -- table1 -------------------------------------------------------------------------------------
 def cmd_table1(args: argparse.Namespace) -> None:
-    from alfia.cohorts import read_cohort
     from alfia.cohorts.table1 import table1, to_markdown, write_table1
+    from alfia.datasets import load_cohort
 
-    cohort = read_cohort(args.cohort, schema=args.schema)
+    cohort = load_cohort(args.cohort, schema=args.schema)
     table = table1(cohort)
     print(to_markdown(table))
     if args.out:
@@ -84,34 +62,32 @@ def cmd_table1(args: argparse.Namespace) -> None:
 
 # -- encode -------------------------------------------------------------------------------------
 def cmd_encode(args: argparse.Namespace) -> None:
-    from alfia.cohorts import Cohort, read_cohort, write_cohort
+    from alfia.cohorts import write_cohort
+    from alfia.datasets import load_cohort
     from alfia.text.encoder import DEFAULT_STYLE, TextEncoder, load_encoder
     from alfia.text.stats import token_lengths
 
-    cohort = read_cohort(args.cohort, schema=args.schema)
+    # a reused encoder writes texts for stays to score, which need no outcome or split
+    require_outcome = not args.encoder
+    cohort = load_cohort(args.cohort, schema=args.schema, require_outcome=require_outcome)
     if args.encoder:
         if args.style:
-            raise AlfiaError("--style and --encoder exclude each other: a reused encoder keeps its own style")
+            raise UsageError("--style and --encoder exclude each other: a reused encoder keeps its own style")
         encoder = load_encoder(_existing_file(args.encoder))
-        if encoder.schema_name != cohort.schema.name:
-            raise AlfiaError(f"the encoder {args.encoder} was built for schema {encoder.schema_name!r}, "
-                             f"the cohort is {cohort.schema.name!r}")
     else:
         encoder = TextEncoder(cohort.schema.name, style=args.style or DEFAULT_STYLE).fit(cohort.df)
-    df = cohort.df.copy()
-    df["text"] = encoder.transform(df)
-    info = {**cohort.info, "text_encoder": encoder.to_dict()}
-    write_cohort(Cohort(df=df, schema=cohort.schema, info=info), args.out)
-    lengths = token_lengths(df["text"].tolist())
-    print(f"wrote {args.out}: {len(df):,} texts, style {encoder.style}; default-backbone tokens "
+    encoded = encoder.encode(cohort)
+    write_cohort(encoded, args.out, require_outcome=require_outcome)
+    lengths = token_lengths(encoded.df["text"].tolist())
+    print(f"wrote {args.out}: {len(encoded.df):,} texts, style {encoder.style}; default-backbone tokens "
           f"p50 {lengths.p50:.0f}, p95 {lengths.p95:.0f}, max {lengths.max}")
 
 
 # -- train / predict / embed --------------------------------------------------------------------
 def _read_encoded(path: str, schema: str | None = None):
-    from alfia.cohorts import read_cohort
+    from alfia.datasets import load_cohort
 
-    cohort = read_cohort(path, schema=schema)
+    cohort = load_cohort(path, schema=schema)
     if "text" not in cohort.df.columns:
         raise AlfiaError(f"{path} has no text column; run `alfia encode {path} --out ENCODED.parquet` first")
     return cohort
@@ -123,44 +99,41 @@ def cmd_train(args: argparse.Namespace) -> dict | None:
     from alfia.training.config import make_config
     from alfia.training.trainer import train
 
-    cohort = _read_encoded(args.cohort)
-    lora_layers = None if args.lora_layers in (None, "all") else _positive_int(args.lora_layers, "--lora-layers")
     overrides = dict(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, max_length=args.max_length,
-                     fusion_layers=args.fusion_layers, lora_r=args.lora_r, patience=args.patience,
+                     fusion_layers=args.fusion_layers, lora_r=args.lora_r, patience=args.patience, seed=args.seed,
                      bf16=args.bf16 or None, lora=False if args.no_lora else None)
-    config = make_config(args.profile, **overrides)
+    try:
+        config = make_config(args.profile, **overrides)
+    except SettingError as exc:  # the library names the setting; the user typed its flag
+        raise UsageError(f"--{exc.field.replace('_', '-')} {exc.problem}") from None
     if args.lora_layers is not None:
-        config.lora_layers = lora_layers
+        config.lora_layers = None if args.lora_layers == "all" else args.lora_layers
+    cohort = _read_encoded(args.cohort)
     if dist.is_main():
         print("settings: " + ", ".join(f"{k}={v}" for k, v in config.to_dict().items()), flush=True)
-    metrics = train(cohort, args.out, config, backbone=args.backbone, resume=args.resume, finish=True)
+    metrics = train(cohort, args.out, config, backbone=args.backbone, resume=args.resume, finish=True,
+                    n_boot=args.n_boot, device=args.device)
     if metrics is not None:  # under torchrun only rank 0 scores and writes
         print("test split (scored once, after training):")
         print(format_metrics(metrics["test"]))
     return metrics
 
 
-def _positive_int(value: str, flag: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        raise AlfiaError(f"{flag} must be a positive integer or 'all', got {value!r}") from None
-    if number < 1:
-        raise AlfiaError(f"{flag} must be a positive integer or 'all', got {value!r}")
-    return number
+def _lora_layers(value: str) -> int | str:
+    return "all" if value == "all" else positive_int(value)
 
 
 def cmd_predict(args: argparse.Namespace) -> dict:
-    import json
 
     from alfia.baselines.cli import _cohort
-    from alfia.cohorts import read_cohort
     from alfia.cohorts.mapping import describe, for_run
+    from alfia.datasets import load_cohort
     from alfia.evaluation.metrics import format_metrics
     from alfia.inference import predict_cohort
     from alfia.io import atomic_path, write_text_atomic
 
-    cohort = for_run(args.run, read_cohort(args.cohort, schema=args.schema), _cohort(args.training_cohort))
+    cohort = for_run(args.run, load_cohort(args.cohort, schema=args.schema, require_outcome=False),
+                     _cohort(args.training_cohort))
     if "mapping" in cohort.info:
         print(describe(cohort.info["mapping"]))
     table, info = predict_cohort(args.run, cohort, batch_size=args.batch_size, quantize=args.int8)
@@ -180,11 +153,11 @@ def cmd_predict(args: argparse.Namespace) -> dict:
 
 
 def cmd_embed(args: argparse.Namespace) -> None:
-    from alfia.cohorts import read_cohort
+    from alfia.datasets import load_cohort
     from alfia.inference import embed_cohort
     from alfia.io import atomic_path
 
-    cohort = read_cohort(args.cohort, schema=args.schema)
+    cohort = load_cohort(args.cohort, schema=args.schema, require_outcome=False)
     table = embed_cohort(args.run, cohort, batch_size=args.batch_size)
     with atomic_path(args.out) as tmp:
         table.to_parquet(tmp, index=False)
@@ -200,50 +173,60 @@ def cmd_study(args: argparse.Namespace) -> None:
 
 # -- parser -------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
+    from alfia.datasets import cohort_names
+
     parser = argparse.ArgumentParser(prog="alfia", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"alfia {__version__}")
+    add_verbosity(parser)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("cohort", help="build a cohort table (one row per ICU stay)")
-    p.add_argument("name", help=f"one of {', '.join(COHORT_NAMES)}")
+    p.add_argument("name", help=f"one of {', '.join(cohort_names())}")
     p.add_argument("--out", required=True, help="output parquet file")
-    p.add_argument("--source", help="physionet2012: a set-X directory or set-X.tar.gz")
+    p.add_argument("--source", help="the raw data: physionet2012: a set-X directory or set-X.tar.gz; "
+                   "mimic-iv / eicu: a .duckdb file or a postgresql:// URL")
+    p.add_argument("--db", dest="source", help=argparse.SUPPRESS)  # the old name of --source for databases
     p.add_argument("--outcomes", help="physionet2012: the Outcomes-X.txt file (default: beside --source)")
-    p.add_argument("--db", help="mimic-iv / eicu: a .duckdb file or a postgresql:// URL")
-    p.add_argument("--n", type=int, default=20000, help="synthetic cohorts: number of stays")
-    p.add_argument("--seed", type=int, default=42, help="synthetic cohorts: random seed")
+    p.add_argument("--n", type=positive_int, default=20000, help="synthetic cohorts: number of stays (default 20000)")
+    p.add_argument("--seed", type=int, default=42, help="synthetic cohorts: random seed (default 42)")
     p.set_defaults(func=cmd_cohort)
 
     p = sub.add_parser("table1", help="baseline characteristics stratified by outcome")
-    p.add_argument("cohort")
-    p.add_argument("--schema", help="schema of a plain parquet table without ALFIA metadata")
-    p.add_argument("--out", help="write the table as .csv or .md")
+    p.add_argument("cohort", help="cohort parquet file or bundled name (p12-a)")
+    add_schema(p)
+    p.add_argument("--out", help="write the table as .csv or .md (default: print it only)")
     p.set_defaults(func=cmd_table1)
 
     p = sub.add_parser("encode", help="add the clinical text column")
-    p.add_argument("cohort")
+    p.add_argument("cohort", help="cohort parquet file or bundled name (p12-a)")
     p.add_argument("--out", required=True, help="output parquet file")
-    p.add_argument("--style", help="numeric or banded (default: banded)")
+    add_style(p)
     p.add_argument("--encoder", help="reuse a saved text encoder: an encoded cohort, a run folder or its "
                    "encoder.json (e.g. set A's for external set B)")
-    p.add_argument("--schema", help="schema of a plain parquet table without ALFIA metadata")
+    add_schema(p)
     p.set_defaults(func=cmd_encode)
 
     p = sub.add_parser("train", help="train ALFIA on an encoded cohort")
     p.add_argument("cohort", help="encoded cohort (alfia encode)")
-    p.add_argument("--out", required=True, help="run folder")
+    p.add_argument("--out", required=True, help="run folder to create (model, encoder, metrics)")
     p.add_argument("--backbone", help="HuggingFace model name or local folder (default: packaged all-MiniLM-L6-v2)")
-    p.add_argument("--profile", default="quick", help="quick (default) or paper")
-    p.add_argument("--epochs", type=int)
-    p.add_argument("--lr", type=float)
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--max-length", type=int)
-    p.add_argument("--patience", type=int)
-    p.add_argument("--fusion-layers", type=int, help="N_f, the top layers fused (default 4)")
-    p.add_argument("--lora-r", type=int)
-    p.add_argument("--lora-layers", help="LoRA on the top k layers, or 'all'")
+    add_profile(p)
+    p.add_argument("--epochs", type=positive_int, help="maximum epochs (default: the profile's)")
+    p.add_argument("--lr", type=float, help="learning rate of the LoRA adapters (default: the profile's)")
+    p.add_argument("--batch-size", type=positive_int, help="training batch (default: the profile's)")
+    p.add_argument("--max-length", type=positive_int, help="tokens per text (default: the profile's; quick: the "
+                   "longest training text)")
+    p.add_argument("--patience", type=positive_int, help="epochs without a better validation AUPRC before "
+                   "stopping (default: the profile's)")
+    p.add_argument("--fusion-layers", type=positive_int, help="N_f, the top layers fused (default 4)")
+    p.add_argument("--lora-r", type=positive_int, help="LoRA rank (default 16)")
+    p.add_argument("--lora-layers", type=_lora_layers, help="LoRA on the top k layers, or 'all' "
+                   "(default: the profile's)")
     p.add_argument("--no-lora", action="store_true", help="train fusion + head only")
     p.add_argument("--bf16", action="store_true", help="bf16 autocast where the device supports it")
+    p.add_argument("--seed", type=int, help="random seed of the initial weights and batch order (default 42)")
+    p.add_argument("--device", help="cpu, cuda or cuda:N (default: the GPU when there is one, else the CPU)")
+    add_n_boot(p)
     p.add_argument("--resume", action="store_true", help="continue from the last completed epoch")
     p.add_argument("--mlflow", metavar="URI", help="also log the run to MLflow (the same as ALFIA_MLFLOW_URI)")
     p.add_argument("--json", action="store_true", help="print the test metrics as JSON (progress on stderr)")
@@ -253,10 +236,11 @@ def build_parser() -> argparse.ArgumentParser:
                              ("embed", cmd_embed, "L2-normalised ALF embeddings and layer weights per stay")):
         p = sub.add_parser(name, help=what)
         p.add_argument("run", help="run folder (alfia train)")
-        p.add_argument("cohort", help="cohort (encoded or not: the run's own encoder writes the texts)")
+        p.add_argument("cohort", help="stays to score: a parquet file or bundled name (p12-b), encoded or not (the "
+                       "run's own encoder writes the texts); outcome and split columns are optional")
         p.add_argument("--out", required=True, help="output .parquet (predict also accepts .csv)")
-        p.add_argument("--batch-size", type=int, default=32)
-        p.add_argument("--schema", help="schema of a plain parquet table without ALFIA metadata")
+        add_batch_size(p)
+        add_schema(p)
         if name == "predict":
             p.add_argument("--training-cohort", help="the run's training cohort: maps a cohort of another "
                            "schema onto the run's (alfia/cohorts/mapping.py)")
@@ -280,40 +264,22 @@ def build_parser() -> argparse.ArgumentParser:
     add_expert_commands(sub)
 
     p = sub.add_parser("study", help="the main job on the bundled PhysioNet 2012 cohorts")
-    p.add_argument("--out", default="study", help="output folder")
-    p.add_argument("--style", help="text style (default: banded)")
-    p.add_argument("--profile", default="quick", help="training profile: quick (default) or paper")
+    p.add_argument("--out", default="study", help="output folder (default study)")
+    add_style(p)
+    add_profile(p)
     p.add_argument("--mlflow", metavar="URI", help="also log the study and its run to MLflow")
     p.set_defaults(func=cmd_study)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    start = time.perf_counter()
     try:
         args = build_parser().parse_args(argv)  # inside: Ctrl-C while the parser imports is one line too
-        if getattr(args, "mlflow", None):  # read where each folder's manifest is written (alfia.manifest)
-            os.environ["ALFIA_MLFLOW_URI"] = args.mlflow
-        if getattr(args, "json", False):  # stdout holds the JSON alone; progress lines go to stderr
-            with contextlib.redirect_stdout(sys.stderr):
-                result = args.func(args)
-            print(json.dumps(result, indent=2))
-        else:
-            args.func(args)
-    except AlfiaError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
-    except Exception as exc:
-        if isinstance(exc.__cause__, KeyboardInterrupt):  # Ctrl-C inside a C extension's import
-            print("error: interrupted", file=sys.stderr)
-            return 130
-        raise
-    if getattr(args, "timing", False):
-        print(f"{args.command} took {time.perf_counter() - start:.1f} s")
-    return 0
+    setup_logging(args.verbose, args.quiet)
+    return run_command(args.func, args)
 
 
 if __name__ == "__main__":

@@ -236,15 +236,29 @@ def predict_cohort(folder: str | Path, cohort: Cohort, batch_size: int = 32,
     cut = truncated_texts(run.model, texts)
     warn_truncated(cut, run.model.max_length)
     out = pd.DataFrame({"stay_id": cohort.df["stay_id"], "probability": p, "p_raw": p_raw,
-                        "label": (p >= run.threshold).astype(int), "truncated": cut})
-    y = cohort.df["hospital_mortality"].to_numpy()
+                        "label": (p >= run.threshold).astype(int), "threshold": run.threshold, "truncated": cut})
     info = {"ms_per_sample": 1000 * seconds / len(p), "peak_rss_mb": peak_rss_mb(), "rows": len(p),
             "threshold": run.threshold, "precision": "int8" if quantize else "fp32",
             "calibration": run.calibrator.to_dict(), "truncated_texts": int(cut.sum()),
             "limit_tokens": run.model.max_length}
-    if len(np.unique(y)) == 2:
-        info["metrics"] = evaluate(y, p, threshold=run.threshold)
+    metrics = labelled_metrics(cohort, p, run.threshold)
+    if metrics is not None:
+        info["labelled_rows"] = metrics["n"]
+        info["metrics"] = metrics
     return out, info
+
+
+def labelled_metrics(cohort: Cohort, p: np.ndarray, threshold: float, n_boot: int = 1000) -> dict | None:
+    """Metrics with CIs over the stays whose outcome is known; None when the table has no outcome column or its
+    known outcomes are all one class (new patients are scored without one)."""
+    if "hospital_mortality" not in cohort.df.columns:
+        return None
+    y = cohort.df["hospital_mortality"]
+    known = y.notna().to_numpy()
+    y = y[known].to_numpy(dtype=int)
+    if len(np.unique(y)) < 2:
+        return None
+    return evaluate(y, p[known], threshold=threshold, n_boot=n_boot)
 
 
 def cached_embeddings(run: Run, cohort: Cohort, batch_size: int = 32) -> pd.DataFrame:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +20,7 @@ from alfia.baselines.boost import run_boost
 from alfia.baselines.leaderboard import leaderboard
 from alfia.baselines.readout import run_frozen_readout
 from alfia.baselines.tabular import run_baselines
-from alfia.cohorts import Cohort, write_cohort
+from alfia.cohorts import write_cohort
 from alfia.cohorts.bundled import load_bundled
 from alfia.cohorts.table1 import table1, to_markdown
 from alfia.evaluation.metrics import format_ci, format_metrics
@@ -29,31 +30,27 @@ from alfia.text.encoder import DEFAULT_STYLE, TextEncoder
 from alfia.training.config import make_config
 from alfia.training.trainer import cohort_checksum, train
 
+logger = logging.getLogger(__name__)  # under "alfia": the CLI shows it, -q hides it
+
 
 class StageClock:
-    """Prints and records the wall time of each stage."""
+    """Logs and records the wall time of each stage."""
 
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {}
 
     @contextlib.contextmanager
     def stage(self, name: str) -> Iterator[None]:
-        print(f"== {name}", flush=True)
+        logger.info(f"== {name}")
         start = time.perf_counter()
         yield
         self.seconds[name] = round(time.perf_counter() - start, 1)
-        print(f"== {name}: {self.seconds[name]:.1f} s", flush=True)
+        logger.info(f"== {name}: {self.seconds[name]:.1f} s")
 
     def markdown(self) -> str:
         rows = [f"| {name} | {sec:.1f} |" for name, sec in self.seconds.items()]
         total = sum(self.seconds.values())
         return "\n".join(["| stage | seconds |", "| --- | ---: |", *rows, f"| **total** | **{total:.1f}** |"])
-
-
-def encode_cohort(cohort: Cohort, encoder: TextEncoder) -> Cohort:
-    df = cohort.df.copy()
-    df["text"] = encoder.transform(df)
-    return Cohort(df=df, schema=cohort.schema, info={**cohort.info, "text_encoder": encoder.to_dict()})
 
 
 def alfia_results(metrics: dict, external: dict, history: list[dict]) -> list[str]:
@@ -101,31 +98,31 @@ def run_study(out: str | Path, style: str | None = None, profile: str = "quick")
 
     with clock.stage("encode"):
         encoder = TextEncoder(dev.schema.name, style=style).fit(dev.df)
-        dev_text, ext_text = encode_cohort(dev, encoder), encode_cohort(ext, encoder)
+        dev_text, ext_text = encoder.encode(dev), encoder.encode(ext)
         encoder.save(out / "encoder.json")
         write_cohort(dev_text, out / "p12-a.encoded.parquet")
         write_cohort(ext_text, out / "p12-b.encoded.parquet")
 
     with clock.stage("table1"):
         table = to_markdown(table1(dev), title="Table 1: set A, baseline characteristics by hospital mortality")
-        print(table)
+        logger.info(table)
         write_text_atomic(out / "table1.md", table + "\n")
         summary += [table, ""]
 
     run = out / "alfia-run"
     with clock.stage("train ALFIA (quick profile)"):
         config = make_config(profile)
-        print("settings: " + ", ".join(f"{k}={v}" for k, v in config.to_dict().items()), flush=True)
+        logger.info("settings: " + ", ".join(f"{k}={v}" for k, v in config.to_dict().items()))
         metrics = train(dev_text, run, config, resume=(run / "checkpoint").exists(), finish=True)
-        print("set A test split (scored once, after training):")
-        print(format_metrics(metrics["test"]))
+        logger.info("set A test split (scored once, after training):")
+        logger.info(format_metrics(metrics["test"]))
 
     with clock.stage("external validation on set B (all rows)"):
         table, info = predict_cohort(run, ext)
         with atomic_path(out / "p12-b.predictions.parquet") as tmp:
             table.to_parquet(tmp, index=False)
         write_text_atomic(out / "p12-b.metrics.json", json.dumps(info, indent=2))
-        print(format_metrics(info["metrics"]))
+        logger.info(format_metrics(info["metrics"]))
 
     with clock.stage("baselines: AutoGluon zoo and severity scores"):
         run_baselines(dev, out / "baselines", external=ext, preset=profile)
@@ -139,7 +136,7 @@ def run_study(out: str | Path, style: str | None = None, profile: str = "quick")
     with clock.stage("leaderboard"):
         board = leaderboard([out / "baselines", out / "frozen-readout", out / "boost", run], external_labels=ext,
                             alfia_external=out / "p12-b.predictions.parquet", out_dir=out)
-        print(board.markdown)
+        logger.info(board.markdown)
 
     with clock.stage("report"):
         report = build_report(run, out / "report.html", cohort=dev_text, baselines=out / "baselines",
@@ -153,7 +150,7 @@ def run_study(out: str | Path, style: str | None = None, profile: str = "quick")
     write_text_atomic(out / "timings.json", json.dumps(clock.seconds, indent=2))
     manifest.write_manifest(out, started, backbone=None, cohort={"p12-a": cohort_checksum(dev_text),
                                                                   "p12-b": cohort_checksum(ext_text)})
-    print(clock.markdown())
-    print(f"study summary: {out / 'summary.md'}")
-    print(f"study report: {report}")
+    logger.info(clock.markdown())
+    logger.info(f"study summary: {out / 'summary.md'}")
+    logger.info(f"study report: {report}")
     return out / "summary.md"

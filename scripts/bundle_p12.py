@@ -8,9 +8,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from alfia.cohorts.bundled import BUNDLED
 from alfia.cohorts.io import write_cohort
 from alfia.cohorts.physionet2012 import build_physionet2012
+from alfia.datasets import get_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -18,7 +18,8 @@ ROOT = Path(__file__).resolve().parents[1]
 def main(argv: list[str]) -> None:
     data = Path(argv[0]) if argv else ROOT.parent / "shared" / "data" / "physionet2012"
     out_dir = ROOT / "alfia" / "cohorts" / "data"
-    for name, file in BUNDLED.items():
+    for name, table in get_dataset("physionet2012").bundled.items():
+        file = table.split(":", 1)[1]
         letter = name.rsplit("-", 1)[1]
         cohort = build_physionet2012(data / f"set-{letter}.tar.gz", data / f"Outcomes-{letter}.txt")
         write_cohort(cohort, out_dir / file)

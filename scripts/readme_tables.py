@@ -12,7 +12,8 @@ import re
 import sys
 from pathlib import Path
 
-from alfia.cohorts.schemas import SCHEMA_MODULES, get_schema
+from alfia.cohorts.schemas import get_schema
+from alfia.datasets import dataset_names
 
 ROOT = Path(__file__).resolve().parents[1]
 # The files with generated blocks (<!-- key --> ... <!-- /key -->).
@@ -83,7 +84,7 @@ def glance(folder: Path) -> str:
 
 
 def blocks() -> dict[str, str]:
-    out = {f"schema:{name}": schema_table(name) for name in SCHEMA_MODULES}
+    out = {f"schema:{name}": schema_table(name) for name in dataset_names()}
     results = ROOT / "results" / "study"
     if (results / "metrics.json").exists():
         from alfia.study import readme_results

@@ -24,6 +24,7 @@ A variant whose folder already has metrics.json is not trained again.
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import time
 from pathlib import Path
@@ -34,6 +35,8 @@ from torch import nn
 from alfia.cohorts import Cohort
 from alfia.errors import AlfiaError
 from alfia.io import write_text_atomic
+
+logger = logging.getLogger(__name__)  # under "alfia": the CLI shows it, -q hides it
 
 ABLATION_BASE = dict(lora=True, lora_layers=1, lora_dropout=0.0, head_lr=3e-4, readout=False, distill=0.0,
                      class_weight=True, calibration="none")
@@ -149,7 +152,7 @@ def run_ablation(cohort: Cohort, out: str | Path, backbones: list[str | None] | 
         start = time.perf_counter()
         if not (folder / "metrics.json").exists():
             if progress:
-                print(f"== ablation {name}: {DESCRIPTIONS[variant]}", flush=True)
+                logger.info(f"== ablation {name}: {DESCRIPTIONS[variant]}")
             if variant == "mean-pool":
                 shutil.rmtree(folder, ignore_errors=True)
                 trainer = _mean_pool_trainer()(cohort, folder, config, backbone=used_backbone, progress=progress)

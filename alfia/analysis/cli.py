@@ -3,74 +3,23 @@
 from __future__ import annotations
 
 import argparse
+import logging
 from pathlib import Path
 
 from alfia.errors import AlfiaError
 
 
-def load_cohort(source: str):
-    """An encoded cohort file, a cohort file to encode with the default style, or a bundled name (p12-a ...)."""
-    from alfia.cohorts import Cohort, read_cohort
-
-    path = Path(source)
-    if path.exists():
-        cohort = read_cohort(path)
-    elif source in ("p12-a", "p12-b"):
-        from alfia.cohorts.bundled import load_bundled
-
-        cohort = load_bundled(source)
-    else:
-        raise AlfiaError(f"cohort {source} does not exist; pass an encoded cohort file or p12-a")
-    if "text" not in cohort.df.columns:
-        from alfia.text.encoder import DEFAULT_STYLE, TextEncoder
-
-        encoder = TextEncoder(cohort.schema.name, style=DEFAULT_STYLE).fit(cohort.df)
-        df = cohort.df.copy()
-        df["text"] = encoder.transform(df)
-        cohort = Cohort(df=df, schema=cohort.schema, info={**cohort.info, "text_encoder": encoder.to_dict()})
-    return cohort
-
-
-def find_run_cohort(run: Path):
-    """The encoded cohort beside the run whose checksum is the one in the run's config.json (the study's)."""
-    import json
-
-    from alfia.cohorts import read_cohort
-    from alfia.training.trainer import cohort_checksum
-
-    config = run / "config.json"
-    if not config.exists():
-        return None
-    wanted = json.loads(config.read_text()).get("cohort", {}).get("checksum")
-    for candidate in sorted(run.parent.glob("*.parquet")):
-        try:
-            cohort = read_cohort(candidate)
-        except AlfiaError:
-            continue
-        if "text" in cohort.df.columns and cohort_checksum(cohort) == wanted:
-            return cohort
-    return None
-
-
-def _positive(value: str) -> int:
-    try:
-        n = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number") from None
-    if n < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return n
-
-
 def cmd_report(args: argparse.Namespace) -> None:
     from alfia.analysis.report import build_report
+    from alfia.api import encoded_cohort, find_run_cohort
 
     run = Path(args.run)
     if not run.is_dir():
         raise AlfiaError(f"run folder {run} does not exist; train one with `alfia train`")
-    cohort = load_cohort(args.cohort) if args.cohort else find_run_cohort(run)
+    cohort = encoded_cohort(args.cohort) if args.cohort else find_run_cohort(run)
     if cohort is None:
-        print("note: no --cohort given and none found beside the run: sections 1, 4, 5 and 6 will be partial")
+        logging.getLogger("alfia").warning("note: no --cohort given and none found beside the run: "
+                                           "sections 1, 4, 5 and 6 will be partial")
     for flag, value in (("--baselines", args.baselines), ("--ablation", args.ablation)):
         if value and not Path(value).is_dir():
             raise AlfiaError(f"{flag} {value} is not a folder")
@@ -86,8 +35,9 @@ def cmd_report(args: argparse.Namespace) -> None:
 
 def cmd_ablate(args: argparse.Namespace) -> None:
     from alfia.analysis.ablation import run_ablation
+    from alfia.api import encoded_cohort
 
-    cohort = load_cohort(args.cohort)
+    cohort = encoded_cohort(args.cohort)
     backbones = [b.strip() or None for b in args.backbone.split(",")] if args.backbone else None
     variants = [v.strip() for v in args.variants.split(",")] if args.variants else None
     overrides = {"epochs": args.epochs} if args.epochs else {}
@@ -97,20 +47,22 @@ def cmd_ablate(args: argparse.Namespace) -> None:
 
 
 def add_commands(sub) -> None:
+    from alfia.cli_options import add_external_predictions, add_n_boot, positive_int
+
     p = sub.add_parser("report", help="one self-contained HTML page about a trained run (figures + numbers)")
     p.add_argument("run", help="run folder written by `alfia train` / `alfia study`")
     p.add_argument("--baselines", help="folder with results.json and predictions.parquet of the baselines")
     p.add_argument("--ablation", help="folder written by `alfia ablate`")
     p.add_argument("--cohort", help="the run's cohort (encoded parquet or p12-a); default: found beside the run")
-    p.add_argument("--external-predictions", help="external predictions parquet (its .metrics.json beside it)")
+    add_external_predictions(p)
     p.add_argument("--bench", help="benchmark JSON (…_infer_ms_per_sample keys)")
     p.add_argument("--out", help="the HTML file (default RUN/report.html)")
-    p.add_argument("--max-stays", type=_positive, default=1000,
+    p.add_argument("--max-stays", type=positive_int, default=1000,
                    help="latent space: at most this many train (classifier) and test stays (default 1000)")
     p.add_argument("--projection", choices=("umap", "pca"), default="umap", help="latent-space maps (default umap)")
     p.add_argument("--classifier", choices=("auto", "autogluon", "mlp"), default="auto",
                    help="latent space downstream classifier (auto: AutoGluon NN_TORCH if installed, else MLP)")
-    p.add_argument("--n-boot", type=_positive, default=200, help="bootstrap resamples for the report's CIs")
+    add_n_boot(p)
     p.add_argument("--no-texts", action="store_true", help="leave every patient text and stay id out of the page")
     p.set_defaults(func=cmd_report)
 
@@ -120,6 +72,6 @@ def add_commands(sub) -> None:
     p.add_argument("--backbone", help="comma-separated backbones; the first gets every variant")
     p.add_argument("--variants", help="comma-separated subset of: default, random-init, no-lora, nf1, nf2, nf6, "
                                       "mean-pool")
-    p.add_argument("--epochs", type=_positive, help="override the quick profile's epochs")
-    p.add_argument("--n-boot", type=_positive, default=1000, help="bootstrap resamples for the test CIs")
+    p.add_argument("--epochs", type=positive_int, help="override the quick profile's epochs")
+    add_n_boot(p)
     p.set_defaults(func=cmd_ablate)

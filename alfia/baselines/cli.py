@@ -5,25 +5,21 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from alfia.errors import AlfiaError
+from alfia.cli_options import get_input
 
 
 def _cohort(spec: str | None, schema: str | None = None):
     """A cohort file, or a bundled cohort by name (p12-a, p12-b)."""
     if spec is None:
         return None
-    from alfia.cohorts.bundled import BUNDLED, load_bundled
+    from alfia.datasets import load_cohort
 
-    if spec in BUNDLED and not Path(spec).exists():
-        return load_bundled(spec)
-    from alfia.cohorts import read_cohort
-
-    return read_cohort(spec, schema=schema)
+    return load_cohort(spec, schema=schema)
 
 
 def _external(cohort, spec: str | None, schema: str | None, out: str):
     """The external cohort, mapped onto the development cohort's schema when it has another one (the mapping is
-    printed and written to OUT/external-mapping.json)."""
+    logged and written to OUT/external-mapping.json)."""
     external = _cohort(spec, schema)
     if external is None or external.schema.name == cohort.schema.name:
         return external
@@ -39,20 +35,14 @@ def _external(cohort, spec: str | None, schema: str | None, out: str):
     return external
 
 
-def _n_boot(value: int) -> int:
-    if value < 0:
-        raise AlfiaError("--n-boot must be >= 0 (0 skips the intervals)")
-    return value
-
-
 def cmd_baselines(args: argparse.Namespace) -> dict:
     from alfia.baselines.tabular import run_baselines
 
     models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None
-    cohort = _cohort(args.cohort, args.schema)
-    results = run_baselines(cohort, args.out, _external(cohort, args.external, args.schema, args.out),
-                            preset=args.preset, models=models, scores=not args.no_scores,
-                            tabpfn_weights=args.tabpfn_weights, n_boot=_n_boot(args.n_boot),
+    dev = _cohort(get_input(args, "cohort"), args.schema)
+    results = run_baselines(dev, args.out, _external(dev, args.external, args.schema, args.out), preset=args.preset,
+                            models=models, scores=not args.no_scores, tabpfn_weights=args.tabpfn_weights,
+                            n_boot=args.n_boot,
                             time_limit=args.time_limit)
     _print_results(results)
     return results
@@ -61,9 +51,9 @@ def cmd_baselines(args: argparse.Namespace) -> dict:
 def cmd_boost(args: argparse.Namespace) -> dict:
     from alfia.baselines.boost import run_boost
 
-    cohort = _cohort(args.cohort, args.schema)
-    results = run_boost(args.run, cohort, args.out, _external(cohort, args.external, args.schema, args.out),
-                        preset=args.preset, n_boot=_n_boot(args.n_boot), time_limit=args.time_limit)
+    dev = _cohort(get_input(args, "cohort"), args.schema)
+    results = run_boost(get_input(args, "run"), dev, args.out, _external(dev, args.external, args.schema, args.out),
+                        preset=args.preset, n_boot=args.n_boot, time_limit=args.time_limit)
     _print_results(results)
     return results
 
@@ -71,8 +61,8 @@ def cmd_boost(args: argparse.Namespace) -> dict:
 def cmd_leaderboard(args: argparse.Namespace) -> dict:
     from alfia.baselines.leaderboard import leaderboard
 
-    board = leaderboard(args.dirs, _cohort(args.test_cohort, args.schema), _cohort(args.external_cohort, args.schema),
-                        alfia_external=args.alfia_external, out_dir=args.out, n_boot=_n_boot(args.n_boot))
+    board = leaderboard(args.dirs, _cohort(args.test_cohort, args.schema), _cohort(args.external, args.schema),
+                        alfia_external=args.external_predictions, out_dir=args.out, n_boot=args.n_boot)
     print(board.markdown)
     return board.to_dict()
 
@@ -89,18 +79,19 @@ def _print_results(results: dict) -> None:
 def add_commands(sub) -> None:
     """Add ``baselines``, ``boost`` and ``leaderboard`` to the ``alfia`` sub-command parser."""
     from alfia.baselines.tabular import MODEL_NAMES, PRESETS
+    from alfia.cli_options import add_external, add_external_predictions, add_input, add_n_boot, add_schema
 
     def common(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--cohort", required=True, help="development cohort with train/val/test splits (a parquet "
-                       "file, or p12-a)")
-        p.add_argument("--external", help="external cohort, scored on all rows (a parquet file, or p12-b)")
+        add_input(p, "cohort", "development cohort with train/val/test splits (a parquet file, or p12-a)",
+                  "--cohort")
+        add_external(p)
         p.add_argument("--out", required=True, help="output folder (results.json, predictions.parquet)")
         p.add_argument("--preset", default="quick", choices=PRESETS, help="quick (default, ~4 min on 2 CPU cores "
                        "for 3,000 training rows) or paper (the full zoo, no limits)")
         p.add_argument("--time-limit", type=float, help="seconds for the whole AutoGluon fit (default: 200 in "
                        "quick, none in paper)")
-        p.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples for the CIs (default 1000)")
-        p.add_argument("--schema", help="schema of plain parquet tables without ALFIA metadata")
+        add_n_boot(p)
+        add_schema(p)
         p.add_argument("--json", action="store_true", help="print results.json's content (progress on stderr)")
 
     p = sub.add_parser("baselines", help="tabular baselines (AutoGluon zoo of Table 3) and severity scores")
@@ -111,18 +102,18 @@ def add_commands(sub) -> None:
     p.set_defaults(func=cmd_baselines)
 
     p = sub.add_parser("boost", help="ALFIA-boost / ALFIA-nn: ALF embeddings + tabular features through AutoGluon")
-    p.add_argument("--run", required=True, help="trained ALFIA run folder (alfia train)")
+    add_input(p, "run", "trained ALFIA run folder (alfia train)", "--run")
     common(p)
     p.set_defaults(func=cmd_boost)
 
     p = sub.add_parser("leaderboard", help="Table 3: every model by AUPRC, with ALFIA vs the best baseline")
     p.add_argument("dirs", nargs="+", help="baselines/boost result folders and an ALFIA run folder")
-    p.add_argument("--alfia-external", help="ALFIA's external predictions (e.g. study/p12-b.predictions.parquet)")
+    add_external_predictions(p, "--alfia-external")
     p.add_argument("--test-cohort", help="development cohort, for test labels (default: the ALFIA run's own)")
-    p.add_argument("--external-cohort", help="external cohort, for the external paired comparison (e.g. p12-b)")
+    add_external(p, "--external-cohort")
     p.add_argument("--out", help="folder for leaderboard.md, leaderboard-test.csv, leaderboard-external.csv")
-    p.add_argument("--n-boot", type=int, default=1000)
-    p.add_argument("--schema", help="schema of plain parquet tables without ALFIA metadata")
+    add_n_boot(p)
+    add_schema(p)
     p.add_argument("--json", action="store_true", help="print the tables as numbers (estimate, ci_low, "
                    "ci_high) in JSON instead of markdown")
     p.set_defaults(func=cmd_leaderboard)

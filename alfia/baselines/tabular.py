@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import logging
 import platform
 import shutil
 import time
@@ -35,6 +36,8 @@ from alfia.errors import AlfiaError
 from alfia.evaluation.metrics import choose_threshold, evaluate
 from alfia.io import atomic_path, write_text_atomic
 
+logger = logging.getLogger(__name__)  # under "alfia": the CLI shows it, -q hides it
+
 PRESETS = ("quick", "paper")
 FAMILIES = ("tabular", "score", "alfia-derived")
 ENSEMBLE = "WeightedEnsemble"
@@ -42,7 +45,7 @@ _AG_ENSEMBLE = "WeightedEnsemble_L2"
 
 
 def _log(message: str) -> None:
-    print(f"baselines: {message}", flush=True)
+    logger.info(f"baselines: {message}")
 
 
 # ------------------------------------------------------------------------------------------------ the zoo

@@ -34,10 +34,11 @@ class Cohort:
         return self.df[self.df["split"] == name].reset_index(drop=True)
 
 
-def read_cohort(path: str | os.PathLike, schema: str | None = None) -> Cohort:
+def read_cohort(path: str | os.PathLike, schema: str | None = None, require_outcome: bool = True) -> Cohort:
     """Read and validate a cohort parquet file.
 
     Files written by ``write_cohort`` name their schema; a plain parquet table needs ``schema``.
+    ``require_outcome=False``: stays to score, which may lack the outcome and split columns.
     """
     from alfia.cohorts.schemas import get_schema
 
@@ -58,14 +59,14 @@ def read_cohort(path: str | os.PathLike, schema: str | None = None) -> Cohort:
         raise AlfiaError(f"{path} names no schema in its metadata; pass --schema "
                          "(physionet2012, mimic-iv or eicu) or build it with `alfia cohort`")
     resolved = get_schema(name)
-    df = resolved.validate(table.to_pandas(), where=str(path))
+    df = resolved.validate(table.to_pandas(), where=str(path), require_outcome=require_outcome)
     return Cohort(df=df, schema=resolved, info={**info, "schema": resolved.name})
 
 
-def write_cohort(cohort: Cohort, path: str | os.PathLike) -> Path:
+def write_cohort(cohort: Cohort, path: str | os.PathLike, require_outcome: bool = True) -> Path:
     """Validate and write atomically: on any error nothing is left at ``path``."""
     path = Path(path)
-    df = cohort.schema.validate(cohort.df, where="cohort to write")
+    df = cohort.schema.validate(cohort.df, where="cohort to write", require_outcome=require_outcome)
     info = {**cohort.info, "schema": cohort.schema.name}
     table = pa.Table.from_pandas(df, preserve_index=False)
     table = table.replace_schema_metadata({**(table.schema.metadata or {}),

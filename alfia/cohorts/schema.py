@@ -3,6 +3,8 @@ cohort table is validated against it when it is read or written.
 
 A cohort is one row per ICU stay with the id column ``stay_id``, the label ``hospital_mortality`` (0/1),
 the schema's columns and a ``split`` column (train/val/test). An encoded cohort may also carry ``text``.
+Stays to score (new patients) need neither outcome nor split: ``validate(..., require_outcome=False)``, as
+scikit-learn checks new data against a fitted estimator without asking for ``y``.
 """
 
 from __future__ import annotations
@@ -86,30 +88,36 @@ class Schema:
     def required_columns(self) -> list[str]:
         return [ID, LABEL, *[c.name for c in self.columns], SPLIT]
 
-    def validate(self, df: pd.DataFrame, *, where: str = "cohort") -> pd.DataFrame:
+    def validate(self, df: pd.DataFrame, *, where: str = "cohort", require_outcome: bool = True) -> pd.DataFrame:
         """Check ``df`` against the schema and return it with canonical dtypes and column order.
 
-        Raises ``AlfiaError`` with one line naming what is wrong.
+        ``require_outcome=False`` (stays to score): the label and split columns may be absent, and a present label
+        may be missing for some stays (then a nullable integer column). Raises ``AlfiaError`` with one line naming
+        what is wrong.
         """
         if len(df) == 0:
             raise AlfiaError(f"{where} is empty: it has no rows; build it again with `alfia cohort`")
-        mismatch = column_mismatch(df.columns, self.required_columns, ignored={TEXT})
+        optional = set() if require_outcome else {LABEL, SPLIT}
+        expected = [c for c in self.required_columns if c not in optional or c in df.columns]
+        mismatch = column_mismatch(df.columns, expected, ignored={TEXT})
         if mismatch:
             raise AlfiaError(f"{where} does not match schema {self.name!r}: {mismatch}; "
                              "rebuild it with `alfia cohort` or pass the right schema")
         out = pd.DataFrame(index=pd.RangeIndex(len(df)))
         out[ID] = _stay_ids(df[ID], where)
-        out[LABEL] = _labels(df[LABEL], where)
+        if LABEL in df.columns:
+            out[LABEL] = _labels(df[LABEL], where, allow_missing=not require_outcome)
         for col in self.columns:
             out[col.name] = _column(df[col.name].reset_index(drop=True), col, where)
-        splits = df[SPLIT].reset_index(drop=True)
-        bad = ~splits.isin(SPLITS)
-        if bad.any():
-            raise AlfiaError(
-                f"{where}: column {SPLIT!r} has values {sorted(map(str, splits[bad].unique()))[:5]}; "
-                f"allowed are {', '.join(SPLITS)}"
-            )
-        out[SPLIT] = splits.astype(str)
+        if SPLIT in df.columns:
+            splits = df[SPLIT].reset_index(drop=True)
+            bad = ~splits.isin(SPLITS)
+            if bad.any():
+                raise AlfiaError(
+                    f"{where}: column {SPLIT!r} has values {sorted(map(str, splits[bad].unique()))[:5]}; "
+                    f"allowed are {', '.join(SPLITS)}"
+                )
+            out[SPLIT] = splits.astype(str)
         if TEXT in df.columns:
             text = df[TEXT].reset_index(drop=True)
             if text.isna().any():
@@ -190,13 +198,14 @@ def _number(v, booleans: bool) -> float | None:
     return None
 
 
-def _labels(s: pd.Series, where: str) -> pd.Series:
+def _labels(s: pd.Series, where: str, allow_missing: bool = False) -> pd.Series:
     values = _numbers(s, where, LABEL, refuse=False)
-    bad = values.isna() | ~values.isin([0, 1])
+    missing = s.isna().to_numpy() if allow_missing else np.zeros(len(s), dtype=bool)
+    bad = (values.isna() | ~values.isin([0, 1])).to_numpy() & ~missing
     if bad.any():
-        shown = sorted(map(str, s[bad.values].astype(str).unique()))[:5]
+        shown = sorted(map(str, s[bad].astype(str).unique()))[:5]
         raise AlfiaError(f"{where}: label {LABEL!r} must be 0 or 1, found {', '.join(shown)}")
-    return values.astype("int64").reset_index(drop=True)
+    return values.astype("Int64" if missing.any() else "int64").reset_index(drop=True)
 
 
 def _column(s: pd.Series, col: Column, where: str) -> pd.Series:

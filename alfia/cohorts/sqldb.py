@@ -11,6 +11,7 @@ line; a PostgreSQL URL's password is never repeated in a message.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -22,6 +23,8 @@ from alfia.cohorts.io import Cohort
 from alfia.cohorts.schema import ID, LABEL, SPLIT
 from alfia.cohorts.splits import assign_splits
 from alfia.errors import AlfiaError
+
+logger = logging.getLogger(__name__)  # under "alfia": the CLI shows it, -q hides it
 
 DUCKDB_CONFIG = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
 
@@ -231,6 +234,4 @@ def map_category(values: pd.Series, mapping, *, unknown: str | None) -> tuple[pd
 
 def progress_line(enabled: bool, message: str) -> None:
     if enabled:
-        import sys
-
-        print(f"[alfia] {message}", file=sys.stderr, flush=True)
+        logger.info(message)

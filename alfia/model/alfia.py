@@ -81,22 +81,7 @@ class ALFIAConfig:
 
     @classmethod
     def from_dict(cls, data: dict, where: str = "ALFIA config") -> ALFIAConfig:
-        data = dict(data)
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise AlfiaError(f"{where}: unknown ALFIAConfig field(s) {', '.join(unknown)}; save the model again")
-        optional = ("lora", "readout")
-        for key, sub in (("fusion", FusionConfig), ("head", HeadConfig), ("lora", LoraSettings),
-                         ("readout", ReadoutConfig)):
-            if isinstance(data.get(key), dict):
-                data[key] = sub.from_dict(data[key], f"{where} [{key}]")
-            elif key in data and not (key in optional and data[key] is None):
-                raise AlfiaError(f"{where}: {key} must be an object; save the model again")
-        if not isinstance(data.get("backbone", ""), str) or not isinstance(data.get("max_length", 1), int) \
-                or not isinstance(data.get("attn_implementation", ""), str):
-            raise AlfiaError(f"{where}: backbone, max_length or attn_implementation has the wrong type")
-        return cls(**data)
+        return serialization.config_from_dict(cls, data, where)
 
 
 class ALFIAOutput(NamedTuple):

@@ -73,7 +73,10 @@ def read_config(directory: str | os.PathLike, kind: str) -> dict:
 
 
 def config_from_dict(cls, data: dict, where: str):
-    """Build dataclass ``cls`` from ``data``: unknown or missing fields and wrong types are an AlfiaError."""
+    """Build dataclass ``cls`` from ``data``: unknown or missing fields and wrong types are an AlfiaError. A field
+    whose type is a dataclass (or an optional one) is built from its nested dict the same way."""
+    if not isinstance(data, dict):
+        raise AlfiaError(f"{where}: {cls.__name__} must be an object, got {type(data).__name__}; save it again")
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - set(fields))
     if unknown:
@@ -84,6 +87,9 @@ def config_from_dict(cls, data: dict, where: str):
     for name, value in data.items():
         if isinstance(value, list):
             value = tuple(value)
+        nested = _nested_dataclass(hints[name])
+        if nested is not None and isinstance(value, dict):
+            value = config_from_dict(nested, value, f"{where} [{name}]")
         if not _type_ok(value, hints[name]):
             raise AlfiaError(f"{where}: {cls.__name__}.{name} = {value!r} has the wrong type "
                              f"(expected {hints[name]}); fix or re-save the file")
@@ -92,6 +98,12 @@ def config_from_dict(cls, data: dict, where: str):
         return cls(**values)
     except TypeError as exc:
         raise AlfiaError(f"{where}: incomplete {cls.__name__} ({exc}); save it again") from None
+
+
+def _nested_dataclass(hint):
+    """The dataclass type of a field typed ``X`` or ``X | None``, else None."""
+    candidates = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
+    return next((h for h in candidates if dataclasses.is_dataclass(h)), None)
 
 
 def _type_ok(value, hint) -> bool:

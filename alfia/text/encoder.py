@@ -2,6 +2,7 @@
 
     encoder = TextEncoder("physionet2012", style="banded").fit(cohort.df)   # cut points from the train split
     texts = encoder.transform(cohort.df)
+    encoded = encoder.encode(cohort)                                         # the cohort with its text column
     encoder.save("encoder.json"); TextEncoder.load("encoder.json")
 
 It records the feature columns it was built for and refuses a table whose columns differ.
@@ -9,7 +10,6 @@ It records the feature columns it was built for and refuses a table whose column
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 from pathlib import Path
@@ -18,19 +18,16 @@ import numpy as np
 import pandas as pd
 
 from alfia import __version__
+from alfia.cohorts.io import Cohort
 from alfia.cohorts.schema import ID, LABEL, SPLIT, TEXT, column_mismatch
 from alfia.cohorts.schemas import get_schema
+from alfia.datasets import get_dataset
 from alfia.errors import AlfiaError
 from alfia.io import write_text_atomic
 from alfia.text.writer import BAND_QUANTILES, Writer
 
 STYLES = ("numeric", "banded")
 DEFAULT_STYLE = "banded"
-TEMPLATE_MODULES = {
-    "physionet2012": "alfia.text.templates.physionet2012",
-    "mimic-iv": "alfia.text.templates.mimic_iv",
-    "eicu": "alfia.text.templates.eicu",
-}
 
 
 class TextEncoder:
@@ -42,7 +39,7 @@ class TextEncoder:
         self.style = style
         self.columns_: list[str] | None = None
         self.cuts_: dict[str, list[float]] = {}
-        self._describe = importlib.import_module(TEMPLATE_MODULES[schema]).describe
+        self._describe = get_dataset(schema).load_template()
 
     # -- estimator API ----------------------------------------------------------------------------
     def fit(self, df: pd.DataFrame) -> TextEncoder:
@@ -74,6 +71,15 @@ class TextEncoder:
 
     def fit_transform(self, df: pd.DataFrame) -> pd.Series:
         return self.fit(df).transform(df)
+
+    def encode(self, cohort: Cohort) -> Cohort:
+        """The cohort with its ``text`` column written by this encoder, which it records in its ``info``."""
+        if cohort.schema.name != self.schema_name:
+            raise AlfiaError(f"the text encoder was built for schema {self.schema_name!r}, "
+                             f"the cohort is {cohort.schema.name!r}")
+        df = cohort.df.copy()
+        df[TEXT] = self.transform(df)
+        return Cohort(df=df, schema=cohort.schema, info={**cohort.info, "text_encoder": self.to_dict()})
 
     def writer(self, row: dict) -> Writer:
         return Writer(row, self.schema, self.style, self.cuts_)

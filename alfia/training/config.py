@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from alfia.errors import AlfiaError
+from alfia.errors import AlfiaError, SettingError
 
 CALIBRATIONS = ("none", "platt", "temperature")
 
@@ -52,22 +52,21 @@ class TrainConfig:
     profile: str = "custom"
 
     def validate(self) -> TrainConfig:
-        positive = ("epochs", "batch_size", "eval_batch_size", "fusion_layers", "lora_r", "lora_alpha")
+        positive = ("epochs", "batch_size", "eval_batch_size", "fusion_layers", "lora_r", "lora_alpha", "patience")
         for name in positive:
             if getattr(self, name) < 1:
-                raise AlfiaError(f"--{name.replace('_', '-')} must be at least 1")
-        if self.lr <= 0 or (self.head_lr is not None and self.head_lr <= 0):
-            raise AlfiaError("--lr must be positive")
-        if self.patience < 1:
-            raise AlfiaError("--patience must be at least 1")
+                raise SettingError(name, "must be at least 1")
+        for name in ("lr", "head_lr"):
+            if getattr(self, name) is not None and getattr(self, name) <= 0:
+                raise SettingError(name, "must be positive")
         if self.max_length is not None and self.max_length < 8:
-            raise AlfiaError("--max-length must be at least 8 tokens")
+            raise SettingError("max_length", "must be at least 8 tokens")
         if not 0.0 <= self.distill <= 1.0:
-            raise AlfiaError("--distill must be between 0 and 1")
+            raise SettingError("distill", "must be between 0 and 1")
         if self.readout_c <= 0:
-            raise AlfiaError("--readout-c must be positive")
+            raise SettingError("readout_c", "must be positive")
         if self.calibration not in CALIBRATIONS:
-            raise AlfiaError(f"--calibration must be one of {', '.join(CALIBRATIONS)}")
+            raise SettingError("calibration", f"must be one of {', '.join(CALIBRATIONS)}")
         return self
 
     def to_dict(self) -> dict:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 import os
 import shutil
@@ -49,6 +50,8 @@ from alfia.training.batching import TokenizedTexts, bucketed_batches
 from alfia.training.config import TrainConfig
 from alfia.training.prefix_cache import PrefixCache
 
+logger = logging.getLogger(__name__)  # under "alfia": the CLI shows it, -q hides it
+
 
 @dataclass
 class EpochResult:
@@ -75,6 +78,13 @@ def _check_cohort(cohort: Cohort) -> None:
             raise AlfiaError(f"the {split} split needs stays of both outcomes to train and select a model")
 
 
+def _device(name: str | torch.device) -> torch.device:
+    try:
+        return torch.device(name)
+    except (RuntimeError, TypeError):
+        raise AlfiaError(f"unknown device {name!r}; use cpu, cuda or cuda:N") from None
+
+
 def _set_seed(seed: int) -> None:
     torch.manual_seed(seed)
     np.random.seed(seed % 2**32)
@@ -82,14 +92,14 @@ def _set_seed(seed: int) -> None:
 
 class Trainer:
     def __init__(self, cohort: Cohort, out: str | Path, config: TrainConfig, backbone: str | None = None,
-                 progress: bool = True):
+                 progress: bool = True, device: str | torch.device | None = None):
         _check_cohort(cohort)
         self.cohort = cohort
         self.out = Path(out)
         self.config = config
         self.backbone = backbone
         self.progress = progress and dist.is_main()
-        self.device = dist.device()
+        self.device = _device(device) if device is not None else dist.device()
         self.best_state: dict[str, torch.Tensor] | None = None
 
     # -- setup ----------------------------------------------------------------------------------
@@ -285,8 +295,8 @@ class Trainer:
                 row = {**result.__dict__, "train_loss": result.train_loss if trained else None, "best": improved}
                 f.write(json.dumps(row) + "\n")
             loss = f"loss {result.train_loss:.4f}" if trained else "starting readout"
-            print(f"epoch {result.epoch}: {loss}, val AUPRC {result.val_auprc:.4f}, AUROC {result.val_auroc:.4f}"
-                  f"{' (best)' if improved else ''} [{result.seconds:.0f} s]", flush=True)
+            logger.info(f"epoch {result.epoch}: {loss}, val AUPRC {result.val_auprc:.4f}, "
+                        f"AUROC {result.val_auroc:.4f}{' (best)' if improved else ''} [{result.seconds:.0f} s]")
             self._save_checkpoint(result.epoch, best, bad)
         return best, bad
 
@@ -373,13 +383,15 @@ def _read_history(path: Path) -> list[dict]:
 
 
 def train(cohort: Cohort, out: str | Path, config: TrainConfig, backbone: str | None = None,
-          resume: bool = False, progress: bool = True, finish: bool = False, n_boot: int = 1000) -> dict | None:
+          resume: bool = False, progress: bool = True, finish: bool = False, n_boot: int = 1000,
+          device: str | torch.device | None = None) -> dict | None:
     """Train ALFIA on ``cohort`` (encoded) into the run folder ``out``. With ``finish``, rank 0 then predicts
-    every split, chooses the threshold on validation and scores the test split once; returns those metrics."""
+    every split, chooses the threshold on validation and scores the test split once; returns those metrics.
+    ``device``: e.g. "cpu" or "cuda:1" (default: the GPU of this process when there is one, else the CPU)."""
     dist.setup()
     started = manifest.now()
     try:
-        trainer = Trainer(cohort, out, config, backbone=backbone, progress=progress)
+        trainer = Trainer(cohort, out, config, backbone=backbone, progress=progress, device=device)
         trainer.fit(resume=resume)
         metrics = trainer.finish(n_boot=n_boot) if finish and dist.is_main() else None
         if dist.is_main():  # last: the manifest lists the digest of every file written above

@@ -89,26 +89,28 @@ def make_malformed_raw(tmp, cohort):
     return ["cohort", "physionet2012", "--source", str(raw), "--outcomes", str(tmp / "Outcomes-a.txt")]
 
 
+BAD_DATA, USAGE = 1, 2  # exit statuses: bad data, a wrong command line
+
 CASES = {
-    "missing file": (make_missing_file, "does not exist"),
-    "unreadable table": (make_unreadable, "cannot read"),
-    "empty table": (make_empty, "empty"),
-    "missing columns": (make_missing_columns, "missing columns gcs_min, lactate_max"),
-    "label not 0/1": (make_bad_label, "must be 0 or 1"),
-    "duplicate stay ids": (make_duplicates, "duplicate stay_id"),
-    "unknown schema": (make_unknown_schema, "unknown schema 'mimic-v'"),
-    "unknown cohort": (make_unknown_cohort, "unknown cohort 'p12-z'"),
-    "malformed raw rows": (make_malformed_raw, "05:3x"),
+    "missing file": (make_missing_file, "does not exist", BAD_DATA),
+    "unreadable table": (make_unreadable, "cannot read", BAD_DATA),
+    "empty table": (make_empty, "empty", BAD_DATA),
+    "missing columns": (make_missing_columns, "missing columns gcs_min, lactate_max", BAD_DATA),
+    "label not 0/1": (make_bad_label, "must be 0 or 1", BAD_DATA),
+    "duplicate stay ids": (make_duplicates, "duplicate stay_id", BAD_DATA),
+    "unknown schema": (make_unknown_schema, "unknown schema 'mimic-v'", BAD_DATA),
+    "unknown cohort": (make_unknown_cohort, "unknown cohort 'p12-z'", USAGE),
+    "malformed raw rows": (make_malformed_raw, "05:3x", BAD_DATA),
 }
 
 
 @pytest.mark.parametrize("case", list(CASES))
 def test_bad_input_gives_one_clear_line(case, tmp_path, small_cohort):
-    make, message = CASES[case]
+    make, message, status = CASES[case]
     out = tmp_path / "out" / "result.parquet"
     args = make(tmp_path, small_cohort) + ["--out", str(out)]
     result = run_cli(*args, cwd=tmp_path)
-    assert result.returncode == 2, result.stderr
+    assert result.returncode == status, result.stderr
     # progress bars (tqdm, on stderr) may precede the error; everything else must be the one error line
     lines = [line for line in result.stderr.replace("\r", "\n").splitlines() if line.strip() and "%|" not in line]
     assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
@@ -122,4 +124,23 @@ def test_an_existing_output_survives_a_failed_command(tmp_path, small_cohort):
     out = tmp_path / "keep.parquet"
     out.write_bytes(b"precious")
     result = run_cli("encode", str(tmp_path / "missing.parquet"), "--out", str(out), cwd=tmp_path)
-    assert result.returncode == 2 and out.read_bytes() == b"precious"
+    assert result.returncode == BAD_DATA and out.read_bytes() == b"precious"
+
+
+def test_usage_errors_exit_2_and_bad_data_exits_1(tmp_path, capsys):
+    from alfia.cli import main
+    from alfia.errors import AlfiaError
+    from alfia.training.config import make_config
+
+    with pytest.raises(SystemExit) as exc:  # argparse's own usage errors
+        main(["train", "x.parquet", "--out", str(tmp_path / "run"), "--profile", "fast"])
+    assert exc.value.code == USAGE
+    assert main(["encode", "p12-a", "--out", str(tmp_path / "e.parquet"), "--style", "numeric",
+                 "--encoder", str(tmp_path)]) == USAGE  # flags that exclude each other
+    assert main(["table1", str(tmp_path / "missing.parquet")]) == BAD_DATA
+    # the library names the setting, the command line its flag
+    with pytest.raises(AlfiaError, match="^max_length must be at least 8 tokens$"):
+        make_config("quick", max_length=4)
+    assert main(["train", "p12-a", "--out", str(tmp_path / "run"), "--max-length", "4"]) == USAGE
+    assert "error: --max-length must be at least 8 tokens" in capsys.readouterr().err
+    assert not (tmp_path / "e.parquet").exists()

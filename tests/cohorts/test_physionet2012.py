@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from alfia.cohorts.bundled import BUNDLED, load_bundled
+from alfia.cohorts.bundled import bundled_tables, load_bundled
 from alfia.cohorts.physionet2012 import (
     build_physionet2012,
     hourly_sofa,
@@ -113,7 +113,7 @@ def test_bundled_sanity():
     assert means.loc[1, "gcs_min"] < means.loc[0, "gcs_min"]
     with pytest.raises(AlfiaError, match="p12-a, p12-b"):
         load_bundled("p12-c")
-    assert set(BUNDLED) == {"p12-a", "p12-b"}
+    assert set(bundled_tables()) == {"p12-a", "p12-b"}
 
 
 # ------------------------------------------------------------------------------ rebuild from raw files

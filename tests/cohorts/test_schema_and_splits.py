@@ -18,9 +18,6 @@ TOY = Schema(
     ),
 )
 
-SCHEMA = TOY
-
-
 def toy_frame(n=8):
     return pd.DataFrame({
         "stay_id": range(1, n + 1),
@@ -86,9 +83,9 @@ def test_splits_are_stratified_deterministic_and_order_free():
 
 
 def test_write_is_atomic_and_keeps_the_old_file(tmp_path, monkeypatch):
-    from alfia.cohorts import schemas
+    from alfia import datasets
 
-    monkeypatch.setitem(schemas.SCHEMA_MODULES, "toy", __name__)  # this module declares SCHEMA below
+    monkeypatch.setitem(datasets._REGISTRY, "toy", datasets.DataSet("toy", TOY, template=None))
     path = tmp_path / "toy.parquet"
     write_cohort(Cohort(toy_frame(), TOY, {"source": "test"}), path)
     before = path.read_bytes()

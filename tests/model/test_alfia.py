@@ -233,3 +233,17 @@ def test_save_refuses_to_overwrite_other_folders(tiny_bert_dir, tmp_path):
     with pytest.raises(AlfiaError, match="refusing to overwrite"):
         _model(tiny_bert_dir).save(tmp_path)
     assert (tmp_path / "notes.txt").read_text() == "keep me"
+
+
+def test_one_codec_builds_nested_and_optional_configs():
+    from alfia.model.serialization import config_from_dict
+
+    config = ALFIAConfig(fusion=FusionConfig(num_fusion_layers=2), lora=LoraSettings(r=4, alpha=8, layers=1))
+    assert ALFIAConfig.from_dict(config.to_dict()) == config
+    assert ALFIAConfig.from_dict({**config.to_dict(), "lora": None}).lora is None
+    for bad, message in (({"lora": [1]}, r"ALFIAConfig.lora = \(1,\) has the wrong type"),
+                         ({"fusion": None}, "ALFIAConfig.fusion = None has the wrong type"),
+                         ({"head": {"dropout": "x"}}, r"\[head\]: HeadConfig.dropout = 'x' has the wrong type"),
+                         ({"fusion": {"layers": 2}}, r"\[fusion\]: unknown FusionConfig field\(s\) layers")):
+        with pytest.raises(AlfiaError, match=message):
+            config_from_dict(ALFIAConfig, {**config.to_dict(), **bad}, "test")

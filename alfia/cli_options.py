@@ -1,0 +1,159 @@
+"""What every ``alfia`` command shares: flag definitions, their defaults, exit statuses and logging.
+
+One definition per shared flag keeps names, help and defaults identical across commands (a test walks every
+command's ``--help`` to check it). Exit status: 0 success, 1 bad data (an ``AlfiaError``), 2 usage errors (argparse's
+own and ``UsageError``), 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable
+
+from alfia.errors import AlfiaError, UsageError
+
+N_BOOT = 1000  # bootstrap resamples for every 95% CI a command reports
+BATCH_SIZE = 32  # inference batch
+EXIT_OK, EXIT_BAD_DATA, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def whole_number(value: str, least: int) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number") from None
+    if number < least:
+        raise argparse.ArgumentTypeError(f"must be at least {least}, got {number}")
+    return number
+
+
+def positive_int(value: str) -> int:
+    return whole_number(value, 1)
+
+
+def non_negative_int(value: str) -> int:
+    return whole_number(value, 0)
+
+
+def add_n_boot(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--n-boot", type=non_negative_int, default=N_BOOT,
+                   help=f"bootstrap resamples for the 95%% CIs (default {N_BOOT}; 0 skips the intervals)")
+
+
+def add_schema(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--schema", help="schema of a plain parquet table without ALFIA metadata (physionet2012, "
+                   "mimic-iv, eicu or a registered data set)")
+
+
+def add_batch_size(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--batch-size", type=positive_int, default=BATCH_SIZE,
+                   help=f"stays per inference batch (default {BATCH_SIZE})")
+
+
+def add_external(p: argparse.ArgumentParser, *old_names: str) -> None:
+    """``--external``: the external cohort (a file or a bundled name), scored on all rows. ``old_names``: earlier
+    spellings, still accepted and hidden from the help."""
+    p.add_argument("--external", help="external cohort, scored on all rows (a parquet file, or p12-b)")
+    for name in old_names:
+        p.add_argument(name, dest="external", help=argparse.SUPPRESS)
+
+
+def add_external_predictions(p: argparse.ArgumentParser, *old_names: str) -> None:
+    p.add_argument("--external-predictions", help="ALFIA's predictions on the external cohort (`alfia predict` "
+                   "output, e.g. study/p12-b.predictions.parquet, with its .metrics.json beside it)")
+    for name in old_names:
+        p.add_argument(name, dest="external_predictions", help=argparse.SUPPRESS)
+
+
+def add_input(p: argparse.ArgumentParser, name: str, help: str, old_flag: str) -> None:
+    """A positional input (``alfia COMMAND INPUT... --out OUT``), still accepted under its old flag name."""
+    p.add_argument(name, nargs="?", help=help)
+    p.add_argument(old_flag, dest=f"{name}_flag", help=argparse.SUPPRESS)
+
+
+def get_input(args: argparse.Namespace, name: str) -> str:
+    value, old = getattr(args, name), getattr(args, f"{name}_flag")
+    if value and old and value != old:
+        raise UsageError(f"{name} given twice ({value} and {old}); give it once, as `alfia {args.command} "
+                         f"{name.upper()} ...`")
+    if not (value or old):
+        raise UsageError(f"`alfia {args.command}` needs its {name}: `alfia {args.command} {name.upper()} ...`")
+    return value or old
+
+
+def add_profile(p: argparse.ArgumentParser) -> None:
+    from alfia.training.config import PROFILES
+
+    p.add_argument("--profile", choices=tuple(PROFILES), default="quick",
+                   help="training profile: quick (default, 2 CPU cores) or paper (the paper's settings)")
+
+
+def add_style(p: argparse.ArgumentParser) -> None:
+    from alfia.text.encoder import DEFAULT_STYLE, STYLES
+
+    p.add_argument("--style", choices=STYLES, help=f"clinical text style (default {DEFAULT_STYLE})")
+
+
+def add_verbosity(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-v", "--verbose", action="count", default=0,
+                   help="more log lines on stderr (-v: debug)")
+    p.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors on stderr")
+
+
+def setup_logging(verbose: int = 0, quiet: bool = False) -> None:
+    """The library logs to ``logging.getLogger("alfia")``; the command line shows it on stderr."""
+    level = logging.WARNING if quiet else logging.DEBUG if verbose else logging.INFO
+    logger = logging.getLogger("alfia")
+    logger.setLevel(level)
+    if not any(getattr(h, "alfia_cli", False) for h in logger.handlers):
+        handler = StderrHandler()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        handler.alfia_cli = True
+        logger.addHandler(handler)
+
+
+class StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is at each record: a caller (a test, a notebook) may replace it."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:  # StreamHandler.__init__ sets it; the current sys.stderr always wins
+        pass
+
+
+def run_command(func: Callable[[argparse.Namespace], None], args: argparse.Namespace) -> int:
+    """Run a command; an error becomes one line on stderr and its exit status. ``--json``: stdout holds the
+    command's returned results alone, as JSON (progress lines go to stderr); ``--mlflow URI``: read where each
+    folder's manifest is written (alfia.manifest)."""
+    try:
+        if getattr(args, "mlflow", None):
+            os.environ["ALFIA_MLFLOW_URI"] = args.mlflow
+        if getattr(args, "json", False):
+            with contextlib.redirect_stdout(sys.stderr):
+                result = func(args)
+            print(json.dumps(result, indent=2))
+        else:
+            func(args)
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except AlfiaError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_DATA
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as exc:
+        if isinstance(exc.__cause__, KeyboardInterrupt):  # Ctrl-C inside a C extension's import
+            print("error: interrupted", file=sys.stderr)
+            return EXIT_INTERRUPTED
+        raise
+    return EXIT_OK

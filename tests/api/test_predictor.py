@@ -1,0 +1,141 @@
+"""The facade and the scoring of new patients: train, evaluate, save, load and predict in a few lines; tables with
+no outcome and no split column are scored through the API and through `alfia predict`."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from alfia import ALFIAPredictor
+from alfia.cohorts import Cohort
+from alfia.cohorts.bundled import load_bundled
+from alfia.errors import AlfiaError
+
+# a tiny, fast training: the tiny random BERT of tests/conftest.py, one epoch
+TINY = dict(epochs=1, batch_size=16, max_length=48, fusion_layers=2, lora_r=4)
+
+
+def small_p12a() -> Cohort:
+    """84 stays of set A: per split 20 survivors and 8 deaths."""
+    cohort = load_bundled("p12-a")
+    parts = [cohort.df[(cohort.df["split"] == s) & (cohort.df["hospital_mortality"] == y)].head(n)
+             for s in ("train", "val", "test") for y, n in ((0, 20), (1, 8))]
+    df = pd.concat(parts).reset_index(drop=True)
+    return Cohort(df=df, schema=cohort.schema, info=cohort.info)
+
+
+@pytest.fixture(scope="module")
+def dev() -> Cohort:
+    return small_p12a()
+
+
+@pytest.fixture(scope="module")
+def fitted(dev, tiny_bert_dir, tmp_path_factory):
+    path = tmp_path_factory.mktemp("api") / "run"
+    return ALFIAPredictor(schema="physionet2012", backbone=str(tiny_bert_dir), path=path, device="cpu",
+                          **TINY).fit(dev, progress=False, n_boot=20)
+
+
+def test_train_evaluate_save_load_predict_in_five_lines(dev, tiny_bert_dir, tmp_path):
+    predictor = ALFIAPredictor(backbone=str(tiny_bert_dir), path=tmp_path / "run", **TINY).fit(dev, progress=False)
+    metrics = predictor.evaluate(dev, n_boot=20)
+    predictor.save(tmp_path / "saved")
+    labels = ALFIAPredictor.load(tmp_path / "saved").predict(dev.df.drop(columns=["hospital_mortality", "split"]))
+
+    assert metrics["n"] == len(dev.df) and 0 <= metrics["auprc"]["value"] <= 1
+    assert predictor.test_metrics["n"] == 28  # the test split, scored once after training
+    assert labels.shape == (len(dev.df),) and set(np.unique(labels)) <= {0, 1}
+    p = predictor.predict_proba(dev)
+    np.testing.assert_array_equal(labels, (p >= predictor.threshold).astype(int))
+    # the saved copy holds the model, encoder and threshold, not the resumable checkpoint
+    assert (tmp_path / "saved" / "model").is_dir() and not (tmp_path / "saved" / "checkpoint").exists()
+
+
+def test_scores_stays_without_outcome_or_split(fitted, dev):
+    unlabelled = dev.df.drop(columns=["hospital_mortality", "split"])
+    p = fitted.predict_proba(unlabelled)
+    np.testing.assert_allclose(p, fitted.predict_proba(dev), rtol=0, atol=1e-6)
+    emb = fitted.embed(unlabelled)
+    assert emb["stay_id"].tolist() == dev.df["stay_id"].tolist()
+    with pytest.raises(AlfiaError, match="needs stays of both outcomes"):
+        fitted.evaluate(unlabelled)
+    with pytest.raises(AlfiaError, match="not fitted"):
+        ALFIAPredictor().predict(dev)
+
+
+def test_a_dataframe_from_another_schema_is_refused(fitted, dev):
+    with pytest.raises(AlfiaError, match="missing columns"):
+        fitted.predict_proba(dev.df.drop(columns=["hospital_mortality", "split", "gcs_min"]))
+
+
+def _plain_parquet(df: pd.DataFrame, path):
+    """A parquet table as a hospital would export it: no ALFIA metadata."""
+    pq.write_table(pa.Table.from_pandas(df, preserve_index=False), path)
+    return path
+
+
+def test_cli_predict_scores_a_table_without_outcome_and_split(fitted, dev, tmp_path):
+    from alfia.cli import main
+
+    new = _plain_parquet(dev.df.drop(columns=["hospital_mortality", "split"]), tmp_path / "new.parquet")
+    out = tmp_path / "scores.parquet"
+    assert main(["predict", str(fitted.path), str(new), "--schema", "physionet2012", "--out", str(out)]) == 0
+    scores = pd.read_parquet(out)
+    assert list(scores.columns) == ["stay_id", "probability", "label", "threshold"]
+    assert scores["stay_id"].tolist() == dev.df["stay_id"].tolist()
+    np.testing.assert_allclose(scores["probability"], fitted.predict_proba(dev), rtol=0, atol=1e-6)
+    assert (scores["threshold"] == fitted.threshold).all()
+    assert (scores["label"] == (scores["probability"] >= fitted.threshold).astype(int)).all()
+    info = json.loads(out.with_suffix(".metrics.json").read_text())
+    assert "metrics" not in info and info["rows"] == len(dev.df)
+    # new stays can also be encoded first, with the run's own encoder, and scored from that file
+    encoded = tmp_path / "new.text.parquet"
+    assert main(["encode", str(new), "--schema", "physionet2012", "--encoder", str(fitted.path),
+                 "--out", str(encoded)]) == 0
+    assert main(["predict", str(fitted.path), str(encoded), "--out", str(tmp_path / "again.parquet")]) == 0
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "again.parquet"), scores)
+
+
+def test_cli_predict_computes_metrics_only_where_labels_exist(fitted, dev, tmp_path):
+    from alfia.cli import main
+
+    partly = dev.df.drop(columns=["split"]).astype({"hospital_mortality": "float"})
+    partly.loc[::3, "hospital_mortality"] = np.nan  # outcome not yet known for a third of the stays
+    new = _plain_parquet(partly, tmp_path / "partly.parquet")
+    out = tmp_path / "scores.parquet"
+    assert main(["predict", str(fitted.path), str(new), "--schema", "physionet2012", "--out", str(out)]) == 0
+    assert len(pd.read_parquet(out)) == len(dev.df)
+    info = json.loads(out.with_suffix(".metrics.json").read_text())
+    known = int(partly["hospital_mortality"].notna().sum())
+    assert info["labelled_rows"] == known == info["metrics"]["n"]
+    assert info["metrics"]["n_pos"] == int(partly["hospital_mortality"].sum())
+
+
+def test_training_still_needs_the_outcome(tmp_path, dev):
+    with pytest.raises(AlfiaError, match="missing columns hospital_mortality, split"):
+        ALFIAPredictor(schema="physionet2012", path=tmp_path / "r").fit(dev.df.drop(columns=["hospital_mortality",
+                                                                                              "split"]))
+
+
+
+def test_the_report_finds_the_cohort_a_run_was_trained_on(fitted, dev, tmp_path):
+    import shutil
+
+    from alfia.api import encoded_cohort, find_run_cohort
+    from alfia.cohorts import write_cohort
+
+    run = shutil.copytree(fitted.path, tmp_path / "run")
+    assert find_run_cohort(run) is None  # nothing beside it
+    write_cohort(encoded_cohort(dev, style="numeric"), tmp_path / "numeric.parquet")  # other texts: not the run's
+    assert find_run_cohort(run) is None
+    write_cohort(encoded_cohort(dev), tmp_path / "banded.parquet")  # the default style, as the run was trained
+    found = find_run_cohort(run)
+    assert found is not None and found.df["stay_id"].tolist() == dev.df["stay_id"].tolist()
+
+
+def test_an_unknown_device_is_one_clear_error(dev, tiny_bert_dir, tmp_path):
+    with pytest.raises(AlfiaError, match="unknown device 'gpu0'; use cpu, cuda or cuda:N"):
+        ALFIAPredictor(backbone=str(tiny_bert_dir), path=tmp_path / "run", device="gpu0", **TINY).fit(dev)
