@@ -101,7 +101,9 @@ def cmd_train(args: argparse.Namespace) -> dict | None:
 
     overrides = dict(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, max_length=args.max_length,
                      fusion_layers=args.fusion_layers, lora_r=args.lora_r, patience=args.patience, seed=args.seed,
-                     bf16=args.bf16 or None, lora=False if args.no_lora else None)
+                     bf16=args.bf16 or None, lora=False if args.no_lora else (True if args.lora_layers else None),
+                     head_lr=args.head_lr, readout=args.readout, readout_c=args.readout_c, distill=args.distill,
+                     class_weight=args.class_weight, calibration=args.calibration)
     try:
         config = make_config(args.profile, **overrides)
     except SettingError as exc:  # the library names the setting; the user typed its flag
@@ -222,7 +224,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lora-r", type=positive_int, help="LoRA rank (default 16)")
     p.add_argument("--lora-layers", type=_lora_layers, help="LoRA on the top k layers, or 'all' "
                    "(default: the profile's)")
-    p.add_argument("--no-lora", action="store_true", help="train fusion + head only")
+    p.add_argument("--no-lora", action="store_true", help="train fusion + head only (the quick profile's default)")
+    p.add_argument("--head-lr", type=float, help="learning rate of fusion, head and readout (default: the profile's)")
+    p.add_argument("--readout", action=argparse.BooleanOptionalAction, default=None,
+                   help="add the pooled logistic-regression readout to the head's logit (default: quick yes, paper no)")
+    p.add_argument("--readout-c", type=float, help="inverse L2 strength of the readout's starting fit (default 0.3)")
+    p.add_argument("--distill", type=float, help="weight of the tabular teacher's out-of-fold probabilities in "
+                   "the target, 0-1 (default: quick 1, paper 0)")
+    p.add_argument("--class-weight", action=argparse.BooleanOptionalAction, default=None,
+                   help="pos_weight = negatives/positives in the loss (default: quick no, paper yes)")
+    p.add_argument("--calibration", choices=("none", "platt", "temperature"),
+                   help="recalibration fitted on the validation split (default platt)")
     p.add_argument("--bf16", action="store_true", help="bf16 autocast where the device supports it")
     p.add_argument("--seed", type=int, help="random seed of the initial weights and batch order (default 42)")
     p.add_argument("--device", help="cpu, cuda or cuda:N (default: the GPU when there is one, else the CPU)")
