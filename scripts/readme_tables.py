@@ -49,8 +49,9 @@ DIFFERENCE = re.compile(r"AUPRC difference (?P<model>.+?) \u2212 (?P<baseline>.+
 
 
 def glance(folder: Path) -> str:
-    """The README's results at a glance: ALFIA, ALFIA-boost, the best tabular model of each table, AutoGluon's
-    ensemble and the best severity score, test split and set B, with the paired differences and ALFIA's ECE."""
+    """The README's results at a glance: ALFIA, ALFIA-boost, the frozen-encoder logistic regression (what
+    ALFIA's training must beat), the best tabular model of each table, AutoGluon's ensemble and the best severity
+    score, test split and set B, with the paired differences and ALFIA's ECE and Brier score."""
     import json
 
     board = (folder / "leaderboard.md").read_text()
@@ -58,7 +59,8 @@ def glance(folder: Path) -> str:
     test, external = tables["test split"], tables["external cohort (all rows)"]
     best_tabular = [next(m for m, c in t.items() if c[1] == "tabular") for t in (test, external)]
     best_score = next(m for m, c in test.items() if c[1] == "score")
-    names = ["ALFIA", "ALFIA-boost", *dict.fromkeys([*best_tabular, "WeightedEnsemble"]), best_score]
+    names = ["ALFIA", "ALFIA-boost", "frozen encoder + logistic regression",
+             *dict.fromkeys([*best_tabular, "WeightedEnsemble"]), best_score]
     lines = ["| model | test AUPRC (95% CI) | test AUROC (95% CI) | set B AUPRC (95% CI) | set B AUROC (95% CI) |",
              "| --- | --- | --- | --- | --- |"]
     for name in (n for n in names if n in test):
@@ -78,8 +80,9 @@ def glance(folder: Path) -> str:
     metrics = json.loads((folder / "metrics.json").read_text())["test"]
     external_metrics = json.loads((folder / "p12-b.metrics.json").read_text())["metrics"]
     lines += ["", "Paired bootstrap AUPRC differences against the best tabular baseline:", "", *diffs, "",
-              f"ALFIA's expected calibration error: {metrics['ece']['value']:.2f} (test), "
-              f"{external_metrics['ece']['value']:.2f} (set B); 0 is perfect."]
+              f"ALFIA's expected calibration error (10 bins): {metrics['ece']['value']:.3f} (test), "
+              f"{external_metrics['ece']['value']:.3f} (set B); Brier score {metrics['brier']['value']:.3f} (test), "
+              f"{external_metrics['brier']['value']:.3f} (set B); 0 is perfect for both."]
     return "\n".join(lines)
 
 

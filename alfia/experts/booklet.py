@@ -79,9 +79,9 @@ def write_booklet(cohort: Cohort, run: str | Path, out: str | Path, n: int = 100
     (out / "sealed").mkdir(parents=True, exist_ok=True)
     with atomic_path(out / "cases.csv") as tmp:
         cases[["case_id", "text"]].to_csv(tmp, index=False)
+    template = pd.DataFrame({"case_id": cases["case_id"], "probability_of_death": "", "confidence": ""})
     with atomic_path(out / "ratings-template.csv") as tmp:
-        pd.DataFrame({"case_id": cases["case_id"], "probability_of_death": "", "confidence": ""}).to_csv(
-            tmp, index=False)
+        template.to_csv(tmp, index=False)
     write_text_atomic(out / "booklet.html", _booklet_html(cases))
     key = {"cases": dict(zip(cases["case_id"], map(int, cases["stay_id"]), strict=True)),
            "cohort": cohort_spec, "schema": cohort.schema.name, "run": str(run.resolve()), "n": n, "seed": seed}

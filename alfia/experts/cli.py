@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from alfia.cli_options import add_n_boot, add_schema
 from alfia.errors import AlfiaError
 
 
@@ -21,13 +22,13 @@ def cmd_sample(args: argparse.Namespace) -> None:
 
 
 def cmd_compare(args: argparse.Namespace) -> None:
-    from alfia.baselines.cli import _cohort, _n_boot
+    from alfia.baselines.cli import _cohort
     from alfia.experts.compare import compare, load_key, write_report
 
     spec = args.cohort or load_key(args.booklet).get("cohort")
     if not spec:
         raise AlfiaError("the booklet does not name its cohort; pass --cohort")
-    result = compare(args.booklet, args.ratings, args.run, _cohort(spec, args.schema), n_boot=_n_boot(args.n_boot))
+    result = compare(args.booklet, args.ratings, args.run, _cohort(spec, args.schema), n_boot=args.n_boot)
     write_report(result, args.out)
     for name, entry in result["raters"].items():
         print(f"{name}: AUPRC {entry['auprc']['value']:.3f}, AUROC {entry['auroc']['value']:.3f}")
@@ -36,14 +37,15 @@ def cmd_compare(args: argparse.Namespace) -> None:
 
 def add_commands(sub) -> None:
     p = sub.add_parser("experts", help="expert comparison: blinded booklet, then scoring of the ratings")
-    commands = p.add_subparsers(dest="experts_command", required=True, metavar="STEP")
+    commands = p.add_subparsers(dest="step", required=True, metavar="step",
+                                help="sample: write the blinded booklet; compare: score the returned ratings")
     s = commands.add_parser("sample", help="a blinded booklet of stays the run never trained or tuned on")
     s.add_argument("cohort", help="cohort to draw from (a parquet file, or p12-a / p12-b)")
     s.add_argument("--run", required=True, help="the ALFIA run to compare (alfia train)")
     s.add_argument("--n", type=int, default=100, help="number of cases (default 100)")
-    s.add_argument("--seed", type=int, default=42)
+    s.add_argument("--seed", type=int, default=42, help="random seed of the case draw (default 42)")
     s.add_argument("--out", required=True, help="a new folder for the booklet")
-    s.add_argument("--schema", help="schema of a plain parquet table without ALFIA metadata")
+    add_schema(s)
     s.set_defaults(func=cmd_sample)
     c = commands.add_parser("compare", help="score each expert and ALFIA on the booklet's cases")
     c.add_argument("booklet", help="the folder `alfia experts sample` wrote")
@@ -51,6 +53,6 @@ def add_commands(sub) -> None:
     c.add_argument("--run", required=True, help="the ALFIA run")
     c.add_argument("--out", required=True, help="report .html (report .json beside it)")
     c.add_argument("--cohort", help="the cohort the booklet was drawn from (default: as recorded in the booklet)")
-    c.add_argument("--n-boot", type=int, default=1000)
-    c.add_argument("--schema", help="schema of a plain parquet table without ALFIA metadata")
+    add_n_boot(c)
+    add_schema(c)
     c.set_defaults(func=cmd_compare)

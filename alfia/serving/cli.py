@@ -31,8 +31,8 @@ def cmd_serve(args: argparse.Namespace) -> None:
 def add_commands(sub) -> None:
     p = sub.add_parser("serve", help="risk service and web page for a trained run (FastAPI)")
     p.add_argument("run", help="run folder (alfia train)")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
     p.add_argument("--bands", help="risk bands by lower bound, e.g. 'low=0,elevated=0.1,high=0.3' (default: "
                    "low, elevated from half the threshold, high from the run's threshold)")
     p.add_argument("--training-cohort", help="the run's training cohort (a parquet file or p12-a): the reference "

@@ -27,9 +27,13 @@ class Scored:
 
 
 class Scorer:
-    def __init__(self, model: ALFIA, batch_size: int = 32):
+    """``calibrate``: the run's validation-fitted map from the model's raw probability to the one shown
+    (``Run.calibrator.transform``; identity when the run has none)."""
+
+    def __init__(self, model: ALFIA, batch_size: int = 32, calibrate=None):
         self.model = model.eval()
         self.batch_size = batch_size
+        self.calibrate = calibrate or (lambda p: p)
         self.pad = int(model.tokenizer.pad_token_id or 0)
 
     def score(self, texts: list[str]) -> list[Scored]:
@@ -51,7 +55,7 @@ class Scorer:
                         input_ids[k, :len(ids[i])] = torch.tensor(ids[i], dtype=torch.long)
                         mask[k, :len(ids[i])] = 1
                     res = self.model(input_ids.to(self.model.device), mask.to(self.model.device))
-                    probs = torch.sigmoid(res.logits.float()).cpu().numpy()
+                    probs = self.calibrate(torch.sigmoid(res.logits.float()).double().cpu().numpy())
                     lam = res.layer_weights.float().cpu().numpy()
                     beta = res.token_weights.float().cpu().numpy()
                     for k, i in enumerate(part):

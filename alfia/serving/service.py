@@ -87,7 +87,7 @@ class RiskService:
 
     def __post_init__(self) -> None:
         _threshold(self.run)
-        self.scorer = Scorer(self.run.model, batch_size=self.max_batch)
+        self.scorer = Scorer(self.run.model, batch_size=self.max_batch, calibrate=self.run.calibrator.transform)
         self.batcher = MicroBatcher(self.scorer.score, max_batch=self.max_batch)
         self.schema = self.run.encoder.schema if self.run.encoder is not None else None
 

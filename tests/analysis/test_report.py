@@ -425,6 +425,8 @@ def test_raw_and_calibrated_probabilities_both_drawn(tmp_path):
     models = json.loads((tmp_path / "figs" / "calibration.json").read_text())["models"]
     assert list(models) == ["ALFIA (raw)", "ALFIA"]
     words = context["calibration_words"]
-    assert len(words) == 2 and words[0].startswith("ALFIA (raw) is poorly calibrated")
-    assert "over-estimates" in words[0]
+    # the verdict on the probability shown (calibrated) first, then on the raw one
+    assert len(words) == 2 and words[0].startswith("ALFIA is ")
+    assert words[1].startswith("ALFIA (raw) is poorly calibrated")
+    assert "over-estimates" in words[1]
     assert models["ALFIA (raw)"]["calibration"]["ece"] > models["ALFIA"]["calibration"]["ece"]

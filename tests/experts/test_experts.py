@@ -124,10 +124,10 @@ def test_cli_sample_and_compare(tiny_run, tmp_path, capsys):
     assert main(["experts", "sample", str(cohort_file), "--run", run, "--n", "12", "--out",
                  str(tmp_path / "b")]) == 0
     assert main(["experts", "sample", str(cohort_file), "--run", run, "--n", "12", "--out",
-                 str(tmp_path / "b")]) == 2  # never overwrites a booklet
+                 str(tmp_path / "b")]) == 1  # never overwrites a booklet
     assert "not empty" in capsys.readouterr().err
     assert main(["experts", "sample", str(cohort_file), "--run", run, "--n", "999", "--out",
-                 str(tmp_path / "c")]) == 2
+                 str(tmp_path / "c")]) == 1
     assert capsys.readouterr().err.startswith("error: only")
     cases = pd.read_csv(tmp_path / "b" / "cases.csv")
     ratings = pd.DataFrame({"case_id": cases["case_id"], "probability_of_death": np.arange(12) * 8,
@@ -143,7 +143,7 @@ def test_cli_sample_and_compare(tiny_run, tmp_path, capsys):
     out.unlink()
     capsys.readouterr()
     assert main(["experts", "compare", str(tmp_path / "b"), "--ratings", str(tmp_path / "bad.csv"), "--run", run,
-                 "--out", str(out)]) == 2
+                 "--out", str(out)]) == 1
     err = capsys.readouterr().err
     assert err.startswith("error:") and "cases without a rating: C12" in err and err.count("\n") == 1
     assert not out.exists()

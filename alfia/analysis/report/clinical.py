@@ -40,12 +40,10 @@ def curves(inp: Inputs) -> dict[str, dict]:
 
 
 def calibration_words(inp: Inputs) -> list[str]:
-    out = []
-    for name, c in curves(inp).items():
-        if name in ("ALFIA", "ALFIA (raw)"):
-            out.append(verdicts.calibration_verdict(name, c["calibration"]["ece"], c["mean_predicted"],
-                                                    c["observed_rate"]))
-    return out
+    """The verdict on the probability ALFIA shows (calibrated when the run recalibrates), then on its raw one."""
+    all_curves = curves(inp)
+    return [verdicts.calibration_verdict(name, c["calibration"]["ece"], c["mean_predicted"], c["observed_rate"])
+            for name in ("ALFIA", "ALFIA (raw)") if (c := all_curves.get(name))]
 
 
 def decision_words(inp: Inputs) -> str:
