@@ -53,7 +53,8 @@ def cmd_boost(args: argparse.Namespace) -> dict:
 
     dev = _cohort(get_input(args, "cohort"), args.schema)
     results = run_boost(get_input(args, "run"), dev, args.out, _external(dev, args.external, args.schema, args.out),
-                        preset=args.preset, n_boot=args.n_boot, time_limit=args.time_limit)
+                        preset=args.preset, n_boot=args.n_boot, time_limit=args.time_limit,
+                        with_embeddings=args.with_embeddings)
     _print_results(results)
     return results
 
@@ -86,10 +87,10 @@ def add_commands(sub) -> None:
                   "--cohort")
         add_external(p)
         p.add_argument("--out", required=True, help="output folder (results.json, predictions.parquet)")
-        p.add_argument("--preset", default="quick", choices=PRESETS, help="quick (default, ~4 min on 2 CPU cores "
-                       "for 3,000 training rows) or paper (the full zoo, no limits)")
-        p.add_argument("--time-limit", type=float, help="seconds for the whole AutoGluon fit (default: 200 in "
-                       "quick, none in paper)")
+        p.add_argument("--preset", default="quick", choices=PRESETS, help="quick (default: fixed iteration "
+                       "budgets, ~5 min on 2 CPU cores for 3,000 training rows) or paper (the full zoo, defaults)")
+        p.add_argument("--time-limit", type=float, help="seconds for the whole AutoGluon fit (default: none; a "
+                       "limit makes the results depend on the machine's speed)")
         add_n_boot(p)
         add_schema(p)
         p.add_argument("--json", action="store_true", help="print results.json's content (progress on stderr)")
@@ -101,7 +102,9 @@ def add_commands(sub) -> None:
     p.add_argument("--tabpfn-weights", help="local TabPFN checkpoint (without it TabPFN is skipped)")
     p.set_defaults(func=cmd_baselines)
 
-    p = sub.add_parser("boost", help="ALFIA-boost / ALFIA-nn: ALF embeddings + tabular features through AutoGluon")
+    p = sub.add_parser("boost", help="ALFIA-boost / ALFIA-nn: ALFIA's outputs + tabular features through AutoGluon")
+    p.add_argument("--with-embeddings", action="store_true", help="also give the 384 ALF embedding dimensions (the "
+                   "paper's variant; default for runs without a readout, whose logit is the default feature)")
     add_input(p, "run", "trained ALFIA run folder (alfia train)", "--run")
     common(p)
     p.set_defaults(func=cmd_boost)
