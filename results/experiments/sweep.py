@@ -11,7 +11,6 @@ import sys
 import time
 import traceback
 
-import numpy as np
 
 sys.path.insert(0, ".")
 from alfia.cohorts import Cohort  # noqa: E402
