@@ -138,7 +138,7 @@ def cmd_predict(args: argparse.Namespace) -> dict:
                      _cohort(args.training_cohort))
     if "mapping" in cohort.info:
         print(describe(cohort.info["mapping"]))
-    table, info = predict_cohort(args.run, cohort, batch_size=args.batch_size, quantize=args.int8)
+    table, info = predict_cohort(args.run, cohort, batch_size=args.batch_size, quantize=args.int8, progress=True)
     if "mapping" in cohort.info:
         info["mapping"] = cohort.info["mapping"]
     with atomic_path(args.out) as tmp:
@@ -160,7 +160,7 @@ def cmd_embed(args: argparse.Namespace) -> None:
     from alfia.io import atomic_path
 
     cohort = load_cohort(args.cohort, schema=args.schema, require_outcome=False)
-    table = embed_cohort(args.run, cohort, batch_size=args.batch_size)
+    table = embed_cohort(args.run, cohort, batch_size=args.batch_size, progress=True)
     with atomic_path(args.out) as tmp:
         table.to_parquet(tmp, index=False)
     print(f"wrote {args.out}: {len(table):,} stays, {sum(c.startswith('emb_') for c in table.columns)} dims")

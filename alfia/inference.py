@@ -139,11 +139,13 @@ def _save_embeddings(path: Path, frame: pd.DataFrame) -> None:
 
 
 def infer_cohort(run: Run, cohort: Cohort, batch_size: int = 32, caches: dict | None = None,
-                 quantize: bool = False, texts: list[str] | None = None) -> tuple[np.ndarray, pd.DataFrame]:
+                 quantize: bool = False, texts: list[str] | None = None,
+                 progress: bool = False) -> tuple[np.ndarray, pd.DataFrame]:
     """Probabilities and the embedding frame of every row, in one pass; rows of the splits in ``caches``
     (split -> PrefixCache, built by the trainer on exactly those rows) run only the layers above the cache.
     ``quantize``: the int8 CPU path (:meth:`ALFIA.predict_proba`); its embeddings are not cached, so the run's
-    embedding cache always holds the fp32 ones. ``texts``: the run's texts of the cohort, when already written."""
+    embedding cache always holds the fp32 ones. ``texts``: the run's texts of the cohort, when already written.
+    ``progress``: a progress bar over the batches (stderr)."""
     texts = run.texts(cohort) if texts is None else texts
     df = cohort.df
     probs = np.zeros(len(df))
@@ -159,7 +161,7 @@ def infer_cohort(run: Run, cohort: Cohort, batch_size: int = 32, caches: dict | 
     rest = np.flatnonzero(todo)
     if len(rest):
         parts.append((rest, run.model.predict_embed([texts[i] for i in rest], batch_size=batch_size,
-                                                    quantize=quantize)))
+                                                    quantize=quantize, progress=progress)))
     for rows, (p, e, w, m) in parts:
         if emb is None:
             emb = np.zeros((len(df), e.shape[1]), dtype=np.float32)
@@ -222,15 +224,16 @@ def _saved_encoder(folder: str | Path) -> TextEncoder | None:
 
 
 def predict_cohort(folder: str | Path, cohort: Cohort, batch_size: int = 32,
-                   quantize: bool = False) -> tuple[pd.DataFrame, dict]:
+                   quantize: bool = False, progress: bool = False) -> tuple[pd.DataFrame, dict]:
     """Probabilities and labels for every row of ``cohort``; metrics with CIs when it has labels. ``quantize``:
-    the int8 dynamic-quantised CPU path (opt-in; docs/speed.md has its measured speed and AUPRC change)."""
+    the int8 dynamic-quantised CPU path (opt-in; docs/speed.md has its measured speed and AUPRC change);
+    ``progress``: a progress bar (stderr)."""
     run = Run.load(folder)
     if run.threshold is None:
         raise AlfiaError(f"run {folder} has no threshold.json: its training did not finish")
     start = time.perf_counter()
     texts = run.texts(cohort)
-    p_raw, _ = infer_cohort(run, cohort, batch_size=batch_size, quantize=quantize, texts=texts)
+    p_raw, _ = infer_cohort(run, cohort, batch_size=batch_size, quantize=quantize, texts=texts, progress=progress)
     p = run.calibrator.transform(p_raw)
     seconds = time.perf_counter() - start
     cut = truncated_texts(run.model, texts)
@@ -261,18 +264,18 @@ def labelled_metrics(cohort: Cohort, p: np.ndarray, threshold: float, n_boot: in
     return evaluate(y, p[known], threshold=threshold, n_boot=n_boot)
 
 
-def cached_embeddings(run: Run, cohort: Cohort, batch_size: int = 32) -> pd.DataFrame:
+def cached_embeddings(run: Run, cohort: Cohort, batch_size: int = 32, progress: bool = False) -> pd.DataFrame:
     """The embedding frame of every row of ``cohort`` (see :func:`embed_cohort`), from the run's embedding cache
     when these exact stays and texts were embedded before (finishing a run caches its whole cohort)."""
     cached = _embedding_cache(run, cohort.df["stay_id"], run.texts(cohort))
     if cached is not None and cached.exists():
         return pd.read_parquet(cached)
-    return infer_cohort(run, cohort, batch_size=batch_size)[1]
+    return infer_cohort(run, cohort, batch_size=batch_size, progress=progress)[1]
 
 
-def embed_cohort(folder: str | Path, cohort: Cohort, batch_size: int = 32) -> pd.DataFrame:
+def embed_cohort(folder: str | Path, cohort: Cohort, batch_size: int = 32, progress: bool = False) -> pd.DataFrame:
     """``stay_id``, ``emb_0..`` (L2-normalised ALF embedding) and ``layer_weight_0..`` per stay (Algorithm 2)."""
-    frame = cached_embeddings(Run.load(folder), cohort, batch_size)
+    frame = cached_embeddings(Run.load(folder), cohort, batch_size, progress)
     return frame[[c for c in frame.columns if not c.startswith("layer_mean_")]]
 
 

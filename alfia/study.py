@@ -118,7 +118,7 @@ def run_study(out: str | Path, style: str | None = None, profile: str = "quick")
         logger.info(format_metrics(metrics["test"]))
 
     with clock.stage("external validation on set B (all rows)"):
-        table, info = predict_cohort(run, ext)
+        table, info = predict_cohort(run, ext, progress=True)
         with atomic_path(out / "p12-b.predictions.parquet") as tmp:
             table.to_parquet(tmp, index=False)
         write_text_atomic(out / "p12-b.metrics.json", json.dumps(info, indent=2))

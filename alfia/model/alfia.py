@@ -317,7 +317,12 @@ class ALFIA(nn.Module):
                 mask[k, :lengths[i]] = 1
             yield idx, runner(input_ids.to(device), mask.to(device))
 
-    def _infer(self, texts: Sequence[str], batch_size: int, collect, quantize: bool = False) -> list:
+    def _infer(self, texts: Sequence[str], batch_size: int, collect, quantize: bool = False,
+               progress: bool = False) -> list:
+        """``collect(output)`` per batch, in eval mode, as (row indices, value) pairs; ``progress``: a progress bar
+        (stderr) over the batches."""
+        from tqdm.auto import tqdm
+
         was_training = self.training
         self.eval()
         try:
@@ -326,8 +331,10 @@ class ALFIA(nn.Module):
                 from alfia.model.quantize import quantized_copy
 
                 runner = quantized_copy(self)
+            batches = tqdm(self._batches(texts, batch_size, runner), total=-(-len(texts) // batch_size),
+                           desc="scoring stays", unit="batch", disable=not progress, leave=False)
             with torch.inference_mode():
-                parts = [(idx, collect(out)) for idx, out in self._batches(texts, batch_size, runner)]
+                parts = [(idx, collect(out)) for idx, out in batches]
         finally:
             self.train(was_training)
         return parts
@@ -363,11 +370,11 @@ class ALFIA(nn.Module):
             emb[idx], weights[idx] = e, w
         return emb, weights
 
-    def predict_embed(self, texts: Sequence[str], batch_size: int = 32,
-                      quantize: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+    def predict_embed(self, texts: Sequence[str], batch_size: int = 32, quantize: bool = False,
+                      progress: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
         """Probabilities, L2-normalised embeddings, layer weights and (with a readout) the fused layers' means
         from ONE pass (inference costs a backbone forward per text; the study needs them all)."""
-        parts = self._infer(texts, batch_size, collect_outputs, quantize)
+        parts = self._infer(texts, batch_size, collect_outputs, quantize, progress)
         return assemble_outputs(parts, len(texts))
 
     # -- persistence ----------------------------------------------------------------------------------------

@@ -139,3 +139,16 @@ def test_the_report_finds_the_cohort_a_run_was_trained_on(fitted, dev, tmp_path)
 def test_an_unknown_device_is_one_clear_error(dev, tiny_bert_dir, tmp_path):
     with pytest.raises(AlfiaError, match="unknown device 'gpu0'; use cpu, cuda or cuda:N"):
         ALFIAPredictor(backbone=str(tiny_bert_dir), path=tmp_path / "run", device="gpu0", **TINY).fit(dev)
+
+
+def test_cli_predict_and_embed_show_a_progress_bar(fitted, dev, tmp_path, capsys):
+    from alfia.cli import main
+
+    plain = dev.df.drop(columns=["hospital_mortality", "split"])
+    for i, command in enumerate(("predict", "embed")):  # other stays each time: embed reads a cache when it can
+        new = _plain_parquet(plain.iloc[7 * i:7 * i + 7], tmp_path / f"few-{i}.parquet")
+        capsys.readouterr()
+        assert main([command, str(fitted.path), str(new), "--schema", "physionet2012", "--batch-size", "2",
+                     "--out", str(tmp_path / f"{command}.parquet")]) == 0
+        err = capsys.readouterr().err
+        assert "scoring stays" in err and "/4 " in err, command  # 7 stays in batches of 2: 4 batches
