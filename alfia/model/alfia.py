@@ -331,8 +331,9 @@ class ALFIA(nn.Module):
                 from alfia.model.quantize import quantized_copy
 
                 runner = quantized_copy(self)
-            batches = tqdm(self._batches(texts, batch_size, runner), total=-(-len(texts) // batch_size),
-                           desc="scoring stays", unit="batch", disable=not progress, leave=False)
+            total = -(-len(texts) // batch_size) if isinstance(batch_size, int) and batch_size > 0 else None
+            batches = tqdm(self._batches(texts, batch_size, runner), total=total, desc="scoring stays",
+                           unit="batch", disable=not progress, leave=False)
             with torch.inference_mode():
                 parts = [(idx, collect(out)) for idx, out in batches]
         finally:
