@@ -14,6 +14,7 @@ from pathlib import Path
 from alfia import __version__
 from alfia.cli_options import (
     add_batch_size,
+    add_external,
     add_n_boot,
     add_profile,
     add_schema,
@@ -170,7 +171,7 @@ def cmd_embed(args: argparse.Namespace) -> None:
 def cmd_study(args: argparse.Namespace) -> None:
     from alfia.study import run_study
 
-    run_study(args.out, style=args.style, profile=args.profile)
+    run_study(args.out, style=args.style, profile=args.profile, cohort=args.cohort, external=args.external)
 
 
 # -- parser -------------------------------------------------------------------------------------
@@ -275,7 +276,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_serving_commands(sub)
     add_expert_commands(sub)
 
-    p = sub.add_parser("study", help="the main job on the bundled PhysioNet 2012 cohorts")
+    p = sub.add_parser("study", help="the main job: the whole study (default: the bundled PhysioNet 2012 cohorts)")
+    p.add_argument("cohort", nargs="?", default="p12-a", help="development cohort with train/val/test splits (a "
+                   "parquet file or bundled name; default p12-a)")
+    add_external(p)
     p.add_argument("--out", default="study", help="output folder (default study)")
     add_style(p)
     add_profile(p)

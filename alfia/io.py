@@ -48,3 +48,18 @@ def _fsync(path: Path) -> None:
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
+
+
+def replace_folder(tmp: str | os.PathLike, final: str | os.PathLike) -> None:
+    """Replace the folder ``final`` by the complete folder ``tmp`` (beside it) with renames only: a kill at any
+    moment leaves a complete ``final`` or a complete ``.<name>.old`` beside it, never a half-written ``final``.
+    Model folders and training checkpoints are written this way."""
+    import shutil
+
+    tmp, final = Path(tmp), Path(final)
+    old = final.parent / f".{final.name}.old"
+    shutil.rmtree(old, ignore_errors=True)
+    if final.exists():
+        os.replace(final, old)
+    os.replace(tmp, final)
+    shutil.rmtree(old, ignore_errors=True)

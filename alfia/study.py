@@ -2,7 +2,9 @@
 
 Set A (PhysioNet 2012) is the development cohort with its train/val/test split; set B is the held-out
 ("external") validation cohort -- a second partition of the same challenge pool, not another hospital --
-encoded with set A's text encoder and scored on all rows.
+encoded with set A's text encoder and scored on all rows. ``alfia study COHORT --external EXTERNAL`` runs the
+same stages on a user's own cohorts (an external cohort of another schema is mapped onto the development
+cohort's, with every mapped and imputed variable logged and written to ``external-mapping.json``).
 """
 
 from __future__ import annotations
@@ -21,7 +23,6 @@ from alfia.baselines.leaderboard import leaderboard
 from alfia.baselines.readout import run_frozen_readout
 from alfia.baselines.tabular import run_baselines
 from alfia.cohorts import write_cohort
-from alfia.cohorts.bundled import load_bundled
 from alfia.cohorts.table1 import table1, to_markdown
 from alfia.evaluation.metrics import format_ci, format_metrics
 from alfia.inference import predict_cohort
@@ -53,17 +54,23 @@ class StageClock:
         return "\n".join(["| stage | seconds |", "| --- | ---: |", *rows, f"| **total** | **{total:.1f}** |"])
 
 
-def alfia_results(metrics: dict, external: dict, history: list[dict]) -> list[str]:
-    """ALFIA's own lines of the summary (and of the README, through ``readme_results``)."""
+SHOWN = {"p12-a": "set A", "p12-b": "set B"}  # how the bundled cohorts are named in the study's text
+
+
+def alfia_results(metrics: dict, external: dict, history: list[dict],
+                  names: tuple[str, str] = ("p12-a", "p12-b")) -> list[str]:
+    """ALFIA's own lines of the summary (and of the README, through ``readme_results``); ``names``: the
+    development and external cohorts' labels."""
+    dev, ext = (SHOWN.get(n, n) for n in names)
     lines = ["| ALFIA (quick profile, calibrated) | n | deaths | AUPRC (95% CI) | AUROC (95% CI) | Brier | ECE |",
              "| --- | ---: | ---: | --- | --- | ---: | ---: |"]
-    for data, m in (("set A test split", metrics["test"]), ("set B, external (all rows)", external["metrics"])):
+    for data, m in ((f"{dev} test split", metrics["test"]), (f"{ext}, external (all rows)", external["metrics"])):
         lines.append(f"| {data} | {m['n']:,} | {m['n_pos']:,} | {format_ci(m['auprc'])} | {format_ci(m['auroc'])} | "
                      f"{m['brier']['value']:.3f} | {m['ece']['value']:.3f} |")
     lines += ["", "Validation per epoch: " + "; ".join(
         f"epoch {h['epoch']}: AUPRC {h['val_auprc']:.3f}, AUROC {h['val_auroc']:.3f}" for h in history) + ".",
         f"Threshold (best F1 on the validation split, applied unchanged): {external['threshold']:.3f}; "
-        f"set B inference {external['ms_per_sample']:.1f} ms per stay, peak memory {external['peak_rss_mb']:.0f} MB."]
+        f"{ext} inference {external['ms_per_sample']:.1f} ms per stay, peak memory {external['peak_rss_mb']:.0f} MB."]
     return lines
 
 
@@ -83,28 +90,61 @@ def readme_results(folder: str | Path) -> str:
     return "\n".join(lines)
 
 
-def run_study(out: str | Path, style: str | None = None, profile: str = "quick") -> Path:
+def cohort_label(spec) -> str:
+    """The name a study gives a cohort in its file names: a bundled name as it is, a file by its stem."""
+    return Path(spec).stem if Path(str(spec)).suffix else str(spec)
+
+
+def study_cohorts(cohort: str | Path = "p12-a", external: str | Path | None = None):
+    """The development and external cohorts of a study and their labels; the bundled pair by default. An external
+    cohort of another schema is mapped onto the development cohort's (``alfia.cohorts.mapping``)."""
+    from alfia.datasets import load_cohort
+    from alfia.errors import AlfiaError
+
+    if external is None:
+        if str(cohort) != "p12-a":
+            raise AlfiaError("a study validates on a held-out cohort: pass --external (a parquet file or bundled "
+                             "name) with your own development cohort")
+        external = "p12-b"
+    dev, ext = load_cohort(cohort), load_cohort(external)
+    if ext.schema.name != dev.schema.name:
+        from alfia.cohorts.mapping import describe, map_cohort
+
+        ext = map_cohort(ext, dev)
+        logger.info(describe(ext.info["mapping"]))
+    names = cohort_label(cohort), cohort_label(external)
+    if names[0] == names[1]:
+        raise AlfiaError(f"the development and external cohorts are both named {names[0]!r}; pass two cohorts")
+    return dev, ext, names
+
+
+def run_study(out: str | Path, style: str | None = None, profile: str = "quick", cohort: str | Path = "p12-a",
+              external: str | Path | None = None) -> Path:
+    """The whole study into ``out``; ``cohort``/``external``: the development and external cohorts (files or
+    bundled names; by default PhysioNet 2012 sets A and B)."""
     style = style or DEFAULT_STYLE
     started = manifest.now()
+    dev, ext, (dev_name, ext_name) = study_cohorts(cohort, external)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     clock = StageClock()
-    summary: list[str] = ["# ALFIA study on PhysioNet/CinC 2012 (development: set A; external: set B)", ""]
+    summary: list[str] = [f"# ALFIA study (development: {dev_name}; external: {ext_name})", ""]
 
     with clock.stage("cohorts"):
-        dev, ext = load_bundled("p12-a"), load_bundled("p12-b")
-        write_cohort(dev, out / "p12-a.parquet")
-        write_cohort(ext, out / "p12-b.parquet")
+        write_cohort(dev, out / f"{dev_name}.parquet")
+        write_cohort(ext, out / f"{ext_name}.parquet")
+        if "mapping" in ext.info:
+            write_text_atomic(out / "external-mapping.json", json.dumps(ext.info["mapping"], indent=2))
 
     with clock.stage("encode"):
         encoder = TextEncoder(dev.schema.name, style=style).fit(dev.df)
         dev_text, ext_text = encoder.encode(dev), encoder.encode(ext)
         encoder.save(out / "encoder.json")
-        write_cohort(dev_text, out / "p12-a.encoded.parquet")
-        write_cohort(ext_text, out / "p12-b.encoded.parquet")
+        write_cohort(dev_text, out / f"{dev_name}.encoded.parquet")
+        write_cohort(ext_text, out / f"{ext_name}.encoded.parquet")
 
     with clock.stage("table1"):
-        table = to_markdown(table1(dev), title="Table 1: set A, baseline characteristics by hospital mortality")
+        table = to_markdown(table1(dev), title=f"Table 1: {dev_name}, baseline characteristics by hospital mortality")
         logger.info(table)
         write_text_atomic(out / "table1.md", table + "\n")
         summary += [table, ""]
@@ -114,14 +154,14 @@ def run_study(out: str | Path, style: str | None = None, profile: str = "quick")
         config = make_config(profile)
         logger.info("settings: " + ", ".join(f"{k}={v}" for k, v in config.to_dict().items()))
         metrics = train(dev_text, run, config, resume=(run / "checkpoint").exists(), finish=True)
-        logger.info("set A test split (scored once, after training):")
+        logger.info(f"{dev_name} test split (scored once, after training):")
         logger.info(format_metrics(metrics["test"]))
 
-    with clock.stage("external validation on set B (all rows)"):
+    with clock.stage(f"external validation on {SHOWN.get(ext_name, ext_name)} (all rows)"):
         table, info = predict_cohort(run, ext, progress=True)
-        with atomic_path(out / "p12-b.predictions.parquet") as tmp:
+        with atomic_path(out / f"{ext_name}.predictions.parquet") as tmp:
             table.to_parquet(tmp, index=False)
-        write_text_atomic(out / "p12-b.metrics.json", json.dumps(info, indent=2))
+        write_text_atomic(out / f"{ext_name}.metrics.json", json.dumps(info, indent=2))
         logger.info(format_metrics(info["metrics"]))
 
     with clock.stage("baselines: AutoGluon zoo and severity scores"):
@@ -135,21 +175,22 @@ def run_study(out: str | Path, style: str | None = None, profile: str = "quick")
 
     with clock.stage("leaderboard"):
         board = leaderboard([out / "baselines", out / "frozen-readout", out / "boost", run], external_labels=ext,
-                            alfia_external=out / "p12-b.predictions.parquet", out_dir=out)
+                            alfia_external=out / f"{ext_name}.predictions.parquet", out_dir=out)
         logger.info(board.markdown)
 
     with clock.stage("report"):
         report = build_report(run, out / "report.html", cohort=dev_text, baselines=out / "baselines",
-                              external_predictions=out / "p12-b.predictions.parquet", classifier="mlp")
+                              external_predictions=out / f"{ext_name}.predictions.parquet", classifier="mlp")
 
     history = [json.loads(x) for x in (run / "history.jsonl").read_text().splitlines()]
     summary += ["## Results (95% bootstrap CIs, 1,000 stratified resamples)", "",
-                *alfia_results(metrics, info, history), "", board.markdown, "", f"Report: {report}", ""]
+                *alfia_results(metrics, info, history, (dev_name, ext_name)), "", board.markdown, "",
+                f"Report: {report}", ""]
     summary += ["## Stage times", "", clock.markdown(), ""]
     write_text_atomic(out / "summary.md", "\n".join(summary))
     write_text_atomic(out / "timings.json", json.dumps(clock.seconds, indent=2))
-    manifest.write_manifest(out, started, backbone=None, cohort={"p12-a": cohort_checksum(dev_text),
-                                                                  "p12-b": cohort_checksum(ext_text)})
+    manifest.write_manifest(out, started, backbone=None, cohort={dev_name: cohort_checksum(dev_text),
+                                                                  ext_name: cohort_checksum(ext_text)})
     logger.info(clock.markdown())
     logger.info(f"study summary: {out / 'summary.md'}")
     logger.info(f"study report: {report}")

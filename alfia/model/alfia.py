@@ -31,6 +31,7 @@ import torch
 from torch import nn
 
 from alfia.errors import AlfiaError
+from alfia.io import replace_folder
 from alfia.model import serialization
 from alfia.model.backbone import (
     _DEFAULT_ALIASES,
@@ -396,13 +397,7 @@ class ALFIA(nn.Module):
         tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", suffix=".tmp", dir=directory.parent))
         try:
             self._write(tmp)
-            if directory.exists():
-                old = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", suffix=".old", dir=directory.parent))
-                os.replace(directory, old / "model")
-                os.replace(tmp, directory)
-                shutil.rmtree(old, ignore_errors=True)
-            else:
-                os.replace(tmp, directory)
+            replace_folder(tmp, directory)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
 

@@ -37,7 +37,7 @@ from alfia import __version__, manifest
 from alfia.cohorts import Cohort
 from alfia.errors import AlfiaError
 from alfia.evaluation.metrics import average_precision, roc_auc
-from alfia.io import write_text_atomic
+from alfia.io import replace_folder, write_text_atomic
 from alfia.model.alfia import ALFIA, ALFIAConfig
 from alfia.model.backbone import DEFAULT_BACKBONE, load_tokenizer
 from alfia.model.fusion import FusionConfig
@@ -247,7 +247,7 @@ class Trainer:
                 "param_groups": [{k: v for k, v in g.items() if k != "params"}
                                  for g in self.optimizer.state_dict()["param_groups"]]}
         (tmp / "state.json").write_text(json.dumps(meta))
-        _swap_in(tmp, self.out / "checkpoint")
+        replace_folder(tmp, self.out / "checkpoint")
 
     def _load_checkpoint(self) -> tuple[int, float, int]:
         folder = self.out / "checkpoint"
@@ -344,10 +344,7 @@ class Trainer:
         return finish_run(self.out, self.cohort, n_boot=n_boot, model=model, caches=caches)
 
     def _save_best(self) -> None:
-        tmp = self.out / ".model.tmp"
-        shutil.rmtree(tmp, ignore_errors=True)
-        self.model.save(tmp)
-        _swap_in(tmp, self.out / "model")
+        self.model.save(self.out / "model")  # written beside and renamed into place (alfia.io.replace_folder)
 
     def _write_config(self) -> None:
         encoder = self.cohort.info.get("text_encoder")
@@ -363,17 +360,6 @@ class Trainer:
             "world_size": dist.world_size(),
         }
         write_text_atomic(self.out / "config.json", json.dumps(config, indent=2))
-
-
-def _swap_in(tmp: Path, final: Path) -> None:
-    """Replace the folder ``final`` by the complete folder ``tmp`` with renames only: a kill at any moment leaves
-    a complete ``final`` or a complete ``.<name>.old`` beside it (which ``_load_checkpoint`` recovers)."""
-    old = final.parent / f".{final.name}.old"
-    shutil.rmtree(old, ignore_errors=True)
-    if final.exists():
-        os.replace(final, old)
-    os.replace(tmp, final)
-    shutil.rmtree(old, ignore_errors=True)
 
 
 def _read_history(path: Path) -> list[dict]:
