@@ -17,7 +17,6 @@ With ``ALFIA_MLFLOW_URI`` set (the CLI's ``--mlflow URI`` sets it), the folder i
 
 from __future__ import annotations
 
-import hashlib
 import importlib.metadata
 import json
 import os
@@ -30,7 +29,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from alfia.io import write_text_atomic
+from alfia.io import sha256_file, write_text_atomic
 
 MANIFEST = "manifest.json"
 # Distributions whose versions change results or speed; those not installed are left out.
@@ -46,14 +45,6 @@ WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
 def now() -> str:
     """The current UTC time, as the manifest records it."""
     return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def file_digests(folder: str | os.PathLike) -> dict[str, dict[str, Any]]:

@@ -56,7 +56,8 @@ class MeanPooling(nn.Module):
         mask = attention_mask.bool()
         weights = mask.float() / mask.float().sum(1, keepdim=True).clamp(min=1)
         ones = torch.ones(last.shape[0], 1, dtype=last.dtype, device=last.device)
-        return FusionOutput(masked_mean(last, mask), ones, weights)
+        means = masked_mean(torch.stack(tuple(hidden_states)), mask.unsqueeze(0)).transpose(0, 1)
+        return FusionOutput(masked_mean(last, mask), ones, weights, means)
 
 
 def _mean_pool_trainer():

@@ -40,7 +40,7 @@ from alfia.model.backbone import (
     load_backbone,
     load_tokenizer,
 )
-from alfia.model.fusion import AdaptiveLayerFusion, FusionConfig, masked_mean
+from alfia.model.fusion import AdaptiveLayerFusion, FusionConfig
 from alfia.model.head import AttentionalClassifierHead, HeadConfig
 from alfia.model.lora import LoraSettings, apply_lora, freeze, lora_target_names, num_layers_of
 from alfia.model.readout import PooledReadout, ReadoutConfig
@@ -266,9 +266,8 @@ class ALFIA(nn.Module):
         fused = self.fusion(hidden_states, attention_mask)
         logits = self.head(fused.embedding)
         layer_means = None
-        if self.readout is not None:
-            stack = hidden_states if isinstance(hidden_states, torch.Tensor) else torch.stack(tuple(hidden_states))
-            layer_means = masked_mean(stack, attention_mask.bool().unsqueeze(0)).transpose(0, 1)  # [B, N_f, H]
+        if self.readout is not None:  # it reads eq. 2's layer means, which the fusion computed already
+            layer_means = fused.layer_means
             logits = logits + self.readout(layer_means)
         return ALFIAOutput(logits, fused.embedding, fused.layer_weights, fused.token_weights, layer_means)
 

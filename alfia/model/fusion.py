@@ -88,6 +88,7 @@ class FusionOutput(NamedTuple):
     embedding: torch.Tensor       # H_ALF_out, [B, H]
     layer_weights: torch.Tensor   # lambda, [B, N_f] (order: lowest selected layer first, top layer last)
     token_weights: torch.Tensor   # beta, [B, T] (0 on padding, sums to 1 over real tokens)
+    layer_means: torch.Tensor | None = None   # s_j of eq. 2, [B, N_f, H] (what the pooled readout reads)
 
 
 def masked_softmax(scores: torch.Tensor, mask: torch.Tensor, dim: int = -1) -> torch.Tensor:
@@ -191,4 +192,4 @@ class AdaptiveLayerFusion(serialization.SavedModule, nn.Module):
         c_global = self.global_context(masked_mean(enhanced, mask))                # eqs. 12-13
         c_fused = self.context_fusion(torch.cat([c_local, c_global], dim=-1))
         embedding = self.output_norm(c_fused + self.output_projection(c_fused))   # eq. 14
-        return FusionOutput(embedding, layer_weights, token_weights)
+        return FusionOutput(embedding, layer_weights, token_weights, summaries)

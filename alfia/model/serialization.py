@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from alfia.errors import AlfiaError
-from alfia.io import atomic_path
+from alfia.io import atomic_path, sha256_file
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -156,14 +156,6 @@ def load_weights(directory: str | os.PathLike, module: nn.Module, name: str = WE
     module.load_state_dict(state, strict=True)
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _folder_files(directory: Path) -> list[str]:
     return sorted(p.relative_to(directory).as_posix() for p in directory.rglob("*")
                   if p.is_file() and p.name != DIGESTS_NAME)
@@ -172,7 +164,7 @@ def _folder_files(directory: Path) -> list[str]:
 def write_digests(directory: str | os.PathLike) -> None:
     """Record the SHA-256 of every file under ``directory`` in ``sha256.json`` (call it after the last file)."""
     directory = Path(directory)
-    digests = {name: file_sha256(directory / name) for name in _folder_files(directory)}
+    digests = {name: sha256_file(directory / name) for name in _folder_files(directory)}
     with atomic_path(directory / DIGESTS_NAME) as tmp:
         tmp.write_text(json.dumps({"sha256": digests}, indent=2) + "\n", encoding="utf-8")
 
@@ -198,7 +190,7 @@ def verify_digests(directory: str | os.PathLike) -> None:
             problem = "is missing"
         elif name not in recorded:
             problem = "was added after saving"
-        elif file_sha256(directory / name) != recorded[name]:
+        elif sha256_file(directory / name) != recorded[name]:
             problem = "was changed after saving (its SHA-256 differs from the one recorded)"
         else:
             continue
@@ -208,7 +200,7 @@ def verify_digests(directory: str | os.PathLike) -> None:
 
 def folder_digest(directory: str | os.PathLike) -> str:
     """One digest naming every file of a saved model folder (the SHA-256 of its ``sha256.json``)."""
-    return file_sha256(Path(directory) / DIGESTS_NAME)
+    return sha256_file(Path(directory) / DIGESTS_NAME)
 
 
 def code_version() -> str:
