@@ -39,8 +39,9 @@ class ALFIAPredictor:
 
     ``schema``: the cohort's schema (default: the one the cohort names); ``style``: the text style (numeric or
     banded); ``profile``: quick or paper; ``backbone``: a HuggingFace name or local folder (default: the packaged
-    MiniLM); ``path``: the run folder; ``settings``: training settings that override the profile (``epochs=1``,
-    ``lr=...``: see :class:`alfia.training.config.TrainConfig`); ``device``: e.g. ``"cpu"`` or ``"cuda"``.
+    MiniLM); ``path``: the run folder; ``settings``: training settings over the profile's, by field name or path
+    (``epochs=1``, ``**{"model.lora.r": 8}``, ``model={"max_length": 256}``: see
+    :class:`alfia.training.config.TrainConfig`); ``device``: e.g. ``"cpu"`` or ``"cuda"``.
     """
 
     def __init__(self, schema: str | None = None, style: str = DEFAULT_STYLE, profile: str = "quick",

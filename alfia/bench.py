@@ -294,8 +294,10 @@ def alfia_training(cohort, backbone: str | None, epochs: int, out: Path, **overr
             "epoch_samples_per_s": n_train * len(history) / epoch_seconds if epoch_seconds else None,
             "setup_seconds": seconds - epoch_seconds, "peak_rss_mb": memory.rss_mb, "peak_gpu_mb": memory.gpu_mb,
             "best_val_auprc": max(h["val_auprc"] for h in history),
-            "profile": {k: getattr(config, k) for k in ("batch_size", "lora_layers", "fusion_layers",
-                                                         "cache_prefix", "backbone_dropout", "max_length")}}
+            "profile": {"batch_size": config.batch_size, "cache_prefix": config.cache_prefix,
+                        "lora_layers": None if config.model.lora is None else config.model.lora.layers,
+                        "fusion_layers": config.model.fusion.num_fusion_layers,
+                        "backbone_dropout": config.model.backbone_dropout, "max_length": config.model.max_length}}
 
 
 def alfia_inference(model, texts: Sequence[str], batch_size: int, quantize: bool) -> dict:

@@ -100,17 +100,11 @@ def cmd_train(args: argparse.Namespace) -> dict | None:
     from alfia.training.config import make_config
     from alfia.training.trainer import train
 
-    overrides = dict(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, max_length=args.max_length,
-                     fusion_layers=args.fusion_layers, lora_r=args.lora_r, patience=args.patience, seed=args.seed,
-                     bf16=args.bf16 or None, lora=False if args.no_lora else (True if args.lora_layers else None),
-                     head_lr=args.head_lr, readout=args.readout, readout_c=args.readout_c, distill=args.distill,
-                     class_weight=args.class_weight, calibration=args.calibration)
+    overrides = _train_overrides(args)
     try:
         config = make_config(args.profile, **overrides)
     except SettingError as exc:  # the library names the setting; the user typed its flag
-        raise UsageError(f"--{exc.field.replace('_', '-')} {exc.problem}") from None
-    if args.lora_layers is not None:
-        config.lora_layers = None if args.lora_layers == "all" else args.lora_layers
+        raise UsageError(f"{SETTING_FLAGS.get(exc.field, exc.field)} {exc.problem}") from None
     cohort = _read_encoded(args.cohort)
     if dist.is_main():
         print("settings: " + ", ".join(f"{k}={v}" for k, v in config.to_dict().items()), flush=True)
@@ -120,6 +114,34 @@ def cmd_train(args: argparse.Namespace) -> dict | None:
         print("test split (scored once, after training):")
         print(format_metrics(metrics["test"]))
     return metrics
+
+
+# training flag (its argparse dest) -> the setting's path in TrainConfig
+TRAIN_FLAGS = {"epochs": "epochs", "lr": "lr", "batch_size": "batch_size", "max_length": "model.max_length",
+               "patience": "patience", "fusion_layers": "model.fusion.num_fusion_layers", "lora_r": "model.lora.r",
+               "seed": "seed", "head_lr": "head_lr", "readout_c": "model.readout.C", "distill": "distill",
+               "class_weight": "class_weight", "calibration": "calibration"}
+SETTING_FLAGS = {path: "--" + dest.replace("_", "-") for dest, path in TRAIN_FLAGS.items()}
+
+
+def _train_overrides(args: argparse.Namespace) -> dict:
+    """The flags given, as setting paths (``--lora-r 8`` -> ``model.lora.r``). A LoRA flag turns LoRA on, a readout
+    flag the readout; ``--no-lora`` / ``--no-readout`` turn them off and refuse their own flags beside."""
+    overrides = {path: getattr(args, dest) for dest, path in TRAIN_FLAGS.items() if getattr(args, dest) is not None}
+    if args.bf16:
+        overrides["bf16"] = True
+    if args.lora_layers is not None:
+        overrides["model.lora.layers"] = None if args.lora_layers == "all" else args.lora_layers
+    for part, off, flags in (("lora", args.no_lora, ("--lora-r", "--lora-layers")),
+                             ("readout", args.readout is False, ("--readout-c",))):
+        given = [flag for flag in flags if getattr(args, flag[2:].replace("-", "_")) is not None]
+        if off and given:
+            raise UsageError(f"--no-{part} with {given[0]}: give one or the other")
+        if off:
+            overrides[f"model.{part}"] = None
+    if args.readout:
+        overrides["model.readout"] = {}
+    return overrides
 
 
 def _lora_layers(value: str) -> int | str:
@@ -218,18 +240,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, help="learning rate of the LoRA adapters (default: the profile's)")
     p.add_argument("--batch-size", type=positive_int, help="training batch (default: the profile's)")
     p.add_argument("--max-length", type=positive_int, help="tokens per text (default: the profile's; quick: the "
-                   "longest training text)")
+                   "backbone's maximum, capped at 512)")
     p.add_argument("--patience", type=positive_int, help="epochs without a better validation AUPRC before "
                    "stopping (default: the profile's)")
     p.add_argument("--fusion-layers", type=positive_int, help="N_f, the top layers fused (default 4)")
-    p.add_argument("--lora-r", type=positive_int, help="LoRA rank (default 16)")
+    p.add_argument("--lora-r", type=positive_int, help="LoRA rank (default 16; turns LoRA on)")
     p.add_argument("--lora-layers", type=_lora_layers, help="LoRA on the top k layers, or 'all' "
-                   "(default: the profile's)")
+                   "(default: the profile's; turns LoRA on)")
     p.add_argument("--no-lora", action="store_true", help="train fusion + head only (the quick profile's default)")
     p.add_argument("--head-lr", type=float, help="learning rate of fusion, head and readout (default: the profile's)")
     p.add_argument("--readout", action=argparse.BooleanOptionalAction, default=None,
                    help="add the pooled logistic-regression readout to the head's logit (default: quick yes, paper no)")
-    p.add_argument("--readout-c", type=float, help="inverse L2 strength of the readout's starting fit (default 0.3)")
+    p.add_argument("--readout-c", type=float, help="inverse L2 strength of the readout's starting fit (default 0.3; "
+                   "turns the readout on)")
     p.add_argument("--distill", type=float, help="weight of the tabular teacher's out-of-fold probabilities in "
                    "the target, 0-1 (default: quick 1, paper 0)")
     p.add_argument("--class-weight", action=argparse.BooleanOptionalAction, default=None,

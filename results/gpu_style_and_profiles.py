@@ -1,4 +1,8 @@
-"""GPU experiments: text style and training settings on set A (val AUPRC decides; test reported)."""
+"""GPU experiments: text style and training settings on set A (val AUPRC decides; test reported).
+
+Written against the flat training settings of its time (``lora=False``, ``readout=True``, ...), before they were
+nested under ``model`` (issue 13); to rerun it, check out the code it ran (commit fd414d9).
+"""
 import json, os, sys, time, traceback
 import torch
 sys.path.insert(0, ".")

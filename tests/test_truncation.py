@@ -68,7 +68,8 @@ def test_training_leaves_headroom_up_to_the_backbones_maximum(tiny_bert_dir, tmp
     from tests.training.test_trainer import quick, toy_cohort
 
     cohort = toy_cohort(n=40)
-    trainer = Trainer(cohort, tmp_path / "run", quick(max_length=None), backbone=str(tiny_bert_dir), progress=False)
+    trainer = Trainer(cohort, tmp_path / "run", quick(**{"model.max_length": None}), backbone=str(tiny_bert_dir),
+                      progress=False)
     trainer._build()
     longest = max(len(x) for x in trainer.model.tokenizer(cohort.df["text"].tolist())["input_ids"])
     assert trainer.model.max_length == 48 > longest  # the tiny tokenizer's model_max_length

@@ -38,8 +38,8 @@ from alfia.io import write_text_atomic
 
 logger = logging.getLogger(__name__)  # under "alfia": the CLI shows it, -q hides it
 
-ABLATION_BASE = dict(lora=True, lora_layers=1, lora_dropout=0.0, head_lr=3e-4, readout=False, distill=0.0,
-                     class_weight=True, calibration="none")
+ABLATION_BASE = {"model.lora": {"layers": 1, "dropout": 0.0}, "model.readout": None, "head_lr": 3e-4,
+                 "distill": 0.0, "class_weight": True, "calibration": "none"}
 VARIANTS = ("default", "random-init", "no-lora", "nf1", "nf2", "nf6", "mean-pool")
 DESCRIPTIONS = {"default": "pre-trained, LoRA, N_f=4, fusion", "random-init": "random-init backbone, LoRA, N_f=4",
                 "no-lora": "pre-trained, frozen (no LoRA), N_f=4", "nf1": "N_f=1", "nf2": "N_f=2", "nf6": "N_f=6",
@@ -138,17 +138,15 @@ def run_ablation(cohort: Cohort, out: str | Path, backbones: list[str | None] | 
         if variant == "random-init":
             used_backbone = str(random_init_copy(backbone, out / "_backbones" / f"random-init-{_short(backbone)}"))
         elif variant == "no-lora":
-            settings["lora"] = False
+            settings["model.lora"] = None
         elif variant.startswith("nf"):
-            settings["fusion_layers"] = int(variant[2:])
-            if settings["fusion_layers"] > _depth(backbone):
+            settings["model.fusion.num_fusion_layers"] = int(variant[2:])
+            if int(variant[2:]) > _depth(backbone):
                 skipped[name] = f"the backbone has only {_depth(backbone)} layers"
                 continue
         elif variant == "mean-pool":
-            settings["fusion_layers"] = 1
+            settings["model.fusion.num_fusion_layers"] = 1
         config = make_config("quick", **{**ABLATION_BASE, **overrides, **settings})
-        if variant == "mean-pool" and config.fusion_layers != 1:
-            config.fusion_layers = 1
         folder = out / name
         start = time.perf_counter()
         if not (folder / "metrics.json").exists():

@@ -26,13 +26,17 @@ from alfia import inference
 from alfia.baselines import tabular
 from alfia.cohorts import Cohort
 from alfia.errors import AlfiaError
+from alfia.model.alfia import ALFIA, ALFIAConfig
+from alfia.model.readout import ReadoutConfig
 
 FROZEN_LR = "frozen encoder + logistic regression"
 OOF_COLUMN = "alfia_readout_logit"
 
 
-def _run_train_settings(run_dir: str | Path) -> dict:
-    return json.loads((Path(run_dir) / "config.json").read_text()).get("train", {})
+def _run_settings(run_dir: str | Path) -> tuple[dict, ALFIAConfig]:
+    """The run's training settings (seed, distill) and its saved model's config (LoRA, fused layers, readout)."""
+    train = json.loads((Path(run_dir) / "config.json").read_text()).get("train", {})
+    return train, ALFIA.read_config(Path(run_dir) / "model")[0]
 
 
 def _pooled(means: pd.DataFrame, n_layers: int) -> np.ndarray:
@@ -52,12 +56,12 @@ def run_frozen_readout(run_dir: str | Path, dev: Cohort, out_dir: str | Path, ex
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    settings = _run_train_settings(run_dir)
+    saved = _run_settings(run_dir)[1]
     skipped, models, frames = {}, {}, []
-    if settings.get("lora", True):
+    if saved.lora is not None:
         skipped[FROZEN_LR] = "the run fine-tuned its backbone (LoRA): its layer means are not the frozen encoder's"
     else:
-        n_layers = int(settings.get("fusion_layers", 4))
+        n_layers = saved.fusion.num_fusion_layers
         extra = inference.layer_means(run_dir, dev)
         extra_ext = inference.layer_means(run_dir, external) if external is not None else None
         sets = tabular.split_rows(dev, external)
@@ -80,9 +84,9 @@ def out_of_fold_readout(run_dir: str | Path, dev: Cohort, external: Cohort | Non
     training rows for the others. Same features, target and C as the run's readout (``alfia.training``)."""
     from alfia.training.teacher import out_of_fold_teacher
 
-    settings = _run_train_settings(run_dir)
-    seed, c, distill = int(settings.get("seed", 42)), float(settings.get("readout_c", 0.3)), \
-        float(settings.get("distill", 0.0))
+    settings, model = _run_settings(run_dir)
+    seed, distill = int(settings.get("seed", 42)), float(settings.get("distill", 0.0))
+    c = (model.readout or ReadoutConfig()).C
     means = inference.layer_means(run_dir, dev)
     train = (dev.df["split"] == "train").to_numpy()
     ids = dev.df["stay_id"].to_numpy()

@@ -62,23 +62,28 @@ class ALFIAConfig:
     """Everything needed to rebuild an ALFIA model; ``lora=None`` freezes the backbone (fusion + head only).
 
     ``fusion.hidden_size`` / ``head.hidden_size`` may stay ``None``: they are taken from the backbone.
-    ``max_length`` is the tokenizer's truncation length (L_max), capped by the tokenizer's own maximum.
-    ``readout``: the optional pooled linear readout added to the head's logit (:mod:`alfia.model.readout`).
+    ``max_length`` is the tokenizer's truncation length (L_max), capped by the tokenizer's own maximum; ``None``:
+    the tokenizer's maximum, capped at 512 (batches are padded to their own longest text, so the headroom costs
+    nothing). ``backbone_dropout``: the backbone's attention and hidden dropout (``None``: its own; 0 halves a CPU
+    training step with LoRA). ``readout``: the optional pooled linear readout added to the head's logit
+    (:mod:`alfia.model.readout`).
     """
 
     backbone: str = DEFAULT_BACKBONE
     fusion: FusionConfig = field(default_factory=FusionConfig)
     head: HeadConfig = field(default_factory=HeadConfig)
     lora: LoraSettings | None = field(default_factory=LoraSettings)
-    max_length: int = 512
+    max_length: int | None = 512
     attn_implementation: str = "sdpa"
     readout: ReadoutConfig | None = None
+    backbone_dropout: float | None = None
 
     def to_dict(self) -> dict:
         return {"backbone": self.backbone, "fusion": self.fusion.to_dict(), "head": self.head.to_dict(),
                 "lora": None if self.lora is None else self.lora.to_dict(), "max_length": self.max_length,
                 "attn_implementation": self.attn_implementation,
-                "readout": None if self.readout is None else self.readout.to_dict()}
+                "readout": None if self.readout is None else self.readout.to_dict(),
+                "backbone_dropout": self.backbone_dropout}
 
     @classmethod
     def from_dict(cls, data: dict, where: str = "ALFIA config") -> ALFIAConfig:
@@ -108,12 +113,18 @@ class ALFIA(nn.Module):
         if config.attn_implementation not in ATTN_IMPLEMENTATIONS:
             raise AlfiaError(f"unknown attention implementation {config.attn_implementation!r}; "
                              f"use one of {', '.join(ATTN_IMPLEMENTATIONS)}")
-        if not isinstance(config.max_length, int) or config.max_length < 2:
-            raise AlfiaError(f"max_length must be an integer >= 2, got {config.max_length!r}")
+        if config.max_length is not None and (not isinstance(config.max_length, int) or config.max_length < 2):
+            raise AlfiaError(f"max_length must be an integer >= 2 (or None), got {config.max_length!r}")
+        if config.backbone_dropout is not None and not 0.0 <= config.backbone_dropout < 1.0:
+            raise AlfiaError(f"backbone_dropout must be in [0, 1) (or None), got {config.backbone_dropout!r}")
         config = dataclasses.replace(config, backbone=backbone_reference(config.backbone))
         base = backbone if backbone is not None else load_backbone(
             config.backbone, attn_implementation=config.attn_implementation)
         num_layers, hidden = num_layers_of(base), int(base.config.hidden_size)
+        if config.backbone_dropout is not None:  # attention and hidden dropout of the backbone (before LoRA)
+            for module in base.modules():
+                if isinstance(module, nn.Dropout):
+                    module.p = config.backbone_dropout
         n_f = config.fusion.num_fusion_layers
         if not isinstance(n_f, int) or n_f < 1 or n_f > num_layers:
             raise AlfiaError(f"cannot fuse the top {n_f} layers: the backbone {config.backbone!r} has "
@@ -148,8 +159,10 @@ class ALFIA(nn.Module):
         self.readout = readout
         self.tokenizer = tokenizer if tokenizer is not None else load_tokenizer(config.backbone)
         limit = getattr(self.tokenizer, "model_max_length", None)
-        self.max_length = min(config.max_length, limit) if isinstance(limit, int) and limit > 1 else \
-            config.max_length
+        limit = limit if isinstance(limit, int) and limit > 1 else None
+        if config.max_length is None:  # the tokenizer's maximum, capped at 512; saved as the number it resolved to
+            self.config = dataclasses.replace(self.config, max_length=min(limit or 512, 512))
+        self.max_length = min(self.config.max_length, limit) if limit else self.config.max_length
 
     @staticmethod
     def _sized(part, hidden: int, what: str):
@@ -416,6 +429,13 @@ class ALFIA(nn.Module):
         serialization.write_digests(directory)   # last: marks the folder complete
 
     @classmethod
+    def read_config(cls, directory: str | os.PathLike) -> tuple[ALFIAConfig, dict | None]:
+        """The saved model's config and the backbone shape it recorded, without loading any weights."""
+        data = dict(serialization.read_config(directory, cls.config_kind))
+        saved_info = data.pop("backbone_info", None)
+        return ALFIAConfig.from_dict(data, f"{Path(directory) / serialization.CONFIG_NAME}"), saved_info
+
+    @classmethod
     def load(cls, directory: str | os.PathLike, *, device: str | torch.device = "cpu",
              attn_implementation: str | None = None, max_length: int | None = None) -> ALFIA:
         """Rebuild a model saved by :meth:`save` (in eval mode); any missing or damaged part is an AlfiaError.
@@ -426,10 +446,8 @@ class ALFIA(nn.Module):
             raise AlfiaError(f"model folder {directory} does not exist; pass the folder written by training")
         serialization.read_config(directory, cls.config_kind)  # "not a model folder" before "digests missing"
         serialization.verify_digests(directory)
-        data = dict(serialization.read_config(directory, cls.config_kind))
         where = f"{directory / serialization.CONFIG_NAME}"
-        saved_info = data.pop("backbone_info", None)
-        config = ALFIAConfig.from_dict(data, where)
+        config, saved_info = cls.read_config(directory)
         overrides = {k: v for k, v in (("attn_implementation", attn_implementation), ("max_length", max_length))
                      if v is not None}
         if overrides:

@@ -11,18 +11,16 @@ its digest (:func:`folder_digest`) names exactly these weights in cache keys.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import importlib.metadata
 import json
 import os
-import types
-import typing
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from alfia.codec import config_from_dict  # noqa: F401 - the parts read their configs through this module
 from alfia.errors import AlfiaError
 from alfia.io import atomic_path, sha256_file
 
@@ -70,58 +68,6 @@ def read_config(directory: str | os.PathLike, kind: str) -> dict:
         found = payload.get("kind") if isinstance(payload, dict) else None
         raise AlfiaError(f"{path} does not describe a saved {_what(kind)} (kind={found!r}); point at the right folder")
     return payload["config"]
-
-
-def config_from_dict(cls, data: dict, where: str):
-    """Build dataclass ``cls`` from ``data``: unknown or missing fields and wrong types are an AlfiaError. A field
-    whose type is a dataclass (or an optional one) is built from its nested dict the same way."""
-    if not isinstance(data, dict):
-        raise AlfiaError(f"{where}: {cls.__name__} must be an object, got {type(data).__name__}; save it again")
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - set(fields))
-    if unknown:
-        raise AlfiaError(f"{where}: unknown {cls.__name__} field(s) {', '.join(unknown)}; it was written by "
-                         "another ALFIA version, save it again")
-    hints = typing.get_type_hints(cls)
-    values = {}
-    for name, value in data.items():
-        if isinstance(value, list):
-            value = tuple(value)
-        nested = _nested_dataclass(hints[name])
-        if nested is not None and isinstance(value, dict):
-            value = config_from_dict(nested, value, f"{where} [{name}]")
-        if not _type_ok(value, hints[name]):
-            raise AlfiaError(f"{where}: {cls.__name__}.{name} = {value!r} has the wrong type "
-                             f"(expected {hints[name]}); fix or re-save the file")
-        values[name] = value
-    try:
-        return cls(**values)
-    except TypeError as exc:
-        raise AlfiaError(f"{where}: incomplete {cls.__name__} ({exc}); save it again") from None
-
-
-def _nested_dataclass(hint):
-    """The dataclass type of a field typed ``X`` or ``X | None``, else None."""
-    candidates = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
-    return next((h for h in candidates if dataclasses.is_dataclass(h)), None)
-
-
-def _type_ok(value, hint) -> bool:
-    origin = typing.get_origin(hint)
-    if origin in (typing.Union, types.UnionType):
-        return any(_type_ok(value, h) for h in typing.get_args(hint))
-    if hint is type(None):
-        return value is None
-    if hint is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if hint is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    if origin is tuple:
-        args = typing.get_args(hint)
-        return isinstance(value, tuple) and all(_type_ok(v, args[0]) for v in value)
-    if isinstance(hint, type):
-        return isinstance(value, hint)
-    return True
 
 
 def save_weights(directory: str | os.PathLike, module: nn.Module, name: str = WEIGHTS_NAME) -> None:

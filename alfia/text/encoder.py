@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from alfia import __version__
+from alfia.codec import config_from_dict
 from alfia.cohorts.io import Cohort
 from alfia.cohorts.schema import ID, LABEL, SPLIT, TEXT, column_mismatch
 from alfia.cohorts.schemas import get_schema
@@ -28,6 +30,17 @@ from alfia.text.writer import BAND_QUANTILES, Writer
 
 STYLES = ("numeric", "banded")
 DEFAULT_STYLE = "banded"
+
+
+@dataclass
+class EncoderState:
+    """What a fitted encoder saves (``TextEncoder.to_dict``), read back by the one config codec."""
+
+    schema: str
+    style: str
+    columns: tuple[str, ...]
+    cuts: dict
+    alfia_version: str = ""
 
 
 class TextEncoder:
@@ -94,12 +107,14 @@ class TextEncoder:
 
     @classmethod
     def from_dict(cls, data: dict) -> TextEncoder:
+        state = config_from_dict(EncoderState, data, "the saved text encoder", "encode the cohort again")
+        encoder = cls(state.schema, state.style)
+        encoder.columns_ = list(state.columns)
         try:
-            encoder = cls(data["schema"], data["style"])
-            encoder.columns_ = list(data["columns"])
-            encoder.cuts_ = {k: [float(x) for x in v] for k, v in data["cuts"].items()}
-        except (KeyError, TypeError) as exc:
-            raise AlfiaError(f"the saved text encoder is incomplete (missing {exc}); encode the cohort again") from None
+            encoder.cuts_ = {str(k): [float(x) for x in v] for k, v in state.cuts.items()}
+        except (TypeError, ValueError):
+            raise AlfiaError("the saved text encoder's cut points are not lists of numbers; "
+                             "encode the cohort again") from None
         return encoder
 
     def save(self, path: str | os.PathLike) -> None:

@@ -17,6 +17,7 @@ Run folder::
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -38,12 +39,9 @@ from alfia.cohorts import Cohort
 from alfia.errors import AlfiaError
 from alfia.evaluation.metrics import average_precision, roc_auc
 from alfia.io import replace_folder, write_text_atomic
-from alfia.model.alfia import ALFIA, ALFIAConfig
-from alfia.model.backbone import DEFAULT_BACKBONE, load_tokenizer
-from alfia.model.fusion import FusionConfig
-from alfia.model.head import HeadConfig
-from alfia.model.lora import LoraSettings
-from alfia.model.readout import ReadoutConfig, pooled_features
+from alfia.model.alfia import ALFIA
+from alfia.model.backbone import load_tokenizer
+from alfia.model.readout import pooled_features
 from alfia.model.serialization import library_versions
 from alfia.training import distributed as dist
 from alfia.training.batching import TokenizedTexts, bucketed_batches
@@ -96,8 +94,9 @@ class Trainer:
         _check_cohort(cohort)
         self.cohort = cohort
         self.out = Path(out)
+        if backbone is not None:  # the argument wins over the config's model.backbone
+            config = dataclasses.replace(config, model=dataclasses.replace(config.model, backbone=backbone))
         self.config = config
-        self.backbone = backbone
         self.progress = progress and dist.is_main()
         self.device = _device(device) if device is not None else dist.device()
         self.best_state: dict[str, torch.Tensor] | None = None
@@ -106,24 +105,10 @@ class Trainer:
     def _build(self) -> None:
         c = self.config
         _set_seed(c.seed)
-        tokenizer = load_tokenizer(self.backbone)
+        tokenizer = load_tokenizer(c.model.backbone)
         train, val = self.cohort.split("train"), self.cohort.split("val")
-        limit = c.max_length
-        if limit is None:  # the backbone's maximum: batches are padded to their own longest text, so the headroom
-            # costs nothing, and a validation/test/user text longer than every training text is not cut
-            limit = min(getattr(tokenizer, "model_max_length", 512) or 512, 512)
-        lora = LoraSettings(r=c.lora_r, alpha=c.lora_alpha, dropout=c.lora_dropout, layers=c.lora_layers)
-        config = ALFIAConfig(backbone=self.backbone or DEFAULT_BACKBONE,
-                             fusion=FusionConfig(num_fusion_layers=c.fusion_layers, dropout=c.head_dropout),
-                             head=HeadConfig(dropout=c.head_dropout),
-                             lora=lora if c.lora else None, max_length=limit,
-                             readout=ReadoutConfig(C=c.readout_c) if c.readout else None)
         _set_seed(c.seed)  # the same initial weights whatever the tokenizer did
-        self.model = ALFIA(config, tokenizer=tokenizer).to(self.device)
-        if c.backbone_dropout is not None:  # attention and hidden dropout of the backbone (not fusion/head)
-            for module in self.model.backbone.modules():
-                if isinstance(module, torch.nn.Dropout):
-                    module.p = c.backbone_dropout
+        self.model = ALFIA(c.model, tokenizer=tokenizer).to(self.device)
         self.train_tokens = TokenizedTexts.from_texts(tokenizer, train["text"].tolist(), self.model.max_length)
         self.val_texts = val["text"].tolist()
         self.train_cache = self.val_cache = None
@@ -352,7 +337,7 @@ class Trainer:
             write_text_atomic(self.out / "encoder.json", json.dumps(encoder, indent=2))
         config = {
             "train": self.config.to_dict(),
-            "backbone": self.backbone or DEFAULT_BACKBONE,
+            "backbone": self.config.model.backbone,
             "cohort": {"schema": self.cohort.schema.name, "source": self.cohort.info.get("source"),
                        "checksum": cohort_checksum(self.cohort), "rows": len(self.cohort.df),
                        "synthetic": self.cohort.synthetic},

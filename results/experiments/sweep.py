@@ -4,6 +4,9 @@
 
 Every row records validation AUPRC/AUROC (the decision) and, for the record, the test split and set B
 (reported after the decision, docs/experiments.md). Runs on a GPU when there is one, else on the CPU.
+
+Written against the flat training settings of its time (``lora=False``, ``readout=True``, ...), before they were
+nested under ``model`` (issue 13); to rerun it, check out the code it ran (commit 973456d).
 """
 import json
 import os

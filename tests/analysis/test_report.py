@@ -22,8 +22,8 @@ from alfia.text.encoder import TextEncoder
 from alfia.training.config import make_config
 from alfia.training.trainer import train
 
-TINY = dict(epochs=2, batch_size=16, lr=5e-3, head_lr=5e-3, fusion_layers=2, lora_r=4, lora_alpha=8, patience=3,
-            lora_layers=None, max_length=48)
+TINY = {"epochs": 2, "batch_size": 16, "lr": 5e-3, "head_lr": 5e-3, "patience": 3,
+        "model": {"max_length": 48, "fusion": {"num_fusion_layers": 2}}}
 
 
 def small_cohort() -> Cohort:

@@ -15,7 +15,7 @@ from alfia.cohorts.bundled import load_bundled
 from alfia.errors import AlfiaError
 
 # a tiny, fast training: the tiny random BERT of tests/conftest.py, one epoch
-TINY = dict(epochs=1, batch_size=16, max_length=48, fusion_layers=2, lora_r=4)
+TINY = {"epochs": 1, "batch_size": 16, "model": {"max_length": 48, "fusion": {"num_fusion_layers": 2}}}
 
 
 def small_p12a() -> Cohort:

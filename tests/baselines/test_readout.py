@@ -26,10 +26,17 @@ def fake_means(cohort, n_layers=2, hidden=6, seed=0):
                         columns=[f"layer_mean_{k}" for k in range(n_layers * hidden)])
 
 
-def fake_run(tmp_path, monkeypatch, cohorts, **train):
+def fake_run(tmp_path, monkeypatch, cohorts, lora=False, **train):
+    """A run folder's settings: config.json's training settings and the saved model's config."""
+    from alfia.model.alfia import ALFIA, ALFIAConfig, FusionConfig, LoraSettings, ReadoutConfig
+    from alfia.model.serialization import write_config
+
     run = tmp_path / "run"
-    run.mkdir()
-    (run / "config.json").write_text(json.dumps({"train": {"seed": 1, "readout_c": 0.3, "fusion_layers": 2, **train}}))
+    (run / "model").mkdir(parents=True)
+    (run / "config.json").write_text(json.dumps({"train": {"seed": 1, **train}}))
+    model = ALFIAConfig(fusion=FusionConfig(num_fusion_layers=2), lora=LoraSettings() if lora else None,
+                        readout=ReadoutConfig(C=0.3))
+    write_config(run / "model", ALFIA.config_kind, model.to_dict())
     means = {id(c): fake_means(c, seed=i) for i, c in enumerate(cohorts)}
     monkeypatch.setattr(readout_mod.inference, "layer_means", lambda folder, cohort: means[id(cohort)])
     return run

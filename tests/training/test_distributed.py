@@ -14,8 +14,9 @@ import torch
 torch.set_num_threads(1)
 from tests.training.test_trainer import quick, toy_cohort
 from alfia.training.trainer import train
-train(toy_cohort(n=96), sys.argv[1], quick(epochs=1, batch_size=int(sys.argv[3]), head_dropout=0.0,
-      lora_layers=1), backbone=sys.argv[2], progress=False)
+train(toy_cohort(n=96), sys.argv[1], quick(epochs=1, batch_size=int(sys.argv[3]), **{"model.fusion.dropout": 0.0,
+      "model.head.dropout": 0.0, "model.lora.dropout": 0.0, "model.lora.layers": 1}), backbone=sys.argv[2],
+      progress=False)
 """
 
 

@@ -89,7 +89,7 @@ def test_calibrator_and_threshold_ignore_test_labels(tmp_path, tiny_bert_dir):
     from tests.training.test_trainer import quick, toy_cohort
 
     cohort = toy_cohort(n=200, seed=4)
-    config = quick(epochs=1, lora=False, readout=True, class_weight=False, calibration="platt")
+    config = quick(epochs=1, class_weight=False, calibration="platt", **{"model.lora": None, "model.readout": {}})
     train(cohort, tmp_path / "run", config, backbone=str(tiny_bert_dir), progress=False)
     finish_run(tmp_path / "run", cohort, n_boot=10)
     first = (tmp_path / "run" / "calibration.json").read_text(), (tmp_path / "run" / "threshold.json").read_text()

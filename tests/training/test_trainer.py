@@ -17,6 +17,7 @@ from alfia.cohorts import Cohort, get_schema
 from alfia.cohorts.splits import assign_splits
 from alfia.errors import AlfiaError
 from alfia.inference import Run, finish_run
+from alfia.model.alfia import ALFIA
 from alfia.training.config import make_config
 from alfia.training.trainer import train
 
@@ -39,9 +40,9 @@ def toy_cohort(n=240, seed=0) -> Cohort:
 
 def quick(**kw):
     """The quick profile's mechanics with LoRA, on labels alone (the toy cohort has texts, no features)."""
-    base = dict(epochs=3, batch_size=16, lr=5e-3, head_lr=5e-3, fusion_layers=2, lora_r=4, lora_alpha=8,
-                patience=3, lora_layers=None, lora=True, readout=False, distill=0.0, class_weight=True,
-                calibration="none")
+    base = {"epochs": 3, "batch_size": 16, "lr": 5e-3, "head_lr": 5e-3, "patience": 3, "distill": 0.0,
+            "class_weight": True, "calibration": "none", "model.fusion.num_fusion_layers": 2,
+            "model.lora": {"r": 4, "alpha": 8, "layers": None}, "model.readout": None}
     return make_config("quick", **{**base, **kw})
 
 
@@ -57,8 +58,18 @@ def test_learns_a_separable_signal_and_round_trips(tmp_path, tiny_bert_dir):
     assert [h["epoch"] for h in history] == [1, 2, 3]
     config = json.loads((run / "config.json").read_text())
     assert config["versions"]["alfia"] and config["versions"]["torch"] and config["cohort"]["checksum"]
+    # one config tree: the training settings hold the model's config, and the saved model carries all of it,
+    # the backbone's dropout (the quick profile's 0) included
+    assert config["train"]["model"]["fusion"]["num_fusion_layers"] == 2
+    assert config["train"]["model"]["backbone"] == str(tiny_bert_dir) == config["backbone"]
+    saved_model, _ = ALFIA.read_config(run / "model")
+    assert saved_model.backbone_dropout == 0.0 == config["train"]["model"]["backbone_dropout"]
+    assert saved_model.lora.r == 4 and saved_model.lora.alpha == 8 and saved_model.readout is None
     # LoRA B matrices moved away from their zero init; base weights are bit-identical
     loaded = Run.load(run)
+    dropouts = {n: m.p for n, m in loaded.model._base_model().named_modules() if isinstance(m, torch.nn.Dropout)}
+    assert {p for n, p in dropouts.items() if "lora_" not in n} == {0.0}  # the backbone's own
+    assert {p for n, p in dropouts.items() if "lora_" in n} == {0.05}  # LoRA's dropout is LoRA's setting
     lora_b = {n: p for n, p in loaded.model.backbone.named_parameters() if "lora_B" in n}
     assert lora_b and all(p.abs().sum() > 0 for p in lora_b.values())
     base = {n.replace("base_model.model.", "").replace(".base_layer", ""): p
@@ -142,8 +153,8 @@ def test_cached_training_finishes_with_the_predictions_of_the_saved_model(tmp_pa
 
     cohort = toy_cohort()
     run = tmp_path / "run"
-    metrics = train(cohort, run, quick(lora_layers=1, epochs=2), backbone=str(tiny_bert_dir), progress=False,
-                    finish=True, n_boot=20)
+    metrics = train(cohort, run, quick(epochs=2, **{"model.lora.layers": 1}), backbone=str(tiny_bert_dir),
+                    progress=False, finish=True, n_boot=20)
     assert metrics["test"]["auroc"]["value"] > 0.8
     saved = pd.read_parquet(run / "predictions.parquet")
     again = Run.load(run).predict_proba(cohort)
