@@ -336,22 +336,14 @@ def run_bench(out: str | os.PathLike, *, stays: int = 1000, sizes: Sequence[int]
               backbone: str | None = None, epochs: int = 1, batch_size: int = 32, reference_stays: int = 256,
               reference_steps: int = 64, int8: bool = True, exact_check: bool = True, threads: int | None = None,
               log=None) -> dict:
-    from alfia.evaluation.metrics import average_precision
     from alfia.io import write_text_atomic
     from alfia.model.alfia import ALFIA
     from alfia.training import distributed as dist
 
     log = log or logging.getLogger("alfia").info
-    for name, value in (("--stays", stays), ("--epochs", epochs), ("--batch-size", batch_size),
-                        ("--reference-stays", reference_stays), ("--reference-steps", reference_steps)):
-        if not isinstance(value, int) or value < 1:
-            raise AlfiaError(f"{name} must be a positive integer, got {value!r}")
-    sizes = sorted({int(s) for s in (sizes or [stays])})
-    if any(s < 1 for s in sizes):
-        raise AlfiaError("--sizes must be positive numbers of stays, e.g. 1000,2000,4000,8000")
+    sizes = _check_bench_args(stays, sizes, epochs, batch_size, reference_stays, reference_steps)
     out = Path(out)
-    on_gpu = torch.cuda.is_available()
-    int8 = int8 and not on_gpu
+    int8 = int8 and not torch.cuda.is_available()
     result: dict = {"machine": machine_info(), "backbone": backbone or "all-MiniLM-L6-v2", "stays": stays,
                     "sizes": sizes}
     df, train_cohort = _set_a(stays)
@@ -371,95 +363,129 @@ def run_bench(out: str | os.PathLike, *, stays: int = 1000, sizes: Sequence[int]
             log(f"  best validation AUPRC {exact['best_val_auprc']:.4f} (default path "
                 f"{train_info['best_val_auprc']:.4f}); {exact['samples_per_s']:.2f} samples/s end to end")
         model = ALFIA.load(run_dir / "model", device=dist.device())
-
-        # the floor: FLOPs at real token counts / measured GEMM throughput
-        tokens = [len(x) for x in model.tokenizer(texts[:256], truncation=True, max_length=model.max_length)
-                  ["input_ids"]]
-        median_tokens = int(np.median(tokens))
-        flops = flops_per_sample(model, texts[:16])
-        hidden = int(model.backbone_info["hidden_size"])
-        ffn = int(getattr(model._base_model().config, "intermediate_size", 4 * hidden))
-        rows = batch_size * median_tokens
-        gemm = gemm_gflops(rows, hidden, ffn)
-        gemm_int8 = gemm_gflops(rows, hidden, ffn, int8=True) if int8 else None
-
-        per_size = []
+        floor = _hardware_floor(model, texts, batch_size, int8)
         main_size = min(sizes, key=lambda s: abs(s - stays))   # the --stays run, or the closest size
-        for size in sizes:
-            log(f"alfia inference on {size} stays ...")
-            entry = {"stays": size, "fp32": alfia_inference(model, texts[:size], batch_size, quantize=False)}
-            if int8 and size == main_size:   # int8 at the main size only
-                entry["int8"] = alfia_inference(model, texts[:size], batch_size, quantize=True)
-            log("  " + ", ".join(f"{k} {v['ms_per_sample']:.1f} ms/sample, peak RSS {v['peak_rss_mb']:.0f} MB"
-                                 for k, v in entry.items() if isinstance(v, dict)))
-            per_size.append(entry)
+        per_size = _inference_sizes(model, texts, sizes, main_size, batch_size, int8, log)
         main = next(e for e in per_size if e["stays"] == main_size)
-        fp32_probs = main["fp32"]["probs"]
 
         log(f"reference inference on {reference_stays} stays (padded, eager, batch 16) ...")
         ref_texts = (texts * math.ceil(reference_stays / len(texts)))[:reference_stays]
         ref = reference_inference(run_dir / "model", ref_texts)
         log(f"  {ref['ms_per_sample']:.1f} ms/sample")
-        ours_on_ref = model.predict_proba(ref_texts, batch_size=batch_size)
-        ours_on_ref_int8 = model.predict_proba(ref_texts, batch_size=batch_size, quantize=True) if int8 else None
+        ours_on_ref = {"fp32": model.predict_proba(ref_texts, batch_size=batch_size)}
+        if int8:
+            ours_on_ref["int8"] = model.predict_proba(ref_texts, batch_size=batch_size, quantize=True)
         del model
 
         log(f"reference training ({reference_steps} steps of batch 4, LoRA on every layer, padded) ...")
-        train_texts = train_cohort.df.loc[train_cohort.df["split"] == "train", "text"].tolist()
-        train_labels = train_cohort.df.loc[train_cohort.df["split"] == "train", "hospital_mortality"].to_numpy()
-        ref_train = reference_training(backbone, train_texts, train_labels, reference_steps)
+        train = train_cohort.df[train_cohort.df["split"] == "train"]
+        ref_train = reference_training(backbone, train["text"].tolist(), train["hospital_mortality"].to_numpy(),
+                                       reference_steps)
         log(f"  {ref_train['samples_per_s']:.2f} samples/s")
 
-    y_test = labels[:n_test]
-    has_both = len(np.unique(y_test)) == 2
-
-    def auprc(p: np.ndarray) -> float | None:
-        return round(float(average_precision(y_test, p[:n_test])), 4) if has_both else None
-
-    floor = 1000 * flops / (gemm * 1e9)
-    result.update({
-        "reference_infer_ms_per_sample": ref["ms_per_sample"],
-        "alfia_infer_ms_per_sample": main["fp32"]["ms_per_sample"],
-        "inference_speedup": ref["ms_per_sample"] / main["fp32"]["ms_per_sample"],
-        "alfia_int8_infer_ms_per_sample": main["int8"]["ms_per_sample"] if int8 else None,
-        "inference_speedup_int8": ref["ms_per_sample"] / main["int8"]["ms_per_sample"] if int8 else None,
-        "reference_train_samples_per_s": ref_train["samples_per_s"],
-        "alfia_train_samples_per_s": train_info["samples_per_s"],
-        "training_speedup": train_info["samples_per_s"] / ref_train["samples_per_s"],
-        "alfia_train_epoch_samples_per_s": train_info["epoch_samples_per_s"],
-        "training_speedup_epochs_only": (train_info["epoch_samples_per_s"] or 0) / ref_train["samples_per_s"],
-        "max_abs_prob_diff": float(np.abs(ours_on_ref - ref["probs"]).max()),
-        "max_abs_prob_diff_int8": float(np.abs(ours_on_ref_int8 - ref["probs"]).max()) if int8 else None,
-        "test_auprc_fp32": auprc(fp32_probs),
-        "test_auprc_int8": auprc(main["int8"]["probs"]) if int8 else None,
-        "test_stays": n_test,
-        "flops_per_sample": flops,
-        "median_tokens": median_tokens,
-        "gemm_gflops_fp32": gemm,
-        "gemm_gflops_int8": gemm_int8,
-        "floor_infer_ms_per_sample": floor,
-        "floor_infer_ms_per_sample_int8": 1000 * flops / (gemm_int8 * 1e9) if int8 else None,
-        "alfia_vs_floor": main["fp32"]["ms_per_sample"] / floor,
-        "reference_infer": {k: v for k, v in ref.items() if k != "probs"},
-        "reference_train": ref_train,
-        "alfia_train": train_info,
-        "exact_train": exact,
-        "val_auprc_default": train_info["best_val_auprc"],
-        "val_auprc_exact": exact["best_val_auprc"] if exact else None,
-        "val_auprc_diff_vs_exact": abs(train_info["best_val_auprc"] - exact["best_val_auprc"]) if exact else None,
-        "alfia_infer_sizes": [{"stays": e["stays"], **{k: {kk: vv for kk, vv in v.items() if kk != "probs"}
-                                                       for k, v in e.items() if isinstance(v, dict)}}
-                              for e in per_size],
-        "reference_stays": reference_stays, "batch_size": batch_size,
-    })
-    if int8 and has_both:
-        result["test_auprc_diff_int8"] = round(abs(result["test_auprc_int8"] - result["test_auprc_fp32"]), 4)
+    result.update(_inference_summary(main, ref, ours_on_ref, floor, labels[:n_test]))
+    result.update(_training_summary(train_info, ref_train, exact))
+    result.update({"alfia_infer_sizes": [{"stays": e["stays"], **{k: {kk: vv for kk, vv in v.items() if kk != "probs"}
+                                                                  for k, v in e.items() if isinstance(v, dict)}}
+                                         for e in per_size],
+                   "reference_stays": reference_stays, "batch_size": batch_size})
     result["machine"]["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
     result["machine"]["peak_rss_mb_process"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     result = _rounded(result)
     write_text_atomic(out, json.dumps(result, indent=2))
     write_text_atomic(out.with_suffix(".md"), to_markdown(result))
     return result
+
+
+def _check_bench_args(stays, sizes, epochs, batch_size, reference_stays, reference_steps) -> list[int]:
+    """The sizes to time, sorted; a bad value is one AlfiaError naming its flag."""
+    for name, value in (("--stays", stays), ("--epochs", epochs), ("--batch-size", batch_size),
+                        ("--reference-stays", reference_stays), ("--reference-steps", reference_steps)):
+        if not isinstance(value, int) or value < 1:
+            raise AlfiaError(f"{name} must be a positive integer, got {value!r}")
+    sizes = sorted({int(s) for s in (sizes or [stays])})
+    if any(s < 1 for s in sizes):
+        raise AlfiaError("--sizes must be positive numbers of stays, e.g. 1000,2000,4000,8000")
+    return sizes
+
+
+def _hardware_floor(model, texts: list[str], batch_size: int, int8: bool) -> dict:
+    """The floor: FLOPs at real token counts / measured GEMM throughput (fp32, and int8 where it runs)."""
+    tokens = [len(x) for x in model.tokenizer(texts[:256], truncation=True, max_length=model.max_length)
+              ["input_ids"]]
+    median_tokens = int(np.median(tokens))
+    flops = flops_per_sample(model, texts[:16])
+    hidden = int(model.backbone_info["hidden_size"])
+    ffn = int(getattr(model._base_model().config, "intermediate_size", 4 * hidden))
+    rows = batch_size * median_tokens
+    gemm = gemm_gflops(rows, hidden, ffn)
+    gemm_int8 = gemm_gflops(rows, hidden, ffn, int8=True) if int8 else None
+    return {"flops_per_sample": flops, "median_tokens": median_tokens, "gemm_gflops_fp32": gemm,
+            "gemm_gflops_int8": gemm_int8, "floor_infer_ms_per_sample": 1000 * flops / (gemm * 1e9),
+            "floor_infer_ms_per_sample_int8": 1000 * flops / (gemm_int8 * 1e9) if int8 else None}
+
+
+def _inference_sizes(model, texts: list[str], sizes: list[int], main_size: int, batch_size: int, int8: bool,
+                     log) -> list[dict]:
+    """ALFIA's inference timed at every size: fp32 everywhere, int8 at the main size only."""
+    per_size = []
+    for size in sizes:
+        log(f"alfia inference on {size} stays ...")
+        entry = {"stays": size, "fp32": alfia_inference(model, texts[:size], batch_size, quantize=False)}
+        if int8 and size == main_size:
+            entry["int8"] = alfia_inference(model, texts[:size], batch_size, quantize=True)
+        log("  " + ", ".join(f"{k} {v['ms_per_sample']:.1f} ms/sample, peak RSS {v['peak_rss_mb']:.0f} MB"
+                             for k, v in entry.items() if isinstance(v, dict)))
+        per_size.append(entry)
+    return per_size
+
+
+def _inference_summary(main: dict, ref: dict, ours_on_ref: dict, floor: dict, y_test: np.ndarray) -> dict:
+    """ALFIA's inference at the main size against the reference and the floor, with the test AUPRC of each path."""
+    from alfia.evaluation.metrics import average_precision
+
+    int8 = "int8" in main
+    has_both = len(np.unique(y_test)) == 2
+
+    def auprc(p: np.ndarray) -> float | None:
+        return round(float(average_precision(y_test, p[:len(y_test)])), 4) if has_both else None
+
+    ms = {k: main[k]["ms_per_sample"] for k in ("fp32", "int8") if k in main}
+    summary = {
+        "reference_infer_ms_per_sample": ref["ms_per_sample"],
+        "alfia_infer_ms_per_sample": ms["fp32"],
+        "inference_speedup": ref["ms_per_sample"] / ms["fp32"],
+        "alfia_int8_infer_ms_per_sample": ms.get("int8"),
+        "inference_speedup_int8": ref["ms_per_sample"] / ms["int8"] if int8 else None,
+        "max_abs_prob_diff": float(np.abs(ours_on_ref["fp32"] - ref["probs"]).max()),
+        "max_abs_prob_diff_int8": float(np.abs(ours_on_ref["int8"] - ref["probs"]).max()) if int8 else None,
+        "test_auprc_fp32": auprc(main["fp32"]["probs"]),
+        "test_auprc_int8": auprc(main["int8"]["probs"]) if int8 else None,
+        "test_stays": len(y_test),
+        **floor,
+        "alfia_vs_floor": ms["fp32"] / floor["floor_infer_ms_per_sample"],
+        "reference_infer": {k: v for k, v in ref.items() if k != "probs"},
+    }
+    if int8 and has_both:
+        summary["test_auprc_diff_int8"] = round(abs(summary["test_auprc_int8"] - summary["test_auprc_fp32"]), 4)
+    return summary
+
+
+def _training_summary(train_info: dict, ref_train: dict, exact: dict | None) -> dict:
+    """ALFIA's training speed against the reference's, and its quality against the exact (uncached) path."""
+    return {
+        "reference_train_samples_per_s": ref_train["samples_per_s"],
+        "alfia_train_samples_per_s": train_info["samples_per_s"],
+        "training_speedup": train_info["samples_per_s"] / ref_train["samples_per_s"],
+        "alfia_train_epoch_samples_per_s": train_info["epoch_samples_per_s"],
+        "training_speedup_epochs_only": (train_info["epoch_samples_per_s"] or 0) / ref_train["samples_per_s"],
+        "reference_train": ref_train,
+        "alfia_train": train_info,
+        "exact_train": exact,
+        "val_auprc_default": train_info["best_val_auprc"],
+        "val_auprc_exact": exact["best_val_auprc"] if exact else None,
+        "val_auprc_diff_vs_exact": abs(train_info["best_val_auprc"] - exact["best_val_auprc"]) if exact else None,
+    }
 
 
 def _rounded(value):

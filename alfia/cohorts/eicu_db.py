@@ -349,42 +349,10 @@ def _build(conn: Database, s: str, progress: bool) -> Cohort:
     progress_line(progress, f"eICU ({conn.dialect}): leakage check on {', '.join(sources)}")
     checked = check_leakage(conn, sources, LEAK, where="eICU")
     progress_line(progress, "eICU: cohort and demographics")
-    st = conn.query(static_sql(s))
-    if st.empty:
-        raise AlfiaError(f"eICU database {conn.label} has no adult unit stays with a known outcome; {HOW_TO_BUILD}")
-    st[ID] = st[ID].astype("int64")
-    st = st.set_index(ID, drop=False)
-    for col in ("hospitaladmitoffset", "urine", "vent", "intubated", "electivesurgery",
-                "aids", "lymphoma", "leukemia", "metastaticcancer", "age", "height", "weight", "apache_iv"):
-        st[col] = pd.to_numeric(st[col], errors="coerce").astype("float64")
-    st["urine"] = st["urine"].where(st["urine"] >= 0)
-    st["apache_iv"] = st["apache_iv"].where(st["apache_iv"] >= 0)
-    st["vent"] = ((st["vent"] == 1) | (st["intubated"] == 1)).astype("float64")
-    st["surgical"] = st["unitadmitsource"].fillna("").str.strip().str.upper().isin(SURGICAL_SOURCES)
-
+    st = _unit_stays(conn, s)
     progress_line(progress, "eICU: first-24-h measurements")
     gcs_rows = conn.query(sources["nursecharting (GCS)"])
-    labs = conn.query(hourly(sources["lab"], ", ".join(
-        f"MIN(CASE WHEN r.labname = '{raw}' THEN r.value END) AS {name}_min, "
-        f"MAX(CASE WHEN r.labname = '{raw}' THEN r.value END) AS {name}_max" for raw, name in LABS.items())))
-    vitals = pd.concat([conn.query(hourly(sources[v], "MIN(r.heartrate) AS hr_min, MAX(r.heartrate) AS hr_max, "
-                                          "MIN(r.sbp) AS sbp_min, MAX(r.sbp) AS sbp_max, MIN(r.map) AS map_min, "
-                                          "MAX(r.map) AS map_max, MIN(r.temperature) AS temp_min, "
-                                          "MAX(r.temperature) AS temp_max, MIN(r.resprate) AS rr_min, "
-                                          "MAX(r.resprate) AS rr_max"))
-                        for v in ("vitalperiodic", "vitalaperiodic")], ignore_index=True)
-    gcs_hourly = gcs_rows.assign(hr=(pd.to_numeric(gcs_rows["t"]) // 60).astype("int64"))
-    gcs_hourly = gcs_hourly.groupby(["stay_id", "hr"], as_index=False)["value"].min().rename(
-        columns={"value": "gcs_min"})
-    hours = pd.concat([labs, vitals, gcs_hourly], ignore_index=True)
-    for col in hours.columns:
-        hours[col] = pd.to_numeric(hours[col], errors="coerce")
-    hours = hours.groupby(["stay_id", "hr"], as_index=False).agg(
-        {c: ("min" if c.endswith("_min") else "max") for c in hours.columns if c not in ("stay_id", "hr")})
-    fio2_max = fio2_fraction(hours["fio2_max"])
-    hours["pf_min"] = hours["pao2_min"] / fio2_max
-    hours = hours.astype({"stay_id": "int64", "hr": "int64"})
-
+    hours = _hourly_values(conn, sources, gcs_rows)
     worst = hours.drop(columns="hr").groupby("stay_id").agg(
         {c: ("min" if c.endswith("_min") else "max") for c in hours.columns if c not in ("stay_id", "hr")})
     w = st.join(worst, how="left")
@@ -400,13 +368,7 @@ def _build(conn: Database, s: str, progress: bool) -> Cohort:
         out[name], n = map_category(out[name], mapping, unknown=unknown)
         if n and name != "gender":
             unmapped[name] = n
-    flags = pd.concat([conn.query(sources["pasthistory"]), conn.query(sources["diagnosis"])], ignore_index=True)
-    for col, terms in (("smoker", SMOKER_TERMS), ("alcohol_abuse", ALCOHOL_TERMS), ("drug_abuse", DRUG_TERMS),
-                       ("obesity", OBESITY_TERMS)):
-        hit = flags["text"].fillna("").apply(lambda x, terms=terms: any(t in x for t in terms))
-        ids = set(pd.to_numeric(flags.loc[hit, "stay_id"]).astype("int64"))
-        out[col] = out[ID].isin(ids).astype("float64")
-    out["smoker"] = np.where(out["smoker"] == 1, "Yes", "Unknown").astype(object)
+    out = _history_flags(conn, sources, out)
     out["sapsii"] = sapsii(w).round()
     out["oasis"] = oasis(w).round()
     out = out.join(dynamic_stats(gcs_rows, "gcs"), how="left")
@@ -427,3 +389,57 @@ def _build(conn: Database, s: str, progress: bool) -> Cohort:
     cohort = finish_cohort(out, SCHEMA, where="eICU cohort", info=info, patient_ids=st["uniquepid"])
     progress_line(progress, f"eICU: {len(cohort.df)} stays, {cohort.df[LABEL].mean():.2%} deaths")
     return cohort
+
+
+def _unit_stays(conn: Database, s: str) -> pd.DataFrame:
+    """One row per adult unit stay with a known outcome (indexed by stay id): demographics and the day-1 APACHE
+    values (urine, ventilation), numeric, with the unknowns as NaN."""
+    st = conn.query(static_sql(s))
+    if st.empty:
+        raise AlfiaError(f"eICU database {conn.label} has no adult unit stays with a known outcome; {HOW_TO_BUILD}")
+    st[ID] = st[ID].astype("int64")
+    st = st.set_index(ID, drop=False)
+    for col in ("hospitaladmitoffset", "urine", "vent", "intubated", "electivesurgery",
+                "aids", "lymphoma", "leukemia", "metastaticcancer", "age", "height", "weight", "apache_iv"):
+        st[col] = pd.to_numeric(st[col], errors="coerce").astype("float64")
+    st["urine"] = st["urine"].where(st["urine"] >= 0)
+    st["apache_iv"] = st["apache_iv"].where(st["apache_iv"] >= 0)
+    st["vent"] = ((st["vent"] == 1) | (st["intubated"] == 1)).astype("float64")
+    st["surgical"] = st["unitadmitsource"].fillna("").str.strip().str.upper().isin(SURGICAL_SOURCES)
+    return st
+
+
+def _hourly_values(conn: Database, sources: dict, gcs_rows: pd.DataFrame) -> pd.DataFrame:
+    """Labs, vitals and GCS of the first 24 h, each stay-hour's worst value per measurement, and the P/F ratio."""
+    labs = conn.query(hourly(sources["lab"], ", ".join(
+        f"MIN(CASE WHEN r.labname = '{raw}' THEN r.value END) AS {name}_min, "
+        f"MAX(CASE WHEN r.labname = '{raw}' THEN r.value END) AS {name}_max" for raw, name in LABS.items())))
+    vitals = pd.concat([conn.query(hourly(sources[v], "MIN(r.heartrate) AS hr_min, MAX(r.heartrate) AS hr_max, "
+                                          "MIN(r.sbp) AS sbp_min, MAX(r.sbp) AS sbp_max, MIN(r.map) AS map_min, "
+                                          "MAX(r.map) AS map_max, MIN(r.temperature) AS temp_min, "
+                                          "MAX(r.temperature) AS temp_max, MIN(r.resprate) AS rr_min, "
+                                          "MAX(r.resprate) AS rr_max"))
+                        for v in ("vitalperiodic", "vitalaperiodic")], ignore_index=True)
+    gcs_hourly = gcs_rows.assign(hr=(pd.to_numeric(gcs_rows["t"]) // 60).astype("int64"))
+    gcs_hourly = gcs_hourly.groupby(["stay_id", "hr"], as_index=False)["value"].min().rename(
+        columns={"value": "gcs_min"})
+    hours = pd.concat([labs, vitals, gcs_hourly], ignore_index=True)
+    for col in hours.columns:
+        hours[col] = pd.to_numeric(hours[col], errors="coerce")
+    hours = hours.groupby(["stay_id", "hr"], as_index=False).agg(
+        {c: ("min" if c.endswith("_min") else "max") for c in hours.columns if c not in ("stay_id", "hr")})
+    fio2_max = fio2_fraction(hours["fio2_max"])
+    hours["pf_min"] = hours["pao2_min"] / fio2_max
+    return hours.astype({"stay_id": "int64", "hr": "int64"})
+
+
+def _history_flags(conn: Database, sources: dict, out: pd.DataFrame) -> pd.DataFrame:
+    """Smoker, alcohol and drug abuse, obesity: a term in the stay's past history or diagnoses."""
+    flags = pd.concat([conn.query(sources["pasthistory"]), conn.query(sources["diagnosis"])], ignore_index=True)
+    for col, terms in (("smoker", SMOKER_TERMS), ("alcohol_abuse", ALCOHOL_TERMS), ("drug_abuse", DRUG_TERMS),
+                       ("obesity", OBESITY_TERMS)):
+        hit = flags["text"].fillna("").apply(lambda x, terms=terms: any(t in x for t in terms))
+        ids = set(pd.to_numeric(flags.loc[hit, "stay_id"]).astype("int64"))
+        out[col] = out[ID].isin(ids).astype("float64")
+    out["smoker"] = np.where(out["smoker"] == 1, "Yes", "Unknown").astype(object)
+    return out

@@ -384,38 +384,66 @@ def generate_synthetic(schema_name: str, n: int, seed: int = 0, *, id_offset: in
     if n < 1:
         raise AlfiaError(f"a synthetic cohort needs at least 1 stay, got n={n}")
     spec = TARGETS[schema_name]
-    rng = np.random.Generator(np.random.PCG64(seed))
+    rng = np.random.Generator(np.random.PCG64(seed))  # every draw below, in this order, makes the cohort
 
     y = np.zeros(n, dtype=np.int64)
     y[: int(round(n * spec["rate"]))] = 1
     y = rng.permutation(y)
-
-    cols: dict[str, np.ndarray] = {}
-    load = spec["loadings"]
     # the phenotype whose features a stay carries: its outcome group, or for a fixed share the other one
     pheno = y.copy()
     for group, share in zip((0, 1), CROSSOVER[schema_name], strict=True):
         rows = np.flatnonzero(y == group)
         pheno[rng.choice(rows, size=int(round(share * len(rows))), replace=False)] = 1 - group
-    numeric = _phenotypes(schema_name)
-    z = rng.standard_normal(n)  # latent severity inside the phenotype
+    factor = _Factors(rng, spec["loadings"], n)
+    cols = _numeric_columns(rng, _phenotypes(schema_name), pheno, factor)
+    cols.update(_category_columns(rng, schema, spec["categories"], y, factor))
+    for name, shares in spec["uncalibrated"].items():
+        cols[name] = _pick(rng, shares, n)
+    if "admission_location" in spec:
+        cols["admission_location"] = _admission_location(rng, spec["admission_location"], cols["admission_type"])
+    for name, share in spec["missing"].items():
+        cols[name] = np.where(rng.random(n) < share, np.nan, cols[name])
 
-    def factor(name: str) -> np.ndarray:
-        ell = load.get(name, 0.0)
-        return ell * z + np.sqrt(1 - ell * ell) * rng.standard_normal(n)
+    df = pd.DataFrame({ID: np.arange(id_offset + 1, id_offset + n + 1, dtype=np.int64), LABEL: y})
+    for c in schema.columns:
+        df[c.name] = cols[c.name]
+    df[SPLIT] = assign_splits(df[ID], df[LABEL])
+    info = {"source": f"synthetic, calibrated to the ALFIA paper's {spec['table']}", "synthetic": True,
+            "seed": seed}
+    return Cohort(df=schema.validate(df, where=f"synthetic {schema_name} cohort"), schema=schema, info=info)
 
-    for name, v in numeric.items():
-        if name.startswith(("gcs_", "sofa_")):
-            continue
-        cols[name] = _quantile(v, pheno, special.ndtr(factor(name)))
+
+class _Factors:
+    """A feature's copula factor: its loading on the stay's latent severity ``z`` plus its own noise."""
+
+    def __init__(self, rng: np.random.Generator, loadings: dict[str, float], n: int):
+        self.rng, self.loadings, self.n = rng, loadings, n
+        self.z = rng.standard_normal(n)  # latent severity inside the phenotype
+
+    def __call__(self, name: str) -> np.ndarray:
+        ell = self.loadings.get(name, 0.0)
+        return ell * self.z + np.sqrt(1 - ell * ell) * self.rng.standard_normal(self.n)
+
+
+def _numeric_columns(rng: np.random.Generator, numeric: dict[str, Numeric], pheno: np.ndarray,
+                     factor: _Factors) -> dict[str, np.ndarray]:
+    """Each numeric feature at its phenotype's quantiles; GCS and SOFA with their first/min/max/trend."""
+    cols = {name: _quantile(v, pheno, special.ndtr(factor(name))) for name, v in numeric.items()
+            if not name.startswith(("gcs_", "sofa_"))}
     for score in ("gcs", "sofa"):
         for stat, values in _dynamic(score, numeric, pheno, factor(score), rng).items():
             cols[f"{score}_{stat}"] = values
+    return cols
 
-    u_int = {name: factor(name) for name in spec["categories"] if schema[name].kind == "int"}
-    for name, shares in spec["categories"].items():
+
+def _category_columns(rng: np.random.Generator, schema, categories: dict, y: np.ndarray,
+                      factor: _Factors) -> dict[str, np.ndarray]:
+    """Categories at exact shares per outcome group; an ordinal score (SIRS) ranked by its copula factor."""
+    u_int = {name: factor(name) for name in categories if schema[name].kind == "int"}
+    cols = {}
+    for name, shares in categories.items():
         col = schema[name]
-        values = np.empty(n, dtype=object)
+        values = np.empty(len(y), dtype=object)
         for group in (0, 1):
             rows = y == group
             groups = {k: s[group] for k, s in shares.items()}
@@ -434,24 +462,16 @@ def generate_synthetic(schema_name: str, n: int, seed: int = 0, *, id_offset: in
                 groups = {1.0: groups["Yes"], 0.0: 100 - groups["Yes"]}
             values[rows] = _exact(rng, groups, int(rows.sum()))
         cols[name] = values
-    for name, shares in spec["uncalibrated"].items():
-        cols[name] = _pick(rng, shares, n)
-    if "admission_location" in spec:
-        loc = np.empty(n, dtype=object)
-        planned, emergency = spec["admission_location"]["planned"], spec["admission_location"]["emergency"]
-        kind = np.where(np.isin(cols["admission_type"], list(planned[0])), "planned",
-                        np.where(np.isin(cols["admission_type"], list(emergency[0])), "emergency", "other"))
-        for k, (_, shares) in spec["admission_location"].items():
-            rows = kind == k
-            loc[rows] = _pick(rng, shares, int(rows.sum()))
-        cols["admission_location"] = loc
-    for name, share in spec["missing"].items():
-        cols[name] = np.where(rng.random(n) < share, np.nan, cols[name])
+    return cols
 
-    df = pd.DataFrame({ID: np.arange(id_offset + 1, id_offset + n + 1, dtype=np.int64), LABEL: y})
-    for c in schema.columns:
-        df[c.name] = cols[c.name]
-    df[SPLIT] = assign_splits(df[ID], df[LABEL])
-    info = {"source": f"synthetic, calibrated to the ALFIA paper's {spec['table']}", "synthetic": True,
-            "seed": seed}
-    return Cohort(df=schema.validate(df, where=f"synthetic {schema_name} cohort"), schema=schema, info=info)
+
+def _admission_location(rng: np.random.Generator, spec: dict, admission_type: np.ndarray) -> np.ndarray:
+    """Where a stay came from, drawn by its kind of admission (planned, emergency, other)."""
+    planned, emergency = spec["planned"], spec["emergency"]
+    kind = np.where(np.isin(admission_type, list(planned[0])), "planned",
+                    np.where(np.isin(admission_type, list(emergency[0])), "emergency", "other"))
+    loc = np.empty(len(admission_type), dtype=object)
+    for k, (_, shares) in spec.items():
+        rows = kind == k
+        loc[rows] = _pick(rng, shares, int(rows.sum()))
+    return loc
