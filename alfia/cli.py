@@ -107,7 +107,7 @@ def cmd_train(args: argparse.Namespace) -> dict | None:
         raise UsageError(f"{SETTING_FLAGS.get(exc.field, exc.field)} {exc.problem}") from None
     cohort = _read_encoded(args.cohort)
     if dist.is_main():
-        print("settings: " + ", ".join(f"{k}={v}" for k, v in config.to_dict().items()), flush=True)
+        print(f"settings: {config.describe()}", flush=True)
     metrics = train(cohort, args.out, config, backbone=args.backbone, resume=args.resume, finish=True,
                     n_boot=args.n_boot, device=args.device)
     if metrics is not None:  # under torchrun only rank 0 scores and writes

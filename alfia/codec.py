@@ -63,3 +63,15 @@ def _type_ok(value, hint) -> bool:
     if isinstance(hint, type):
         return isinstance(value, hint)
     return True
+
+
+def flatten(data: dict, prefix: str = "") -> dict:
+    """``{"model": {"lora": {"r": 8}}}`` -> ``{"model.lora.r": 8}``: nested settings as their paths."""
+    out = {}
+    for key, value in data.items():
+        path = f"{prefix}.{key}" if prefix else str(key)
+        if isinstance(value, dict):
+            out.update(flatten(value, path))
+        else:
+            out[path] = value
+    return out

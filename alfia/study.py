@@ -152,7 +152,7 @@ def run_study(out: str | Path, style: str | None = None, profile: str = "quick",
     run = out / "alfia-run"
     with clock.stage("train ALFIA (quick profile)"):
         config = make_config(profile)
-        logger.info("settings: " + ", ".join(f"{k}={v}" for k, v in config.to_dict().items()))
+        logger.info(f"settings: {config.describe()}")
         metrics = train(dev_text, run, config, resume=(run / "checkpoint").exists(), finish=True)
         logger.info(f"{dev_name} test split (scored once, after training):")
         logger.info(format_metrics(metrics["test"]))

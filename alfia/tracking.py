@@ -15,6 +15,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from alfia.codec import flatten
 from alfia.errors import AlfiaError
 
 KEPT_OUT_SUFFIXES = (".parquet", ".html")
@@ -23,19 +24,13 @@ KEPT_OUT_SUFFIXES = (".parquet", ".html")
 KEPT_OUT_DIRS = ("checkpoint", "autogluon", "figures")
 
 
-def _flatten(prefix: str, value: Any, out: dict[str, Any]) -> None:
-    if isinstance(value, dict):
-        for key, inner in value.items():
-            _flatten(f"{prefix}.{key}" if prefix else str(key), inner, out)
-    else:
-        out[prefix] = value
 
 
 def params_of(folder: Path) -> dict[str, Any]:
     params: dict[str, Any] = {}
     config = folder / "config.json"
     if config.exists():
-        _flatten("", json.loads(config.read_text()), params)
+        params.update(flatten(json.loads(config.read_text())))
     manifest = json.loads((folder / "manifest.json").read_text()) if (folder / "manifest.json").exists() else {}
     if "backbone" in manifest:
         params["backbone"] = manifest["backbone"]["name"]

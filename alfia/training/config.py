@@ -27,7 +27,7 @@ import dataclasses
 import typing
 from dataclasses import dataclass, field
 
-from alfia.codec import config_from_dict, nested_dataclass
+from alfia.codec import config_from_dict, flatten, nested_dataclass
 from alfia.errors import AlfiaError, SettingError
 from alfia.model.alfia import ALFIAConfig
 
@@ -79,6 +79,10 @@ class TrainConfig:
         if self.calibration not in CALIBRATIONS:
             raise SettingError("calibration", f"must be one of {', '.join(CALIBRATIONS)}")
         return self
+
+    def describe(self) -> str:
+        """One line of every setting by its path, for the log (``epochs=2, ..., model.lora=None, ...``)."""
+        return ", ".join(f"{k}={v}" for k, v in flatten(self.to_dict()).items())
 
     def to_dict(self) -> dict:
         return {"model": self.model.to_dict(),
