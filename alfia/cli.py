@@ -7,7 +7,6 @@ status 1 for bad data, 2 for a wrong command line (``alfia.cli_options``).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -149,27 +148,19 @@ def _lora_layers(value: str) -> int | str:
 
 
 def cmd_predict(args: argparse.Namespace) -> dict:
-
-    from alfia.baselines.cli import _cohort
     from alfia.cohorts.mapping import describe, for_run
     from alfia.datasets import load_cohort
     from alfia.evaluation.metrics import format_metrics
-    from alfia.inference import predict_cohort
-    from alfia.io import atomic_path, write_text_atomic
+    from alfia.inference import predict_cohort, write_predictions
 
     cohort = for_run(args.run, load_cohort(args.cohort, schema=args.schema, require_outcome=False),
-                     _cohort(args.training_cohort))
+                     load_cohort(args.training_cohort) if args.training_cohort else None)
     if "mapping" in cohort.info:
         print(describe(cohort.info["mapping"]))
     table, info = predict_cohort(args.run, cohort, batch_size=args.batch_size, quantize=args.int8, progress=True)
     if "mapping" in cohort.info:
         info["mapping"] = cohort.info["mapping"]
-    with atomic_path(args.out) as tmp:
-        if str(args.out).endswith(".csv"):
-            table.to_csv(tmp, index=False)
-        else:
-            table.to_parquet(tmp, index=False)
-    write_text_atomic(Path(args.out).with_suffix(".metrics.json"), json.dumps(info, indent=2))
+    write_predictions(table, info, args.out)
     print(f"wrote {args.out}: {info['rows']:,} stays; {info['ms_per_sample']:.1f} ms per stay, "
           f"peak memory {info['peak_rss_mb']:.0f} MB")
     if "metrics" in info:

@@ -223,6 +223,17 @@ def _saved_encoder(folder: str | Path) -> TextEncoder | None:
     return TextEncoder.load(path) if path.exists() else None
 
 
+def write_predictions(table: pd.DataFrame, info: dict, out: str | Path) -> None:
+    """``predict_cohort``'s outputs: the table at ``out`` (.csv, else parquet) and ``info`` beside it
+    (``OUT.metrics.json``), each written atomically."""
+    with atomic_path(out) as tmp:
+        if str(out).endswith(".csv"):
+            table.to_csv(tmp, index=False)
+        else:
+            table.to_parquet(tmp, index=False)
+    write_text_atomic(Path(out).with_suffix(".metrics.json"), json.dumps(info, indent=2))
+
+
 def predict_cohort(folder: str | Path, cohort: Cohort, batch_size: int = 32,
                    quantize: bool = False, progress: bool = False) -> tuple[pd.DataFrame, dict]:
     """Probabilities and labels for every row of ``cohort``; metrics with CIs when it has labels. ``quantize``:

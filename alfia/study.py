@@ -25,8 +25,8 @@ from alfia.baselines.tabular import run_baselines
 from alfia.cohorts import write_cohort
 from alfia.cohorts.table1 import table1, to_markdown
 from alfia.evaluation.metrics import format_ci, format_metrics
-from alfia.inference import predict_cohort
-from alfia.io import atomic_path, write_text_atomic
+from alfia.inference import predict_cohort, write_predictions
+from alfia.io import write_text_atomic
 from alfia.text.encoder import DEFAULT_STYLE, TextEncoder
 from alfia.training.config import make_config
 from alfia.training.trainer import cohort_checksum, train
@@ -159,9 +159,7 @@ def run_study(out: str | Path, style: str | None = None, profile: str = "quick",
 
     with clock.stage(f"external validation on {SHOWN.get(ext_name, ext_name)} (all rows)"):
         table, info = predict_cohort(run, ext, progress=True)
-        with atomic_path(out / f"{ext_name}.predictions.parquet") as tmp:
-            table.to_parquet(tmp, index=False)
-        write_text_atomic(out / f"{ext_name}.metrics.json", json.dumps(info, indent=2))
+        write_predictions(table, info, out / f"{ext_name}.predictions.parquet")
         logger.info(format_metrics(info["metrics"]))
 
     with clock.stage("baselines: AutoGluon zoo and severity scores"):
