@@ -1,0 +1,78 @@
+"""Does a ``make study`` folder give the published metrics? Compares every metric of a study folder with
+``results/study`` (the committed run): ALFIA's test and set B metrics, its per-epoch validation history, its
+calibration and the leaderboard (every model, CIs and paired comparisons). Timings, memory and paths are not
+metrics and are left out.
+
+Usage: .venv/bin/python scripts/compare_study.py [STUDY] [--expected results/study] [--tol 0]
+
+Exit status 0 when every metric matches (within ``--tol``), 1 otherwise, with one line per difference.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+
+# file in the committed results -> the same file in a study folder
+FILES = {"metrics.json": "alfia-run/metrics.json", "history.jsonl": "alfia-run/history.jsonl",
+         "calibration.json": "alfia-run/calibration.json", "p12-b.metrics.json": "p12-b.metrics.json",
+         "leaderboard.json": "leaderboard.json"}
+NOT_METRICS = {"seconds", "ms_per_sample", "peak_rss_mb", "fit_seconds", "predict_seconds", "time"}
+
+
+def _read(path: Path):
+    if path.suffix == ".jsonl":
+        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return json.loads(path.read_text())
+
+
+def differences(expected, found, where: str = "", tol: float = 0.0) -> list[str]:
+    """Every leaf where ``found`` differs from ``expected`` (numbers within ``tol``), timings aside."""
+    if isinstance(expected, dict) and isinstance(found, dict):
+        out = []
+        for key in sorted(set(expected) | set(found), key=str):
+            if key in NOT_METRICS:
+                continue
+            if key not in expected or key not in found:
+                out.append(f"{where}.{key}: only in the {'study' if key in found else 'expected results'}")
+                continue
+            out += differences(expected[key], found[key], f"{where}.{key}" if where else str(key), tol)
+        return out
+    if isinstance(expected, list) and isinstance(found, list):
+        if len(expected) != len(found):
+            return [f"{where}: {len(expected)} entries expected, {len(found)} found"]
+        return [d for i, (a, b) in enumerate(zip(expected, found, strict=True))
+                for d in differences(a, b, f"{where}[{i}]", tol)]
+    numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (expected, found))
+    if numbers and (math.isclose(expected, found, rel_tol=0, abs_tol=tol) or
+                    (math.isnan(expected) and math.isnan(found))):
+        return []
+    return [] if expected == found else [f"{where}: expected {expected!r}, found {found!r}"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("study", nargs="?", default="study", help="the study folder (default: study)")
+    parser.add_argument("--expected", default="results/study", help="the committed results (default: results/study)")
+    parser.add_argument("--tol", type=float, default=0.0, help="absolute tolerance on numbers (default 0: identical)")
+    args = parser.parse_args(argv)
+    study, expected = Path(args.study), Path(args.expected)
+    problems = []
+    for name, rel in FILES.items():
+        if not (expected / name).is_file() or not (study / rel).is_file():
+            missing = expected / name if not (expected / name).is_file() else study / rel
+            problems.append(f"{missing} is missing")
+            continue
+        problems += [f"{name}: {d}" for d in differences(_read(expected / name), _read(study / rel), tol=args.tol)]
+    for line in problems:
+        print(line)
+    print(f"{len(problems)} difference(s) between {study} and {expected}" if problems
+          else f"every metric of {study} equals {expected}'s ({', '.join(FILES)})")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,44 @@
+"""scripts/compare_study.py: a study folder against the committed results, metric by metric."""
+
+import importlib.util
+import json
+import shutil
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _script():
+    spec = importlib.util.spec_from_file_location("compare_study", ROOT / "scripts" / "compare_study.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _study_from_results(folder: Path, script) -> Path:
+    for name, rel in script.FILES.items():
+        (folder / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(ROOT / "results" / "study" / name, folder / rel)
+    return folder
+
+
+def test_same_metrics_pass_and_any_changed_metric_fails(tmp_path, capsys):
+    script = _script()
+    study = _study_from_results(tmp_path / "study", script)
+    expected = str(ROOT / "results" / "study")
+    assert script.main([str(study), "--expected", expected]) == 0
+    # timings are no metrics
+    ext = json.loads((study / "p12-b.metrics.json").read_text())
+    ext["ms_per_sample"] += 10
+    (study / "p12-b.metrics.json").write_text(json.dumps(ext))
+    assert script.main([str(study), "--expected", expected]) == 0
+    # a metric moved in the 4th decimal: named, and the exit status says so
+    metrics = json.loads((study / "alfia-run" / "metrics.json").read_text())
+    metrics["test"]["auprc"]["value"] += 1e-4
+    (study / "alfia-run" / "metrics.json").write_text(json.dumps(metrics))
+    capsys.readouterr()
+    assert script.main([str(study), "--expected", expected]) == 1
+    assert "metrics.json: test.auprc.value: expected" in capsys.readouterr().out
+    assert script.main([str(study), "--expected", expected, "--tol", "1e-3"]) == 0
+    (study / "leaderboard.json").unlink()
+    assert script.main([str(study), "--expected", expected, "--tol", "1e-3"]) == 1
