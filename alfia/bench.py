@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from alfia.errors import AlfiaError, UsageError
+from alfia.errors import AlfiaError, SettingError, UsageError
 
 REQUIRED_KEYS = ("reference_infer_ms_per_sample", "alfia_infer_ms_per_sample", "inference_speedup",
                  "reference_train_samples_per_s", "alfia_train_samples_per_s", "training_speedup",
@@ -398,14 +398,14 @@ def run_bench(out: str | os.PathLike, *, stays: int = 1000, sizes: Sequence[int]
 
 
 def _check_bench_args(stays, sizes, epochs, batch_size, reference_stays, reference_steps) -> list[int]:
-    """The sizes to time, sorted; a bad value is one AlfiaError naming its flag."""
-    for name, value in (("--stays", stays), ("--epochs", epochs), ("--batch-size", batch_size),
-                        ("--reference-stays", reference_stays), ("--reference-steps", reference_steps)):
+    """The sizes to time, sorted; a bad value is a SettingError naming its argument (the CLI names its flag)."""
+    for name, value in (("stays", stays), ("epochs", epochs), ("batch_size", batch_size),
+                        ("reference_stays", reference_stays), ("reference_steps", reference_steps)):
         if not isinstance(value, int) or value < 1:
-            raise AlfiaError(f"{name} must be a positive integer, got {value!r}")
+            raise SettingError(name, f"must be a positive integer, got {value!r}")
     sizes = sorted({int(s) for s in (sizes or [stays])})
     if any(s < 1 for s in sizes):
-        raise AlfiaError("--sizes must be positive numbers of stays, e.g. 1000,2000,4000,8000")
+        raise SettingError("sizes", "must be positive numbers of stays, e.g. 1000,2000,4000,8000")
     return sizes
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from alfia import __version__
 from alfia.cli_options import (
+    TRAIN_FLAGS,
     add_batch_size,
     add_external,
     add_n_boot,
@@ -23,7 +24,7 @@ from alfia.cli_options import (
     run_command,
     setup_logging,
 )
-from alfia.errors import AlfiaError, SettingError, UsageError
+from alfia.errors import AlfiaError, UsageError
 
 
 def _existing_file(path: str) -> Path:
@@ -99,11 +100,7 @@ def cmd_train(args: argparse.Namespace) -> dict | None:
     from alfia.training.config import make_config
     from alfia.training.trainer import train
 
-    overrides = _train_overrides(args)
-    try:
-        config = make_config(args.profile, **overrides)
-    except SettingError as exc:  # the library names the setting; the user typed its flag
-        raise UsageError(f"{SETTING_FLAGS.get(exc.field, exc.field)} {exc.problem}") from None
+    config = make_config(args.profile, **_train_overrides(args))  # a SettingError names the flag (run_command)
     cohort = _read_encoded(args.cohort)
     if dist.is_main():
         print(f"settings: {config.describe()}", flush=True)
@@ -113,14 +110,6 @@ def cmd_train(args: argparse.Namespace) -> dict | None:
         print("test split (scored once, after training):")
         print(format_metrics(metrics["test"]))
     return metrics
-
-
-# training flag (its argparse dest) -> the setting's path in TrainConfig
-TRAIN_FLAGS = {"epochs": "epochs", "lr": "lr", "batch_size": "batch_size", "max_length": "model.max_length",
-               "patience": "patience", "fusion_layers": "model.fusion.num_fusion_layers", "lora_r": "model.lora.r",
-               "seed": "seed", "head_lr": "head_lr", "readout_c": "model.readout.C", "distill": "distill",
-               "class_weight": "class_weight", "calibration": "calibration"}
-SETTING_FLAGS = {path: "--" + dest.replace("_", "-") for dest, path in TRAIN_FLAGS.items()}
 
 
 def _train_overrides(args: argparse.Namespace) -> dict:

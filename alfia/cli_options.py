@@ -15,7 +15,7 @@ import os
 import sys
 from collections.abc import Callable
 
-from alfia.errors import AlfiaError, UsageError
+from alfia.errors import AlfiaError, SettingError, UsageError
 
 N_BOOT = 1000  # bootstrap resamples for every 95% CI a command reports
 BATCH_SIZE = 32  # inference batch
@@ -129,6 +129,23 @@ class StderrHandler(logging.StreamHandler):
         pass
 
 
+# `alfia train`'s flags (their argparse dest) -> the settings' paths in TrainConfig (alfia.training.config)
+TRAIN_FLAGS = {"epochs": "epochs", "lr": "lr", "batch_size": "batch_size", "max_length": "model.max_length",
+               "patience": "patience", "fusion_layers": "model.fusion.num_fusion_layers", "lora_r": "model.lora.r",
+               "seed": "seed", "head_lr": "head_lr", "readout_c": "model.readout.C", "distill": "distill",
+               "class_weight": "class_weight", "calibration": "calibration"}
+SETTING_FLAGS = {**{path: "--" + dest.replace("_", "-") for dest, path in TRAIN_FLAGS.items()},
+                 "model.lora.layers": "--lora-layers"}
+
+
+def flag_of(field: str) -> str:
+    """The flag of a setting the library named: ``batch_size`` -> ``--batch-size``, ``model.lora.r`` ->
+    ``--lora-r``; a training setting without a flag keeps its path."""
+    if field in SETTING_FLAGS:
+        return SETTING_FLAGS[field]
+    return field if "." in field else "--" + field.replace("_", "-")
+
+
 def run_command(func: Callable[[argparse.Namespace], None], args: argparse.Namespace) -> int:
     """Run a command; an error becomes one line on stderr and its exit status. ``--json``: stdout holds the
     command's returned results alone, as JSON (progress lines go to stderr); ``--mlflow URI``: read where each
@@ -142,6 +159,9 @@ def run_command(func: Callable[[argparse.Namespace], None], args: argparse.Names
             print(json.dumps(result, indent=2))
         else:
             func(args)
+    except SettingError as exc:  # the library names the setting; the user typed its flag
+        print(f"error: {flag_of(exc.field)} {exc.problem}", file=sys.stderr)
+        return EXIT_USAGE
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from alfia.errors import AlfiaError, UsageError
+from alfia.errors import AlfiaError, SettingError, UsageError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -115,7 +115,7 @@ def build_cohort(name: str, options: BuildOptions = BuildOptions()) -> Cohort:
         from alfia.cohorts.synthetic import generate_synthetic
 
         if options.n < 1:
-            raise AlfiaError("--n must be a positive number of stays")
+            raise SettingError("n", "must be a positive number of stays")
         return generate_synthetic(name.removeprefix("synth-"), n=options.n, seed=options.seed)
     if name in _REGISTRY and _REGISTRY[name].builder:
         return _resolve(_REGISTRY[name].builder)(options)

@@ -243,7 +243,7 @@ def leaderboard(dirs: list[str | Path], test_labels: Cohort | pd.DataFrame | Non
             raise AlfiaError(f"{d} holds neither results.json (baselines/boost) nor metrics.json + "
                              "predictions.parquet (an ALFIA run)")
     if alfia_external is not None and run_labels is None:
-        raise AlfiaError("--external-predictions needs the ALFIA run folder among the result folders")
+        raise AlfiaError("ALFIA's external predictions need its run folder among the result folders; add it")
     names = [e.name for e in entries]
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:

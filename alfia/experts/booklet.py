@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from alfia.cohorts import Cohort
-from alfia.errors import AlfiaError
+from alfia.errors import AlfiaError, SettingError
 from alfia.io import atomic_path, write_text_atomic
 from alfia.text.encoder import TextEncoder
 
@@ -44,9 +44,9 @@ def unseen_rows(cohort: Cohort, run: str | Path) -> pd.DataFrame:
 def draw_cases(rows: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
     """``n`` rows stratified by outcome (the cohort's prevalence, at least one of each), in random order."""
     if n < 2:
-        raise AlfiaError("--n must be at least 2 (both outcomes must be present)")
+        raise SettingError("n", "must be at least 2 (both outcomes must be present)")
     if len(rows) < n:
-        raise AlfiaError(f"only {len(rows)} stays are unseen by the run; ask for --n {len(rows)} or fewer")
+        raise SettingError("n", f"must be at most {len(rows)}: only {len(rows)} stays are unseen by the run")
     rng = np.random.default_rng(seed)
     pos, neg = rows[rows["hospital_mortality"] == 1], rows[rows["hospital_mortality"] == 0]
     n_pos = min(len(pos), max(1, round(n * len(pos) / len(rows))))

@@ -102,3 +102,21 @@ def test_flags_become_the_settings_they_name():
     assert settings("--profile", "paper", "--no-lora").model.lora is None
     assert settings("--no-readout").model.readout is None
     assert settings("--profile", "paper", "--readout").model.readout.C == 0.3
+
+
+def test_every_command_names_the_flag_of_a_setting_the_library_refused(capsys):
+    import argparse
+
+    from alfia.bench import run_bench
+    from alfia.cli_options import EXIT_USAGE, flag_of, run_command
+
+    assert (flag_of("model.lora.r"), flag_of("reference_steps"), flag_of("model.lora.alpha")) == \
+        ("--lora-r", "--reference-steps", "model.lora.alpha")
+
+    def bench(_args):
+        run_bench("unused.json", stays=100, reference_steps=0)
+
+    assert run_command(bench, argparse.Namespace()) == EXIT_USAGE
+    assert capsys.readouterr().err.strip() == "error: --reference-steps must be a positive integer, got 0"
+    with pytest.raises(SettingError, match="^reference_steps must be a positive integer"):  # from Python
+        run_bench("unused.json", stays=100, reference_steps=0)
