@@ -46,7 +46,8 @@ def draw_cases(rows: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
     if n < 2:
         raise SettingError("n", "must be at least 2 (both outcomes must be present)")
     if len(rows) < n:
-        raise SettingError("n", f"must be at most {len(rows)}: only {len(rows)} stays are unseen by the run")
+        raise AlfiaError(f"only {len(rows)} stays are unseen by the run, fewer than the {n} asked for; "
+                         f"ask for {len(rows)} or fewer")
     rng = np.random.default_rng(seed)
     pos, neg = rows[rows["hospital_mortality"] == 1], rows[rows["hospital_mortality"] == 0]
     n_pos = min(len(pos), max(1, round(n * len(pos) / len(rows))))
