@@ -110,6 +110,9 @@ def setup_logging(verbose: int = 0, quiet: bool = False) -> None:
     level = logging.WARNING if quiet else logging.DEBUG if verbose else logging.INFO
     logger = logging.getLogger("alfia")
     logger.setLevel(level)
+    # the command owns its stderr: a library that configures the root logger (a bare logging.info() in one of
+    # the baselines' dependencies does) must not print every line twice
+    logger.propagate = False
     if not any(getattr(h, "alfia_cli", False) for h in logger.handlers):
         handler = StderrHandler()
         handler.setFormatter(logging.Formatter("%(message)s"))

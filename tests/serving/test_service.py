@@ -138,11 +138,17 @@ def test_body_over_the_limit_is_413(client):
 def test_no_patient_text_or_value_in_the_logs(client, tiny_run, caplog):
     record = {**record_of(tiny_run["cohort"], 2), "age": 87.0}
     secret = "zebra-unicorn-findings"
-    # the "alfia" logger's own level too: an earlier `alfia ... -q` in this process may have raised it
-    with caplog.at_level(logging.DEBUG, logger="alfia"):
-        assert client.post("/v1/predict", json={"stays": [{"text": f"gcs 15 {secret}"}, {"record": record}],
-                                                "explain": True}).status_code == 200
-        assert client.post("/v1/predict", json={"stays": [{"text": secret * 100}]}).status_code == 422
+    # on the "alfia" logger itself: an earlier `alfia ...` command in this process may have raised its level
+    # and stopped it from propagating to the root logger, where caplog listens
+    alfia_logger = logging.getLogger("alfia")
+    alfia_logger.addHandler(caplog.handler)
+    try:
+        with caplog.at_level(logging.DEBUG, logger="alfia"):
+            assert client.post("/v1/predict", json={"stays": [{"text": f"gcs 15 {secret}"}, {"record": record}],
+                                                    "explain": True}).status_code == 200
+            assert client.post("/v1/predict", json={"stays": [{"text": secret * 100}]}).status_code == 422
+    finally:
+        alfia_logger.removeHandler(caplog.handler)
     logged = "\n".join(r.getMessage() for r in caplog.records)
     assert "/v1/predict" in logged  # the request was logged ...
     # ... without its content; the request's duration ("287.1 ms") is no patient value
