@@ -376,17 +376,14 @@ def _build(conn: Database, s: str, progress: bool) -> Cohort:
     checked["SOFA hourly series"] = check_sofa_window(sofa)
     out = out.join(dynamic_stats(sofa, "sofa"), how="left")
 
-    info = {
-        "source": f"eICU-CRD v2.0 database ({conn.dialect}: {conn.label}, schema {s})",
-        "builder": "alfia.cohorts.eicu_db.build_eicu",
-        "leakage_check": {"rows_checked": checked, "violations": 0},
-        "unmapped_categories": unmapped,
-        "split_by": "patient (patient.uniquepid)",
-        "approximations": ["SAPS II and OASIS computed from first-24-h worst values with APACHE day-1 urine "
-                           "output and ventilation", "SOFA without vasopressor doses and urine output",
-                           "smoker is Yes or Unknown (no explicit non-smoker source)"],
-    }
-    cohort = finish_cohort(out, SCHEMA, where="eICU cohort", info=info, patient_ids=st["uniquepid"])
+    approximations = ["SAPS II and OASIS computed from first-24-h worst values with APACHE day-1 urine output and "
+                      "ventilation", "SOFA without vasopressor doses and urine output",
+                      "smoker is Yes or Unknown (no explicit non-smoker source)"]
+    cohort = finish_cohort(out, SCHEMA, where="eICU cohort",
+                           source=f"eICU-CRD v2.0 database ({conn.dialect}: {conn.label}, schema {s})",
+                           builder="alfia.cohorts.eicu_db.build_eicu", checked=checked, unmapped=unmapped,
+                           split_by="patient (patient.uniquepid)", extra_info={"approximations": approximations},
+                           patient_ids=st["uniquepid"])
     progress_line(progress, f"eICU: {len(cohort.df)} stays, {cohort.df[LABEL].mean():.2%} deaths")
     return cohort
 

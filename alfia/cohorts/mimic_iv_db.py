@@ -210,13 +210,10 @@ def _build(conn: Database, progress: bool) -> Cohort:
         stats = dynamic_stats(conn.query(sources[name]), prefix)
         df = df.join(stats, how="left")
 
-    info = {
-        "source": f"MIMIC-IV database ({conn.dialect}: {conn.label}) with mimic-code derived concepts",
-        "builder": "alfia.cohorts.mimic_iv_db.build_mimic_iv",
-        "leakage_check": {"rows_checked": checked, "violations": 0},
-        "unmapped_categories": unmapped,
-        "split_by": "patient (subject_id: the cohort keeps one stay per subject, so stay and patient coincide)",
-    }
-    cohort = finish_cohort(df, SCHEMA, where="MIMIC-IV cohort", info=info)
+    cohort = finish_cohort(
+        df, SCHEMA, where="MIMIC-IV cohort",
+        source=f"MIMIC-IV database ({conn.dialect}: {conn.label}) with mimic-code derived concepts",
+        builder="alfia.cohorts.mimic_iv_db.build_mimic_iv", checked=checked, unmapped=unmapped,
+        split_by="patient (subject_id: the cohort keeps one stay per subject, so stay and patient coincide)")
     progress_line(progress, f"MIMIC-IV: {len(cohort.df)} stays, {cohort.df[LABEL].mean():.2%} deaths")
     return cohort

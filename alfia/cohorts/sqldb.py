@@ -196,11 +196,14 @@ def clean_ranges(df: pd.DataFrame, schema) -> dict[str, int]:
     return dropped
 
 
-def finish_cohort(df: pd.DataFrame, schema, *, where: str, info: dict,
+def finish_cohort(df: pd.DataFrame, schema, *, where: str, source: str, builder: str, checked: dict,
+                  unmapped: dict, split_by: str, extra_info: dict | None = None,
                   patient_ids: pd.Series | None = None) -> Cohort:
     """What both database builders end with: out-of-range values set missing, rows ordered by stay id, the fixed
-    split (by patient when ``patient_ids``, indexed by stay id, is given), schema validation, and the counts
-    recorded in ``info``."""
+    split (by patient when ``patient_ids``, indexed by stay id, is given), schema validation, and the cohort's
+    info: where it came from, the leakage check's row counts (``checked``), unmapped categories, the counts."""
+    info = {"source": source, "builder": builder, "leakage_check": {"rows_checked": checked, "violations": 0},
+            "unmapped_categories": unmapped, "split_by": split_by, **(extra_info or {})}
     dropped = clean_ranges(df, schema)
     df[LABEL] = pd.to_numeric(df[LABEL], errors="coerce")  # anything else than 0/1 fails validation below
     df = df.reset_index(drop=True).sort_values(ID, kind="stable").reset_index(drop=True)
