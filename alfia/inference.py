@@ -25,7 +25,7 @@ from alfia.cohorts import Cohort
 from alfia.errors import AlfiaError
 from alfia.evaluation.calibration import CALIBRATION_FILE, Calibrator
 from alfia.evaluation.metrics import choose_threshold, evaluate
-from alfia.io import atomic_path, write_text_atomic
+from alfia.io import atomic_path, metrics_path, write_text_atomic
 from alfia.model.alfia import ALFIA, assemble_outputs
 from alfia.model.serialization import DIGESTS_NAME, code_version, folder_digest
 from alfia.text.encoder import TextEncoder
@@ -225,13 +225,13 @@ def _saved_encoder(folder: str | Path) -> TextEncoder | None:
 
 def write_predictions(table: pd.DataFrame, info: dict, out: str | Path) -> None:
     """``predict_cohort``'s outputs: the table at ``out`` (.csv, else parquet) and ``info`` beside it
-    (``OUT.metrics.json``), each written atomically."""
+    (:func:`metrics_path`), each written atomically."""
     with atomic_path(out) as tmp:
         if str(out).endswith(".csv"):
             table.to_csv(tmp, index=False)
         else:
             table.to_parquet(tmp, index=False)
-    write_text_atomic(Path(out).with_suffix(".metrics.json"), json.dumps(info, indent=2))
+    write_text_atomic(metrics_path(out), json.dumps(info, indent=2))
 
 
 def predict_cohort(folder: str | Path, cohort: Cohort, batch_size: int = 32,

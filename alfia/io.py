@@ -74,3 +74,11 @@ def replace_folder(tmp: str | os.PathLike, final: str | os.PathLike) -> None:
         os.replace(final, old)
     os.replace(tmp, final)
     shutil.rmtree(old, ignore_errors=True)
+
+
+def metrics_path(predictions: str | Path) -> Path:
+    """Where the metrics of a predictions file lie, beside it: ``NAME.predictions.parquet`` (the study's
+    ``p12-b.predictions.parquet``), ``NAME.parquet`` or ``NAME.csv`` -> ``NAME.metrics.json``."""
+    path = Path(predictions)
+    stem = path.name.removesuffix(".parquet").removesuffix(".csv").removesuffix(".predictions")
+    return path.with_name(f"{stem}.metrics.json")

@@ -31,7 +31,7 @@ import pandas as pd
 from alfia.cohorts import ID, LABEL, SPLIT, Cohort
 from alfia.errors import AlfiaError
 from alfia.evaluation.metrics import format_ci, paired_difference
-from alfia.io import atomic_path, write_text_atomic
+from alfia.io import atomic_path, metrics_path, write_text_atomic
 
 WHERE = {"test": "test split", "external": "external cohort (all rows)"}
 ALFIA = "ALFIA"
@@ -137,10 +137,9 @@ def read_alfia_run(folder: Path, external_predictions: Path | None = None,
         if not {ID, "probability"} <= set(ext.columns):
             raise AlfiaError(f"{external_predictions} lacks stay_id/probability columns")
         entry.predictions["external"] = ext[[ID, "probability"]].reset_index(drop=True)
-        metrics_path = external_predictions.with_name(external_predictions.name.replace(".predictions.parquet",
-                                                                                        ".metrics.json"))
-        if metrics_path.exists():
-            ext_metrics = _read_json(metrics_path)
+        beside = metrics_path(external_predictions)
+        if beside.exists():
+            ext_metrics = _read_json(beside)
             entry.metrics["external"] = ext_metrics.get("metrics", ext_metrics)
     return entry, labels
 

@@ -13,6 +13,8 @@ from alfia.baselines.cli import add_commands
 from alfia.baselines.leaderboard import leaderboard
 from alfia.errors import AlfiaError
 from alfia.evaluation.metrics import choose_threshold, evaluate
+from alfia.inference import write_predictions
+from alfia.io import metrics_path
 
 N_BOOT = 50
 RNG = np.random.default_rng(0)
@@ -54,11 +56,19 @@ def _alfia_run(path, p_test, p_ext=None):
                   "label": (p_test >= t).astype(int)}).to_parquet(path / "predictions.parquet", index=False)
     if p_ext is None:
         return path, None
-    ext = path.parent / "p12-b.predictions.parquet"
-    pd.DataFrame({"stay_id": IDS_EXT, "probability": p_ext, "label": (p_ext >= t).astype(int)}).to_parquet(ext)
-    (path.parent / "p12-b.metrics.json").write_text(json.dumps({"metrics": evaluate(Y_EXT, p_ext, threshold=t,
-                                                                                    n_boot=N_BOOT)}))
+    ext = path.parent / "p12-b.predictions.parquet"  # written as the study writes it
+    write_predictions(pd.DataFrame({"stay_id": IDS_EXT, "probability": p_ext, "label": (p_ext >= t).astype(int)}),
+                      {"metrics": evaluate(Y_EXT, p_ext, threshold=t, n_boot=N_BOOT)}, ext)
     return path, ext
+
+
+def test_predictions_and_their_metrics_lie_side_by_side(tmp_path):
+    assert metrics_path(tmp_path / "p12-b.predictions.parquet") == tmp_path / "p12-b.metrics.json"
+    assert metrics_path(tmp_path / "b.pred.parquet") == tmp_path / "b.pred.metrics.json"
+    assert metrics_path(tmp_path / "scores.csv") == tmp_path / "scores.metrics.json"
+    write_predictions(pd.DataFrame({"stay_id": [1], "probability": [0.2]}), {"rows": 1},
+                      tmp_path / "p12-b.predictions.parquet")
+    assert json.loads((tmp_path / "p12-b.metrics.json").read_text()) == {"rows": 1}
 
 
 def _auprcs(table):

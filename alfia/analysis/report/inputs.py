@@ -13,6 +13,7 @@ import pandas as pd
 from alfia.analysis.figures import FigureWriter
 from alfia.cohorts import Cohort
 from alfia.errors import AlfiaError
+from alfia.io import metrics_path
 
 METRIC_NAMES = {"auprc": "AUPRC", "auroc": "AUROC", "best_f1": "best F1", "best_f2": "best F2", "brier": "Brier",
                 "ece": "ECE", "sensitivity": "Sensitivity", "specificity": "Specificity", "ppv": "PPV",
@@ -130,10 +131,9 @@ class Inputs:
         preds = pd.read_parquet(path)
         if not {"stay_id", "probability"} <= set(preds.columns):
             raise AlfiaError(f"{path} needs stay_id and probability columns")
-        stem = path.name.removesuffix(".parquet").removesuffix(".predictions")
-        info_path = path.with_name(f"{stem}.metrics.json")
+        info_path = metrics_path(path)
         info = read_json(info_path, "external metrics") if info_path.exists() else {}
-        return {"predictions": preds, "info": info, "name": stem}
+        return {"predictions": preds, "info": info, "name": info_path.name.removesuffix(".metrics.json")}
 
     @property
     def test(self) -> pd.DataFrame:
