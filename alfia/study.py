@@ -144,7 +144,8 @@ def run_study(out: str | Path, style: str | None = None, profile: str = "quick",
         write_cohort(ext_text, out / f"{ext_name}.encoded.parquet")
 
     with clock.stage("table1"):
-        table = to_markdown(table1(dev), title=f"Table 1: {dev_name}, baseline characteristics by hospital mortality")
+        shown = SHOWN.get(dev_name, dev_name)
+        table = to_markdown(table1(dev), title=f"Table 1: {shown}, baseline characteristics by hospital mortality")
         logger.info(table)
         write_text_atomic(out / "table1.md", table + "\n")
         summary += [table, ""]
