@@ -24,8 +24,6 @@ KEPT_OUT_SUFFIXES = (".parquet", ".html")
 KEPT_OUT_DIRS = ("checkpoint", "autogluon", "figures")
 
 
-
-
 def params_of(folder: Path) -> dict[str, Any]:
     params: dict[str, Any] = {}
     config = folder / "config.json"

@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from alfia.codec import config_from_dict
 from alfia.errors import AlfiaError
 from alfia.io import replace_folder
 from alfia.model import serialization
@@ -87,7 +88,7 @@ class ALFIAConfig:
 
     @classmethod
     def from_dict(cls, data: dict, where: str = "ALFIA config") -> ALFIAConfig:
-        return serialization.config_from_dict(cls, data, where)
+        return config_from_dict(cls, data, where)
 
 
 class ALFIAOutput(NamedTuple):

@@ -40,6 +40,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
+from alfia.codec import config_from_dict
 from alfia.errors import AlfiaError
 from alfia.model import serialization
 
@@ -81,7 +82,7 @@ class FusionConfig:
 
     @classmethod
     def from_dict(cls, data: dict, where: str = "fusion config") -> FusionConfig:
-        return serialization.config_from_dict(cls, data, where)
+        return config_from_dict(cls, data, where)
 
 
 class FusionOutput(NamedTuple):

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from alfia.codec import config_from_dict
 from alfia.errors import AlfiaError
 from alfia.model import serialization
 
@@ -57,7 +58,7 @@ class HeadConfig:
 
     @classmethod
     def from_dict(cls, data: dict, where: str = "head config") -> HeadConfig:
-        return serialization.config_from_dict(cls, data, where)
+        return config_from_dict(cls, data, where)
 
 
 class AttentionalClassifierHead(serialization.SavedModule, nn.Module):

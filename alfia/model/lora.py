@@ -30,8 +30,8 @@ from dataclasses import dataclass
 
 from torch import nn
 
+from alfia.codec import config_from_dict
 from alfia.errors import AlfiaError
-from alfia.model import serialization
 
 DEFAULT_TARGET_MODULES = ("query", "key", "value", "output.dense")
 
@@ -81,7 +81,7 @@ class LoraSettings:
 
     @classmethod
     def from_dict(cls, data: dict, where: str = "LoRA settings") -> LoraSettings:
-        return serialization.config_from_dict(cls, data, where)
+        return config_from_dict(cls, data, where)
 
 
 def num_layers_of(backbone: nn.Module) -> int:

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from alfia.codec import config_from_dict
 from alfia.errors import AlfiaError
 from alfia.model import serialization
 
@@ -47,7 +48,7 @@ class ReadoutConfig:
 
     @classmethod
     def from_dict(cls, data: dict, where: str = "readout config") -> ReadoutConfig:
-        return serialization.config_from_dict(cls, data, where)
+        return config_from_dict(cls, data, where)
 
 
 def pooled_features(summaries: torch.Tensor) -> torch.Tensor:
@@ -57,7 +58,6 @@ def pooled_features(summaries: torch.Tensor) -> torch.Tensor:
 
 class PooledReadout(serialization.SavedModule, nn.Module):
     """``forward(summaries [B, N_f, H]) -> logits [B]``; the standardisation is part of the saved weights."""
-
 
     config_class = ReadoutConfig
     config_kind = "alfia.readout"

@@ -20,7 +20,6 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from alfia.codec import config_from_dict  # noqa: F401 - the parts read their configs through this module
 from alfia.errors import AlfiaError
 from alfia.io import atomic_path, sha256_file
 

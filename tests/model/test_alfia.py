@@ -236,7 +236,7 @@ def test_save_refuses_to_overwrite_other_folders(tiny_bert_dir, tmp_path):
 
 
 def test_one_codec_builds_nested_and_optional_configs():
-    from alfia.model.serialization import config_from_dict
+    from alfia.codec import config_from_dict
 
     config = ALFIAConfig(fusion=FusionConfig(num_fusion_layers=2), lora=LoraSettings(r=4, alpha=8, layers=1))
     assert ALFIAConfig.from_dict(config.to_dict()) == config
