@@ -41,17 +41,22 @@ class ALFIAPredictor:
     banded); ``profile``: quick or paper; ``backbone``: a HuggingFace name or local folder (default: the packaged
     MiniLM); ``path``: the run folder; ``settings``: training settings over the profile's, by field name or path
     (``epochs=1``, ``**{"model.lora.r": 8}``, ``model={"max_length": 256}``: see
-    :class:`alfia.training.config.TrainConfig`); ``device``: e.g. ``"cpu"`` or ``"cuda"``.
+    :class:`alfia.training.config.TrainConfig`); ``device`` / ``precision``: where and how the model trains and
+    predicts (``"auto"``: the GPU when there is one, with bf16 autocast where it has it natively; else the CPU in
+    fp32; :mod:`alfia.model.runtime`), kept by :meth:`load` and every later call.
     """
 
     def __init__(self, schema: str | None = None, style: str = DEFAULT_STYLE, profile: str = "quick",
-                 backbone: str | None = None, path: str | os.PathLike | None = None, device: str | None = None,
-                 **settings):
+                 backbone: str | None = None, path: str | os.PathLike | None = None, device: str | None = "auto",
+                 precision: str | None = "auto", **settings):
         self.schema = schema
         self.style = style
+        if precision is not None:
+            settings.setdefault("precision", precision)
         self.config = make_config(profile, **settings)  # checks the settings now, not after the data is read
         self.backbone = backbone
         self.device = device
+        self.precision = self.config.precision
         self.path = Path(path) if path else Path(DEFAULT_ROOT) / time.strftime("run-%Y%m%d-%H%M%S")
         self.test_metrics: dict | None = None  # the test split's metrics, scored once after fit
         self._run: Run | None = None
@@ -67,7 +72,7 @@ class ALFIAPredictor:
         metrics = train(encoded, self.path, self.config, backbone=self.backbone, resume=resume, progress=progress,
                         finish=True, n_boot=n_boot, device=self.device)
         self.test_metrics = metrics["test"] if metrics else None
-        self._run = Run.load(self.path)
+        self._run = Run.load(self.path, self.device, self.precision)
         return self
 
     # -- using it ---------------------------------------------------------------------------------
@@ -112,9 +117,10 @@ class ALFIAPredictor:
         return target
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> ALFIAPredictor:
-        """A predictor from a run folder (``fit``, ``save`` or ``alfia train``)."""
-        run = Run.load(path)
+    def load(cls, path: str | os.PathLike, device: str | None = "auto", precision: str | None = "auto"
+             ) -> ALFIAPredictor:
+        """A predictor from a run folder (``fit``, ``save`` or ``alfia train``), its model on ``device``."""
+        run = Run.load(path, device, precision)
         if run.threshold is None:
             raise AlfiaError(f"run {path} has no threshold.json: its training did not finish")
         config_file = Path(path) / "config.json"
@@ -124,7 +130,7 @@ class ALFIAPredictor:
         predictor = cls(schema=run.encoder.schema_name if run.encoder else None,
                         style=run.encoder.style if run.encoder else DEFAULT_STYLE,
                         profile=profile if profile != "custom" else "quick", backbone=saved.get("backbone"),
-                        path=path)
+                        path=path, device=device, precision=precision)
         predictor._run = run
         return predictor
 

@@ -14,12 +14,14 @@ from alfia import __version__
 from alfia.cli_options import (
     TRAIN_FLAGS,
     add_batch_size,
+    add_device,
     add_external,
     add_n_boot,
     add_profile,
     add_schema,
     add_style,
     add_verbosity,
+    byte_size,
     positive_int,
     run_command,
     setup_logging,
@@ -116,11 +118,13 @@ def _train_overrides(args: argparse.Namespace) -> dict:
     """The flags given, as setting paths (``--lora-r 8`` -> ``model.lora.r``). A LoRA flag turns LoRA on, a readout
     flag the readout; ``--no-lora`` / ``--no-readout`` turn them off and refuse their own flags beside."""
     overrides = {path: getattr(args, dest) for dest, path in TRAIN_FLAGS.items() if getattr(args, dest) is not None}
-    if args.bf16:
-        overrides["bf16"] = True
+    if args.bf16:   # the old spelling of --precision bf16
+        if args.precision not in ("auto", "bf16"):
+            raise UsageError(f"--bf16 with --precision {args.precision}: give one or the other")
+        overrides["precision"] = "bf16"
     if args.lora_layers is not None:
         overrides["model.lora.layers"] = None if args.lora_layers == "all" else args.lora_layers
-    for part, off, flags in (("lora", args.no_lora, ("--lora-r", "--lora-layers")),
+    for part, off, flags in (("lora", args.no_lora, ("--lora-r", "--lora-layers", "--lora-alpha", "--lora-dropout")),
                              ("readout", args.readout is False, ("--readout-c",))):
         given = [flag for flag in flags if getattr(args, flag[2:].replace("-", "_")) is not None]
         if off and given:
@@ -146,12 +150,15 @@ def cmd_predict(args: argparse.Namespace) -> dict:
                      load_cohort(args.training_cohort) if args.training_cohort else None)
     if "mapping" in cohort.info:
         print(describe(cohort.info["mapping"]))
-    table, info = predict_cohort(args.run, cohort, batch_size=args.batch_size, quantize=args.int8, progress=True)
+    if args.int8 and args.device not in ("auto", "cpu"):
+        raise UsageError(f"--int8 is a CPU path; leave out --device {args.device} or --int8")
+    table, info = predict_cohort(args.run, cohort, batch_size=args.batch_size, quantize=args.int8, progress=True,
+                                 device=args.device, precision=args.precision)
     if "mapping" in cohort.info:
         info["mapping"] = cohort.info["mapping"]
     write_predictions(table, info, args.out)
-    print(f"wrote {args.out}: {info['rows']:,} stays; {info['ms_per_sample']:.1f} ms per stay, "
-          f"peak memory {info['peak_rss_mb']:.0f} MB")
+    print(f"wrote {args.out}: {info['rows']:,} stays; {info['ms_per_sample']:.1f} ms per stay on {info['device']} "
+          f"({info['precision']}), peak memory {info['peak_rss_mb']:.0f} MB")
     if "metrics" in info:
         print(format_metrics(info["metrics"]))
     return info
@@ -159,21 +166,20 @@ def cmd_predict(args: argparse.Namespace) -> dict:
 
 def cmd_embed(args: argparse.Namespace) -> None:
     from alfia.datasets import load_cohort
-    from alfia.inference import embed_cohort
-    from alfia.io import atomic_path
+    from alfia.inference import write_embeddings
 
     cohort = load_cohort(args.cohort, schema=args.schema, require_outcome=False)
-    table = embed_cohort(args.run, cohort, batch_size=args.batch_size, progress=True)
-    with atomic_path(args.out) as tmp:
-        table.to_parquet(tmp, index=False)
-    print(f"wrote {args.out}: {len(table):,} stays, {sum(c.startswith('emb_') for c in table.columns)} dims")
+    dims = write_embeddings(args.run, cohort, args.out, batch_size=args.batch_size, progress=True,
+                            device=args.device, precision=args.precision)
+    print(f"wrote {args.out}: {len(cohort.df):,} stays, {dims} dims")
 
 
 # -- study --------------------------------------------------------------------------------------
 def cmd_study(args: argparse.Namespace) -> None:
     from alfia.study import run_study
 
-    run_study(args.out, style=args.style, profile=args.profile, cohort=args.cohort, external=args.external)
+    run_study(args.out, style=args.style, profile=args.profile, cohort=args.cohort, external=args.external,
+              device=args.device, precision=args.precision)
 
 
 # -- parser -------------------------------------------------------------------------------------
@@ -225,6 +231,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "stopping (default: the profile's)")
     p.add_argument("--fusion-layers", type=positive_int, help="N_f, the top layers fused (default 4)")
     p.add_argument("--lora-r", type=positive_int, help="LoRA rank (default 16; turns LoRA on)")
+    p.add_argument("--lora-alpha", type=positive_int, help="LoRA scaling alpha (default 16; turns LoRA on)")
+    p.add_argument("--lora-dropout", type=float, help="LoRA dropout (default 0.05; turns LoRA on)")
     p.add_argument("--lora-layers", type=_lora_layers, help="LoRA on the top k layers, or 'all' "
                    "(default: the profile's; turns LoRA on)")
     p.add_argument("--no-lora", action="store_true", help="train fusion + head only (the quick profile's default)")
@@ -239,9 +247,21 @@ def build_parser() -> argparse.ArgumentParser:
                    help="pos_weight = negatives/positives in the loss (default: quick no, paper yes)")
     p.add_argument("--calibration", choices=("none", "platt", "temperature"),
                    help="recalibration fitted on the validation split (default platt)")
-    p.add_argument("--bf16", action="store_true", help="bf16 autocast where the device supports it")
+    p.add_argument("--eval-batch-size", type=positive_int, help="stays per batch in validation, caching and the "
+                   "final scoring (default 32)")
+    p.add_argument("--grad-accum", type=positive_int, help="micro-batches per optimiser step (default 1): the "
+                   "effective batch is --batch-size x --grad-accum x processes")
+    p.add_argument("--gradient-checkpointing", action=argparse.BooleanOptionalAction, default=None,
+                   help="recompute the backbone's activations in backward: less GPU memory, ~1/3 more compute")
+    p.add_argument("--weight-decay", type=float, help="AdamW weight decay (default 0.01)")
+    p.add_argument("--warmup", type=float, help="share of the optimiser steps spent warming up (default 0.1)")
     p.add_argument("--seed", type=int, help="random seed of the initial weights and batch order (default 42)")
-    p.add_argument("--device", help="cpu, cuda or cuda:N (default: the GPU when there is one, else the CPU)")
+    add_device(p)
+    p.add_argument("--dtype", choices=("fp32", "bf16", "fp16"), help="the backbone's weights in memory (default "
+                   "fp32, whatever dtype the checkpoint was saved in)")
+    p.add_argument("--bf16", action="store_true", help=argparse.SUPPRESS)   # the old spelling of --precision bf16
+    p.add_argument("--cache-budget", type=byte_size, help="memory the frozen-layer cache may take, e.g. 8G "
+                   "(default: a quarter of the available memory); above it the cache is a file in the run folder")
     add_n_boot(p)
     p.add_argument("--resume", action="store_true", help="continue from the last completed epoch")
     p.add_argument("--mlflow", metavar="URI", help="also log the run to MLflow (the same as ALFIA_MLFLOW_URI)")
@@ -257,6 +277,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--out", required=True, help="output .parquet (predict also accepts .csv)")
         add_batch_size(p)
         add_schema(p)
+        add_device(p)
         if name == "predict":
             p.add_argument("--training-cohort", help="the run's training cohort: maps a cohort of another "
                            "schema onto the run's (alfia/cohorts/mapping.py)")
@@ -286,6 +307,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="study", help="output folder (default study)")
     add_style(p)
     add_profile(p)
+    add_device(p)
     p.add_argument("--mlflow", metavar="URI", help="also log the study and its run to MLflow")
     p.set_defaults(func=cmd_study)
     return parser

@@ -50,6 +50,29 @@ def add_schema(p: argparse.ArgumentParser) -> None:
                    "mimic-iv, eicu or a registered data set)")
 
 
+def add_device(p: argparse.ArgumentParser) -> None:
+    """``--device`` and ``--precision``: where and how a command's model computes (alfia.model.runtime)."""
+    from alfia.model.runtime import DEVICE_HELP, PRECISION_HELP, PRECISIONS
+
+    p.add_argument("--device", default="auto", help=f"where the model runs: {DEVICE_HELP} (default auto)")
+    p.add_argument("--precision", choices=PRECISIONS, default="auto", help=f"how it computes: {PRECISION_HELP} "
+                   "(default auto)")
+
+
+def byte_size(value: str) -> int:
+    """``8G``, ``512MiB``, ``1.5GB``, ``0`` or a number of bytes (powers of 1024)."""
+    units = {"": 1, "b": 1, "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}
+    text = value.strip().lower().removesuffix("ib").removesuffix("b")
+    number, unit = (text[:-1], text[-1]) if text and text[-1] in units else (text, "")
+    try:
+        size = float(number) * units[unit]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a size; write e.g. 8G, 512M or 0") from None
+    if size < 0:
+        raise argparse.ArgumentTypeError(f"a size cannot be negative, got {value!r}")
+    return int(size)
+
+
 def add_batch_size(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=positive_int, default=BATCH_SIZE,
                    help=f"stays per inference batch (default {BATCH_SIZE})")
@@ -135,8 +158,12 @@ class StderrHandler(logging.StreamHandler):
 # `alfia train`'s flags (their argparse dest) -> the settings' paths in TrainConfig (alfia.training.config)
 TRAIN_FLAGS = {"epochs": "epochs", "lr": "lr", "batch_size": "batch_size", "max_length": "model.max_length",
                "patience": "patience", "fusion_layers": "model.fusion.num_fusion_layers", "lora_r": "model.lora.r",
-               "seed": "seed", "head_lr": "head_lr", "readout_c": "model.readout.C", "distill": "distill",
-               "class_weight": "class_weight", "calibration": "calibration"}
+               "lora_alpha": "model.lora.alpha", "lora_dropout": "model.lora.dropout", "seed": "seed",
+               "head_lr": "head_lr", "readout_c": "model.readout.C", "distill": "distill",
+               "class_weight": "class_weight", "calibration": "calibration", "eval_batch_size": "eval_batch_size",
+               "weight_decay": "weight_decay", "warmup": "warmup_ratio", "grad_accum": "grad_accum",
+               "gradient_checkpointing": "gradient_checkpointing", "dtype": "model.dtype",
+               "precision": "precision", "cache_budget": "cache_budget"}
 SETTING_FLAGS = {**{path: "--" + dest.replace("_", "-") for dest, path in TRAIN_FLAGS.items()},
                  "model.lora.layers": "--lora-layers"}
 

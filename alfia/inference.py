@@ -5,10 +5,15 @@
 
 Texts are always written by the run's own text encoder from the cohort's features, so inference sees exactly
 the text style and band cut points of training, whatever text column the cohort may carry.
+
+Cohorts are scored a chunk of stays at a time (:data:`CHUNK`): texts tokenised, scored and their embeddings
+written to the run's embedding cache chunk by chunk, so memory does not grow with the cohort beyond a few numbers
+per stay. Under ``torchrun`` (after training) every rank scores its share of each chunk and rank 0 gathers.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -20,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from tqdm.auto import tqdm
 
 from alfia.cohorts import Cohort
 from alfia.errors import AlfiaError
@@ -29,6 +35,9 @@ from alfia.io import atomic_path, metrics_path, write_text_atomic
 from alfia.model.alfia import ALFIA, assemble_outputs
 from alfia.model.serialization import DIGESTS_NAME, code_version, folder_digest
 from alfia.text.encoder import TextEncoder
+from alfia.training import distributed as dist
+
+CHUNK = 8192  # stays scored at a time: tokens, texts' outputs and embeddings of one chunk are in memory at once
 
 
 def peak_rss_mb() -> float:
@@ -44,14 +53,15 @@ class Run:
     calibrator: Calibrator = dataclasses.field(default_factory=Calibrator)
 
     @classmethod
-    def load(cls, folder: str | Path) -> Run:
+    def load(cls, folder: str | Path, device: str | None = "auto", precision: str | None = "auto") -> Run:
+        """A trained run, its model on ``device`` computing in ``precision`` (:mod:`alfia.model.runtime`)."""
         folder = Path(folder)
         if not folder.is_dir():
             raise AlfiaError(f"run folder {folder} does not exist; train one with `alfia train`")
         if not (folder / "model").is_dir():
             raise AlfiaError(f"run folder {folder} has no trained model (model/ is missing); "
                              "the training did not finish an epoch: run `alfia train ... --resume`")
-        model = ALFIA.load(folder / "model")
+        model = ALFIA.load(folder / "model", device=device, precision=precision)
         encoder = TextEncoder.load(folder / "encoder.json") if (folder / "encoder.json").exists() else None
         threshold = None
         if (folder / "threshold.json").exists():
@@ -86,11 +96,13 @@ class TruncationWarning(UserWarning):
 
 
 def truncated_texts(model: ALFIA, texts: list[str]) -> np.ndarray:
-    """Per text: does it have more tokens (special tokens included) than the model's ``max_length``?"""
-    if not texts:
-        return np.zeros(0, dtype=bool)
-    ids = model.tokenizer(list(texts), truncation=False, verbose=False)["input_ids"]
-    return np.fromiter((len(x) > model.max_length for x in ids), dtype=bool, count=len(ids))
+    """Per text: does it have more tokens (special tokens included) than the model's ``max_length``? (Tokenised a
+    chunk at a time: the token lists of a whole cohort are never held at once.)"""
+    cut = np.zeros(len(texts), dtype=bool)
+    for start in range(0, len(texts), CHUNK):
+        ids = model.tokenizer(list(texts[start:start + CHUNK]), truncation=False, verbose=False)["input_ids"]
+        cut[start:start + len(ids)] = [len(x) > model.max_length for x in ids]
+    return cut
 
 
 def warn_truncated(cut: np.ndarray, limit: int) -> None:
@@ -132,60 +144,142 @@ def _embedding_cache(run: Run, stay_ids, texts: list[str]) -> Path | None:
     return run.folder / "embeddings" / f"{digest.hexdigest()[:20]}.parquet"
 
 
-def _save_embeddings(path: Path, frame: pd.DataFrame) -> None:
-    path.parent.mkdir(exist_ok=True)
-    with atomic_path(path) as tmp:
-        frame.to_parquet(tmp, index=False)
+def _chunk_outputs(run: Run, cohort: Cohort, texts: list[str], rows: np.ndarray, caches: dict, batch_size: int,
+                   quantize: bool, on_batch) -> list:
+    """This rank's ``(cohort rows, (p, emb, weights, means))`` parts of one chunk: rows of a split with a cache
+    from the cache (each rank holds the rows it owns), every other row by text (every world-th one per rank)."""
+    world, rank = dist.world_size(), dist.rank()
+    split = cohort.df["split"].to_numpy() if "split" in cohort.df.columns else None
+    todo = np.ones(len(rows), dtype=bool)
+    parts = []
+    for name, (cache, position) in caches.items():
+        inside = split[rows] == name
+        todo &= ~inside
+        mine = rows[inside][cache.slot[position[rows[inside]]] >= 0]
+        if len(mine):
+            outputs = assemble_outputs(cache.infer(run.model, batch_size, rows=position[mine], on_batch=on_batch),
+                                       len(mine))
+            parts.append((mine, outputs))
+    rest = rows[todo][rank::world]
+    if len(rest):
+        parts.append((rest, run.model.predict_embed([texts[i] for i in rest], batch_size=batch_size,
+                                                    quantize=quantize, on_batch=on_batch)))
+    return parts
+
+
+def _usable_caches(cohort: Cohort, caches: dict | None) -> dict:
+    """split -> (cache, each cohort row's position in its split) for the caches built on exactly that split."""
+    usable = {}
+    for name, cache in (caches or {}).items():
+        inside = (cohort.df["split"] == name).to_numpy()
+        if len(cache.slot) == inside.sum():
+            position = np.full(len(inside), -1, dtype=np.int64)
+            position[inside] = np.arange(inside.sum())
+            usable[name] = (cache, position)
+    return usable
 
 
 def infer_cohort(run: Run, cohort: Cohort, batch_size: int = 32, caches: dict | None = None,
-                 quantize: bool = False, texts: list[str] | None = None,
-                 progress: bool = False) -> tuple[np.ndarray, pd.DataFrame]:
-    """Probabilities and the embedding frame of every row, in one pass; rows of the splits in ``caches``
-    (split -> PrefixCache, built by the trainer on exactly those rows) run only the layers above the cache.
-    ``quantize``: the int8 CPU path (:meth:`ALFIA.predict_proba`); its embeddings are not cached, so the run's
-    embedding cache always holds the fp32 ones. ``texts``: the run's texts of the cohort, when already written.
-    ``progress``: a progress bar over the batches (stderr)."""
+                 quantize: bool = False, texts: list[str] | None = None, progress: bool = False,
+                 keep_frame: bool = False) -> tuple[np.ndarray | None, pd.DataFrame | None]:
+    """Probabilities of every row, a chunk at a time, the embedding frame (:func:`_embedding_frame`) of every row
+    written to the run's embedding cache as it goes. Rows of the splits in ``caches`` (split -> PrefixCache, built
+    by the trainer on exactly those rows) run only the layers above the cache. ``quantize``: the int8 CPU path
+    (:meth:`ALFIA.predict_proba`); its embeddings are not cached, so the run's embedding cache always holds the
+    model's own ones. ``texts``: the run's texts of the cohort, when already written. ``progress``: a progress bar
+    (stderr). ``keep_frame``: also return the whole embedding frame (else None).
+
+    Under torchrun every rank calls it and scores its share; rank 0 returns the results, the others (None, None).
+    """
     texts = run.texts(cohort) if texts is None else texts
-    df = cohort.df
-    probs = np.zeros(len(df))
+    n = len(cohort.df)
+    usable = _usable_caches(cohort, caches)
+    stay_ids = cohort.df["stay_id"].to_numpy()
+    cache = None if quantize else _embedding_cache(run, stay_ids, texts)
+    main = dist.is_main()
+    probs = np.zeros(n) if main else None
+    frames: list[pd.DataFrame] = []
+    writer = contextlib.nullcontext() if cache is None or not main else _ParquetChunks(cache)
+    bar = tqdm(total=-(-n // dist.world_size()), desc="scoring stays", unit="stay", leave=False,
+               disable=not (progress and main))
+    with writer as sink, bar:
+        for start in range(0, n, CHUNK):
+            rows = np.arange(start, min(start + CHUNK, n))
+            gathered = dist.gather(_chunk_outputs(run, cohort, texts, rows, usable, batch_size, quantize, bar.update))
+            if not main:
+                continue
+            p, emb, weights, means = _in_row_order([part for parts in gathered for part in parts], rows)
+            probs[rows] = p
+            frame = _embedding_frame(stay_ids[rows], emb, weights, means)
+            if sink is not None:
+                sink.write(frame)
+            if keep_frame and sink is None:
+                frames.append(frame)
+    if not main:
+        return None, None
+    if not keep_frame:
+        return probs, None
+    return probs, pd.read_parquet(cache) if cache is not None else pd.concat(frames, ignore_index=True)
+
+
+def _in_row_order(parts: list, rows: np.ndarray):
+    """The outputs of one chunk's parts (``(cohort rows, outputs)``), in the order of ``rows``."""
+    probs = np.zeros(len(rows), dtype=np.float64)
     emb = weights = means = None
-    todo = np.ones(len(df), dtype=bool)
-    parts = []
-    for split, cache in (caches or {}).items():
-        rows = np.flatnonzero((df["split"] == split).to_numpy())
-        if len(rows) != len(cache):
-            continue
-        parts.append((rows, assemble_outputs(cache.infer(run.model, batch_size), len(rows))))
-        todo[rows] = False
-    rest = np.flatnonzero(todo)
-    if len(rest):
-        parts.append((rest, run.model.predict_embed([texts[i] for i in rest], batch_size=batch_size,
-                                                    quantize=quantize, progress=progress)))
-    for rows, (p, e, w, m) in parts:
+    for part_rows, (p, e, w, m) in parts:
+        where = part_rows - rows[0]   # a chunk is a run of consecutive rows
         if emb is None:
-            emb = np.zeros((len(df), e.shape[1]), dtype=np.float32)
-            weights = np.zeros((len(df), w.shape[1]), dtype=np.float32)
-            means = None if m is None else np.zeros((len(df), m.shape[1]), dtype=np.float32)
-        probs[rows], emb[rows], weights[rows] = p, e, w
+            emb = np.zeros((len(rows), e.shape[1]), dtype=np.float32)
+            weights = np.zeros((len(rows), w.shape[1]), dtype=np.float32)
+            means = None if m is None else np.zeros((len(rows), m.shape[1]), dtype=np.float32)
+        probs[where], emb[where], weights[where] = p, e, w
         if means is not None:
-            means[rows] = m
-    frame = _embedding_frame(df["stay_id"], emb, weights, means)
-    cache = None if quantize else _embedding_cache(run, df["stay_id"], texts)
-    if cache is not None:
-        _save_embeddings(cache, frame)
-    return probs, frame
+            means[where] = m
+    return probs, emb, weights, means
+
+
+class _ParquetChunks:
+    """A parquet file written a chunk (row group) at a time, renamed into place when complete."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.writer = None
+
+    def __enter__(self) -> _ParquetChunks:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._atomic = atomic_path(self.path)
+        self.tmp = self._atomic.__enter__()
+        return self
+
+    def write(self, frame: pd.DataFrame) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+        if self.writer is None:
+            self.writer = pq.ParquetWriter(self.tmp, table.schema)
+        self.writer.write_table(table)
+
+    def __exit__(self, *exc) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        self._atomic.__exit__(*exc)
 
 
 def finish_run(folder: str | Path, cohort: Cohort, n_boot: int = 1000, *, model: ALFIA | None = None,
-               caches: dict | None = None) -> dict:
+               caches: dict | None = None, batch_size: int = 32, progress: bool = False) -> dict | None:
     """After training: the best model predicts every split (and keeps their embeddings); the threshold is chosen
     on validation; the test split is scored here, once. Writes predictions.parquet, threshold.json and
-    metrics.json. ``model``/``caches``: the trainer's best model and frozen-layer caches, to skip recomputing."""
+    metrics.json. ``model``/``caches``: the trainer's best model (on its device, in its precision) and frozen-layer
+    caches, to skip recomputing; ``progress``: a progress bar over the stays. Under torchrun every rank scores its
+    share; rank 0 writes and returns the metrics, the others None."""
     run = Run.load(folder) if model is None else Run(Path(folder), model, _saved_encoder(folder), None)
     df = cohort.df
     texts = run.texts(cohort)
-    p_raw, _ = infer_cohort(run, cohort, caches=caches, texts=texts)
+    p_raw, _ = infer_cohort(run, cohort, batch_size=batch_size, caches=caches, texts=texts,
+                            progress=progress)
+    if not dist.is_main():
+        return None
     cut = truncated_texts(run.model, texts)
     warn_truncated(cut, run.model.max_length)
     y = df["hospital_mortality"].to_numpy()
@@ -234,12 +328,13 @@ def write_predictions(table: pd.DataFrame, info: dict, out: str | Path) -> None:
     write_text_atomic(metrics_path(out), json.dumps(info, indent=2))
 
 
-def predict_cohort(folder: str | Path, cohort: Cohort, batch_size: int = 32,
-                   quantize: bool = False, progress: bool = False) -> tuple[pd.DataFrame, dict]:
+def predict_cohort(folder: str | Path, cohort: Cohort, batch_size: int = 32, quantize: bool = False,
+                   progress: bool = False, device: str | None = "auto",
+                   precision: str | None = "auto") -> tuple[pd.DataFrame, dict]:
     """Probabilities and labels for every row of ``cohort``; metrics with CIs when it has labels. ``quantize``:
     the int8 dynamic-quantised CPU path (opt-in; docs/speed.md has its measured speed and AUPRC change);
-    ``progress``: a progress bar (stderr)."""
-    run = Run.load(folder)
+    ``progress``: a progress bar (stderr); ``device`` / ``precision``: :mod:`alfia.model.runtime`."""
+    run = Run.load(folder, device="cpu" if quantize else device, precision=precision)
     if run.threshold is None:
         raise AlfiaError(f"run {folder} has no threshold.json: its training did not finish")
     start = time.perf_counter()
@@ -252,7 +347,8 @@ def predict_cohort(folder: str | Path, cohort: Cohort, batch_size: int = 32,
     out = pd.DataFrame({"stay_id": cohort.df["stay_id"], "probability": p, "p_raw": p_raw,
                         "label": (p >= run.threshold).astype(int), "threshold": run.threshold, "truncated": cut})
     info = {"ms_per_sample": 1000 * seconds / len(p), "peak_rss_mb": peak_rss_mb(), "rows": len(p),
-            "threshold": run.threshold, "precision": "int8" if quantize else "fp32",
+            "threshold": run.threshold, "precision": "int8" if quantize else run.model.precision.name,
+            "device": str(run.model.device),
             "calibration": run.calibrator.to_dict(), "truncated_texts": int(cut.sum()),
             "limit_tokens": run.model.max_length}
     metrics = labelled_metrics(cohort, p, run.threshold)
@@ -278,22 +374,56 @@ def labelled_metrics(cohort: Cohort, p: np.ndarray, threshold: float, n_boot: in
 def cached_embeddings(run: Run, cohort: Cohort, batch_size: int = 32, progress: bool = False) -> pd.DataFrame:
     """The embedding frame of every row of ``cohort`` (see :func:`embed_cohort`), from the run's embedding cache
     when these exact stays and texts were embedded before (finishing a run caches its whole cohort)."""
-    cached = _embedding_cache(run, cohort.df["stay_id"], run.texts(cohort))
+    texts = run.texts(cohort)
+    cached = _embedding_cache(run, cohort.df["stay_id"], texts)
     if cached is not None and cached.exists():
         return pd.read_parquet(cached)
-    return infer_cohort(run, cohort, batch_size=batch_size, progress=progress)[1]
+    return infer_cohort(run, cohort, batch_size=batch_size, texts=texts, progress=progress, keep_frame=True)[1]
 
 
-def embed_cohort(folder: str | Path, cohort: Cohort, batch_size: int = 32, progress: bool = False) -> pd.DataFrame:
+def embed_cohort(folder: str | Path, cohort: Cohort, batch_size: int = 32, progress: bool = False,
+                 device: str | None = "auto", precision: str | None = "auto") -> pd.DataFrame:
     """``stay_id``, ``emb_0..`` (L2-normalised ALF embedding) and ``layer_weight_0..`` per stay (Algorithm 2)."""
-    frame = cached_embeddings(Run.load(folder), cohort, batch_size, progress)
-    return frame[[c for c in frame.columns if not c.startswith("layer_mean_")]]
+    frame = cached_embeddings(Run.load(folder, device, precision), cohort, batch_size, progress)
+    return frame[_embedding_columns(frame.columns)]
 
 
-def layer_means(folder: str | Path, cohort: Cohort, batch_size: int = 32) -> pd.DataFrame:
+def _embedding_columns(columns) -> list[str]:
+    return [c for c in columns if not c.startswith("layer_mean_")]
+
+
+def write_embeddings(folder: str | Path, cohort: Cohort, out: str | Path, batch_size: int = 32,
+                     progress: bool = False, device: str | None = "auto", precision: str | None = "auto") -> int:
+    """:func:`embed_cohort`'s table written to ``out`` (parquet) a chunk at a time, from the run's embedding cache
+    (filled first when these stays were never embedded): memory does not grow with the cohort. Returns the number
+    of embedding dimensions."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    run = Run.load(folder, device, precision)
+    texts = run.texts(cohort)
+    cached = _embedding_cache(run, cohort.df["stay_id"], texts)
+    if cached is None:   # a run without a saved model has no cache: the frame is built in memory
+        frame = embed_cohort(folder, cohort, batch_size, progress, device, precision)
+        with atomic_path(out) as tmp:
+            frame.to_parquet(tmp, index=False)
+        return sum(c.startswith("emb_") for c in frame.columns)
+    if not cached.exists():
+        infer_cohort(run, cohort, batch_size=batch_size, texts=texts, progress=progress)
+    source = pq.ParquetFile(cached)
+    columns = _embedding_columns(source.schema_arrow.names)
+    schema = pa.schema([source.schema_arrow.field(c) for c in columns])
+    with atomic_path(out) as tmp, pq.ParquetWriter(tmp, schema) as writer:
+        for group in range(source.num_row_groups):
+            writer.write_table(source.read_row_group(group, columns=columns))
+    return sum(c.startswith("emb_") for c in columns)
+
+
+def layer_means(folder: str | Path, cohort: Cohort, batch_size: int = 32, device: str | None = "auto",
+                precision: str | None = "auto") -> pd.DataFrame:
     """The readout's input per stay (``layer_mean_0..``: the fused layers' token means side by side), indexed by
     stay_id; only runs with a readout have them."""
-    frame = cached_embeddings(Run.load(folder), cohort, batch_size)
+    frame = cached_embeddings(Run.load(folder, device, precision), cohort, batch_size)
     cols = [c for c in frame.columns if c.startswith("layer_mean_")]
     if not cols:
         raise AlfiaError(f"run {folder} has no pooled readout, so no layer means; train it with --readout")

@@ -119,9 +119,11 @@ def study_cohorts(cohort: str | Path = "p12-a", external: str | Path | None = No
 
 
 def run_study(out: str | Path, style: str | None = None, profile: str = "quick", cohort: str | Path = "p12-a",
-              external: str | Path | None = None) -> Path:
+              external: str | Path | None = None, device: str | None = "auto", precision: str | None = "auto") -> Path:
     """The whole study into ``out``; ``cohort``/``external``: the development and external cohorts (files or
-    bundled names; by default PhysioNet 2012 sets A and B)."""
+    bundled names; by default PhysioNet 2012 sets A and B); ``device`` / ``precision``: where and how every stage
+    that runs the model computes (:mod:`alfia.model.runtime`)."""
+    on = {"device": device, "precision": precision}
     style = style or DEFAULT_STYLE
     started = manifest.now()
     dev, ext, (dev_name, ext_name) = study_cohorts(cohort, external)
@@ -152,14 +154,14 @@ def run_study(out: str | Path, style: str | None = None, profile: str = "quick",
 
     run = out / "alfia-run"
     with clock.stage("train ALFIA (quick profile)"):
-        config = make_config(profile)
+        config = make_config(profile, precision=precision or "auto")
         logger.info(f"settings: {config.describe()}")
-        metrics = train(dev_text, run, config, resume=(run / "checkpoint").exists(), finish=True)
+        metrics = train(dev_text, run, config, resume=(run / "checkpoint").exists(), finish=True, device=device)
         logger.info(f"{dev_name} test split (scored once, after training):")
         logger.info(format_metrics(metrics["test"]))
 
     with clock.stage(f"external validation on {SHOWN.get(ext_name, ext_name)} (all rows)"):
-        table, info = predict_cohort(run, ext, progress=True)
+        table, info = predict_cohort(run, ext, progress=True, **on)
         write_predictions(table, info, out / f"{ext_name}.predictions.parquet")
         logger.info(format_metrics(info["metrics"]))
 
@@ -167,10 +169,10 @@ def run_study(out: str | Path, style: str | None = None, profile: str = "quick",
         run_baselines(dev, out / "baselines", external=ext, preset=profile)
 
     with clock.stage("frozen encoder + logistic regression"):
-        run_frozen_readout(run, dev, out / "frozen-readout", external=ext)
+        run_frozen_readout(run, dev, out / "frozen-readout", external=ext, **on)
 
     with clock.stage("ALFIA-boost / ALFIA-nn"):
-        run_boost(run, dev, out / "boost", external=ext, preset=profile)
+        run_boost(run, dev, out / "boost", external=ext, preset=profile, **on)
 
     with clock.stage("leaderboard"):
         board = leaderboard([out / "baselines", out / "frozen-readout", out / "boost", run], external_labels=ext,
@@ -179,7 +181,7 @@ def run_study(out: str | Path, style: str | None = None, profile: str = "quick",
 
     with clock.stage("report"):
         report = build_report(run, out / "report.html", cohort=dev_text, baselines=out / "baselines",
-                              external_predictions=out / f"{ext_name}.predictions.parquet", classifier="mlp")
+                              external_predictions=out / f"{ext_name}.predictions.parquet", classifier="mlp", **on)
 
     history = [json.loads(x) for x in (run / "history.jsonl").read_text().splitlines()]
     summary += ["## Results (95% bootstrap CIs, 1,000 stratified resamples)", "",

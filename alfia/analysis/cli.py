@@ -29,7 +29,8 @@ def cmd_report(args: argparse.Namespace) -> None:
     path = build_report(run, args.out, baselines=args.baselines, ablation=args.ablation, cohort=cohort,
                         external_predictions=args.external_predictions, bench=args.bench,
                         max_stays=args.max_stays, projection=args.projection, n_boot=args.n_boot,
-                        classifier=args.classifier, include_texts=not args.no_texts)
+                        classifier=args.classifier, include_texts=not args.no_texts, device=args.device,
+                        precision=args.precision)
     print(f"wrote {path}")
 
 
@@ -47,7 +48,7 @@ def cmd_ablate(args: argparse.Namespace) -> None:
 
 
 def add_commands(sub) -> None:
-    from alfia.cli_options import add_external_predictions, add_n_boot, positive_int
+    from alfia.cli_options import add_device, add_external_predictions, add_n_boot, positive_int
 
     p = sub.add_parser("report", help="one self-contained HTML page about a trained run (figures + numbers)")
     p.add_argument("run", help="run folder written by `alfia train` / `alfia study`")
@@ -64,6 +65,7 @@ def add_commands(sub) -> None:
                    help="latent space downstream classifier (auto: AutoGluon NN_TORCH if installed, else MLP)")
     add_n_boot(p)
     p.add_argument("--no-texts", action="store_true", help="leave every patient text and stay id out of the page")
+    add_device(p)
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("ablate", help="ablations: pre-trained vs random init, LoRA, N_f, fusion vs mean pooling")

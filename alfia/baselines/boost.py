@@ -43,10 +43,12 @@ BOOST_ZOO: tuple[ModelSpec, ...] = _BOOST + _NN
 BOOST_ENSEMBLE = "ALFIA-boost"
 
 
-def embeddings(run_dir: str | Path, cohort: Cohort, with_embeddings: bool = True) -> pd.DataFrame:
+def embeddings(run_dir: str | Path, cohort: Cohort, with_embeddings: bool = True, device: str | None = "auto",
+               precision: str | None = "auto") -> pd.DataFrame:
     """ALF embedding columns (``emb_*``, ``layer_weight_*``; only the layer weights without
-    ``with_embeddings``) of every stay, indexed by stay_id."""
-    emb = inference.embed_cohort(run_dir, cohort)
+    ``with_embeddings``) of every stay, indexed by stay_id; ``device`` / ``precision``: where the run's model
+    computes them when they are not cached (:mod:`alfia.model.runtime`)."""
+    emb = inference.embed_cohort(run_dir, cohort, device=device, precision=precision)
     if ID not in emb.columns or len(emb) != len(cohort.df):
         raise AlfiaError(f"the embeddings of run {run_dir} do not match the cohort's rows")
     cols = [c for c in emb.columns if c.startswith(("emb_", "layer_weight_") if with_embeddings else "layer_weight_")]
@@ -66,21 +68,23 @@ def _has_readout(run_dir: str | Path) -> bool:
 def run_boost(run_dir: str | Path, dev: Cohort, out_dir: str | Path, external: Cohort | None = None,
               preset: str = "quick", *, n_boot: int = 1000, seed: int = 42, time_limit: float | None = None,
               verbosity: int = 1, models: list[str] | None = None,
-              zoo: tuple[ModelSpec, ...] = BOOST_ZOO, with_embeddings: bool = False) -> dict:
+              zoo: tuple[ModelSpec, ...] = BOOST_ZOO, with_embeddings: bool = False, device: str | None = "auto",
+              precision: str | None = "auto") -> dict:
     """Train and score ALFIA-boost / ALFIA-nn on ``dev``'s splits; same outputs as ``run_baselines``
-    (family ``"alfia-derived"``)."""
+    (family ``"alfia-derived"``). ``device`` / ``precision``: where the run's model embeds the stays."""
+    on = {"device": device, "precision": precision}
     tabular._check_preset(preset)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     readout = _has_readout(run_dir)
     with_embeddings = with_embeddings or not readout
-    dev_emb = embeddings(run_dir, dev, with_embeddings)
-    ext_emb = embeddings(run_dir, external, with_embeddings) if external is not None else None
+    dev_emb = embeddings(run_dir, dev, with_embeddings, **on)
+    ext_emb = embeddings(run_dir, external, with_embeddings, **on) if external is not None else None
     if readout:  # stacking: the readout's logit, out of fold for the training rows
         from alfia.baselines.readout import out_of_fold_readout
 
-        dev_logit, ext_logit = out_of_fold_readout(run_dir, dev, external)
+        dev_logit, ext_logit = out_of_fold_readout(run_dir, dev, external, **on)
         dev_emb = dev_emb.join(dev_logit)
         ext_emb = ext_emb.join(ext_logit) if ext_emb is not None else None
     sets = tabular.split_rows(dev, external, dev_emb, ext_emb)

@@ -54,7 +54,7 @@ def cmd_boost(args: argparse.Namespace) -> dict:
     dev = _cohort(get_input(args, "cohort"), args.schema)
     results = run_boost(get_input(args, "run"), dev, args.out, _external(dev, args.external, args.schema, args.out),
                         preset=args.preset, n_boot=args.n_boot, time_limit=args.time_limit,
-                        with_embeddings=args.with_embeddings)
+                        with_embeddings=args.with_embeddings, device=args.device, precision=args.precision)
     _print_results(results)
     return results
 
@@ -80,7 +80,7 @@ def _print_results(results: dict) -> None:
 def add_commands(sub) -> None:
     """Add ``baselines``, ``boost`` and ``leaderboard`` to the ``alfia`` sub-command parser."""
     from alfia.baselines.tabular import MODEL_NAMES, PRESETS
-    from alfia.cli_options import add_external, add_external_predictions, add_input, add_n_boot, add_schema
+    from alfia.cli_options import add_device, add_external, add_external_predictions, add_input, add_n_boot, add_schema
 
     def common(p: argparse.ArgumentParser) -> None:
         add_input(p, "cohort", "development cohort with train/val/test splits (a parquet file, or p12-a)",
@@ -107,6 +107,7 @@ def add_commands(sub) -> None:
                    "paper's variant; default for runs without a readout, whose logit is the default feature)")
     add_input(p, "run", "trained ALFIA run folder (alfia train)", "--run")
     common(p)
+    add_device(p)
     p.set_defaults(func=cmd_boost)
 
     p = sub.add_parser("leaderboard", help="Table 3: every model by AUPRC, with ALFIA vs the best baseline")

@@ -50,9 +50,12 @@ def _logistic(c: float):
 
 
 def run_frozen_readout(run_dir: str | Path, dev: Cohort, out_dir: str | Path, external: Cohort | None = None, *,
-                       n_boot: int = 1000, seed: int = 42, c: float = 0.01) -> dict:
+                       n_boot: int = 1000, seed: int = 42, c: float = 0.01, device: str | None = "auto",
+                       precision: str | None = "auto") -> dict:
     """Fit and score the frozen-encoder logistic regression; writes results.json + predictions.parquet in
-    ``out_dir`` (family ``"frozen encoder"``, read by the leaderboard like any baselines folder)."""
+    ``out_dir`` (family ``"frozen encoder"``, read by the leaderboard like any baselines folder). ``device`` /
+    ``precision``: where the run's model computes the layer means when they are not cached."""
+    on = {"device": device, "precision": precision}
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
@@ -62,8 +65,8 @@ def run_frozen_readout(run_dir: str | Path, dev: Cohort, out_dir: str | Path, ex
         skipped[FROZEN_LR] = "the run fine-tuned its backbone (LoRA): its layer means are not the frozen encoder's"
     else:
         n_layers = saved.fusion.num_fusion_layers
-        extra = inference.layer_means(run_dir, dev)
-        extra_ext = inference.layer_means(run_dir, external) if external is not None else None
+        extra = inference.layer_means(run_dir, dev, **on)
+        extra_ext = inference.layer_means(run_dir, external, **on) if external is not None else None
         sets = tabular.split_rows(dev, external)
         features = {"train": extra.loc[sets["train"].ids], **{w: extra.loc[sets[w].ids] for w in ("val", "test")}}
         if extra_ext is not None:
@@ -78,8 +81,9 @@ def run_frozen_readout(run_dir: str | Path, dev: Cohort, out_dir: str | Path, ex
     return tabular.write_results(out_dir, models, skipped, "fixed", [], frames, info)
 
 
-def out_of_fold_readout(run_dir: str | Path, dev: Cohort, external: Cohort | None = None,
-                        folds: int = 5) -> tuple[pd.Series, pd.Series | None]:
+def out_of_fold_readout(run_dir: str | Path, dev: Cohort, external: Cohort | None = None, folds: int = 5,
+                        device: str | None = "auto", precision: str | None = "auto"
+                        ) -> tuple[pd.Series, pd.Series | None]:
     """The readout's logit per stay (indexed by stay_id): out of fold for the training rows, from one fit on all
     training rows for the others. Same features, target and C as the run's readout (``alfia.training``)."""
     from alfia.training.teacher import out_of_fold_teacher
@@ -87,7 +91,8 @@ def out_of_fold_readout(run_dir: str | Path, dev: Cohort, external: Cohort | Non
     settings, model = _run_settings(run_dir)
     seed, distill = int(settings.get("seed", 42)), float(settings.get("distill", 0.0))
     c = (model.readout or ReadoutConfig()).C
-    means = inference.layer_means(run_dir, dev)
+    on = {"device": device, "precision": precision}
+    means = inference.layer_means(run_dir, dev, **on)
     train = (dev.df["split"] == "train").to_numpy()
     ids = dev.df["stay_id"].to_numpy()
     x, y = means.loc[ids].to_numpy(np.float64), dev.df["hospital_mortality"].to_numpy(np.float64)
@@ -115,7 +120,7 @@ def out_of_fold_readout(run_dir: str | Path, dev: Cohort, external: Cohort | Non
     dev_logit = pd.Series(logit, index=pd.Index(ids, name="stay_id"), name=OOF_COLUMN)
     ext_logit = None
     if external is not None:
-        ext_means = inference.layer_means(run_dir, external)
+        ext_means = inference.layer_means(run_dir, external, **on)
         ext_ids = external.df["stay_id"].to_numpy()
         ext_logit = pd.Series(full.decision_function(ext_means.loc[ext_ids].to_numpy(np.float64)),
                               index=pd.Index(ext_ids, name="stay_id"), name=OOF_COLUMN)

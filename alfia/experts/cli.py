@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from alfia.cli_options import add_n_boot, add_schema
+from alfia.cli_options import add_device, add_n_boot, add_schema
 from alfia.errors import AlfiaError
 
 
@@ -28,7 +28,8 @@ def cmd_compare(args: argparse.Namespace) -> None:
     spec = args.cohort or load_key(args.booklet).get("cohort")
     if not spec:
         raise AlfiaError("the booklet does not name its cohort; pass --cohort")
-    result = compare(args.booklet, args.ratings, args.run, _cohort(spec, args.schema), n_boot=args.n_boot)
+    result = compare(args.booklet, args.ratings, args.run, _cohort(spec, args.schema), n_boot=args.n_boot,
+                     device=args.device, precision=args.precision)
     write_report(result, args.out)
     for name, entry in result["raters"].items():
         print(f"{name}: AUPRC {entry['auprc']['value']:.3f}, AUROC {entry['auroc']['value']:.3f}")
@@ -55,4 +56,5 @@ def add_commands(sub) -> None:
     c.add_argument("--cohort", help="the cohort the booklet was drawn from (default: as recorded in the booklet)")
     add_n_boot(c)
     add_schema(c)
+    add_device(c)
     c.set_defaults(func=cmd_compare)

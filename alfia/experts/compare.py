@@ -73,8 +73,9 @@ def load_key(booklet: str | Path) -> dict:
 
 
 def compare(booklet: str | Path, ratings: list[str | Path], run: str | Path, cohort: Cohort,
-            n_boot: int = 1000) -> dict:
-    """Every rater and ALFIA scored on the booklet's cases; ALFIA minus each rater, paired."""
+            n_boot: int = 1000, device: str | None = "auto", precision: str | None = "auto") -> dict:
+    """Every rater and ALFIA scored on the booklet's cases; ALFIA minus each rater, paired. ``device`` /
+    ``precision``: where the run's model scores them (:mod:`alfia.model.runtime`)."""
     from alfia.inference import Run
 
     key = load_key(booklet)
@@ -96,7 +97,7 @@ def compare(booklet: str | Path, ratings: list[str | Path], run: str | Path, coh
         r = read_ratings(path, case_ids)
         raters[name] = {"probability": r["probability"].to_numpy(), "confidence": r["confidence"].to_numpy()}
     part = Cohort(df=rows.loc[stay_ids].reset_index(), schema=cohort.schema, info=cohort.info)
-    alfia_p = Run.load(run).predict_proba(part)
+    alfia_p = Run.load(run, device, precision).predict_proba(part)
     raters["ALFIA"]["probability"] = alfia_p
     result = {"n": len(y), "n_pos": int(y.sum()), "n_boot": n_boot, "raters": {}}
     for name, data in raters.items():

@@ -45,6 +45,7 @@ from alfia.model.fusion import AdaptiveLayerFusion, FusionConfig
 from alfia.model.head import AttentionalClassifierHead, HeadConfig
 from alfia.model.lora import LoraSettings, apply_lora, freeze, lora_target_names, num_layers_of
 from alfia.model.readout import PooledReadout, ReadoutConfig
+from alfia.model.runtime import Precision, resolve_device, resolve_precision, weight_dtype
 
 _BACKBONE_INFO_KEYS = ("model_type", "hidden_size", "num_hidden_layers", "vocab_size")
 
@@ -67,7 +68,8 @@ class ALFIAConfig:
     the tokenizer's maximum, capped at 512 (batches are padded to their own longest text, so the headroom costs
     nothing). ``backbone_dropout``: the backbone's attention and hidden dropout (``None``: its own; 0 halves a CPU
     training step with LoRA). ``readout``: the optional pooled linear readout added to the head's logit
-    (:mod:`alfia.model.readout`).
+    (:mod:`alfia.model.readout`). ``dtype``: the backbone's weights (fp32, bf16 or fp16), whatever dtype its
+    checkpoint was saved in; the fusion, head and readout keep fp32 weights (:mod:`alfia.model.runtime`).
     """
 
     backbone: str = DEFAULT_BACKBONE
@@ -78,13 +80,14 @@ class ALFIAConfig:
     attn_implementation: str = "sdpa"
     readout: ReadoutConfig | None = None
     backbone_dropout: float | None = None
+    dtype: str = "fp32"
 
     def to_dict(self) -> dict:
         return {"backbone": self.backbone, "fusion": self.fusion.to_dict(), "head": self.head.to_dict(),
                 "lora": None if self.lora is None else self.lora.to_dict(), "max_length": self.max_length,
                 "attn_implementation": self.attn_implementation,
                 "readout": None if self.readout is None else self.readout.to_dict(),
-                "backbone_dropout": self.backbone_dropout}
+                "backbone_dropout": self.backbone_dropout, "dtype": self.dtype}
 
     @classmethod
     def from_dict(cls, data: dict, where: str = "ALFIA config") -> ALFIAConfig:
@@ -119,8 +122,9 @@ class ALFIA(nn.Module):
         if config.backbone_dropout is not None and not 0.0 <= config.backbone_dropout < 1.0:
             raise AlfiaError(f"backbone_dropout must be in [0, 1) (or None), got {config.backbone_dropout!r}")
         config = dataclasses.replace(config, backbone=backbone_reference(config.backbone))
-        base = backbone if backbone is not None else load_backbone(
-            config.backbone, attn_implementation=config.attn_implementation)
+        dtype = weight_dtype(config.dtype)
+        base = backbone.to(dtype) if backbone is not None else load_backbone(
+            config.backbone, attn_implementation=config.attn_implementation, dtype=dtype)
         num_layers, hidden = num_layers_of(base), int(base.config.hidden_size)
         if config.backbone_dropout is not None:  # attention and hidden dropout of the backbone (before LoRA)
             for module in base.modules():
@@ -164,6 +168,18 @@ class ALFIA(nn.Module):
         if config.max_length is None:  # the tokenizer's maximum, capped at 512; saved as the number it resolved to
             self.config = dataclasses.replace(self.config, max_length=min(limit or 512, 512))
         self.max_length = min(self.config.max_length, limit) if limit else self.config.max_length
+        self.precision = Precision()   # fp32 until the caller chooses (:meth:`to_runtime`)
+
+    def to_runtime(self, device: str | torch.device | None = "auto", precision: str | None = "auto") -> ALFIA:
+        """Move the model to ``device`` and compute in ``precision`` from now on (see :mod:`alfia.model.runtime`):
+        inference, validation and training all autocast the same way."""
+        device = resolve_device(device)
+        self.precision = resolve_precision(precision, device).apply()
+        return self.to(device)
+
+    @property
+    def backbone_dtype(self) -> torch.dtype:
+        return weight_dtype(self.config.dtype)
 
     @staticmethod
     def _sized(part, hidden: int, what: str):
@@ -186,6 +202,15 @@ class ALFIA(nn.Module):
         if lora is None:
             return self.num_layers
         return 0 if lora.layers is None else self.num_layers - lora.layers
+
+    def enable_gradient_checkpointing(self) -> None:
+        """Recompute the backbone's activations during backward instead of keeping them (the backbone's own
+        mechanism, non-reentrant so that gradients reach LoRA behind frozen embeddings): much less GPU memory for a
+        large backbone with LoRA, about a third more compute."""
+        base = self._base_model()
+        if not getattr(base, "supports_gradient_checkpointing", False):
+            raise AlfiaError(f"{type(base).__name__} does not support gradient checkpointing; train without it")
+        base.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
 
     def lora_modules(self) -> list[str]:
         """Backbone modules carrying LoRA adapters (empty without LoRA)."""
@@ -276,7 +301,14 @@ class ALFIA(nn.Module):
 
     def from_hidden_states(self, hidden_states: torch.Tensor | Sequence[torch.Tensor],
                            attention_mask: torch.Tensor) -> ALFIAOutput:
-        """Fusion + head (+ readout) on the top N_f hidden states (live or cached)."""
+        """Fusion + head (+ readout) on the top N_f hidden states (live or cached). The states are read in the
+        dtype of the fusion and head weights (fp32): a bf16 or fp16 backbone never meets fp32 weights in one matmul;
+        under autocast the fusion's matmuls still run in the autocast dtype."""
+        dtype = next(self.head.parameters()).dtype
+        if isinstance(hidden_states, torch.Tensor):
+            hidden_states = hidden_states.to(dtype)
+        else:
+            hidden_states = [h.to(dtype) for h in hidden_states]
         fused = self.fusion(hidden_states, attention_mask)
         logits = self.head(fused.embedding)
         layer_means = None
@@ -332,9 +364,10 @@ class ALFIA(nn.Module):
             yield idx, runner(input_ids.to(device), mask.to(device))
 
     def _infer(self, texts: Sequence[str], batch_size: int, collect, quantize: bool = False,
-               progress: bool = False) -> list:
-        """``collect(output)`` per batch, in eval mode, as (row indices, value) pairs; ``progress``: a progress bar
-        (stderr) over the batches."""
+               progress: bool = False, on_batch=None) -> list:
+        """``collect(output)`` per batch, in eval mode and the model's precision (int8: fp32 around it), as (row
+        indices, value) pairs; ``progress``: a progress bar (stderr) over the batches; ``on_batch(n)``: called after
+        each batch of n texts."""
         from tqdm.auto import tqdm
 
         was_training = self.training
@@ -348,8 +381,12 @@ class ALFIA(nn.Module):
             total = -(-len(texts) // batch_size) if isinstance(batch_size, int) and batch_size > 0 else None
             batches = tqdm(self._batches(texts, batch_size, runner), total=total, desc="scoring stays",
                            unit="batch", disable=not progress, leave=False)
-            with torch.inference_mode():
-                parts = [(idx, collect(out)) for idx, out in batches]
+            parts = []
+            with torch.inference_mode(), Precision().autocast() if quantize else self.precision.autocast():
+                for idx, out in batches:
+                    parts.append((idx, collect(out)))
+                    if on_batch is not None:
+                        on_batch(len(idx))
         finally:
             self.train(was_training)
         return parts
@@ -386,10 +423,11 @@ class ALFIA(nn.Module):
         return emb, weights
 
     def predict_embed(self, texts: Sequence[str], batch_size: int = 32, quantize: bool = False,
-                      progress: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+                      progress: bool = False, on_batch=None
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
         """Probabilities, L2-normalised embeddings, layer weights and (with a readout) the fused layers' means
         from ONE pass (inference costs a backbone forward per text; the study needs them all)."""
-        parts = self._infer(texts, batch_size, collect_outputs, quantize, progress)
+        parts = self._infer(texts, batch_size, collect_outputs, quantize, progress, on_batch)
         return assemble_outputs(parts, len(texts))
 
     # -- persistence ----------------------------------------------------------------------------------------
@@ -437,11 +475,13 @@ class ALFIA(nn.Module):
         return ALFIAConfig.from_dict(data, f"{Path(directory) / serialization.CONFIG_NAME}"), saved_info
 
     @classmethod
-    def load(cls, directory: str | os.PathLike, *, device: str | torch.device = "cpu",
-             attn_implementation: str | None = None, max_length: int | None = None) -> ALFIA:
+    def load(cls, directory: str | os.PathLike, *, device: str | torch.device | None = "auto",
+             precision: str | None = "auto", attn_implementation: str | None = None,
+             max_length: int | None = None) -> ALFIA:
         """Rebuild a model saved by :meth:`save` (in eval mode); any missing or damaged part is an AlfiaError.
-        ``attn_implementation`` / ``max_length`` override the saved settings (the benchmark's reference runs the
-        same weights with eager attention, padded to 512 tokens)."""
+        ``device`` / ``precision``: where and how it computes (:mod:`alfia.model.runtime`; ``auto``: the GPU when
+        there is one, else the CPU in fp32). ``attn_implementation`` / ``max_length`` override the saved settings
+        (the benchmark's reference runs the same weights with eager attention, padded to 512 tokens)."""
         directory = Path(directory)
         if not directory.is_dir():
             raise AlfiaError(f"model folder {directory} does not exist; pass the folder written by training")
@@ -471,19 +511,26 @@ class ALFIA(nn.Module):
                 raise AlfiaError(f"{directory / part / serialization.CONFIG_NAME} disagrees with {where}; "
                                  "the model folder is inconsistent, save it again")
         tokenizer = _load_saved_tokenizer(directory / "tokenizer")
-        backbone = load_backbone(config.backbone, attn_implementation=config.attn_implementation)
+        backbone = load_backbone(config.backbone, attn_implementation=config.attn_implementation,
+                                 dtype=weight_dtype(config.dtype))
         info = {k: getattr(backbone.config, k, None) for k in _BACKBONE_INFO_KEYS}
         if saved_info is not None and saved_info != info:
             raise AlfiaError(f"backbone {config.backbone!r} is not the one this model was trained on "
                              f"(saved {saved_info}, found {info}); restore that backbone")
         model = cls(config, backbone=backbone, tokenizer=tokenizer)
-        serialization.load_weights(directory / "fusion", model.fusion)
-        serialization.load_weights(directory / "head", model.head)
-        if model.readout is not None:
-            serialization.load_weights(directory / "readout", model.readout)
-        if config.lora is not None:
-            _load_adapter(model.backbone, directory / "adapter")
-        return model.to(device).eval()
+        model.load_trained_weights(directory)
+        return model.to_runtime(device, precision).eval()
+
+    def load_trained_weights(self, directory: str | os.PathLike) -> None:
+        """The trained parts (fusion, head, readout, LoRA adapter) of the saved model in ``directory``, into this
+        model of the same config, wherever it lives."""
+        directory = Path(directory)
+        serialization.load_weights(directory / "fusion", self.fusion)
+        serialization.load_weights(directory / "head", self.head)
+        if self.readout is not None:
+            serialization.load_weights(directory / "readout", self.readout)
+        if self.config.lora is not None:
+            _load_adapter(self.backbone, directory / "adapter")
 
 
 def collect_outputs(out: ALFIAOutput) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:

@@ -21,7 +21,8 @@ def cmd_serve(args: argparse.Namespace) -> None:
     if args.max_stays < 1 or args.max_text_chars < 1 or args.max_body_bytes < 1:
         raise AlfiaError("--max-stays, --max-text-chars and --max-body-bytes must be positive")
     limits = Limits(max_body_bytes=args.max_body_bytes, max_stays=args.max_stays, max_text_chars=args.max_text_chars)
-    service = RiskService.load(args.run, bands=args.bands, limits=limits, training_cohort=training)
+    service = RiskService.load(args.run, bands=args.bands, limits=limits, training_cohort=training,
+                               device=args.device, precision=args.precision)
     app = create_app(service)
     print(f"serving run {args.run} on http://{args.host}:{args.port}/ (API docs at /docs)", flush=True)
     # access_log off: uvicorn's line carries the query string; our own line names only path, status and time
@@ -29,6 +30,8 @@ def cmd_serve(args: argparse.Namespace) -> None:
 
 
 def add_commands(sub) -> None:
+    from alfia.cli_options import add_device
+
     p = sub.add_parser("serve", help="risk service and web page for a trained run (FastAPI)")
     p.add_argument("run", help="run folder (alfia train)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
@@ -40,4 +43,5 @@ def add_commands(sub) -> None:
     p.add_argument("--max-stays", type=int, default=64, help="stays per request (default 64)")
     p.add_argument("--max-text-chars", type=int, default=8000, help="characters per text (default 8000)")
     p.add_argument("--max-body-bytes", type=int, default=1_000_000, help="request body size (default 1 MB)")
+    add_device(p)
     p.set_defaults(func=cmd_serve)

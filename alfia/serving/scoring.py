@@ -45,7 +45,7 @@ class Scorer:
             width = min(-(-len(row) // BUCKET) * BUCKET, self.model.max_length)  # len(row) <= max_length
             buckets.setdefault(width, []).append(i)
         out: list[Scored | None] = [None] * len(texts)
-        with torch.inference_mode():
+        with torch.inference_mode(), self.model.precision.autocast():
             for width, rows in buckets.items():
                 for start in range(0, len(rows), self.batch_size):
                     part = rows[start:start + self.batch_size]

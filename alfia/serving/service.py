@@ -93,9 +93,10 @@ class RiskService:
 
     @classmethod
     def load(cls, folder: str | Path, bands: str | None = None, limits: Limits | None = None,
-             training_cohort: Cohort | None = None) -> RiskService:
+             training_cohort: Cohort | None = None, device: str | None = "auto",
+             precision: str | None = "auto") -> RiskService:
         parsed = Bands.parse(bands) if bands else None  # a typo is reported before the model is loaded
-        run = Run.load(folder)
+        run = Run.load(folder, device, precision)
         ranges = {}
         if training_cohort is not None:
             if run.encoder is not None and training_cohort.schema.name != run.encoder.schema_name:

@@ -1,7 +1,11 @@
-"""Tokenised texts and length-bucketed, dynamically padded batches.
+"""Tokenised texts, length-bucketed batches with dynamic padding, and the epoch's plan of steps across ranks.
 
 Padding every text to the longest one of the whole cohort wastes most of the compute on pad tokens; here each
 batch is padded only to its own longest text, and texts of similar length are batched together.
+
+Under data parallelism every rank owns a fixed shard of the training rows (row ``i`` belongs to rank ``i % world``),
+so that a rank caches only its own rows' frozen layers; each step takes one local batch from every shard. A shard
+with fewer batches than the others takes zero-weighted steps at the end, so that every rank joins every collective.
 """
 
 from __future__ import annotations
@@ -12,35 +16,50 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+TOKENIZE_CHUNK = 4096  # texts tokenised at a time: the tokenizer's Python lists never hold a whole cohort
+
 
 @dataclass
 class TokenizedTexts:
-    """Token ids of every text, unpadded, truncated to ``max_length``."""
+    """Token ids of every text, unpadded, truncated to ``max_length``: one flat int32 array and the offsets of each
+    text (a few bytes per token, where Python lists of ints cost ~36)."""
 
-    ids: list[list[int]]
+    flat: np.ndarray
+    offsets: np.ndarray
     pad_id: int
 
     @classmethod
     def from_texts(cls, tokenizer, texts: list[str], max_length: int) -> TokenizedTexts:
-        encoded = tokenizer(list(texts), add_special_tokens=True, truncation=True, max_length=max_length)
-        return cls(ids=[list(x) for x in encoded["input_ids"]], pad_id=int(tokenizer.pad_token_id or 0))
+        parts, lengths = [], []
+        for start in range(0, len(texts), TOKENIZE_CHUNK):
+            encoded = tokenizer(list(texts[start:start + TOKENIZE_CHUNK]), add_special_tokens=True,
+                                truncation=True, max_length=max_length)["input_ids"]
+            lengths += [len(x) for x in encoded]
+            parts += [np.asarray(x, dtype=np.int32) for x in encoded]
+        offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        flat = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int32)
+        return cls(flat=flat, offsets=offsets, pad_id=int(tokenizer.pad_token_id or 0))
 
     def __len__(self) -> int:
-        return len(self.ids)
+        return len(self.offsets) - 1
 
     @property
     def lengths(self) -> np.ndarray:
-        return np.array([len(x) for x in self.ids])
+        return np.diff(self.offsets)
+
+    def ids(self, i: int) -> np.ndarray:
+        return self.flat[self.offsets[i]:self.offsets[i + 1]]
 
     def collate(self, rows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         """Pad the given rows to their own longest text: (input_ids, attention_mask), both [B, T]."""
-        width = max(len(self.ids[i]) for i in rows)
+        lengths = self.lengths[rows]
+        width = int(lengths.max())
         input_ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
         mask = torch.zeros((len(rows), width), dtype=torch.long)
         for k, i in enumerate(rows):
-            n = len(self.ids[i])
-            input_ids[k, :n] = torch.tensor(self.ids[i], dtype=torch.long)
-            mask[k, :n] = 1
+            input_ids[k, :lengths[k]] = torch.from_numpy(self.ids(i).astype(np.int64))
+            mask[k, :lengths[k]] = 1
         return input_ids, mask
 
 
@@ -68,3 +87,38 @@ def bucketed_batches(lengths: np.ndarray, batch_size: int, *, shuffle: bool, see
         batches += [part[i:i + batch_size] for i in range(0, len(part), batch_size)]
     for b in rng.permutation(len(batches)):
         yield batches[b]
+
+
+def shard(n: int, rank: int, world: int) -> np.ndarray:
+    """The rows of ``n`` that rank ``rank`` of ``world`` owns: every world-th row, from its rank on."""
+    return np.arange(rank, n, world)
+
+
+@dataclass
+class Step:
+    """One optimiser step: per micro-step, every rank's rows (an empty array: a zero-weighted step), and the number
+    of rows the step averages over (all ranks, all micro-steps)."""
+
+    micro: list[list[np.ndarray]]
+    rows: int
+
+
+def epoch_plan(lengths: np.ndarray, batch_size: int, world: int, grad_accum: int, seed: int) -> list[Step]:
+    """The optimiser steps of one epoch, the same on every rank (each rank computes the whole plan, no collective).
+
+    Rank r's shard is shuffled into bucketed batches with its own seed (rank 0's is ``seed``: one process gives the
+    batches it always gave); micro-step s takes every rank's s-th batch; ``grad_accum`` micro-steps make a step.
+    """
+    per_rank = []
+    for r in range(world):
+        rows = shard(len(lengths), r, world)
+        per_rank.append([rows[b] for b in bucketed_batches(lengths[rows], batch_size, shuffle=True,
+                                                           seed=seed + 7919 * r)])
+    empty = np.zeros(0, dtype=np.int64)
+    n_micro = max(len(b) for b in per_rank)
+    micro = [[b[s] if s < len(b) else empty for b in per_rank] for s in range(n_micro)]
+    steps = []
+    for start in range(0, n_micro, grad_accum):
+        group = micro[start:start + grad_accum]
+        steps.append(Step(group, sum(len(rows) for ranks in group for rows in ranks)))
+    return steps

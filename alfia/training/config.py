@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from alfia.codec import config_from_dict, flatten, nested_dataclass
 from alfia.errors import AlfiaError, SettingError
 from alfia.model.alfia import ALFIAConfig
+from alfia.model.runtime import PRECISIONS, WEIGHT_DTYPES
 
 CALIBRATIONS = ("none", "platt", "temperature")
 
@@ -47,8 +48,12 @@ class TrainConfig:
     patience: int = 5
     seed: int = 42
     cache_prefix: bool = True  # with model.lora.layers=k, compute the frozen bottom layers once per text
+    cache_budget: int | None = None  # bytes of memory the frozen-layer cache may take, else a file (None: a share
+    #                                  of the available memory, alfia.training.prefix_cache)
     head_lr: float | None = None  # learning rate of fusion + head (+ readout) (None: lr)
-    bf16: bool = False  # autocast where the device supports it
+    precision: str = "auto"  # alfia.model.runtime: auto (CUDA: bf16/fp16 autocast, TF32; CPU: fp32), fp32, tf32, ...
+    grad_accum: int = 1  # micro-batches per optimiser step: the effective batch is batch_size x grad_accum x ranks
+    gradient_checkpointing: bool = False  # recompute the backbone's activations in backward (less GPU memory)
     class_weight: bool = True  # pos_weight = negatives/positives in the loss (paper); shifts every logit
     distill: float = 0.0  # weight of the tabular teacher's out-of-fold probabilities in the target (0: labels only)
     calibration: str = "none"  # fitted on the validation split after training: none, platt or temperature
@@ -58,7 +63,7 @@ class TrainConfig:
         """Ranges, each error naming the setting's path (the CLI translates it to its flag)."""
         m = self.model
         positive = {name: getattr(self, name) for name in
-                    ("epochs", "batch_size", "eval_batch_size", "patience")}
+                    ("epochs", "batch_size", "eval_batch_size", "patience", "grad_accum")}
         positive["model.fusion.num_fusion_layers"] = m.fusion.num_fusion_layers
         if m.lora is not None:
             positive.update({"model.lora.r": m.lora.r, "model.lora.alpha": m.lora.alpha})
@@ -78,6 +83,18 @@ class TrainConfig:
             raise SettingError("model.readout.C", "must be positive")
         if self.calibration not in CALIBRATIONS:
             raise SettingError("calibration", f"must be one of {', '.join(CALIBRATIONS)}")
+        if self.precision not in PRECISIONS:
+            raise SettingError("precision", f"must be one of {', '.join(PRECISIONS)}")
+        if m.dtype not in WEIGHT_DTYPES:
+            raise SettingError("model.dtype", f"must be one of {', '.join(WEIGHT_DTYPES)}")
+        if m.lora is not None and not 0.0 <= m.lora.dropout < 1.0:
+            raise SettingError("model.lora.dropout", "must be in [0, 1)")
+        if self.weight_decay < 0:
+            raise SettingError("weight_decay", "must not be negative")
+        if not 0.0 <= self.warmup_ratio < 1.0:
+            raise SettingError("warmup_ratio", "must be in [0, 1)")
+        if self.cache_budget is not None and self.cache_budget < 0:
+            raise SettingError("cache_budget", "must not be negative")
         return self
 
     def describe(self) -> str:

@@ -1,14 +1,20 @@
 """Data-parallel training with no separate code path: under ``torchrun --nproc_per_node=N`` (or ``accelerate
 launch``) the environment names a world size above 1 and training runs as DDP, NCCL on GPUs and gloo on CPU.
-On its own, every helper here is a no-op for a single process."""
+On its own, every helper here is a no-op for a single process.
+
+Every helper that communicates is a collective: all ranks call it, in the same order, or the run hangs. The trainer
+keeps that rule by giving every rank the same plan of steps (``alfia.training.batching.epoch_plan``) and by calling
+these helpers outside any ``if is_main()``.
+"""
 
 from __future__ import annotations
 
-import contextlib
 import os
 
 import torch
 import torch.distributed as torch_dist
+
+from alfia.model.runtime import resolve_device
 
 
 def world_size() -> int:
@@ -26,9 +32,9 @@ def is_main() -> bool:
 def setup() -> None:
     if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch_dist.is_initialized():
         backend = "nccl" if torch.cuda.is_available() else "gloo"
-        torch_dist.init_process_group(backend=backend)
         if torch.cuda.is_available():
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+        torch_dist.init_process_group(backend=backend)
 
 
 def teardown() -> None:
@@ -37,18 +43,16 @@ def teardown() -> None:
 
 
 def device() -> torch.device:
-    if torch.cuda.is_available():
-        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-    return torch.device("cpu")
+    """This process's device: its GPU (LOCAL_RANK) when CUDA is available, else the CPU."""
+    return resolve_device("auto")
 
 
-def wrap(model: torch.nn.Module) -> torch.nn.Module:
+def wrap(model: torch.nn.Module, on: torch.device) -> torch.nn.Module:
     if world_size() == 1:
         return model
     from torch.nn.parallel import DistributedDataParallel
 
-    ids = [device().index] if device().type == "cuda" else None
-    return DistributedDataParallel(model, device_ids=ids)
+    return DistributedDataParallel(model, device_ids=[on.index] if on.type == "cuda" else None)
 
 
 def barrier() -> None:
@@ -56,25 +60,28 @@ def barrier() -> None:
         torch_dist.barrier()
 
 
-def broadcast_pair(a: float, b: int) -> tuple[float, int]:
-    """Rank 0's early-stopping state, shared so that every rank stops at the same epoch."""
+def broadcast(obj):
+    """Rank 0's ``obj`` on every rank (pickled between this run's own processes only)."""
     if world_size() == 1:
-        return a, b
-    t = torch.tensor([float(a), float(b)], dtype=torch.float64, device=device())
-    torch_dist.broadcast(t, src=0)
-    return float(t[0]), int(t[1])
+        return obj
+    box = [obj if is_main() else None]
+    torch_dist.broadcast_object_list(box, src=0)
+    return box[0]
 
 
-def bf16_supported() -> bool:
-    if torch.cuda.is_available():
-        return torch.cuda.is_bf16_supported()
-    return True  # CPU autocast supports bf16; it pays where the CPU has AVX-512 BF16 / AMX
+def gather(obj) -> list | None:
+    """Every rank's ``obj`` in rank order, on rank 0 (None elsewhere)."""
+    if world_size() == 1:
+        return [obj]
+    box = [None] * world_size() if is_main() else None
+    torch_dist.gather_object(obj, box, dst=0)
+    return box
 
 
-@contextlib.contextmanager
-def autocast(enabled: bool):
-    if enabled and bf16_supported():
-        with torch.autocast(device_type=device().type, dtype=torch.bfloat16):
-            yield
-    else:
-        yield
+def all_sum(values: list[float], on: torch.device) -> list[float]:
+    """The sums over ranks of a few numbers, on every rank (one all-reduce)."""
+    if world_size() == 1:
+        return list(values)
+    t = torch.tensor(values, dtype=torch.float64, device=on)
+    torch_dist.all_reduce(t)
+    return t.tolist()

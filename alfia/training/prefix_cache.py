@@ -1,10 +1,24 @@
-"""Frozen-prefix caching: with LoRA on the top k layers only, the bottom layers never change, so their output
-is computed once per text and reused in every epoch; only the top layers, the fusion and the head run.
+"""Frozen-prefix caching: with LoRA on the top k layers only (or none), the bottom layers never change, so their
+output is computed once per text and reused in every epoch; only the top layers, the fusion and the head run.
 
 Training from the cache is the same computation as training from token ids (the frozen layers run without
-dropout in both; ``tests/training/test_prefix_cache.py`` checks losses and gradients)."""
+dropout in both; ``tests/training/test_prefix_cache.py`` checks losses and gradients).
+
+Memory: the cache is ``tokens x cached layers x hidden`` numbers, so it grows with the cohort (61,000 stays x 215
+tokens x 4 layers x 384 hidden is 81 GB in fp32). It is estimated before it is built and logged; it lives on the
+CPU (pinned when the model is on a GPU), in the autocast dtype when the run autocasts (else the backbone weights'
+dtype); above ``budget`` bytes it is written to a file in the run's temporary folder instead and read back batch
+by batch (explicit reads, not a memory map, so that the pages read never count as the process's memory). The file
+is unlinked as soon as it is open: nothing is left behind, even after a SIGKILL. Under data parallelism each rank
+caches only the rows it owns.
+"""
 
 from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -13,53 +27,147 @@ from tqdm.auto import tqdm
 from alfia.model.alfia import ALFIA, assemble_outputs, collect_outputs
 from alfia.training.batching import TokenizedTexts, bucketed_batches
 
+logger = logging.getLogger(__name__)
+
+DEFAULT_BUDGET_SHARE = 0.25  # of the memory available when no budget is given, shared by a node's ranks
+
+
+def available_memory() -> int:
+    """Bytes of memory available to new allocations (Linux: MemAvailable; else free pages)."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
+def default_budget() -> int:
+    local_ranks = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    return int(DEFAULT_BUDGET_SHARE * available_memory() / max(local_ranks, 1))
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if n < 1000 or unit == "TB":
+            return f"{n:.1f} {unit}"
+        n /= 1000
+    raise AssertionError("unreachable")
+
 
 class PrefixCache:
-    """Per text, the unpadded hidden states ``[len, H]`` of each index in ``model.prefix_indices()``."""
+    """Per text of ``rows`` (default: all), the unpadded hidden states ``[len, H]`` of each index in
+    ``model.prefix_indices()``, stored text after text as one ``[tokens, indices * H]`` array."""
 
     def __init__(self, model: ALFIA, tokens: TokenizedTexts, batch_size: int = 32, progress: bool = True,
-                 desc: str = "caching frozen layers"):
+                 desc: str = "caching frozen layers", *, rows: np.ndarray | None = None, budget: int | None = None,
+                 folder: str | os.PathLike | None = None):
         self.indices = model.prefix_indices()
-        self.lengths = tokens.lengths
-        self.states: dict[int, list[torch.Tensor | None]] = {j: [None] * len(tokens) for j in self.indices}
+        self.rows = np.arange(len(tokens)) if rows is None else np.asarray(rows, dtype=np.int64)
+        self.slot = np.full(len(tokens), -1, dtype=np.int64)   # row of the cohort -> its place in the cache
+        self.slot[self.rows] = np.arange(len(self.rows))
+        self.lengths = tokens.lengths                          # of every row, cached or not
+        own = self.lengths[self.rows]
+        self.offsets = np.zeros(len(own) + 1, dtype=np.int64)
+        np.cumsum(own, out=self.offsets[1:])
+        self.hidden = int(model.config.fusion.hidden_size)
+        self.width = len(self.indices) * self.hidden           # numbers per token
+        self.dtype = model.precision.autocast_dtype or model.backbone_dtype
+        self.pin = model.device.type == "cuda"
+        itemsize = torch.empty((), dtype=self.dtype).element_size()
+        nbytes = int(self.offsets[-1]) * self.width * itemsize
+        budget = default_budget() if budget is None else budget
+        self.file = None
+        where = "in memory" + (" (pinned)" if self.pin else "")
+        if nbytes > budget:
+            folder = Path(folder) if folder is not None else Path(tempfile.gettempdir())
+            folder.mkdir(parents=True, exist_ok=True)
+            fd, path = tempfile.mkstemp(prefix="frozen-layers.", suffix=".bin", dir=folder)
+            os.unlink(path)   # the open descriptor keeps the data; no file outlives the process
+            self.file = os.fdopen(fd, "r+b", buffering=0)
+            where = f"in a file in {folder} (over the {_size(budget)} budget; --cache-budget)"
+            self.data = None
+        else:
+            self.data = torch.empty((int(self.offsets[-1]), self.width), dtype=self.dtype, pin_memory=self.pin)
+        logger.info(f"{desc}: {len(self.rows):,} texts x {int(own.mean()) if len(own) else 0} tokens x "
+                    f"{len(self.indices)} layers x {self.hidden} hidden, {str(self.dtype).removeprefix('torch.')}: "
+                    f"{_size(nbytes)} {where}")
+        self._build(model, tokens, batch_size, progress, desc)
+
+    def _build(self, model: ALFIA, tokens: TokenizedTexts, batch_size: int, progress: bool, desc: str) -> None:
         device = model.device
-        batches = list(bucketed_batches(self.lengths, batch_size, shuffle=False))
-        with torch.inference_mode():
-            for rows in tqdm(batches, desc=desc, unit="batch", disable=not progress, leave=False):
-                ids, mask = tokens.collate(rows)
+        batches = list(bucketed_batches(self.lengths[self.rows], batch_size, shuffle=False))
+        with torch.inference_mode(), model.precision.autocast():
+            for local in tqdm(batches, desc=desc, unit="batch", disable=not progress, leave=False):
+                ids, mask = tokens.collate(self.rows[local])
                 out = model.frozen_prefix(ids.to(device), mask.to(device))
-                for j in self.indices:
-                    for k, i in enumerate(rows):
-                        self.states[j][i] = out[j][k, :self.lengths[i]].clone()
+                block = torch.cat([out[j] for j in self.indices], dim=-1).to("cpu", self.dtype)
+                for k, s in enumerate(local):
+                    self._write(s, block[k, :self.offsets[s + 1] - self.offsets[s]])
+
+    def _write(self, slot: int, states: torch.Tensor) -> None:
+        start = int(self.offsets[slot])
+        if self.data is not None:
+            self.data[start:start + len(states)] = states
+        else:
+            raw = states.contiguous().view(torch.uint8).numpy()
+            self.file.seek(start * raw.shape[1])
+            self.file.write(raw)
+
+    def _read(self, slot: int, out: torch.Tensor) -> None:
+        """The cached states of ``slot`` into ``out`` ([len, width])."""
+        start, stop = int(self.offsets[slot]), int(self.offsets[slot + 1])
+        if self.data is not None:
+            out.copy_(self.data[start:stop])
+        else:
+            raw = out.view(torch.uint8).numpy()
+            self.file.seek(start * raw.shape[1])
+            got = self.file.readinto(raw)
+            if got != raw.nbytes:
+                raise OSError(f"short read from the frozen-layer cache file ({got} of {raw.nbytes} bytes)")
+
+    def close(self) -> None:
+        if self.file is not None:
+            self.file.close()
+            self.file = None
+        self.data = None
 
     def __len__(self) -> int:
-        return len(self.lengths)
+        return len(self.rows)
 
     def collate(self, rows: np.ndarray, device: torch.device) -> tuple[dict[int, torch.Tensor], torch.Tensor]:
-        width = int(self.lengths[rows].max())
-        mask = torch.zeros((len(rows), width), dtype=torch.long)
-        prefix = {}
-        for j in self.indices:
-            first = self.states[j][rows[0]]
-            batch = torch.zeros((len(rows), width, first.shape[-1]), dtype=first.dtype)
-            for k, i in enumerate(rows):
-                batch[k, :self.lengths[i]] = self.states[j][i]
-            prefix[j] = batch.to(device)
-        for k, i in enumerate(rows):
-            mask[k, :self.lengths[i]] = 1
-        return prefix, mask.to(device)
+        """The padded states of ``rows`` (rows of the cohort that this cache holds) and their attention mask."""
+        slots = self.slot[rows]
+        if (slots < 0).any():
+            raise IndexError("rows outside this cache asked for (a rank reads only the rows it owns)")
+        lengths = self.lengths[rows]
+        width = int(lengths.max())
+        batch = torch.zeros((len(rows), width, self.width), dtype=self.dtype, pin_memory=self.pin)
+        mask = torch.zeros((len(rows), width), dtype=torch.long, pin_memory=self.pin)
+        for k, s in enumerate(slots):
+            self._read(s, batch[k, :lengths[k]])
+            mask[k, :lengths[k]] = 1
+        blocks = batch.to(device, non_blocking=True).split(self.hidden, dim=-1)
+        prefix = {j: block.contiguous() for j, block in zip(self.indices, blocks, strict=True)}
+        return prefix, mask.to(device, non_blocking=True)
 
-    def infer(self, model: ALFIA, batch_size: int = 32, collect=None):
-        """``(rows, collect(output))`` per batch, the model in eval mode: only the layers above the cache run."""
+    def infer(self, model: ALFIA, batch_size: int = 32, collect=None, rows: np.ndarray | None = None,
+              on_batch=None):
+        """``(rows, collect(output))`` per batch over ``rows`` (default: all cached), the model in eval mode and its
+        precision: only the layers above the cache run. ``on_batch(n)``: called after each batch of n texts."""
         collect = collect or collect_outputs
+        rows = self.rows if rows is None else np.asarray(rows, dtype=np.int64)
         parts = []
         was = model.training
         model.eval()
         try:
-            with torch.inference_mode():
-                for rows in bucketed_batches(self.lengths, batch_size, shuffle=False):
-                    prefix, mask = self.collate(rows, model.device)
-                    parts.append((rows, collect(model(None, mask, prefix=prefix))))
+            with torch.inference_mode(), model.precision.autocast():
+                for local in bucketed_batches(self.lengths[rows], batch_size, shuffle=False):
+                    prefix, mask = self.collate(rows[local], model.device)
+                    parts.append((local, collect(model(None, mask, prefix=prefix))))
+                    if on_batch is not None:
+                        on_batch(len(local))
         finally:
             model.train(was)
         return parts

@@ -2,8 +2,15 @@
 
 Validation AUPRC and AUROC after every epoch, early stopping on validation AUPRC, the best epoch's weights
 kept; the test split is read exactly once, after training, by ``finish_run``. After every epoch a checkpoint
-(trainable weights, optimizer, schedule, random state) is written atomically, so that ``resume=True``
-continues from the last completed epoch after any interruption, SIGKILL included.
+(trainable weights, the best epoch's, optimizer, schedule, every rank's CPU and CUDA random states) is written
+atomically, so that ``resume=True`` continues from the last completed epoch after any interruption, SIGKILL
+included.
+
+One device and one precision for the whole run (:mod:`alfia.model.runtime`): training, validation and the final
+scoring. Under ``torchrun`` every rank owns a fixed shard of the rows, takes part in every collective of every step
+(:func:`alfia.training.batching.epoch_plan`), scores its shard of validation and of the final pass, and rank 0
+decides early stopping, writes every file and broadcasts what the others need; only rank 0 reads the checkpoint, so
+the run folder need not be on a file system the nodes share.
 
 Run folder::
 
@@ -12,11 +19,13 @@ Run folder::
     model/             the best epoch's ALFIA (LoRA adapter, fusion, head: safetensors + JSON)
     history.jsonl      one line per epoch: loss, validation AUPRC / AUROC, time
     checkpoint/        the last completed epoch, for --resume
+    .tmp/              while training: the frozen-layer cache's file when it is over its memory budget
     predictions.parquet, metrics.json, threshold.json   written by finish_run
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -42,9 +51,10 @@ from alfia.io import replace_folder, write_text_atomic
 from alfia.model.alfia import ALFIA
 from alfia.model.backbone import load_tokenizer
 from alfia.model.readout import pooled_features
+from alfia.model.runtime import resolve_device
 from alfia.model.serialization import library_versions
 from alfia.training import distributed as dist
-from alfia.training.batching import TokenizedTexts, bucketed_batches
+from alfia.training.batching import TokenizedTexts, epoch_plan, shard
 from alfia.training.config import TrainConfig
 from alfia.training.prefix_cache import PrefixCache
 
@@ -74,18 +84,38 @@ def _check_cohort(cohort: Cohort) -> None:
         y = cohort.df.loc[cohort.df["split"] == split, "hospital_mortality"]
         if len(y) == 0 or y.nunique() < 2:
             raise AlfiaError(f"the {split} split needs stays of both outcomes to train and select a model")
+        if len(y) < dist.world_size():
+            raise AlfiaError(f"the {split} split has {len(y)} stays for {dist.world_size()} processes; train with "
+                             "fewer processes")
 
 
-def _device(name: str | torch.device) -> torch.device:
-    try:
-        return torch.device(name)
-    except (RuntimeError, TypeError):
-        raise AlfiaError(f"unknown device {name!r}; use cpu, cuda or cuda:N") from None
+def _training_device(name: str | torch.device | None) -> torch.device:
+    """The run's device; under torchrun each rank keeps to the GPU of its LOCAL_RANK."""
+    device = resolve_device(name)
+    if dist.world_size() > 1 and device.type == "cuda" and device != dist.device():
+        raise AlfiaError(f"under torchrun every process trains on the GPU of its LOCAL_RANK ({dist.device()}), "
+                         f"not {device}; leave --device at auto (or cuda)")
+    return device
 
 
 def _set_seed(seed: int) -> None:
     torch.manual_seed(seed)
     np.random.seed(seed % 2**32)
+
+
+def _on_main(action):
+    """``action()`` on rank 0 alone; its AlfiaError is raised on every rank (never one rank failing while the
+    others wait in a collective). Returns rank 0's result on every rank."""
+    result, error = None, None
+    if dist.is_main():
+        try:
+            result = action()
+        except AlfiaError as exc:
+            error = str(exc)
+    result, error = dist.broadcast((result, error))
+    if error is not None:
+        raise AlfiaError(error)
+    return result
 
 
 class Trainer:
@@ -98,8 +128,10 @@ class Trainer:
             config = dataclasses.replace(config, model=dataclasses.replace(config.model, backbone=backbone))
         self.config = config
         self.progress = progress and dist.is_main()
-        self.device = _device(device) if device is not None else dist.device()
+        self.device = _training_device(device)
+        self.world, self.rank = dist.world_size(), dist.rank()
         self.best_state: dict[str, torch.Tensor] | None = None
+        self.train_cache = self.val_cache = None
 
     # -- setup ----------------------------------------------------------------------------------
     def _build(self) -> None:
@@ -108,45 +140,41 @@ class Trainer:
         tokenizer = load_tokenizer(c.model.backbone)
         train, val = self.cohort.split("train"), self.cohort.split("val")
         _set_seed(c.seed)  # the same initial weights whatever the tokenizer did
-        self.model = ALFIA(c.model, tokenizer=tokenizer).to(self.device)
+        self.model = ALFIA(c.model, tokenizer=tokenizer).to_runtime(self.device, c.precision)
+        if c.gradient_checkpointing:
+            self.model.enable_gradient_checkpointing()
         self.train_tokens = TokenizedTexts.from_texts(tokenizer, train["text"].tolist(), self.model.max_length)
         self.val_texts = val["text"].tolist()
-        self.train_cache = self.val_cache = None
+        self.my_train = shard(len(train), self.rank, self.world)   # the rows this rank trains on and caches
+        self.my_val = shard(len(val), self.rank, self.world)       # the rows this rank validates
         if c.cache_prefix and self.model.num_frozen_layers > 0:
-            self.train_cache = PrefixCache(self.model, self.train_tokens, c.eval_batch_size, self.progress,
-                                           desc="caching frozen layers (train)")
-            if dist.is_main():
-                val_tokens = TokenizedTexts.from_texts(tokenizer, self.val_texts, self.model.max_length)
-                self.val_cache = PrefixCache(self.model, val_tokens, c.eval_batch_size, self.progress,
-                                             desc="caching frozen layers (validation)")
+            cache = dict(batch_size=c.eval_batch_size, progress=self.progress, budget=c.cache_budget,
+                         folder=self.out / ".tmp")
+            self.train_cache = PrefixCache(self.model, self.train_tokens, rows=self.my_train,
+                                           desc="caching frozen layers (train)", **cache)
+            val_tokens = TokenizedTexts.from_texts(tokenizer, self.val_texts, self.model.max_length)
+            self.val_cache = PrefixCache(self.model, val_tokens, rows=self.my_val,
+                                         desc="caching frozen layers (validation)", **cache)
         self.y_train = torch.tensor(train["hospital_mortality"].to_numpy(), dtype=torch.float32)
         self.y_val = val["hospital_mortality"].to_numpy()
         n_pos = float(self.y_train.sum())
-        # pos_weight = negatives / positives of the training split (section 2.4)
+        # pos_weight = negatives / positives of the training split (our choice: the paper names BCE only)
         self.pos_weight = torch.tensor((len(self.y_train) - n_pos) / n_pos, device=self.device) \
             if c.class_weight else None
         # the target: labels, or labels mixed with the teacher's out-of-fold probabilities (BCE is linear in it)
         self.target = self.y_train
         if c.distill > 0:
-            from alfia.training.teacher import out_of_fold_teacher
-
-            missing = [n for n in self.cohort.schema.feature_columns if n not in self.cohort.df.columns]
-            if missing:
-                raise AlfiaError(f"distillation needs the cohort's feature columns for its tabular teacher; "
-                                 f"{len(missing)} are missing (e.g. {missing[0]}): train with distill=0")
-
-            teacher = torch.tensor(out_of_fold_teacher(self.cohort, seed=c.seed), dtype=torch.float32)
+            teacher = torch.tensor(_on_main(self._teacher), dtype=torch.float32)
             self.target = (1 - c.distill) * self.y_train + c.distill * teacher
         if self.model.readout is not None:
-            self.model.readout.fit_start(self._train_pooled_features(), self.target.numpy())
+            self._fit_readout_start()
         self.trainable = [(n, p) for n, p in self.model.named_parameters() if p.requires_grad]
         groups = [{"params": [p for n, p in self.trainable if "lora_" in n], "lr": c.lr},
                   {"params": [p for n, p in self.trainable if "lora_" not in n], "lr": c.head_lr or c.lr}]
         groups = [g for g in groups if g["params"]]
         self.optimizer = torch.optim.AdamW(groups, lr=c.lr, weight_decay=c.weight_decay)
-        world = dist.world_size()
-        steps_per_epoch = math.ceil(len(self.train_tokens) / (c.batch_size * world))
-        total = steps_per_epoch * c.epochs
+        self.scaler = self.model.precision.grad_scaler()
+        total = len(self._plan(1)) * c.epochs   # optimiser steps: every epoch has as many
         warmup = int(c.warmup_ratio * total)
 
         def linear(step: int) -> float:  # linear warm-up then linear decay to 0, as transformers' schedule
@@ -155,101 +183,185 @@ class Trainer:
             return max(0.0, (total - step) / max(1, total - warmup))
 
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, linear)
-        self.ddp_model = dist.wrap(self.model)
+        self.ddp_model = dist.wrap(self.model, self.device)
 
-    def _train_pooled_features(self) -> np.ndarray:
-        """The readout's input features ``[N, N_f * H]`` of the training rows, from the model as built."""
+    def _teacher(self) -> np.ndarray:
+        from alfia.training.teacher import out_of_fold_teacher
+
+        missing = [n for n in self.cohort.schema.feature_columns if n not in self.cohort.df.columns]
+        if missing:
+            raise AlfiaError(f"distillation needs the cohort's feature columns for its tabular teacher; "
+                             f"{len(missing)} are missing (e.g. {missing[0]}): train with distill=0")
+        return out_of_fold_teacher(self.cohort, seed=self.config.seed)
+
+    def _fit_readout_start(self) -> None:
+        """The readout's starting fit on every training row's pooled features: each rank computes its shard's,
+        rank 0 fits, every rank takes rank 0's weights."""
         def collect(out):
             return pooled_features(out.layer_means.float()).cpu().numpy()
 
-        if self.train_cache is not None:
-            parts = self.train_cache.infer(self.model, self.config.eval_batch_size, collect)
+        rows, features = self._score(self.my_train, collect, self.train_cache,
+                                     self.cohort.split("train")["text"].tolist())
+        gathered = dist.gather((rows, features))
+
+        def fit():
+            fusion = self.model.config.fusion
+            every = np.zeros((len(self.train_tokens), fusion.num_fusion_layers * fusion.hidden_size))
+            for r, f in gathered:
+                every[r] = f
+            self.model.readout.fit_start(every, self.target.numpy())
+            return {k: v.cpu() for k, v in self.model.readout.state_dict().items()}
+
+        self.model.readout.load_state_dict(_on_main(fit))
+
+    def _plan(self, epoch: int):
+        c = self.config
+        return epoch_plan(self.train_tokens.lengths, c.batch_size, self.world, c.grad_accum,
+                          seed=c.seed * 1000 + epoch)
+
+    # -- scoring a shard ------------------------------------------------------------------------
+    def _score(self, rows: np.ndarray, collect, cache: PrefixCache | None, texts: list[str], on_batch=None):
+        """``(rows, collect(outputs) stacked in the order of rows)`` for rows of one split: from the split's cache
+        when there is one, else from the texts; eval mode, the run's precision."""
+        if cache is not None:
+            parts = cache.infer(self.model, self.config.eval_batch_size, collect, rows=rows, on_batch=on_batch)
         else:
-            parts = self.model._infer(self.cohort.split("train")["text"].tolist(), self.config.eval_batch_size,
-                                      collect)
-        fusion = self.model.config.fusion
-        features = np.zeros((len(self.train_tokens), fusion.num_fusion_layers * fusion.hidden_size))
-        for idx, f in parts:
-            features[idx] = f
-        return features
+            parts = self.model._infer([texts[i] for i in rows], self.config.eval_batch_size, collect,
+                                      on_batch=on_batch)
+        values = None
+        for local, value in parts:
+            if values is None:
+                values = np.zeros((len(rows), *value.shape[1:]), dtype=value.dtype)
+            values[local] = value
+        return rows, values
 
     # -- one epoch ------------------------------------------------------------------------------
+    def _batch(self, rows: np.ndarray):
+        """The inputs of ``rows`` on the device (copied from pinned memory without blocking on a GPU)."""
+        if self.train_cache is not None:
+            return self.train_cache.collate(rows, self.device)
+        ids, mask = self.train_tokens.collate(rows)
+        if self.device.type == "cuda":
+            ids, mask = ids.pin_memory(), mask.pin_memory()
+        return ids.to(self.device, non_blocking=True), mask.to(self.device, non_blocking=True)
+
     def _train_epoch(self, epoch: int) -> float:
         c = self.config
         self.model.train()
         loss_fn = torch.nn.BCEWithLogitsLoss(pos_weight=self.pos_weight)
-        world, rank = dist.world_size(), dist.rank()
-        global_batch = c.batch_size * world
-        # every rank draws the same global batches and takes its own slice of each
-        batches = list(bucketed_batches(self.train_tokens.lengths, global_batch, shuffle=True,
-                                        seed=c.seed * 1000 + epoch))
-        total, seen = 0.0, 0
-        bar = tqdm(batches, desc=f"epoch {epoch}", unit="batch", disable=not self.progress, leave=False)
-        for rows in bar:
-            mine = rows[rank::world]
-            if len(mine) == 0:
-                continue
-            y = self.target[mine].to(self.device)
-            with dist.autocast(self.config.bf16):
-                if self.train_cache is not None:
-                    prefix, mask = self.train_cache.collate(mine, self.device)
-                    logits = self.ddp_model(None, mask, prefix=prefix).logits
-                else:
-                    ids, mask = self.train_tokens.collate(mine)
-                    logits = self.ddp_model(ids.to(self.device), mask.to(self.device)).logits
-            # each rank's mean, scaled so that the DDP average equals the global batch's mean
-            loss = loss_fn(logits.float(), y) * (len(mine) * world / len(rows))
+        plan = self._plan(epoch)
+        total = torch.zeros((), dtype=torch.float64, device=self.device)   # summed on the device: no sync per step
+        seen = 0
+        bar = tqdm(plan, desc=f"epoch {epoch}", unit="step", disable=not self.progress, leave=False)
+        for number, step in enumerate(bar, 1):
             self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            for m, ranks in enumerate(step.micro):
+                mine = ranks[self.rank]
+                # a rank without rows in this micro-step still runs one row at weight 0: every rank joins the
+                # gradient all-reduce of every step (DDP would otherwise hang or abort)
+                rows = mine if len(mine) else self.my_train[:1]
+                last = m == len(step.micro) - 1
+                with self._sync(last), self.model.precision.autocast():
+                    if self.train_cache is not None:
+                        prefix, mask = self._batch(rows)
+                        logits = self.ddp_model(None, mask, prefix=prefix).logits
+                    else:
+                        ids, mask = self._batch(rows)
+                        logits = self.ddp_model(ids, mask).logits
+                    batch_loss = loss_fn(logits.float(), self.target[rows].to(self.device, non_blocking=True))
+                    # this rank's mean, scaled so that DDP's average over ranks is the mean over the step's rows
+                    loss = batch_loss * (len(mine) * self.world / step.rows)
+                    (self.scaler.scale(loss) if self.scaler else loss).backward()
+                total += batch_loss.detach().double() * len(mine)
+                seen += len(mine)
+            if self.scaler:
+                self.scaler.unscale_(self.optimizer)
             torch.nn.utils.clip_grad_norm_([p for _, p in self.trainable], c.grad_clip)
-            self.optimizer.step()
+            if self.scaler:
+                self.scaler.step(self.optimizer)
+                self.scaler.update()
+            else:
+                self.optimizer.step()
             self.scheduler.step()
-            total += float(loss.detach()) * len(mine)
-            seen += len(mine)
-            bar.set_postfix(loss=f"{total / seen:.4f}")
-        return total / max(seen, 1)
+            if number % 25 == 0 or number == len(plan):   # the loss on the bar: a host sync every 25 steps only
+                bar.set_postfix(loss=f"{float(total) / max(seen, 1):.4f}")
+        total_loss, rows = dist.all_sum([float(total), seen], self.device)
+        return total_loss / max(rows, 1)
+
+    def _sync(self, last_micro_step: bool):
+        """DDP all-reduces gradients on the last micro-step of an optimiser step only."""
+        if self.world > 1 and not last_micro_step:
+            return self.ddp_model.no_sync()
+        return contextlib.nullcontext()
 
     def _validate(self) -> tuple[float, float]:
-        if self.val_cache is not None:
-            p = self.val_cache.predict_proba(self.model, batch_size=self.config.eval_batch_size)
-        else:
-            p = self.model.predict_proba(self.val_texts, batch_size=self.config.eval_batch_size)
+        """Validation AUPRC and AUROC: every rank scores its shard, rank 0 computes (NaN on the other ranks)."""
+        bar = tqdm(total=len(self.my_val), desc="validation", unit="stay", disable=not self.progress, leave=False)
+        with bar:
+            shards = dist.gather(self._score(self.my_val, _probability, self.val_cache, self.val_texts, bar.update))
+        if not dist.is_main():
+            return float("nan"), float("nan")
+        p = np.zeros(len(self.y_val))
+        for rows, probs in shards:
+            p[rows] = probs
         return average_precision(self.y_val, p), roc_auc(self.y_val, p)
 
     # -- checkpoints ----------------------------------------------------------------------------
-    def _save_checkpoint(self, epoch: int, best: float, bad_epochs: int) -> None:
+    def _random_states(self) -> dict[str, torch.Tensor]:
+        states = {"cpu": torch.get_rng_state()}
+        if self.device.type == "cuda":
+            states["cuda"] = torch.cuda.get_rng_state(self.device)
+        return states
+
+    def _save_checkpoint(self, epoch: int, best: float, bad_epochs: int, random_states: list[dict]) -> None:
         tmp = self.out / ".checkpoint.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
         state = {f"param.{n}": p.detach().cpu().contiguous() for n, p in self.trainable}
+        state.update({f"best.{n}": p.cpu().contiguous() for n, p in (self.best_state or {}).items()})
         for i, s in enumerate(self.optimizer.state_dict()["state"].values()):
             for key, value in s.items():
                 state[f"optim.{i}.{key}"] = torch.as_tensor(value).detach().cpu().contiguous()
-        state["rng.torch"] = torch.get_rng_state()
+        for r, states in enumerate(random_states):
+            state.update({f"rng.{kind}.{r}": value for kind, value in states.items()})
         save_file(state, str(tmp / "state.safetensors"))
-        meta = {"epoch": epoch, "best_val_auprc": best, "bad_epochs": bad_epochs,
+        meta = {"epoch": epoch, "best_val_auprc": best, "bad_epochs": bad_epochs, "world_size": self.world,
                 "scheduler": self.scheduler.state_dict(),
+                "scaler": self.scaler.state_dict() if self.scaler else None,
                 "param_groups": [{k: v for k, v in g.items() if k != "params"}
                                  for g in self.optimizer.state_dict()["param_groups"]]}
         (tmp / "state.json").write_text(json.dumps(meta))
         replace_folder(tmp, self.out / "checkpoint")
 
-    def _load_checkpoint(self) -> tuple[int, float, int]:
+    def _read_checkpoint(self) -> tuple[dict, dict] | None:
+        """(tensors, meta) of the last checkpoint (rank 0 reads it), or None when there is none."""
         folder = self.out / "checkpoint"
         if not (folder / "state.json").exists():
             if (self.out / ".checkpoint.old" / "state.json").exists():  # killed between the two renames
                 os.replace(self.out / ".checkpoint.old", folder)
             else:
-                return 0, -1.0, 0
+                return None
         try:
             meta = json.loads((folder / "state.json").read_text())
             state = load_file(str(folder / "state.safetensors"))
         except Exception as exc:  # noqa: BLE001 - json, OS and safetensors errors: one line for the user
             raise AlfiaError(f"the checkpoint in {folder} is damaged ({type(exc).__name__}); delete that folder "
                              "to train from the start") from None
+        if meta.get("world_size", 1) != self.world:
+            raise AlfiaError(f"the checkpoint in {folder} was written by {meta.get('world_size', 1)} process(es), "
+                             f"this run has {self.world}; resume with the same number of processes")
+        return state, meta
+
+    def _load_checkpoint(self) -> tuple[int, float, int]:
+        checkpoint = _on_main(self._read_checkpoint)   # every rank gets rank 0's copy: no shared file system needed
+        if checkpoint is None:
+            return 0, -1.0, 0
+        state, meta = checkpoint
         with torch.no_grad():
             for n, p in self.trainable:
                 p.copy_(state[f"param.{n}"])
+        if f"best.{self.trainable[0][0]}" in state:
+            self.best_state = {n: state[f"best.{n}"].to(self.device) for n, _ in self.trainable}
         opt_state = self.optimizer.state_dict()
         params = [i for g in opt_state["param_groups"] for i in g["params"]]
         restored = {}
@@ -260,21 +372,28 @@ class Trainer:
         groups = [{**g, **saved} for g, saved in zip(opt_state["param_groups"], meta["param_groups"], strict=True)]
         self.optimizer.load_state_dict({"state": restored, "param_groups": groups})
         self.scheduler.load_state_dict(meta["scheduler"])
-        torch.set_rng_state(state["rng.torch"])
+        if self.scaler and meta.get("scaler"):
+            self.scaler.load_state_dict(meta["scaler"])
+        rng = state.get(f"rng.cpu.{self.rank}", state.get("rng.torch"))   # rng.torch: checkpoints before 0.2
+        torch.set_rng_state(rng)
+        if self.device.type == "cuda" and f"rng.cuda.{self.rank}" in state:
+            torch.cuda.set_rng_state(state[f"rng.cuda.{self.rank}"], self.device)
         return meta["epoch"], meta["best_val_auprc"], meta["bad_epochs"]
 
     # -- the loop -------------------------------------------------------------------------------
     def _record(self, result: EpochResult, best: float, bad: int, results: list) -> tuple[float, int]:
-        """Keep the epoch if validation AUPRC improved; write history and checkpoint (rank 0)."""
+        """Rank 0 decides whether the epoch improved validation AUPRC; every rank keeps the best weights; rank 0
+        writes the model, the history line and the checkpoint (with every rank's random state)."""
         results.append(result)
+        improved = result.val_auprc > best
+        improved, best, bad = dist.broadcast((improved, result.val_auprc if improved else best,
+                                              0 if improved else bad + 1))
+        if improved:
+            self.best_state = {n: p.detach().clone() for n, p in self.trainable}
+        random_states = dist.gather(self._random_states())
         if dist.is_main():
-            improved = result.val_auprc > best
             if improved:
-                best, bad = result.val_auprc, 0
                 self._save_best()
-                self.best_state = {n: p.detach().clone() for n, p in self.trainable}
-            else:
-                bad += 1
             trained = not math.isnan(result.train_loss)  # epoch 0 (the starting readout) has no training loss
             with open(self.out / "history.jsonl", "a") as f:
                 row = {**result.__dict__, "train_loss": result.train_loss if trained else None, "best": improved}
@@ -282,16 +401,17 @@ class Trainer:
             loss = f"loss {result.train_loss:.4f}" if trained else "starting readout"
             logger.info(f"epoch {result.epoch}: {loss}, val AUPRC {result.val_auprc:.4f}, "
                         f"AUROC {result.val_auroc:.4f}{' (best)' if improved else ''} [{result.seconds:.0f} s]")
-            self._save_checkpoint(result.epoch, best, bad)
+            self._save_checkpoint(result.epoch, best, bad, random_states)
         return best, bad
+
+    def _start(self, resume: bool) -> None:
+        if self.out.exists() and any(self.out.iterdir()) and not resume:
+            raise AlfiaError(f"run folder {self.out} is not empty; choose a new --out or pass --resume")
+        self.out.mkdir(parents=True, exist_ok=True)
 
     def fit(self, resume: bool = False) -> list[EpochResult]:
         c = self.config
-        if dist.is_main():
-            if self.out.exists() and any(self.out.iterdir()) and not resume:
-                raise AlfiaError(f"run folder {self.out} is not empty; choose a new --out or pass --resume")
-            self.out.mkdir(parents=True, exist_ok=True)
-        dist.barrier()
+        _on_main(lambda: self._start(resume))
         self._build()
         start_epoch, best, bad = self._load_checkpoint() if resume else (0, -1.0, 0)
         history_path = self.out / "history.jsonl"
@@ -308,25 +428,31 @@ class Trainer:
                 break
             t0 = time.perf_counter()
             loss = self._train_epoch(epoch)
-            auprc, auroc = self._validate() if dist.is_main() else (float("nan"), float("nan"))
+            auprc, auroc = self._validate()
             result = EpochResult(epoch, loss, auprc, auroc, round(time.perf_counter() - t0, 1))
             best, bad = self._record(result, best, bad, results)
-            best, bad = dist.broadcast_pair(best, bad)
-        dist.barrier()
         if self.best_state is not None:  # the model in memory becomes the best epoch's, as saved
             with torch.no_grad():
                 for n, p in self.trainable:
                     p.copy_(self.best_state[n])
         return results
 
-    def finish(self, n_boot: int = 1000) -> dict:
-        """Predictions of every split, threshold and test metrics (``alfia.inference.finish_run``), reusing the
-        frozen-layer caches of the train and validation rows."""
+    def finish(self, n_boot: int = 1000) -> dict | None:
+        """Predictions of every split, threshold and test metrics (``alfia.inference.finish_run``) by the best
+        model on the training device, reusing the frozen-layer caches of the train and validation rows; every rank
+        scores its shard, rank 0 writes and returns the metrics (None on the other ranks)."""
         from alfia.inference import finish_run
 
         caches = {k: v for k, v in (("train", self.train_cache), ("val", self.val_cache)) if v is not None}
-        model = self.model if self.best_state is not None else None
-        return finish_run(self.out, self.cohort, n_boot=n_boot, model=model, caches=caches)
+        return finish_run(self.out, self.cohort, n_boot=n_boot, model=self.model, caches=caches,
+                          batch_size=self.config.eval_batch_size, progress=self.progress)
+
+    def close(self) -> None:
+        """Free the frozen-layer caches and remove the run's temporary folder."""
+        for cache in (self.train_cache, self.val_cache):
+            if cache is not None:
+                cache.close()
+        shutil.rmtree(self.out / ".tmp", ignore_errors=True)
 
     def _save_best(self) -> None:
         self.model.save(self.out / "model")  # written beside and renamed into place (alfia.io.replace_folder)
@@ -342,9 +468,21 @@ class Trainer:
                        "checksum": cohort_checksum(self.cohort), "rows": len(self.cohort.df),
                        "synthetic": self.cohort.synthetic},
             "versions": {"alfia": __version__, **library_versions()},
-            "world_size": dist.world_size(),
+            "world_size": self.world,
+            "runtime": self.runtime(),
         }
         write_text_atomic(self.out / "config.json", json.dumps(config, indent=2))
+
+    def runtime(self) -> dict:
+        """Where and how the run computed (written into config.json and the manifest)."""
+        c = self.config
+        return {"device": str(self.device), "precision": self.model.precision.name, "weights": c.model.dtype,
+                "world_size": self.world, "effective_batch": c.batch_size * c.grad_accum * self.world,
+                "gradient_checkpointing": c.gradient_checkpointing}
+
+
+def _probability(out) -> np.ndarray:
+    return torch.sigmoid(out.logits.float()).cpu().numpy()
 
 
 def _read_history(path: Path) -> list[dict]:
@@ -356,17 +494,24 @@ def _read_history(path: Path) -> list[dict]:
 def train(cohort: Cohort, out: str | Path, config: TrainConfig, backbone: str | None = None,
           resume: bool = False, progress: bool = True, finish: bool = False, n_boot: int = 1000,
           device: str | torch.device | None = None) -> dict | None:
-    """Train ALFIA on ``cohort`` (encoded) into the run folder ``out``. With ``finish``, rank 0 then predicts
-    every split, chooses the threshold on validation and scores the test split once; returns those metrics.
-    ``device``: e.g. "cpu" or "cuda:1" (default: the GPU of this process when there is one, else the CPU)."""
+    """Train ALFIA on ``cohort`` (encoded) into the run folder ``out``. With ``finish``, the best model then
+    predicts every split, the threshold is chosen on validation and the test split scored once; returns those
+    metrics (on rank 0; None on the other ranks). ``device``: auto (default: this process's GPU when there is one,
+    else the CPU), cpu, cuda or cuda:N; the precision is the config's (``config.precision``)."""
     dist.setup()
     started = manifest.now()
+    trainer = None
     try:
         trainer = Trainer(cohort, out, config, backbone=backbone, progress=progress, device=device)
         trainer.fit(resume=resume)
-        metrics = trainer.finish(n_boot=n_boot) if finish and dist.is_main() else None
+        metrics = trainer.finish(n_boot=n_boot) if finish else None
+        trainer.close()
+        dist.barrier()
         if dist.is_main():  # last: the manifest lists the digest of every file written above
-            manifest.write_manifest(out, started, backbone=backbone, cohort={"train": cohort_checksum(cohort)})
+            manifest.write_manifest(out, started, backbone=backbone, cohort={"train": cohort_checksum(cohort)},
+                                    extra={"runtime": trainer.runtime()})
         return metrics
     finally:
+        if trainer is not None:
+            trainer.close()
         dist.teardown()

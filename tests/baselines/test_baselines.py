@@ -158,7 +158,7 @@ def test_unknown_preset_and_model(cohorts, tmp_path):
 def test_boost_uses_embeddings_and_features(cohorts, tmp_path, monkeypatch):
     dev, ext = cohorts
 
-    def fake_embed(run_dir, cohort, batch_size=32):
+    def fake_embed(run_dir, cohort, batch_size=32, device="auto", precision="auto"):
         rng = np.random.default_rng(int(cohort.df[ID].iloc[0]) % 1000)
         y = cohort.df[LABEL].to_numpy()
         emb = rng.normal(size=(len(y), 4)) + y[:, None]

@@ -38,7 +38,7 @@ def fake_run(tmp_path, monkeypatch, cohorts, lora=False, **train):
                         readout=ReadoutConfig(C=0.3))
     write_config(run / "model", ALFIA.config_kind, model.to_dict())
     means = {id(c): fake_means(c, seed=i) for i, c in enumerate(cohorts)}
-    monkeypatch.setattr(readout_mod.inference, "layer_means", lambda folder, cohort: means[id(cohort)])
+    monkeypatch.setattr(readout_mod.inference, "layer_means", lambda folder, cohort, **runtime: means[id(cohort)])
     return run
 
 
@@ -73,7 +73,7 @@ def test_out_of_fold_logit_never_comes_from_a_model_that_saw_the_row(tmp_path, m
     other = type(dev)(flipped, dev.schema, dev.info)
     dev_means, ext_means = fake_means(dev, seed=0), fake_means(ext, seed=1)
     monkeypatch.setattr(readout_mod.inference, "layer_means",
-                        lambda folder, cohort: ext_means if cohort is ext else dev_means)
+                        lambda folder, cohort, **runtime: ext_means if cohort is ext else dev_means)
     moved, _ = readout_mod.out_of_fold_readout(run, other, ext)
     assert moved.iloc[i] == pytest.approx(base.iloc[i], abs=1e-12)   # its own logit did not see its label
     assert not np.allclose(moved.to_numpy(), base.to_numpy())         # the trap can fire

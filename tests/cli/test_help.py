@@ -7,8 +7,9 @@ import pytest
 from alfia.cli import build_parser, main
 from alfia.cli_options import N_BOOT
 
-SHARED = ("--n-boot", "--schema", "--external", "--external-predictions", "--profile", "--style")
-OLD_NAMES = ("--external-cohort", "--alfia-external", "--db", "--cohort", "--run")  # hidden, still accepted
+SHARED = ("--n-boot", "--schema", "--external", "--external-predictions", "--profile", "--style", "--device",
+          "--precision")
+OLD_NAMES = ("--external-cohort", "--alfia-external", "--db", "--cohort", "--run", "--bf16")  # hidden, accepted
 
 
 def commands() -> dict[str, argparse.ArgumentParser]:

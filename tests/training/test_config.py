@@ -80,6 +80,12 @@ def test_the_command_line_maps_flags_to_paths_and_errors_back_to_flags(tmp_path,
     assert "--no-lora with --lora-r" in capsys.readouterr().err
     assert main(["train", "p12-a", "--out", run, "--no-readout", "--readout-c", "1"]) == 2
     assert "--no-readout with --readout-c" in capsys.readouterr().err
+    assert main(["train", "p12-a", "--out", run, "--lora-dropout", "1.5"]) == 2
+    assert "error: --lora-dropout must be in [0, 1)" in capsys.readouterr().err
+    for flag, value, words in (("--grad-accum", "0", "must be at least 1"), ("--cache-budget", "lots", "not a size")):
+        with pytest.raises(SystemExit) as exc:   # argparse's own usage errors
+            main(["train", "p12-a", "--out", run, flag, value])
+        assert exc.value.code == 2 and words in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
 
 
@@ -102,6 +108,15 @@ def test_flags_become_the_settings_they_name():
     assert settings("--profile", "paper", "--no-lora").model.lora is None
     assert settings("--no-readout").model.readout is None
     assert settings("--profile", "paper", "--readout").model.readout.C == 0.3
+    scale = settings("--profile", "paper", "--lora-alpha", "32", "--lora-dropout", "0.1", "--grad-accum", "4",
+                     "--gradient-checkpointing", "--eval-batch-size", "64", "--weight-decay", "0", "--warmup", "0.2",
+                     "--dtype", "bf16", "--precision", "fp32", "--cache-budget", "1.5G")
+    assert (scale.model.lora.alpha, scale.model.lora.dropout, scale.grad_accum, scale.gradient_checkpointing) == \
+        (32, 0.1, 4, True)
+    assert (scale.eval_batch_size, scale.weight_decay, scale.warmup_ratio) == (64, 0, 0.2)
+    assert (scale.model.dtype, scale.precision, scale.cache_budget) == ("bf16", "fp32", int(1.5 * 2**30))
+    assert settings("--bf16").precision == "bf16" and settings().precision == "auto"
+    assert settings("--lora-alpha", "8").model.lora.alpha == 8   # a LoRA flag turns LoRA on
 
 
 def test_every_command_names_the_flag_of_a_setting_the_library_refused(capsys):
@@ -110,8 +125,10 @@ def test_every_command_names_the_flag_of_a_setting_the_library_refused(capsys):
     from alfia.bench import run_bench
     from alfia.cli_options import EXIT_USAGE, flag_of, run_command
 
-    assert (flag_of("model.lora.r"), flag_of("reference_steps"), flag_of("model.lora.alpha")) == \
-        ("--lora-r", "--reference-steps", "model.lora.alpha")
+    assert (flag_of("model.lora.r"), flag_of("reference_steps"), flag_of("model.head.dropout")) == \
+        ("--lora-r", "--reference-steps", "model.head.dropout")
+    assert (flag_of("model.lora.alpha"), flag_of("warmup_ratio"), flag_of("model.dtype")) == \
+        ("--lora-alpha", "--warmup", "--dtype")
 
     def bench(_args):
         run_bench("unused.json", stays=100, reference_steps=0)

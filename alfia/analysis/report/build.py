@@ -37,8 +37,9 @@ def build_report(run: str | Path, out: str | Path | None = None, *, baselines: s
                  external_predictions: str | Path | None = None, bench: str | Path | None = None,
                  max_stays: int | None = 1000, projection: str = "umap", n_boot: int = 200,
                  classifier: str = "auto", figures_dir: str | Path | None = None, include_texts: bool = True,
-                 progress=print) -> Path:
-    """Write the study report of ``run`` to ``out`` (default ``RUN/report.html``); returns its path.
+                 progress=print, device: str | None = "auto", precision: str | None = "auto") -> Path:
+    """Write the study report of ``run`` to ``out`` (default ``RUN/report.html``); returns its path. ``device`` /
+    ``precision``: where the run's model computes what the report needs (:mod:`alfia.model.runtime`).
 
     ``include_texts=False`` (``alfia report --no-texts``) leaves every patient text and stay id out of the page
     (and out of the numbers files it writes)."""
@@ -63,7 +64,7 @@ def build_report(run: str | Path, out: str | Path | None = None, *, baselines: s
                  baselines_dir=Path(baselines) if baselines else None, ablation=Path(ablation) if ablation else None,
                  external_path=Path(external_predictions) if external_predictions else None,
                  bench_path=Path(bench) if bench else None)
-    inp.loaded = Run.load(run)
+    inp.loaded = Run.load(run, device, precision)
     inp.texts = inp.loaded.texts(cohort) if cohort is not None else None
     sections, seconds = [], {}
     for name in SECTIONS:
