@@ -86,11 +86,14 @@ class PooledReadout(serialization.SavedModule, nn.Module):
         features = np.asarray(features, dtype=np.float64)
         center, scale = features.mean(axis=0), features.std(axis=0)
         scale[scale < 1e-6] = 1.0
-        x = (features - center) / scale
         t = np.clip(np.asarray(target, dtype=np.float64), 0.0, 1.0)
         n = len(t)
+        twice = np.empty((2 * n, features.shape[1]))   # the standardised rows twice, built in place (memory: 3 N)
+        np.subtract(features, center, out=twice[:n])
+        np.divide(twice[:n], scale, out=twice[:n])
+        twice[n:] = twice[:n]
         lr = LogisticRegression(C=self.config.C, max_iter=2000)
-        lr.fit(np.vstack([x, x]), np.r_[np.ones(n), np.zeros(n)], sample_weight=np.r_[t, 1.0 - t])
+        lr.fit(twice, np.r_[np.ones(n), np.zeros(n)], sample_weight=np.r_[t, 1.0 - t])
         self.center.copy_(torch.as_tensor(center, dtype=self.center.dtype))
         self.scale.copy_(torch.as_tensor(scale, dtype=self.scale.dtype))
         self.linear.weight.copy_(torch.as_tensor(lr.coef_, dtype=self.linear.weight.dtype))

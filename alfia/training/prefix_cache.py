@@ -112,8 +112,7 @@ class PrefixCache:
             self.data[start:start + len(states)] = states
         else:
             raw = states.contiguous().view(torch.uint8).numpy()
-            self.file.seek(start * raw.shape[1])
-            self.file.write(raw)
+            os.pwrite(self.file.fileno(), raw, start * raw.shape[1])
 
     def _read(self, slot: int, out: torch.Tensor) -> None:
         """The cached states of ``slot`` into ``out`` ([len, width])."""
@@ -121,11 +120,11 @@ class PrefixCache:
         if self.data is not None:
             out.copy_(self.data[start:stop])
         else:
-            raw = out.view(torch.uint8).numpy()
-            self.file.seek(start * raw.shape[1])
-            got = self.file.readinto(raw)
-            if got != raw.nbytes:
-                raise OSError(f"short read from the frozen-layer cache file ({got} of {raw.nbytes} bytes)")
+            raw = out.view(torch.uint8).numpy()   # pread: no shared file offset, so loader workers may read too
+            data = os.pread(self.file.fileno(), raw.nbytes, start * raw.shape[1])
+            if len(data) != raw.nbytes:
+                raise OSError(f"short read from the frozen-layer cache file ({len(data)} of {raw.nbytes} bytes)")
+            raw[...] = np.frombuffer(data, dtype=np.uint8).reshape(raw.shape)
 
     def close(self) -> None:
         if self.file is not None:
@@ -136,21 +135,31 @@ class PrefixCache:
     def __len__(self) -> int:
         return len(self.rows)
 
-    def collate(self, rows: np.ndarray, device: torch.device) -> tuple[dict[int, torch.Tensor], torch.Tensor]:
-        """The padded states of ``rows`` (rows of the cohort that this cache holds) and their attention mask."""
+    def padded(self, rows: np.ndarray, pin: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """The states of ``rows`` (rows of the cohort that this cache holds) padded to their longest text,
+        ``[B, T, indices * H]``, and their attention mask ``[B, T]``, on the CPU."""
         slots = self.slot[rows]
         if (slots < 0).any():
             raise IndexError("rows outside this cache asked for (a rank reads only the rows it owns)")
         lengths = self.lengths[rows]
         width = int(lengths.max())
-        batch = torch.zeros((len(rows), width, self.width), dtype=self.dtype, pin_memory=self.pin)
-        mask = torch.zeros((len(rows), width), dtype=torch.long, pin_memory=self.pin)
+        batch = torch.zeros((len(rows), width, self.width), dtype=self.dtype, pin_memory=pin)
+        mask = torch.zeros((len(rows), width), dtype=torch.long, pin_memory=pin)
         for k, s in enumerate(slots):
             self._read(s, batch[k, :lengths[k]])
             mask[k, :lengths[k]] = 1
+        return batch, mask
+
+    def to_prefix(self, batch: torch.Tensor, mask: torch.Tensor,
+                  device: torch.device) -> tuple[dict[int, torch.Tensor], torch.Tensor]:
+        """A :meth:`padded` batch on ``device`` as the model's ``prefix`` (index -> ``[B, T, H]``) and mask."""
         blocks = batch.to(device, non_blocking=True).split(self.hidden, dim=-1)
         prefix = {j: block.contiguous() for j, block in zip(self.indices, blocks, strict=True)}
         return prefix, mask.to(device, non_blocking=True)
+
+    def collate(self, rows: np.ndarray, device: torch.device) -> tuple[dict[int, torch.Tensor], torch.Tensor]:
+        """The model's ``prefix`` and attention mask of ``rows`` on ``device``."""
+        return self.to_prefix(*self.padded(rows, pin=self.pin), device)
 
     def infer(self, model: ALFIA, batch_size: int = 32, collect=None, rows: np.ndarray | None = None,
               on_batch=None):

@@ -31,6 +31,7 @@ import hashlib
 import json
 import logging
 import math
+import multiprocessing as mp
 import os
 import shutil
 import time
@@ -195,21 +196,26 @@ class Trainer:
         return out_of_fold_teacher(self.cohort, seed=self.config.seed)
 
     def _fit_readout_start(self) -> None:
-        """The readout's starting fit on every training row's pooled features: each rank computes its shard's,
+        """The readout's starting fit on the training rows' pooled features (at most READOUT_START_ROWS of them, a
+        fixed random sample, so that its memory does not grow with the cohort): each rank computes its shard's,
         rank 0 fits, every rank takes rank 0's weights."""
         def collect(out):
             return pooled_features(out.layer_means.float()).cpu().numpy()
 
-        rows, features = self._score(self.my_train, collect, self.train_cache,
-                                     self.cohort.split("train")["text"].tolist())
-        gathered = dist.gather((rows, features))
+        n = len(self.train_tokens)
+        chosen = np.arange(n) if n <= READOUT_START_ROWS else np.sort(
+            np.random.Generator(np.random.PCG64(self.config.seed)).choice(n, READOUT_START_ROWS, replace=False))
+        mine = chosen[chosen % self.world == self.rank]   # the rows of the sample this rank owns
+        gathered = dist.gather(self._score(mine, collect, self.train_cache,
+                                           self.cohort.split("train")["text"].tolist()))
 
         def fit():
             fusion = self.model.config.fusion
-            every = np.zeros((len(self.train_tokens), fusion.num_fusion_layers * fusion.hidden_size))
-            for r, f in gathered:
-                every[r] = f
-            self.model.readout.fit_start(every, self.target.numpy())
+            features = np.zeros((len(chosen), fusion.num_fusion_layers * fusion.hidden_size))
+            for rows, values in gathered:
+                features[np.searchsorted(chosen, rows)] = values
+            gathered.clear()
+            self.model.readout.fit_start(features, self.target.numpy()[chosen])
             return {k: v.cpu() for k, v in self.model.readout.state_dict().items()}
 
         self.model.readout.load_state_dict(_on_main(fit))
@@ -236,20 +242,33 @@ class Trainer:
         return rows, values
 
     # -- one epoch ------------------------------------------------------------------------------
-    def _batch(self, rows: np.ndarray):
-        """The inputs of ``rows`` on the device (copied from pinned memory without blocking on a GPU)."""
+    def _loader(self, batches: list[np.ndarray]) -> torch.utils.data.DataLoader:
+        """This rank's batches (arrays of rows) as CPU inputs: the cache's padded states or token ids. On a GPU,
+        worker processes prepare the next batches in pinned memory while the current one runs."""
+        cuda = self.device.type == "cuda"
+        source = self.train_cache.padded if self.train_cache is not None else self.train_tokens.collate
+        workers = LOADER_WORKERS if cuda and "fork" in mp.get_all_start_methods() else 0
+        return torch.utils.data.DataLoader(_Rows(source), batch_size=None, sampler=batches, num_workers=workers,
+                                           pin_memory=cuda, multiprocessing_context="fork" if workers else None)
+
+    def _inputs(self, batch) -> tuple[torch.Tensor | None, torch.Tensor, dict | None]:
+        """(input_ids or None, mask, prefix or None) of a loaded batch on the device, copied without blocking."""
         if self.train_cache is not None:
-            return self.train_cache.collate(rows, self.device)
-        ids, mask = self.train_tokens.collate(rows)
-        if self.device.type == "cuda":
-            ids, mask = ids.pin_memory(), mask.pin_memory()
-        return ids.to(self.device, non_blocking=True), mask.to(self.device, non_blocking=True)
+            prefix, mask = self.train_cache.to_prefix(*batch, self.device)
+            return None, mask, prefix
+        ids, mask = (t.to(self.device, non_blocking=True) for t in batch)
+        return ids, mask, None
 
     def _train_epoch(self, epoch: int) -> float:
         c = self.config
         self.model.train()
         loss_fn = torch.nn.BCEWithLogitsLoss(pos_weight=self.pos_weight)
         plan = self._plan(epoch)
+        # a rank without rows in a micro-step still runs one row at weight 0: every rank joins the gradient
+        # all-reduce of every step (DDP would otherwise hang or abort)
+        local = [ranks[self.rank] if len(ranks[self.rank]) else self.my_train[:1]
+                 for step in plan for ranks in step.micro]
+        batches = iter(self._loader(local))
         total = torch.zeros((), dtype=torch.float64, device=self.device)   # summed on the device: no sync per step
         seen = 0
         bar = tqdm(plan, desc=f"epoch {epoch}", unit="step", disable=not self.progress, leave=False)
@@ -257,17 +276,10 @@ class Trainer:
             self.optimizer.zero_grad(set_to_none=True)
             for m, ranks in enumerate(step.micro):
                 mine = ranks[self.rank]
-                # a rank without rows in this micro-step still runs one row at weight 0: every rank joins the
-                # gradient all-reduce of every step (DDP would otherwise hang or abort)
                 rows = mine if len(mine) else self.my_train[:1]
-                last = m == len(step.micro) - 1
-                with self._sync(last), self.model.precision.autocast():
-                    if self.train_cache is not None:
-                        prefix, mask = self._batch(rows)
-                        logits = self.ddp_model(None, mask, prefix=prefix).logits
-                    else:
-                        ids, mask = self._batch(rows)
-                        logits = self.ddp_model(ids, mask).logits
+                ids, mask, prefix = self._inputs(next(batches))
+                with self._sync(m == len(step.micro) - 1), self.model.precision.autocast():
+                    logits = self.ddp_model(ids, mask, prefix=prefix).logits
                     batch_loss = loss_fn(logits.float(), self.target[rows].to(self.device, non_blocking=True))
                     # this rank's mean, scaled so that DDP's average over ranks is the mean over the step's rows
                     loss = batch_loss * (len(mine) * self.world / step.rows)
@@ -431,11 +443,23 @@ class Trainer:
             auprc, auroc = self._validate()
             result = EpochResult(epoch, loss, auprc, auroc, round(time.perf_counter() - t0, 1))
             best, bad = self._record(result, best, bad, results)
+        if self.best_state is None and (self.out / "model").is_dir():   # a checkpoint written before 0.2 had no
+            self.best_state = _on_main(self._saved_best_state)           # best weights: the saved model has them
         if self.best_state is not None:  # the model in memory becomes the best epoch's, as saved
             with torch.no_grad():
                 for n, p in self.trainable:
-                    p.copy_(self.best_state[n])
+                    p.copy_(self.best_state[n].to(p.device))
         return results
+
+    def _saved_best_state(self) -> dict[str, torch.Tensor]:
+        """The trainable weights of the saved best model (read on rank 0, into a copy of them)."""
+        now = {n: p.detach().clone() for n, p in self.trainable}
+        self.model.load_trained_weights(self.out / "model")
+        best = {n: p.detach().cpu().clone() for n, p in self.trainable}
+        with torch.no_grad():
+            for n, p in self.trainable:
+                p.copy_(now[n])
+        return best
 
     def finish(self, n_boot: int = 1000) -> dict | None:
         """Predictions of every split, threshold and test metrics (``alfia.inference.finish_run``) by the best
@@ -479,6 +503,20 @@ class Trainer:
         return {"device": str(self.device), "precision": self.model.precision.name, "weights": c.model.dtype,
                 "world_size": self.world, "effective_batch": c.batch_size * c.grad_accum * self.world,
                 "gradient_checkpointing": c.gradient_checkpointing}
+
+
+LOADER_WORKERS = 2   # processes preparing batches on a GPU run (the CPU gains nothing from them)
+READOUT_START_ROWS = 10_000   # the readout's starting logistic regression reads at most this many training rows
+
+
+class _Rows(torch.utils.data.Dataset):
+    """A map from an array of rows to their collated CPU inputs (the DataLoader's sampler yields the arrays)."""
+
+    def __init__(self, collate):
+        self.collate = collate
+
+    def __getitem__(self, rows: np.ndarray):
+        return self.collate(rows)
 
 
 def _probability(out) -> np.ndarray:

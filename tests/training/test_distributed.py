@@ -19,8 +19,10 @@ from alfia.training.batching import bucketed_batches, epoch_plan
 pytestmark = pytest.mark.skipif(not torch.distributed.is_available(),
                                 reason="this torch build has no torch.distributed")
 
-# argv: out backbone train_rows mode [resume]; mode "ddp" (under torchrun) or "merged" (one process whose every
-# step is the union of the two ranks' rows of that step: the same global batches)
+# argv: out backbone train_rows mode variant [resume]; mode "ddp" (under torchrun) or "merged" (one process whose
+# every step is the union of the two ranks' rows of that step: the same global batches); variant "all" (LoRA on every
+# layer) or "cached" (LoRA on the top layer over the frozen-layer cache, each rank caching its own rows, and the
+# pooled readout, whose starting fit reads every rank's rows)
 SCRIPT = """
 import sys
 import numpy as np
@@ -30,7 +32,7 @@ from tests.training.test_distributed import cohort_with_train_rows
 from tests.training.test_trainer import quick
 from alfia.training import batching, trainer
 
-out, backbone, rows, mode = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+out, backbone, rows, mode, variant = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5]
 if mode == "merged":
     def merged(lengths, batch_size, world, grad_accum, seed):
         steps = batching.epoch_plan(lengths, batch_size, 2, grad_accum, seed)
@@ -38,8 +40,10 @@ if mode == "merged":
     trainer.epoch_plan = merged
 settings = {"model.fusion.dropout": 0.0, "model.head.dropout": 0.0, "model.lora.dropout": 0.0,
             "model.lora.layers": None, "batch_size": 4, "epochs": 6, "patience": 1, "lr": 5e-3, "head_lr": 5e-3}
+if variant == "cached":
+    settings.update({"model.lora.layers": 1, "model.readout": {}, "cache_budget": 0})   # the cache in a file
 trainer.train(cohort_with_train_rows(rows), out, quick(**settings), backbone=backbone, progress=False,
-              finish=True, n_boot=0, resume=len(sys.argv) > 5)
+              finish=True, n_boot=0, resume=len(sys.argv) > 6)
 """
 
 
@@ -56,19 +60,21 @@ def _env():
     return {**os.environ, "PYTHONPATH": os.getcwd(), "OMP_NUM_THREADS": "1"}
 
 
-def _command(tmp_path, out, backbone, rows, mode, *extra):
+def _command(tmp_path, out, backbone, rows, mode, variant="all", *extra):
     if mode == "merged":
-        return [sys.executable, "-c", SCRIPT, str(out), str(backbone), str(rows), mode, *extra]
+        return [sys.executable, "-c", SCRIPT, str(out), str(backbone), str(rows), mode, variant, *extra]
     script = tmp_path / "train_script.py"
     script.write_text(SCRIPT)
     return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(script),
-            str(out), str(backbone), str(rows), mode, *extra]
+            str(out), str(backbone), str(rows), mode, variant, *extra]
 
 
 def _weights(run):
     out = {}
-    for part in ("fusion", "head"):
-        out.update({f"{part}.{k}": v for k, v in load_file(str(run / "model" / part / "model.safetensors")).items()})
+    for part in ("fusion", "head", "readout"):
+        if (run / "model" / part).is_dir():
+            out.update({f"{part}.{k}": v
+                        for k, v in load_file(str(run / "model" / part / "model.safetensors")).items()})
     out.update(load_file(str(run / "model" / "adapter" / "adapter_model.safetensors")))
     # Weights the output cannot depend on get gradients of pure rounding noise, which Adam turns into steps of
     # random sign: the token scorer's last bias (a shift of every token score, ignored by the softmax) and the
@@ -101,11 +107,12 @@ def test_every_rank_has_a_step_in_every_step_of_the_plan():
     assert [m[0].tolist() for m in single] == [b.tolist() for b in bucketed_batches(lengths, 4, shuffle=True, seed=7)]
 
 
-@pytest.mark.parametrize("rows", [49, 50, 51])
-def test_two_gloo_processes_on_uneven_sizes_match_one_process(tmp_path, tiny_bert_dir, rows):
+@pytest.mark.parametrize("rows,variant", [(49, "all"), (50, "all"), (51, "all"), (51, "cached")])
+def test_two_gloo_processes_on_uneven_sizes_match_one_process(tmp_path, tiny_bert_dir, rows, variant):
     ddp, merged = tmp_path / "ddp", tmp_path / "merged"
-    subprocess.run(_command(tmp_path, ddp, tiny_bert_dir, rows, "ddp"), check=True, env=_env(), timeout=300)
-    subprocess.run(_command(tmp_path, merged, tiny_bert_dir, rows, "merged"), check=True, env=_env(), timeout=300)
+    for out, mode in ((ddp, "ddp"), (merged, "merged")):
+        subprocess.run(_command(tmp_path, out, tiny_bert_dir, rows, mode, variant), check=True, env=_env(),
+                       timeout=300)
     a, b = _history(ddp), _history(merged)
     assert len(a) >= 2 and [h["epoch"] for h in a] == [h["epoch"] for h in b]   # early stopping at the same epoch
     for x, y in zip(a, b, strict=True):

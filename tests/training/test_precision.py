@@ -67,3 +67,20 @@ def test_the_cpu_default_is_fp32_and_gpu_only_modes_are_refused_on_it():
     if not torch.cuda.is_available():
         with pytest.raises(AlfiaError, match="CUDA is not available"):
             resolve_device("cuda:0")
+
+
+@pytest.mark.parametrize("capability,auto,scaler", [((9, 0), "bf16", False), ((8, 0), "bf16", False),
+                                                     ((7, 5), "fp16", True), ((7, 0), "fp16", True)])
+def test_the_gpu_policy_never_picks_emulated_bf16(monkeypatch, capability, auto, scaler):
+    """auto on CUDA: bf16 where the GPU computes it natively (compute capability >= 8.0), else fp16 with a gradient
+    scaler; an explicit bf16 on an older GPU is refused rather than emulated. TF32 is on unless fp32 is asked."""
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
+    gpu = torch.device("cuda", 0)
+    policy = resolve_precision("auto", gpu)
+    assert policy.name == auto and policy.uses_grad_scaler is scaler and policy.tf32
+    assert resolve_precision("fp32", gpu).tf32 is False and resolve_precision("tf32", gpu).autocast_dtype is None
+    if capability < (8, 0):
+        with pytest.raises(AlfiaError, match="no native bf16"):
+            resolve_precision("bf16", gpu)
+    else:
+        assert resolve_precision("bf16", gpu).autocast_dtype == torch.bfloat16

@@ -87,3 +87,35 @@ def test_the_cache_would_differ_if_a_bottom_layer_were_trainable(tiny_bert_dir, 
     with torch.no_grad():
         live, cached = model(ids, mask).logits, model(None, cmask, prefix=prefix).logits
     assert not torch.allclose(live, cached, atol=1e-4)
+
+
+def test_over_its_budget_the_cache_is_a_file_that_gives_the_same_batches(tiny_bert_dir, texts, tmp_path, caplog):
+    """Above its memory budget the cache is written to an (already unlinked) file in the run's temporary folder and
+    read back batch by batch: the same states as in memory; a rank's cache holds only the rows it owns."""
+    import logging
+
+    model = _model(tiny_bert_dir, 3, 1)
+    tokens = TokenizedTexts.from_texts(model.tokenizer, texts * 3, model.max_length)
+    in_memory = PrefixCache(model, tokens, batch_size=4, progress=False)
+    with caplog.at_level(logging.INFO, logger="alfia"):
+        on_disk = PrefixCache(model, tokens, batch_size=4, progress=False, budget=0, folder=tmp_path / ".tmp")
+    assert on_disk.data is None and in_memory.data is not None
+    estimate = sum(tokens.lengths) * len(model.prefix_indices()) * 32 * 4   # tokens x layers x hidden x fp32
+    assert f"{estimate / 1000:.1f} KB in a file" in caplog.text
+    assert list((tmp_path / ".tmp").iterdir()) == []   # unlinked at once: nothing outlives the process
+    rows = np.array([7, 0, 14, 3])
+    for (a, mask_a), (b, mask_b) in [(in_memory.collate(rows, model.device), on_disk.collate(rows, model.device))]:
+        assert torch.equal(mask_a, mask_b) and a.keys() == b.keys()
+        for j in a:
+            assert torch.equal(a[j], b[j])
+    np.testing.assert_array_equal(in_memory.predict_proba(model), on_disk.predict_proba(model))
+    mine = np.arange(1, len(tokens), 2)   # rank 1 of 2
+    shard = PrefixCache(model, tokens, batch_size=4, progress=False, rows=mine, budget=0, folder=tmp_path)
+    assert len(shard) == len(mine) and shard.offsets[-1] == tokens.lengths[mine].sum()
+    prefix, _ = shard.collate(np.array([3, 1]), model.device)
+    reference, _ = in_memory.collate(np.array([3, 1]), model.device)
+    assert all(torch.equal(prefix[j], reference[j]) for j in prefix)
+    with pytest.raises(IndexError, match="rows outside this cache"):
+        shard.collate(np.array([2]), model.device)
+    on_disk.close()
+    shard.close()

@@ -162,3 +162,59 @@ def test_cached_training_finishes_with_the_predictions_of_the_saved_model(tmp_pa
     emb = embed_cohort(run, cohort)  # from the run's embedding cache
     assert len(list((run / "embeddings").glob("*.parquet"))) == 1
     assert emb.shape[0] == len(cohort.df) and np.allclose(np.linalg.norm(emb.filter(like="emb_"), axis=1), 1, 1e-5)
+
+
+def test_a_resumed_run_finishes_with_the_best_epoch_in_memory(tmp_path, tiny_bert_dir, monkeypatch):
+    """--resume after the last epoch (so the best epoch came before the interruption): the final scoring uses the
+    best weights restored from the checkpoint, on the training device, without reloading the model from disk."""
+    from alfia import inference
+
+    cohort = toy_cohort(n=120)
+    run = tmp_path / "run"
+    first = train(cohort, run, quick(epochs=2), backbone=str(tiny_bert_dir), progress=False, finish=True, n_boot=0)
+    before = pd.read_parquet(run / "predictions.parquet")
+
+    def no_reload(*args, **kwargs):
+        raise AssertionError("the final scoring reloaded the model from disk")
+
+    monkeypatch.setattr(inference.Run, "load", no_reload)
+    again = train(cohort, run, quick(epochs=2), backbone=str(tiny_bert_dir), progress=False, finish=True, n_boot=0,
+                  resume=True)
+    monkeypatch.undo()
+    after = pd.read_parquet(run / "predictions.parquet")
+    np.testing.assert_array_equal(before["p_raw"].to_numpy(), after["p_raw"].to_numpy())
+    assert again["test"]["auprc"] == first["test"]["auprc"]
+    np.testing.assert_array_equal(Run.load(run).predict_proba(cohort), after["probability"].to_numpy())
+
+
+def test_gradient_accumulation_equals_the_larger_batch(tmp_path, tiny_bert_dir, monkeypatch):
+    """--grad-accum 2 at batch 4 takes the optimiser steps that one batch of the same 8 rows takes (the schedule
+    counts optimiser steps); with gradient checkpointing too, the same weights up to float noise."""
+    from alfia.training import batching
+    from alfia.training import trainer as trainer_module
+    from tests.training.test_distributed import _weights
+
+    cohort = toy_cohort(n=100)
+    settings = {"epochs": 2, "batch_size": 4, "model.fusion.dropout": 0.0, "model.head.dropout": 0.0,
+                "model.lora.dropout": 0.0}
+    train(cohort, tmp_path / "accum", quick(grad_accum=2, **settings), backbone=str(tiny_bert_dir), progress=False)
+    train(cohort, tmp_path / "checkpointed", quick(grad_accum=2, gradient_checkpointing=True, **settings),
+          backbone=str(tiny_bert_dir), progress=False)
+    real = batching.epoch_plan
+
+    def merged(lengths, batch_size, world, grad_accum, seed):
+        steps = real(lengths, batch_size, world, 2, seed)
+        return [batching.Step([[np.concatenate([m[0] for m in s.micro])]], s.rows) for s in steps]
+
+    monkeypatch.setattr(trainer_module, "epoch_plan", merged)
+    train(cohort, tmp_path / "merged", quick(**settings), backbone=str(tiny_bert_dir), progress=False)
+    history = {name: [json.loads(x) for x in (tmp_path / name / "history.jsonl").read_text().splitlines()]
+               for name in ("accum", "checkpointed", "merged")}
+    for name in ("accum", "checkpointed"):
+        assert [h["train_loss"] for h in history[name]] == pytest.approx([h["train_loss"] for h in history["merged"]],
+                                                                         abs=1e-5)
+        a, b = _weights(tmp_path / name), _weights(tmp_path / "merged")
+        for key in a:
+            torch.testing.assert_close(a[key], b[key], atol=1e-4, rtol=1e-3, msg=key)
+    config = json.loads((tmp_path / "checkpointed" / "config.json").read_text())
+    assert config["runtime"]["effective_batch"] == 8 and config["runtime"]["gradient_checkpointing"] is True
