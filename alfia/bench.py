@@ -1,15 +1,17 @@
-"""``alfia bench``: ALFIA's default inference and training paths against the authors' reference setup.
+"""``alfia bench``: ALFIA's default inference and training paths against the authors' reference setup
+(``--profile quick``, the default, below); ``--profile paper`` runs :mod:`alfia.bench_paper` instead (the paper's
+setting on a GPU).
 
-Everything runs in one process on the same texts (bundled PhysioNet 2012 set A, banded text style) and the same
-backbone:
+Everything runs in one process on one device (``--device``), on the same texts (bundled PhysioNet 2012 set A,
+banded text style) and the same backbone:
 
 reference   HuggingFace transformers + peft as the authors' code uses them: every text padded to 512 tokens
-            (the backbone's limit), fp32, eager attention, ``torch.no_grad``, inference batch 16; training
-            batch 4 with LoRA (r=16, paper targets) on every layer, backbone and LoRA dropout on, AdamW.
+            (the backbone's limit), fp32 (TF32 off), eager attention, ``torch.no_grad``, inference batch 16;
+            training batch 4 with LoRA (r=16, paper targets) on every layer, backbone and LoRA dropout on, AdamW.
             Measured on a sample (``--reference-stays``, ``--reference-steps``).
-alfia       what ``alfia train`` (quick profile) and ``alfia predict`` do: the Trainer on the cohort, then
-            ``ALFIA.load`` + ``predict_proba`` (dynamic padding, length bucketing, inference mode, SDPA), fp32
-            and int8 (``quantize=True``).
+alfia       what ``alfia train`` (quick profile) and ``alfia predict`` do, in ``--precision``: the Trainer on the
+            cohort, then ``ALFIA.load`` + ``predict_proba`` (dynamic padding, length bucketing, inference mode,
+            SDPA), and int8 (``quantize=True``, CPU only).
 
 Reported: inference ms/sample, training samples/s, peak memory per phase (RSS sampled every 10 ms; GPU memory on
 a GPU), the ratios, max |p_alfia - p_reference| on the same weights, AUPRC of fp32 and int8 on set A's test
@@ -107,13 +109,14 @@ def machine_info() -> dict:
     return info
 
 
-def gemm_gflops(rows: int, hidden: int, ffn: int, *, int8: bool = False, repeats: int = 7) -> float:
-    """Matmul throughput (GFLOP/s, median of ``repeats``) on one encoder layer's GEMMs: 4 x [rows, H] @ [H, H]
-    (q, k, v, attention output), [rows, H] @ [H, F] and [rows, F] @ [F, H]; ``int8``: the same through
+def gemm_gflops(rows: int, hidden: int, ffn: int, *, int8: bool = False, repeats: int = 7,
+                device: torch.device | str = "cpu") -> float:
+    """Matmul throughput (GFLOP/s, median of ``repeats``) on one encoder layer's GEMMs on ``device``: 4 x [rows, H]
+    @ [H, H] (q, k, v, attention output), [rows, H] @ [H, F] and [rows, F] @ [F, H]; ``int8``: the same through
     int8 dynamically quantised linears (CPU)."""
     from alfia.model.quantize import quantize_linears
 
-    device = "cuda" if torch.cuda.is_available() and not int8 else "cpu"
+    device = "cpu" if int8 else device
     shapes = [(hidden, hidden)] * 4 + [(hidden, ffn), (ffn, hidden)]
     layers = torch.nn.ModuleList(torch.nn.Linear(k, n, bias=False) for k, n in shapes).to(device).eval()
     if int8:
@@ -205,12 +208,13 @@ def _padded(model, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
     return enc["input_ids"].to(model.device), enc["attention_mask"].to(model.device)
 
 
-def reference_inference(model_dir: Path, texts: Sequence[str], batch_size: int = 16) -> dict:
-    """The saved model through HF + peft, eager attention, every text padded to 512, ``no_grad``, batch 16."""
+def reference_inference(model_dir: Path, texts: Sequence[str], batch_size: int = 16,
+                        device: torch.device | str = "auto") -> dict:
+    """The saved model through HF + peft, eager attention, every text padded to 512, ``no_grad``, batch 16: fp32
+    (TF32 off) on ``device``, the authors' pipeline as it runs."""
     from alfia.model.alfia import ALFIA
-    from alfia.training import distributed as dist
 
-    model = ALFIA.load(model_dir, device=dist.device(), attn_implementation="eager",
+    model = ALFIA.load(model_dir, device=device, precision="fp32", attn_implementation="eager",
                        max_length=REFERENCE_LENGTH).eval()
     probs = np.zeros(len(texts))
     with torch.no_grad():
@@ -228,19 +232,18 @@ def reference_inference(model_dir: Path, texts: Sequence[str], batch_size: int =
 
 
 def reference_training(backbone: str | None, texts: Sequence[str], labels: np.ndarray, steps: int,
-                       batch_size: int = 4, warmup: int = 2) -> dict:
+                       batch_size: int = 4, warmup: int = 2, device: torch.device | str = "auto") -> dict:
     """LoRA (paper settings) on every layer, batch 4 padded to 512, eager attention, dropout on, AdamW lr 1e-4,
-    clipping 1.0: ``steps`` timed optimizer steps after ``warmup`` untimed ones."""
+    clipping 1.0, fp32 (TF32 off) on ``device``: ``steps`` timed optimizer steps after ``warmup`` untimed ones."""
     from alfia.model.alfia import ALFIA, ALFIAConfig
     from alfia.model.backbone import DEFAULT_BACKBONE
     from alfia.model.fusion import FusionConfig
     from alfia.model.lora import LoraSettings
-    from alfia.training import distributed as dist
 
     torch.manual_seed(42)
     config = ALFIAConfig(backbone=backbone or DEFAULT_BACKBONE, fusion=FusionConfig(num_fusion_layers=4),
                          lora=LoraSettings(), max_length=REFERENCE_LENGTH, attn_implementation="eager")
-    model = ALFIA(config).to(dist.device())
+    model = ALFIA(config).to_runtime(device, "fp32")
     model.train()
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=1e-4, weight_decay=0.01)
@@ -272,10 +275,11 @@ def reference_training(backbone: str | None, texts: Sequence[str], labels: np.nd
 
 
 # -- alfia ----------------------------------------------------------------------------------------------------
-def alfia_training(cohort, backbone: str | None, epochs: int, out: Path, **overrides) -> dict:
-    """``alfia train`` with the quick profile (``epochs`` epochs), timed end to end: tokenising, caching the
-    frozen layers, the epochs, validation and checkpoints. ``overrides``: e.g. ``cache_prefix=False`` for the
-    exact path (the same computation from token ids in every step)."""
+def alfia_training(cohort, backbone: str | None, epochs: int, out: Path, device: torch.device | str = "auto",
+                   **overrides) -> dict:
+    """``alfia train`` with the quick profile (``epochs`` epochs) on ``device``, timed end to end: tokenising,
+    caching the frozen layers, the epochs, validation and checkpoints. ``overrides``: e.g. ``cache_prefix=False``
+    for the exact path (the same computation from token ids in every step), ``precision``."""
     from alfia.training.config import make_config
     from alfia.training.trainer import train
 
@@ -284,7 +288,7 @@ def alfia_training(cohort, backbone: str | None, epochs: int, out: Path, **overr
     with PeakMemory() as memory:
         _sync()
         start = time.perf_counter()
-        train(cohort, out, config, backbone=backbone, progress=False)
+        train(cohort, out, config, backbone=backbone, progress=False, device=device)
         _sync()
         seconds = time.perf_counter() - start
     history = [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines() if line.strip()]
@@ -335,17 +339,22 @@ def torch_threads(threads: int | None) -> Iterator[None]:
 def run_bench(out: str | os.PathLike, *, stays: int = 1000, sizes: Sequence[int] | None = None,
               backbone: str | None = None, epochs: int = 1, batch_size: int = 32, reference_stays: int = 256,
               reference_steps: int = 64, int8: bool = True, exact_check: bool = True, threads: int | None = None,
-              log=None) -> dict:
+              device: str = "auto", precision: str = "auto", log=None) -> dict:
+    """ALFIA on ``device`` in ``precision`` (alfia.model.runtime) against the reference, fp32 on the same device."""
     from alfia.io import write_text_atomic
     from alfia.model.alfia import ALFIA
-    from alfia.training import distributed as dist
+    from alfia.model.runtime import resolve_device, resolve_precision
 
     log = log or logging.getLogger("alfia").info
     sizes = _check_bench_args(stays, sizes, epochs, batch_size, reference_stays, reference_steps)
+    device = resolve_device(device)
+    precision = resolve_precision(precision, device).name   # a choice this device cannot honour stops here
+    if device.type == "cuda":
+        torch.cuda.set_device(device)   # the timers' synchronisation and the peak-memory counters read this GPU
     out = Path(out)
-    int8 = int8 and not torch.cuda.is_available()
+    int8 = int8 and device.type == "cpu"
     result: dict = {"machine": machine_info(), "backbone": backbone or "all-MiniLM-L6-v2", "stays": stays,
-                    "sizes": sizes}
+                    "sizes": sizes, "device": str(device), "precision": precision}
     df, train_cohort = _set_a(stays)
     texts, labels, n_test = _inference_texts(df, max(sizes + [stays]))
 
@@ -353,16 +362,17 @@ def run_bench(out: str | os.PathLike, *, stays: int = 1000, sizes: Sequence[int]
         run_dir = Path(tmp) / "run"
         log(f"alfia training (quick profile, {epochs} epoch(s)) on {int((train_cohort.df['split'] == 'train').sum())}"
             " stays ...")
-        train_info = alfia_training(train_cohort, backbone, epochs, run_dir)
+        train_info = alfia_training(train_cohort, backbone, epochs, run_dir, device, precision=precision)
         log(f"  {train_info['samples_per_s']:.2f} samples/s end to end, "
             f"{train_info['epoch_samples_per_s'] or 0:.2f} samples/s in the epochs")
         exact = None
         if exact_check:
             log("exact path: the same training without the frozen-layer cache (quality check) ...")
-            exact = alfia_training(train_cohort, backbone, epochs, Path(tmp) / "exact", cache_prefix=False)
+            exact = alfia_training(train_cohort, backbone, epochs, Path(tmp) / "exact", device,
+                                   precision=precision, cache_prefix=False)
             log(f"  best validation AUPRC {exact['best_val_auprc']:.4f} (default path "
                 f"{train_info['best_val_auprc']:.4f}); {exact['samples_per_s']:.2f} samples/s end to end")
-        model = ALFIA.load(run_dir / "model", device=dist.device())
+        model = ALFIA.load(run_dir / "model", device=device, precision=precision)
         floor = _hardware_floor(model, texts, batch_size, int8)
         main_size = min(sizes, key=lambda s: abs(s - stays))   # the --stays run, or the closest size
         per_size = _inference_sizes(model, texts, sizes, main_size, batch_size, int8, log)
@@ -370,7 +380,8 @@ def run_bench(out: str | os.PathLike, *, stays: int = 1000, sizes: Sequence[int]
 
         log(f"reference inference on {reference_stays} stays (padded, eager, batch 16) ...")
         ref_texts = (texts * math.ceil(reference_stays / len(texts)))[:reference_stays]
-        ref = reference_inference(run_dir / "model", ref_texts)
+        ref = reference_inference(run_dir / "model", ref_texts, device=device)
+        model.precision.apply()   # the reference switched TF32 off for the process: ours computes as before
         log(f"  {ref['ms_per_sample']:.1f} ms/sample")
         ours_on_ref = {"fp32": model.predict_proba(ref_texts, batch_size=batch_size)}
         if int8:
@@ -380,7 +391,7 @@ def run_bench(out: str | os.PathLike, *, stays: int = 1000, sizes: Sequence[int]
         log(f"reference training ({reference_steps} steps of batch 4, LoRA on every layer, padded) ...")
         train = train_cohort.df[train_cohort.df["split"] == "train"]
         ref_train = reference_training(backbone, train["text"].tolist(), train["hospital_mortality"].to_numpy(),
-                                       reference_steps)
+                                       reference_steps, device=device)
         log(f"  {ref_train['samples_per_s']:.2f} samples/s")
 
     result.update(_inference_summary(main, ref, ours_on_ref, floor, labels[:n_test]))
@@ -418,7 +429,7 @@ def _hardware_floor(model, texts: list[str], batch_size: int, int8: bool) -> dic
     hidden = int(model.backbone_info["hidden_size"])
     ffn = int(getattr(model._base_model().config, "intermediate_size", 4 * hidden))
     rows = batch_size * median_tokens
-    gemm = gemm_gflops(rows, hidden, ffn)
+    gemm = gemm_gflops(rows, hidden, ffn, device=model.device)
     gemm_int8 = gemm_gflops(rows, hidden, ffn, int8=True) if int8 else None
     return {"flops_per_sample": flops, "median_tokens": median_tokens, "gemm_gflops_fp32": gemm,
             "gemm_gflops_int8": gemm_int8, "floor_infer_ms_per_sample": 1000 * flops / (gemm * 1e9),
@@ -507,13 +518,15 @@ def to_markdown(r: dict) -> str:
     ref_i, ref_t, al_t = r["reference_infer"], r["reference_train"], r["alfia_train"]
     main = next((e for e in r["alfia_infer_sizes"] if e["stays"] == r["stays"]), r["alfia_infer_sizes"][0])
     int8 = main.get("int8") or {}
+    ours = f"alfia {r.get('precision', 'fp32')}"   # results written before --precision existed were fp32
     lines = [
         f"Machine: {m['cpu']}, {m['cpu_count']} CPUs, torch threads {m['torch_threads']}, "
         f"SIMD {' '.join(m['cpu_flags']) or '?'}" + (f", GPU {m['gpu']}" if m.get("gpu") else "") +
         f"; torch {m['torch']}; load average {m['load_average_start'][0]} at start, "
-        f"{m['load_average_end'][0]} at end. Backbone {r['backbone']}.",
+        f"{m['load_average_end'][0]} at end. Backbone {r['backbone']}" +
+        (f"; device {r['device']}, reference fp32, {ours}." if "device" in r else "."),
         "",
-        "| | reference | alfia fp32 | alfia int8 |",
+        f"| | reference | {ours} | alfia int8 |",
         "| --- | ---: | ---: | ---: |",
         f"| inference ms/sample | {f(r['reference_infer_ms_per_sample'])} ({r['reference_stays']} stays, "
         f"padded to {ref_i['padded_tokens']}) | {f(r['alfia_infer_ms_per_sample'])} ({main['stays']} stays) | "
@@ -540,7 +553,7 @@ def to_markdown(r: dict) -> str:
         "",
         f"FLOPs per sample {r['flops_per_sample'] / 1e9:.2f} G at a median of {r['median_tokens']} tokens; "
         f"measured GEMM {f(r['gemm_gflops_fp32'])} GFLOP/s fp32, {f(r.get('gemm_gflops_int8'))} GFLOP/s int8; "
-        f"alfia fp32 is {f(r['alfia_vs_floor'], '{:.2f}')}x its floor.",
+        f"{ours} is {f(r['alfia_vs_floor'], '{:.2f}')}x its (fp32) floor.",
     ]
     lines += ["", "| stays | fp32 ms/sample | fp32 peak RSS MB | int8 ms/sample | int8 peak RSS MB |",
               "| ---: | ---: | ---: | ---: | ---: |"]
@@ -565,19 +578,30 @@ def _sizes(value: str) -> list[int]:
 def cmd_bench(args: argparse.Namespace) -> None:
     if not str(args.out).endswith(".json"):
         raise UsageError(f"--out must name a .json file, got {args.out!r}")
+    if args.profile == "paper":
+        from alfia.bench_paper import cmd_paper_bench
+
+        return cmd_paper_bench(args)
+    if args.tiny or args.steps:
+        raise UsageError("--tiny and --steps are options of --profile paper; add --profile paper")
     r = run_bench(args.out, stays=args.stays, sizes=_sizes(args.sizes) if args.sizes else None,
                   backbone=args.backbone, epochs=args.epochs, batch_size=args.batch_size,
                   reference_stays=args.reference_stays, reference_steps=args.reference_steps,
-                  int8=not args.no_int8, exact_check=not args.no_exact, threads=args.threads)
+                  int8=not args.no_int8, exact_check=not args.no_exact, threads=args.threads,
+                  device=args.device, precision=args.precision)
     print(to_markdown(r))
     print(f"wrote {args.out} and {Path(args.out).with_suffix('.md')}")
 
 
 def add_commands(sub) -> None:
-    from alfia.cli_options import add_batch_size, positive_int
+    from alfia.bench_paper import add_paper_options
+    from alfia.cli_options import add_batch_size, add_device, add_profile, positive_int
 
-    p = sub.add_parser("bench", help="inference and training speed against the reference HF setup")
+    p = sub.add_parser("bench", help="inference and training speed against the reference HF setup (--profile "
+                       "quick) or in the paper's setting on a GPU (--profile paper, docs/speed.md)")
     p.add_argument("--out", required=True, help="results .json (a .md table is written beside it)")
+    add_profile(p)
+    add_device(p)
     p.add_argument("--stays", type=positive_int, default=1000,
                    help="stays for alfia inference and training (default 1000)")
     p.add_argument("--sizes", help="inference sweep, e.g. 1000,2000,4000,8000 (texts repeated; default --stays)")
@@ -591,6 +615,7 @@ def add_commands(sub) -> None:
     p.add_argument("--no-int8", action="store_true", help="skip the int8 inference path")
     p.add_argument("--no-exact", action="store_true",
                    help="skip the quality check (the same training without the frozen-layer cache)")
+    add_paper_options(p)
     p.set_defaults(func=cmd_bench)
 
 

@@ -1,0 +1,394 @@
+"""``alfia bench --profile paper``: ALFIA in the paper's setting, on a GPU (``benchmarks/gpu.sh``).
+
+The model is the ``paper`` training profile's (LoRA r 16, alpha 16, dropout 0.05 on every layer, N_f 4, max length
+512), on two backbones:
+
+bert-large  a BERT-large-shaped encoder (24 layers, hidden 1,024, 16 heads, FFN 4,096, vocabulary 30,522, 512
+            positions) with random weights (fixed seed), built from a config and saved to a temp folder with the
+            packaged MiniLM's tokenizer (the same 30,522-token BERT WordPiece vocabulary): the shape of the paper's
+            large backbones, nothing downloaded. Its weights mean nothing; the speed and memory do not depend on them.
+minilm      the packaged all-MiniLM-L6-v2 (or ``--backbone``).
+
+For each backbone and precision (fp32, tf32, bf16; ``--precision`` picks one; what the device cannot do is skipped
+with the reason), plus bf16 with gradient checkpointing, each on a freshly built model:
+
+infer       forward passes at batch 16 x 512 tokens (set-A texts joined and cut at 512 tokens), inference mode, the
+            model's precision: ms/stay, and ``predict_proba`` (ALFIA's inference path: length-bucketed batches of
+            16, each padded to its own longest text) on set-A texts at their own lengths (median ~215 tokens).
+train       optimiser steps at batch 16 x 512 as the Trainer takes them (autocast, BCE with the class weight,
+            gradient scaler for fp16, clipping at 1.0, AdamW over LoRA, fusion and head), after untimed warm-up
+            steps: stays/s.
+memory      ``torch.cuda.max_memory_allocated``, reset before each measurement (inference is measured first, on a
+            model that has not trained: no gradients or optimiser state in its figure).
+FLOPs       ``torch.utils.flop_counter`` on one training step and one inference batch; achieved TFLOP/s = FLOPs /
+            time, and its share of the GPU's dense peak for the precision (:data:`GPU_PEAK_TFLOPS`). With gradient
+            checkpointing the count includes the recomputed forward. (torch's counter has no formula for the CPU's
+            fused attention kernel: on a CPU the attention's matmuls are not counted, ~8% at 512 tokens on BERT-large.)
+
+``--tiny`` swaps BERT-large for a tiny BERT shape and shrinks batch, tokens and steps: a smoke run of seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import gc
+import json
+import logging
+import re
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from alfia.bench import _rounded, machine_info, torch_threads
+from alfia.errors import AlfiaError
+
+BERT_LARGE = {"num_hidden_layers": 24, "hidden_size": 1024, "num_attention_heads": 16, "intermediate_size": 4096}
+# 4 layers, not fewer: the paper fuses the top 4 (N_f), and the tiny run keeps the paper's model
+TINY_BERT = {"num_hidden_layers": 4, "hidden_size": 64, "num_attention_heads": 4, "intermediate_size": 256}
+PRECISIONS = ("fp32", "tf32", "bf16")   # the sweep of --precision auto; bf16 once more with gradient checkpointing
+PAPER_ANCHOR = ("the paper (Fig. 5c-d, RTX 4090): 3-9 ms/stay at inference, 1-3 GB of GPU memory at batch 16 x 512 "
+                "tokens, depending on the backbone")
+
+
+@dataclass(frozen=True)
+class Sizes:
+    batch_size: int = 16        # the paper's batch (inference and the memory figure)
+    tokens: int = 512           # the paper's L_max
+    warmup_steps: int = 3       # untimed training steps (and inference batches) first
+    steps: int = 20             # timed training steps, and timed inference batches
+    set_a_stays: int = 512      # set-A texts scored at their own lengths
+    pool: int = 4               # distinct batches cycled through
+
+
+FULL = Sizes()
+TINY = Sizes(batch_size=2, tokens=32, warmup_steps=0, steps=1, set_a_stays=4, pool=2)
+
+# Dense peak TFLOP/s by precision, from NVIDIA's datasheets; tensor-core figures printed "with sparsity" are halved.
+# H100 SXM / PCIe / NVL: NVIDIA H100 Tensor Core GPU datasheet (2023); H200 SXM / NVL: NVIDIA H200 datasheet (2024);
+# A100 (SXM and PCIe): NVIDIA A100 datasheet (2021); L4: NVIDIA L4 datasheet (2023); L40S: NVIDIA L40S datasheet
+# (2023); RTX 4090: NVIDIA Ada GPU architecture whitepaper v2.1, Table 2 (tensor figures with FP32 accumulate, as
+# torch computes); V100 SXM2 / PCIe: NVIDIA V100 datasheet (2020); T4: NVIDIA T4 datasheet (2019). V100 and T4
+# have no TF32 or bf16 tensor cores. Patterns are matched, in order, against torch.cuda.get_device_name.
+GPU_PEAK_TFLOPS: tuple[tuple[str, str, dict[str, float]], ...] = (
+    (r"\bH100.*NVL", "H100 NVL", {"fp32": 60, "tf32": 418, "bf16": 835, "fp16": 835}),
+    (r"\bH100.*PCIe", "H100 PCIe", {"fp32": 51, "tf32": 378, "bf16": 756, "fp16": 756}),
+    (r"\bH100", "H100 SXM", {"fp32": 67, "tf32": 495, "bf16": 989, "fp16": 989}),
+    (r"\bH200.*NVL", "H200 NVL", {"fp32": 60, "tf32": 418, "bf16": 835, "fp16": 835}),
+    (r"\bH200", "H200 SXM", {"fp32": 67, "tf32": 495, "bf16": 989, "fp16": 989}),
+    (r"\bA100", "A100", {"fp32": 19.5, "tf32": 156, "bf16": 312, "fp16": 312}),
+    (r"L40S", "L40S", {"fp32": 91.6, "tf32": 183, "bf16": 362, "fp16": 362}),
+    (r"\bL4\b", "L4", {"fp32": 30.3, "tf32": 60, "bf16": 121, "fp16": 121}),
+    (r"RTX 4090", "RTX 4090", {"fp32": 82.6, "tf32": 82.6, "bf16": 165.2, "fp16": 165.2}),
+    (r"V100.*PCIE", "V100 PCIe", {"fp32": 14, "fp16": 112}),
+    (r"V100", "V100 SXM2", {"fp32": 15.7, "fp16": 125}),
+    (r"\bT4\b", "T4", {"fp32": 8.1, "fp16": 65}),
+)
+
+
+def gpu_peak(name: str | None) -> tuple[str, dict[str, float]] | None:
+    """(the datasheet's name, dense peak TFLOP/s by precision) of a GPU named as torch names it; None if unknown."""
+    for pattern, label, peaks in GPU_PEAK_TFLOPS:
+        if name and re.search(pattern, name, re.IGNORECASE):
+            return label, peaks
+    return None
+
+
+# -- the inputs -----------------------------------------------------------------------------------------------
+def set_a_texts(stays: int, seed: int = 0) -> tuple[list[str], np.ndarray]:
+    """``stays`` set-A stays (a random sample) as banded texts, with their labels; the encoder is fitted on the
+    training split."""
+    from alfia.cohorts import Cohort
+    from alfia.cohorts.bundled import load_bundled
+    from alfia.text.encoder import TextEncoder
+
+    cohort = load_bundled("p12-a")
+    df = cohort.df
+    sample = df.sample(n=min(stays, len(df)), random_state=seed).reset_index(drop=True)
+    encoder = TextEncoder("physionet2012", "banded").fit(df[df["split"] == "train"])
+    encoded = encoder.encode(Cohort(df=sample, schema=cohort.schema, info=cohort.info)).df
+    return encoded["text"].tolist(), encoded["hospital_mortality"].to_numpy()
+
+
+def full_batches(tokenizer, texts: list[str], labels: np.ndarray, sizes: Sizes) -> list[tuple]:
+    """``sizes.pool`` batches of ``batch_size`` x ``tokens``: each row joins 4 set-A texts (~860 tokens) and is cut
+    at ``tokens``, so that every row is real text to the end. (ids, mask, labels) on the CPU."""
+    rows = sizes.batch_size * sizes.pool
+    joined = [" ".join(texts[(4 * r + j) % len(texts)] for j in range(4)) for r in range(rows)]
+    enc = tokenizer(joined, padding="max_length", truncation=True, max_length=sizes.tokens, return_tensors="pt")
+    y = torch.tensor(labels[(4 * np.arange(rows)) % len(texts)], dtype=torch.float32)
+    b = sizes.batch_size
+    return [(enc["input_ids"][s:s + b], enc["attention_mask"][s:s + b], y[s:s + b]) for s in range(0, rows, b)]
+
+
+def random_backbone(folder: Path, shape: dict, seed: int = 0) -> Path:
+    """A BERT of ``shape`` with random weights (``seed``) and the packaged MiniLM's tokenizer, saved in ``folder``."""
+    from transformers import BertConfig, BertModel
+
+    from alfia.model.backbone import load_tokenizer
+
+    tokenizer = load_tokenizer()
+    torch.manual_seed(seed)
+    config = BertConfig(vocab_size=tokenizer.vocab_size, max_position_embeddings=512, **shape)
+    BertModel(config).save_pretrained(folder)   # safetensors
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+# -- measuring ------------------------------------------------------------------------------------------------
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _reset_peak(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def _peak_mb(device: torch.device) -> float | None:
+    return round(torch.cuda.max_memory_allocated(device) / 2**20, 1) if device.type == "cuda" else None
+
+
+def _seconds(device: torch.device, run: Callable[[int], object], times: int) -> float:
+    _sync(device)
+    start = time.perf_counter()
+    for k in range(times):
+        run(k)
+    _sync(device)
+    return time.perf_counter() - start
+
+
+def _flops(run: Callable[[], object]) -> int:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        run()
+    return counter.get_total_flops()
+
+
+def _throughput(flops: int, seconds_each: float, peak: float | None) -> dict:
+    achieved = flops / seconds_each / 1e12
+    return {"tflops_per_s": achieved, "share_of_peak": achieved / peak if peak else None}
+
+
+def measure(folder: str, tokenizer, precision: str, checkpointing: bool, device: torch.device, sizes: Sizes,
+            batches: list[tuple], texts: list[str], peaks: dict[str, float] | None) -> dict:
+    """One row: a fresh paper-profile model on ``folder`` in ``precision``; inference first (fixed shape, then set-A
+    lengths), then training."""
+    from alfia.model.alfia import ALFIA
+    from alfia.training.config import make_config
+
+    torch.manual_seed(42)
+    config = dataclasses.replace(make_config("paper").model, backbone=folder, max_length=sizes.tokens)
+    model = ALFIA(config, tokenizer=tokenizer).to_runtime(device, precision)
+    if checkpointing:
+        model.enable_gradient_checkpointing()
+    peak = (peaks or {}).get(model.precision.name)
+    on_device = [(ids.to(device), mask.to(device), y.to(device)) for ids, mask, y in batches]
+    b, row = sizes.batch_size, {}
+
+    model.eval()
+    with torch.inference_mode(), model.precision.autocast():
+        def forward(k: int):
+            ids, mask, _ = on_device[k % len(on_device)]
+            return model(ids, mask).logits
+
+        for k in range(sizes.warmup_steps):
+            forward(k)
+        flops = _flops(lambda: forward(0))
+        _reset_peak(device)
+        seconds = _seconds(device, forward, sizes.steps) / sizes.steps
+    row["infer"] = {"ms_per_stay": 1000 * seconds / b, "flops_per_batch": flops, "peak_gpu_mb": _peak_mb(device),
+                    **_throughput(flops, seconds, peak)}
+
+    texts = texts[:sizes.set_a_stays]
+    lengths = [len(x) for x in tokenizer(texts, truncation=True, max_length=model.max_length)["input_ids"]]
+    model.predict_proba(texts[:b], batch_size=b)   # warm-up
+    _reset_peak(device)
+    seconds = _seconds(device, lambda _: model.predict_proba(texts, batch_size=b), 1)
+    row["set_a"] = {"ms_per_stay": 1000 * seconds / len(texts), "stays": len(texts),
+                    "median_tokens": float(np.median(lengths)), "peak_gpu_mb": _peak_mb(device)}
+
+    model.train()
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=1e-4, weight_decay=0.01)
+    scaler = model.precision.grad_scaler()
+    every_y = torch.cat([y for _, _, y in batches])
+    n_pos = max(float(every_y.sum()), 1.0)
+    loss_fn = torch.nn.BCEWithLogitsLoss(pos_weight=torch.tensor((len(every_y) - n_pos) / n_pos, device=device))
+
+    def step(k: int) -> None:
+        ids, mask, y = on_device[k % len(on_device)]
+        optimizer.zero_grad(set_to_none=True)
+        with model.precision.autocast():
+            loss = loss_fn(model(ids, mask).logits.float(), y)
+        (scaler.scale(loss) if scaler else loss).backward()
+        if scaler:
+            scaler.unscale_(optimizer)
+        torch.nn.utils.clip_grad_norm_(trainable, 1.0)
+        if scaler:
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            optimizer.step()
+
+    for k in range(sizes.warmup_steps):
+        step(k)
+    flops = _flops(lambda: step(0))
+    _reset_peak(device)
+    seconds = _seconds(device, step, sizes.steps) / sizes.steps
+    row["train"] = {"stays_per_s": b / seconds, "step_ms": 1000 * seconds, "flops_per_step": flops,
+                    "peak_gpu_mb": _peak_mb(device), **_throughput(flops, seconds, peak)}
+    row["trainable_params"] = sum(p.numel() for p in trainable)
+    base = model._base_model()
+    row["backbone_params"] = sum(p.numel() for p in base.parameters())
+    row["shape"] = {k: getattr(base.config, k, None) for k in BERT_LARGE}
+    return row
+
+
+def _release(device: torch.device) -> None:
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+
+
+# -- the benchmark --------------------------------------------------------------------------------------------
+def run_paper_bench(out: str | Path, *, device: str = "auto", precision: str = "auto", tiny: bool = False,
+                    backbone: str | None = None, steps: int | None = None, threads: int | None = None,
+                    log=None) -> dict:
+    """Every (backbone, precision) row, written to ``out`` (.json) and a markdown table beside it."""
+    from alfia.io import write_text_atomic
+    from alfia.model.backbone import DEFAULT_BACKBONE, load_tokenizer
+    from alfia.model.runtime import resolve_device, resolve_precision
+
+    log = log or logging.getLogger("alfia").info
+    started = time.perf_counter()
+    device = resolve_device(device)
+    if precision == "auto":
+        runs = [(p, False) for p in PRECISIONS] + [("bf16", True)]
+    else:
+        resolve_precision(precision, device)   # one precision asked for: one this device cannot do is an error
+        runs = [(precision, False)]
+    sizes = TINY if tiny else FULL
+    if steps is not None:
+        sizes = dataclasses.replace(sizes, steps=steps)
+    gpu = None
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+        properties = torch.cuda.get_device_properties(device)
+        known = gpu_peak(properties.name)
+        gpu = {"name": properties.name, "capability": f"{properties.major}.{properties.minor}",
+               "memory_gib": round(properties.total_memory / 2**30, 1), "cuda": torch.version.cuda,
+               "datasheet_name": known[0] if known else None, "peak_tflops": known[1] if known else None}
+    large_name = "tiny BERT shape" if tiny else "BERT-large shape"
+    result: dict = {"profile": "paper", "tiny": tiny, "device": str(device), "gpu": gpu,
+                    "sizes": dataclasses.asdict(sizes), "paper_anchor": PAPER_ANCHOR, "rows": []}
+    tf32_before = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+
+    with torch_threads(threads), tempfile.TemporaryDirectory(prefix="alfia-bench-paper-") as tmp:
+        result["machine"] = machine_info()
+        log(f"set-A texts ({sizes.set_a_stays} stays) and a random {large_name} backbone ...")
+        texts, labels = set_a_texts(max(sizes.set_a_stays, 4 * sizes.batch_size))
+        shape = TINY_BERT if tiny else BERT_LARGE
+        backbones = [(f"{large_name} (random weights)", str(random_backbone(Path(tmp) / "bert", shape))),
+                     (backbone or DEFAULT_BACKBONE, backbone or DEFAULT_BACKBONE)]
+        for label, folder in backbones:
+            tokenizer = load_tokenizer(folder)
+            batches = full_batches(tokenizer, texts, labels, sizes)
+            fill = float(torch.cat([mask for _, mask, _ in batches]).float().mean())
+            for name, checkpointing in runs:
+                row = {"backbone": label, "precision": name, "gradient_checkpointing": checkpointing,
+                       "full_batch_fill": fill}
+                what = f"{label}, {name}" + (" + gradient checkpointing" if checkpointing else "")
+                log(f"{what} ...")
+                try:
+                    resolve_precision(name, device)   # before building a model it cannot run
+                    row.update(measure(folder, tokenizer, name, checkpointing, device, sizes, batches, texts,
+                                       gpu and gpu["peak_tflops"]))
+                    row["status"] = "ok"
+                    log(f"  train {row['train']['stays_per_s']:.1f} stays/s, inference "
+                        f"{row['infer']['ms_per_stay']:.2f} ms/stay at {sizes.tokens} tokens, "
+                        f"{row['set_a']['ms_per_stay']:.2f} at set-A lengths")
+                except AlfiaError as exc:   # a precision this device cannot do
+                    row.update(status="skipped", reason=str(exc))
+                    log(f"  skipped: {exc}")
+                except torch.cuda.OutOfMemoryError:
+                    row.update(status="skipped", reason=f"out of GPU memory at batch {sizes.batch_size} x "
+                               f"{sizes.tokens} tokens")
+                    log(f"  skipped: {row['reason']}")
+                _release(device)
+                result["rows"].append(row)
+
+    torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = tf32_before
+    result["seconds"] = time.perf_counter() - started
+    result = _rounded(result)
+    out = Path(out)
+    write_text_atomic(out, json.dumps(result, indent=2))
+    write_text_atomic(out.with_suffix(".md"), to_markdown(result))
+    return result
+
+
+def to_markdown(r: dict) -> str:
+    def f(x, fmt="{:.1f}"):
+        return "–" if x is None else fmt.format(x)
+
+    def share(part: dict) -> str:
+        tflops = f(part["tflops_per_s"], "{:.3g}")
+        return tflops if part["share_of_peak"] is None else f"{tflops} ({100 * part['share_of_peak']:.0f}%)"
+
+    s, gpu, m = r["sizes"], r["gpu"], r["machine"]
+    if gpu:
+        where = (f"GPU {gpu['name']} ({r['device']}, compute capability {gpu['capability']}, {gpu['memory_gib']} GiB, "
+                 f"CUDA {gpu['cuda']}); ")
+        peaks = gpu["peak_tflops"]
+        where += (f"dense peak TFLOP/s ({gpu['datasheet_name']} datasheet): " +
+                  ", ".join(f"{k} {v}" for k, v in peaks.items()) if peaks else "not in the datasheet table: no share "
+                  "of peak")
+    else:
+        where = f"CPU {m['cpu']} ({m['cpu_count']} cores, torch threads {m['torch_threads']}): no share of peak"
+    lines = [
+        f"{where}; torch {m['torch']}. " + ("**Tiny smoke run, not a measurement.** " if r["tiny"] else "") +
+        f"Batch {s['batch_size']} x {s['tokens']} tokens, {s['steps']} timed step(s) after {s['warmup_steps']} "
+        f"warm-up; set A: {s['set_a_stays']} stays at their own lengths; {r['seconds']:.0f} s in all.",
+        "",
+        f"| backbone | precision | train stays/s | train TFLOP/step | train TFLOP/s (% of peak) | train peak GPU MB | "
+        f"infer ms/stay at {s['tokens']} | infer TFLOP/s (% of peak) | infer peak GPU MB | "
+        f"set-A ms/stay (median tokens) | set-A peak GPU MB |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for row in r["rows"]:
+        precision = row["precision"] + (" + checkpointing" if row["gradient_checkpointing"] else "")
+        if row["status"] != "ok":
+            lines.append(f"| {row['backbone']} | {precision} | skipped: {row['reason']} |" + " |" * 8)
+            continue
+        t, i, a = row["train"], row["infer"], row["set_a"]
+        lines.append(f"| {row['backbone']} | {precision} | {f(t['stays_per_s'])} | "
+                     f"{f(t['flops_per_step'] / 1e12, '{:.3g}')} | {share(t)} | {f(t['peak_gpu_mb'], '{:.0f}')} | "
+                     f"{f(i['ms_per_stay'], '{:.2f}')} | {share(i)} | {f(i['peak_gpu_mb'], '{:.0f}')} | "
+                     f"{f(a['ms_per_stay'], '{:.2f}')} ({a['median_tokens']:.0f}) | {f(a['peak_gpu_mb'], '{:.0f}')} |")
+    lines += ["", f"Anchor: {r['paper_anchor']}."]
+    return "\n".join(lines) + "\n"
+
+
+# -- command line ---------------------------------------------------------------------------------------------
+def add_paper_options(p: argparse.ArgumentParser) -> None:
+    from alfia.cli_options import positive_int
+
+    p.add_argument("--tiny", action="store_true", help="--profile paper: a tiny BERT shape instead of BERT-large, "
+                   f"batch {TINY.batch_size} x {TINY.tokens} tokens, {TINY.steps} step(s): a smoke run, not a "
+                   "measurement")
+    p.add_argument("--steps", type=positive_int, help="--profile paper: timed training steps and inference batches "
+                   f"(default {FULL.steps}; {TINY.steps} with --tiny)")
+
+
+def cmd_paper_bench(args: argparse.Namespace) -> None:
+    r = run_paper_bench(args.out, device=args.device, precision=args.precision, tiny=args.tiny,
+                        backbone=args.backbone, steps=args.steps, threads=args.threads)
+    print(to_markdown(r))
+    print(f"wrote {args.out} and {Path(args.out).with_suffix('.md')}")
