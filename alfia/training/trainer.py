@@ -248,8 +248,11 @@ class Trainer:
         cuda = self.device.type == "cuda"
         source = self.train_cache.padded if self.train_cache is not None else self.train_tokens.collate
         workers = LOADER_WORKERS if cuda and "fork" in mp.get_all_start_methods() else 0
+        # its own generator: a DataLoader otherwise draws its workers' seed from the global RNG, which would move
+        # every later dropout mask (and a run would no longer reproduce its earlier self)
         return torch.utils.data.DataLoader(_Rows(source), batch_size=None, sampler=batches, num_workers=workers,
-                                           pin_memory=cuda, multiprocessing_context="fork" if workers else None)
+                                           pin_memory=cuda, multiprocessing_context="fork" if workers else None,
+                                           generator=torch.Generator())
 
     def _inputs(self, batch) -> tuple[torch.Tensor | None, torch.Tensor, dict | None]:
         """(input_ids or None, mask, prefix or None) of a loaded batch on the device, copied without blocking."""

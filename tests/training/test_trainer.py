@@ -218,3 +218,18 @@ def test_gradient_accumulation_equals_the_larger_batch(tmp_path, tiny_bert_dir, 
             torch.testing.assert_close(a[key], b[key], atol=1e-4, rtol=1e-3, msg=key)
     config = json.loads((tmp_path / "checkpointed" / "config.json").read_text())
     assert config["runtime"]["effective_batch"] == 8 and config["runtime"]["gradient_checkpointing"] is True
+
+
+def test_feeding_batches_leaves_the_global_random_state_alone(tmp_path, tiny_bert_dir):
+    """The DataLoader that feeds the steps has its own generator: dropout masks (the global RNG) are what they would be
+    without it, so a run reproduces the runs of earlier versions bit for bit."""
+    from alfia.training.trainer import Trainer
+
+    trainer = Trainer(toy_cohort(n=60), tmp_path / "run", quick(epochs=1), backbone=str(tiny_bert_dir),
+                      progress=False)
+    trainer._build()
+    state = torch.get_rng_state()
+    batches = list(trainer._loader([np.array([0, 1]), np.array([2])]))
+    assert torch.equal(state, torch.get_rng_state())
+    ids, mask = batches[0]
+    assert ids.shape[0] == 2 and torch.equal(ids, trainer.train_tokens.collate(np.array([0, 1]))[0])
