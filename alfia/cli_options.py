@@ -86,6 +86,21 @@ def get_input(args: argparse.Namespace, name: str) -> str:
     return value or old
 
 
+BACKBONE_HELP = ("a name from `alfia backbones` (all-MiniLM-L6-v2, all-mpnet-base-v2 once installed), a local "
+                 "HuggingFace model folder or a hub name in the local cache")
+
+
+def add_backbone(p: argparse.ArgumentParser, **kwargs) -> None:
+    p.add_argument("--backbone", help=f"{BACKBONE_HELP} (default: the packaged all-MiniLM-L6-v2)", **kwargs)
+
+
+def comma_list(value: str) -> tuple[str, ...]:
+    items = tuple(v.strip() for v in value.split(","))
+    if not all(items):
+        raise argparse.ArgumentTypeError(f"{value!r} is not a comma-separated list of names")
+    return items
+
+
 def add_profile(p: argparse.ArgumentParser) -> None:
     from alfia.training.config import PROFILES
 
@@ -136,7 +151,8 @@ class StderrHandler(logging.StreamHandler):
 TRAIN_FLAGS = {"epochs": "epochs", "lr": "lr", "batch_size": "batch_size", "max_length": "model.max_length",
                "patience": "patience", "fusion_layers": "model.fusion.num_fusion_layers", "lora_r": "model.lora.r",
                "seed": "seed", "head_lr": "head_lr", "readout_c": "model.readout.C", "distill": "distill",
-               "class_weight": "class_weight", "calibration": "calibration"}
+               "class_weight": "class_weight", "calibration": "calibration",
+               "lora_targets": "model.lora.target_modules", "attn_implementation": "model.attn_implementation"}
 SETTING_FLAGS = {**{path: "--" + dest.replace("_", "-") for dest, path in TRAIN_FLAGS.items()},
                  "model.lora.layers": "--lora-layers"}
 

@@ -58,33 +58,26 @@ def test_forward_shapes(tiny_backbone_dir, texts):
 
 
 def test_only_the_top_layers_are_fused(tiny_backbone_dir, texts):
-    """Changing a hidden state below the top N_f (as the backbone reports it) changes nothing; the top does."""
-    model = _model(tiny_backbone_dir, n_f=2).eval()
-    num_layers = model.num_layers
+    """The fusion reads the backbone's top N_f hidden states as HF reports them, and only those are kept."""
+    model = _model(tiny_backbone_dir, n_f=2)
+    _perturb(model)
+    model.eval()
     ids, mask = _encode(model, texts)
-    which = {"index": None}
-
-    def hook(module, args, kwargs, output):
-        if which["index"] is None:
-            return output
-        hs = list(output.hidden_states)
-        hs[which["index"]] = hs[which["index"]] + 1.0
-        output.hidden_states = tuple(hs)
-        return output
-
-    handle = _base_model(model).register_forward_hook(hook, with_kwargs=True)
-    try:
-        with torch.no_grad():
-            base = model(ids, mask).logits
-            for index in range(num_layers + 1):          # 0 = embeddings, L = top layer
-                which["index"] = index
-                logits = model(ids, mask).logits
-                if index <= num_layers - 2:
-                    assert torch.equal(logits, base), index
-                else:
-                    assert not torch.allclose(logits, base), index
-    finally:
-        handle.remove()
+    kept = []
+    run = model.family.hidden_states
+    model.family = type(model.family)()
+    model.family.hidden_states = lambda *args: kept.append(run(*args)) or kept[-1]
+    with torch.no_grad():
+        hf = model.backbone(input_ids=ids, attention_mask=mask, output_hidden_states=True).hidden_states
+        logits = model(ids, mask).logits
+        from_hf = model.from_hidden_states(hf[-2:], mask).logits
+    assert [sorted(states) for states in kept] == [[model.num_layers - 1, model.num_layers]]
+    for ours, theirs in zip(model.top_hidden_states(ids, mask), hf[-2:], strict=True):
+        torch.testing.assert_close(ours, theirs, rtol=0, atol=1e-6)
+    torch.testing.assert_close(logits, from_hf, rtol=0, atol=1e-6)
+    with torch.no_grad():   # a state below the top N_f does not reach the fusion
+        assert torch.equal(model.from_hidden_states(hf[-2:], mask).logits, from_hf)
+        assert not torch.allclose(model.from_hidden_states(hf[-3:-1], mask).logits, from_hf)
 
 
 def test_too_many_fusion_layers_is_a_clear_error(tiny_bert_dir):
