@@ -152,7 +152,8 @@ TRAIN_FLAGS = {"epochs": "epochs", "lr": "lr", "batch_size": "batch_size", "max_
                "patience": "patience", "fusion_layers": "model.fusion.num_fusion_layers", "lora_r": "model.lora.r",
                "seed": "seed", "head_lr": "head_lr", "readout_c": "model.readout.C", "distill": "distill",
                "class_weight": "class_weight", "calibration": "calibration",
-               "lora_targets": "model.lora.target_modules", "attn_implementation": "model.attn_implementation"}
+               "lora_targets": "model.lora.target_modules", "attn_implementation": "model.attn_implementation",
+               "backbone": "model.backbone"}
 SETTING_FLAGS = {**{path: "--" + dest.replace("_", "-") for dest, path in TRAIN_FLAGS.items()},
                  "model.lora.layers": "--lora-layers"}
 

@@ -120,6 +120,9 @@ class ALFIA(nn.Module):
             config.backbone, attn_implementation=config.attn_implementation)
         self.family: Family = family_of(base.config)
         num_layers, hidden = num_layers_of(base), int(base.config.hidden_size)
+        if len(self.family.layers(base)) != num_layers:   # a variant of the family that ALFIA cannot run
+            raise AlfiaError(f"backbone {config.backbone!r} has {len(self.family.layers(base))} layer modules "
+                             f"where its config says {num_layers}; ALFIA expects {self.family.describe()}")
         if config.backbone_dropout is not None:  # attention and hidden dropout of the backbone (before LoRA)
             for module in base.modules():
                 if isinstance(module, nn.Dropout):

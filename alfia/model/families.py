@@ -59,7 +59,11 @@ class Family:
 
     def layers(self, base: nn.Module) -> Sequence[nn.Module]:
         """The module that computes layer i (0-based), for each of the ``num_hidden_layers`` layers."""
-        return base.get_submodule(self.layers_path)
+        try:
+            return base.get_submodule(self.layers_path)
+        except AttributeError:
+            raise AlfiaError(f"this {self.name} backbone ({type(base).__name__}) has no {self.layers_path}; ALFIA "
+                             f"expects {self.describe()}") from None
 
     def embed(self, base: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """H^(0), the input of the first layer."""
@@ -224,6 +228,9 @@ class Albert(Family):
 
     def layers(self, base):
         config, groups = base.config, base.encoder.albert_layer_groups
+        if config.inner_group_num != 1:   # HF would then report a hidden state per inner layer, not per layer
+            raise AlfiaError(f"ALBERT with inner_group_num {config.inner_group_num} is not supported (ALFIA "
+                             "fuses one hidden state per layer); use a model with inner_group_num 1")
         per_group = config.num_hidden_layers / config.num_hidden_groups
         return [groups[int(i / per_group)] for i in range(config.num_hidden_layers)]
 

@@ -58,26 +58,21 @@ def test_forward_shapes(tiny_backbone_dir, texts):
 
 
 def test_only_the_top_layers_are_fused(tiny_backbone_dir, texts):
-    """The fusion reads the backbone's top N_f hidden states as HF reports them, and only those are kept."""
+    """The model's output is the fusion of the backbone's top N_f hidden states as HF reports them; a state below
+    them does not reach it (tests/model/test_families.py: only those are kept, for every family)."""
     model = _model(tiny_backbone_dir, n_f=2)
     _perturb(model)
     model.eval()
     ids, mask = _encode(model, texts)
-    kept = []
-    run = model.family.hidden_states
-    model.family = type(model.family)()
-    model.family.hidden_states = lambda *args: kept.append(run(*args)) or kept[-1]
     with torch.no_grad():
         hf = model.backbone(input_ids=ids, attention_mask=mask, output_hidden_states=True).hidden_states
         logits = model(ids, mask).logits
         from_hf = model.from_hidden_states(hf[-2:], mask).logits
-    assert [sorted(states) for states in kept] == [[model.num_layers - 1, model.num_layers]]
+        lower = model.from_hidden_states(hf[-3:-1], mask).logits
     for ours, theirs in zip(model.top_hidden_states(ids, mask), hf[-2:], strict=True):
         torch.testing.assert_close(ours, theirs, rtol=0, atol=1e-6)
     torch.testing.assert_close(logits, from_hf, rtol=0, atol=1e-6)
-    with torch.no_grad():   # a state below the top N_f does not reach the fusion
-        assert torch.equal(model.from_hidden_states(hf[-2:], mask).logits, from_hf)
-        assert not torch.allclose(model.from_hidden_states(hf[-3:-1], mask).logits, from_hf)
+    assert not torch.allclose(lower, from_hf)
 
 
 def test_too_many_fusion_layers_is_a_clear_error(tiny_bert_dir):
@@ -240,3 +235,18 @@ def test_one_codec_builds_nested_and_optional_configs():
                          ({"fusion": {"layers": 2}}, r"\[fusion\]: unknown FusionConfig field\(s\) layers")):
         with pytest.raises(AlfiaError, match=message):
             config_from_dict(ALFIAConfig, {**config.to_dict(), **bad}, "test")
+
+
+def test_a_config_saved_before_the_families_builds_the_same_model(tiny_bert_dir, texts):
+    """Saved models of before record attention "sdpa" and BERT's target list; the new defaults ("auto", the
+    family's targets) build exactly the same model on a BERT backbone."""
+    torch.manual_seed(0)
+    old = ALFIA(ALFIAConfig(backbone=str(tiny_bert_dir), fusion=FusionConfig(num_fusion_layers=2), max_length=32,
+                            lora=LoraSettings(r=4, alpha=8, target_modules=("query", "key", "value", "output.dense")),
+                            attn_implementation="sdpa"))
+    new = _model(tiny_bert_dir)
+    assert new.config.attn_implementation == "auto" and new.config.lora == old.config.lora
+    assert new.lora_modules() == old.lora_modules()
+    _perturb(old)
+    _perturb(new)
+    np.testing.assert_array_equal(new.predict_proba(texts), old.predict_proba(texts))

