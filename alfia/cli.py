@@ -13,6 +13,7 @@ from pathlib import Path
 from alfia import __version__
 from alfia.cli_options import (
     TRAIN_FLAGS,
+    add_backbone,
     add_batch_size,
     add_device,
     add_external,
@@ -22,6 +23,7 @@ from alfia.cli_options import (
     add_style,
     add_verbosity,
     byte_size,
+    comma_list,
     positive_int,
     run_command,
     setup_logging,
@@ -124,7 +126,8 @@ def _train_overrides(args: argparse.Namespace) -> dict:
         overrides["precision"] = "bf16"
     if args.lora_layers is not None:
         overrides["model.lora.layers"] = None if args.lora_layers == "all" else args.lora_layers
-    for part, off, flags in (("lora", args.no_lora, ("--lora-r", "--lora-layers", "--lora-alpha", "--lora-dropout")),
+    for part, off, flags in (("lora", args.no_lora, ("--lora-r", "--lora-layers", "--lora-alpha", "--lora-dropout",
+                                                    "--lora-targets")),
                              ("readout", args.readout is False, ("--readout-c",))):
         given = [flag for flag in flags if getattr(args, flag[2:].replace("-", "_")) is not None]
         if off and given:
@@ -174,6 +177,31 @@ def cmd_embed(args: argparse.Namespace) -> None:
     print(f"wrote {args.out}: {len(cohort.df):,} stays, {dims} dims")
 
 
+# -- backbones ----------------------------------------------------------------------------------
+def cmd_backbones(args: argparse.Namespace) -> list[dict] | None:
+    from alfia.model.catalogue import describe_installed, install_backbone, list_backbones
+
+    if args.action == "install":
+        if not args.name:
+            raise UsageError("`alfia backbones install` needs the backbone's name, e.g. all-mpnet-base-v2")
+        info = describe_installed(install_backbone(args.name))
+        print(f"installed {args.name} in {info['folder']}: {info['family']}, {info['layers']} layers, hidden "
+              f"{info['hidden_size']}, {info['parameters'] / 1e6:.1f} M parameters; model.safetensors SHA-256 "
+              f"{info['sha256']} (as pinned)")
+        return None
+    if args.name:
+        raise UsageError(f"`alfia backbones {args.action}` takes no name; to install: alfia backbones install NAME")
+    rows = list_backbones()
+    for row in rows:
+        if row["installed"]:
+            print(f"{row['name']}: installed, {row['family']}, {row['layers']} layers, hidden {row['hidden_size']}, "
+                  f"{row['parameters'] / 1e6:.1f} M parameters\n    folder {row['folder']}\n"
+                  f"    model.safetensors SHA-256 {row['sha256']}")
+        else:
+            print(f"{row['name']}: not installed ({row['summary']})\n    to install: {row['install']}")
+    return rows
+
+
 # -- study --------------------------------------------------------------------------------------
 def cmd_study(args: argparse.Namespace) -> None:
     from alfia.study import run_study
@@ -220,7 +248,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train ALFIA on an encoded cohort")
     p.add_argument("cohort", help="encoded cohort (alfia encode)")
     p.add_argument("--out", required=True, help="run folder to create (model, encoder, metrics)")
-    p.add_argument("--backbone", help="HuggingFace model name or local folder (default: packaged all-MiniLM-L6-v2)")
+    add_backbone(p)
     add_profile(p)
     p.add_argument("--epochs", type=positive_int, help="maximum epochs (default: the profile's)")
     p.add_argument("--lr", type=float, help="learning rate of the LoRA adapters (default: the profile's)")
@@ -235,7 +263,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lora-dropout", type=float, help="LoRA dropout (default 0.05; turns LoRA on)")
     p.add_argument("--lora-layers", type=_lora_layers, help="LoRA on the top k layers, or 'all' "
                    "(default: the profile's; turns LoRA on)")
+    p.add_argument("--lora-targets", type=comma_list, metavar="NAMES",
+                   help="comma-separated module names that get LoRA, matched as peft does (by suffix; or all-linear); "
+                   "they must cover every adapted layer's query, key, value and attention output (default: the "
+                   "backbone family's, docs/model.md; turns LoRA on)")
     p.add_argument("--no-lora", action="store_true", help="train fusion + head only (the quick profile's default)")
+    p.add_argument("--attn-implementation", choices=("auto", "sdpa", "eager"),
+                   help="attention kernels: auto (default) is SDPA where the backbone family has it, else eager")
     p.add_argument("--head-lr", type=float, help="learning rate of fusion, head and readout (default: the profile's)")
     p.add_argument("--readout", action=argparse.BooleanOptionalAction, default=None,
                    help="add the pooled logistic-regression readout to the head's logit (default: quick yes, paper no)")
@@ -299,6 +333,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_serving_commands(sub)
     add_expert_commands(sub)
+
+    p = sub.add_parser("backbones", help="the named backbones: what is installed (family, size, folder, weight "
+                       "digest) and what can be installed")
+    p.add_argument("action", nargs="?", choices=("list", "install"), default="list", metavar="action",
+                   help="list (default), or install NAME: unpack a backbone from its pip extra into the user cache "
+                   "($ALFIA_HOME, default ~/.cache/alfia)")
+    p.add_argument("name", nargs="?", help="the backbone to install, e.g. all-mpnet-base-v2")
+    p.add_argument("--json", action="store_true", help="print the list as JSON")
+    p.set_defaults(func=cmd_backbones)
 
     p = sub.add_parser("study", help="the main job: the whole study (default: the bundled PhysioNet 2012 cohorts)")
     p.add_argument("cohort", nargs="?", default="p12-a", help="development cohort with train/val/test splits (a "

@@ -109,6 +109,21 @@ def get_input(args: argparse.Namespace, name: str) -> str:
     return value or old
 
 
+BACKBONE_HELP = ("a name from `alfia backbones` (all-MiniLM-L6-v2, all-mpnet-base-v2 once installed), a local "
+                 "HuggingFace model folder or a hub name in the local cache")
+
+
+def add_backbone(p: argparse.ArgumentParser, **kwargs) -> None:
+    p.add_argument("--backbone", help=f"{BACKBONE_HELP} (default: the packaged all-MiniLM-L6-v2)", **kwargs)
+
+
+def comma_list(value: str) -> tuple[str, ...]:
+    items = tuple(v.strip() for v in value.split(","))
+    if not all(items):
+        raise argparse.ArgumentTypeError(f"{value!r} is not a comma-separated list of names")
+    return items
+
+
 def add_profile(p: argparse.ArgumentParser) -> None:
     from alfia.training.config import PROFILES
 
@@ -163,7 +178,9 @@ TRAIN_FLAGS = {"epochs": "epochs", "lr": "lr", "batch_size": "batch_size", "max_
                "class_weight": "class_weight", "calibration": "calibration", "eval_batch_size": "eval_batch_size",
                "weight_decay": "weight_decay", "warmup": "warmup_ratio", "grad_accum": "grad_accum",
                "gradient_checkpointing": "gradient_checkpointing", "dtype": "model.dtype",
-               "precision": "precision", "cache_budget": "cache_budget"}
+               "precision": "precision", "cache_budget": "cache_budget",
+               "lora_targets": "model.lora.target_modules", "attn_implementation": "model.attn_implementation",
+               "backbone": "model.backbone"}
 SETTING_FLAGS = {**{path: "--" + dest.replace("_", "-") for dest, path in TRAIN_FLAGS.items()},
                  "model.lora.layers": "--lora-layers"}
 

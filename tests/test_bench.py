@@ -9,16 +9,19 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from alfia.bench import REQUIRED_KEYS, main
 from alfia.bench_paper import TINY, TINY_BERT, gpu_peak
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_bench_writes_every_key(tmp_path, tiny_bert_dir):
+@pytest.mark.parametrize("model_type", ["bert", "mpnet"])   # MPNet: eager attention only, its own LoRA targets
+def test_bench_writes_every_key(tmp_path, tiny_family_dirs, model_type):
     out = tmp_path / "bench.json"
-    rc = main(["--stays", "32", "--backbone", str(tiny_bert_dir), "--out", str(out), "--reference-stays", "32",
-               "--reference-steps", "4", "--threads", "1"])
+    rc = main(["--stays", "32", "--backbone", str(tiny_family_dirs[model_type]), "--out", str(out),
+               "--reference-stays", "32", "--reference-steps", "4", "--threads", "1"])
     assert rc == 0
     result = json.loads(out.read_text())
     missing = [k for k in REQUIRED_KEYS if result.get(k) is None]

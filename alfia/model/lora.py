@@ -16,8 +16,11 @@ that is, q, k, v, the attention output projection and the FFN output projection;
 ``encoder.layer.<i>.intermediate.dense`` (FFN up-projection) and NOT ``pooler.dense``.
 (:func:`lora_target_names` lists them for any model; ``tests/model/test_alfia.py`` checks this list.)
 
-Other encoders name their projections differently (DistilBERT ``q_lin``…, DeBERTa ``query_proj``…): pass
-their names in ``target_modules``, or ``("all-linear",)`` for every linear layer.
+Other encoder families name their projections differently (DistilBERT ``q_lin``…, DeBERTa ``query_proj``…, MPNet
+``attn.q``…, ModernBERT ``Wqkv``/``Wo``): ``target_modules=None`` (the default) takes the backbone family's own
+targets from :mod:`alfia.model.families`, which select the same modules as the paper's string does in BERT. Given
+targets (``--lora-targets``) must cover the four attention projections of every adapted layer; ``("all-linear",)``
+adapts every linear layer.
 
 ``layers=None`` adapts every layer; ``layers=k`` only the top k (peft ``layers_to_transform``), leaving the
 lower ``L - k`` layers entirely frozen, so their outputs can be computed once and cached.
@@ -31,9 +34,8 @@ from dataclasses import dataclass
 from torch import nn
 
 from alfia.codec import config_from_dict
-from alfia.errors import AlfiaError
-
-DEFAULT_TARGET_MODULES = ("query", "key", "value", "output.dense")
+from alfia.errors import AlfiaError, SettingError
+from alfia.model.families import Family, check_lora_coverage
 
 
 @dataclass
@@ -41,7 +43,7 @@ class LoraSettings:
     r: int = 16
     alpha: int = 16
     dropout: float = 0.05
-    target_modules: tuple[str, ...] = DEFAULT_TARGET_MODULES
+    target_modules: tuple[str, ...] | None = None   # None: the backbone family's (alfia.model.families)
     layers: int | None = None
 
     def validate(self, num_layers: int | None = None) -> None:
@@ -51,9 +53,10 @@ class LoraSettings:
             raise AlfiaError(f"LoRA alpha must be positive, got {self.alpha!r}")
         if not 0.0 <= self.dropout < 1.0:
             raise AlfiaError(f"LoRA dropout must be in [0, 1), got {self.dropout!r}")
-        if not self.target_modules or not all(isinstance(t, str) and t for t in self.target_modules):
+        targets = self.target_modules
+        if targets is not None and (not targets or not all(isinstance(t, str) and t.strip() for t in targets)):
             raise AlfiaError("LoRA target_modules must be a non-empty list of module names, "
-                             "e.g. query,key,value,output.dense")
+                             "e.g. query,key,value,output.dense (or unset: the backbone family's)")
         if self.layers is not None:
             if not isinstance(self.layers, int) or self.layers < 1:
                 raise AlfiaError(f"LoRA layers must be a positive number of top layers, got {self.layers!r}")
@@ -66,17 +69,21 @@ class LoraSettings:
         self.validate(num_layers)
         return None if self.layers is None else list(range(num_layers - self.layers, num_layers))
 
-    def peft_config(self, num_layers: int):
+    def peft_config(self, num_layers: int, family: Family):
+        """peft's LoraConfig; the targets are ``target_modules``, or the family's when unset."""
         from peft import LoraConfig
 
-        targets = self.target_modules
+        targets = self.target_modules or family.lora_targets
         target = "all-linear" if tuple(targets) == ("all-linear",) else list(targets)
+        layers = self.layers_to_transform(num_layers)
+        # peft finds a module's layer index after the name of the layer list ("layer", ModernBERT's "layers")
+        pattern = family.layers_path.rsplit(".", 1)[-1] if layers is not None else None
         return LoraConfig(r=self.r, lora_alpha=self.alpha, lora_dropout=self.dropout, target_modules=target,
-                          layers_to_transform=self.layers_to_transform(num_layers), bias="none")
+                          layers_to_transform=layers, layers_pattern=pattern, bias="none")
 
     def to_dict(self) -> dict:
         data = dataclasses.asdict(self)
-        data["target_modules"] = list(self.target_modules)
+        data["target_modules"] = None if self.target_modules is None else list(self.target_modules)
         return data
 
     @classmethod
@@ -94,21 +101,31 @@ def freeze(module: nn.Module) -> nn.Module:
     return module
 
 
-def apply_lora(backbone: nn.Module, settings: LoraSettings):
-    """Freeze ``backbone`` and wrap it in a peft ``PeftModel`` with LoRA adapters (A, B trainable).
+def apply_lora(backbone: nn.Module, settings: LoraSettings, family: Family):
+    """Freeze ``backbone`` (of ``family``) and wrap it in a peft ``PeftModel`` with LoRA adapters (A, B trainable).
 
-    peft modifies ``backbone`` in place (its target linears become LoRA layers); the returned PeftModel's
-    ``forward`` passes keyword arguments through to the backbone.
+    peft modifies ``backbone`` in place (its target linears become LoRA layers). Targets that match nothing, or
+    leave any of an adapted layer's attention projections without LoRA, are a SettingError naming what was found.
     """
-    from peft import get_peft_model
+    from peft import NoMatchingPeftModuleError, get_peft_model
 
+    num_layers = num_layers_of(backbone)
+    if family.shares_layers and settings.layers is not None:
+        raise SettingError("model.lora.layers", f"cannot be {settings.layers} for {family.name}: its layers share "
+                           "one set of weights, so LoRA goes on all of them or none (leave it unset)")
+    targets = settings.target_modules or family.lora_targets
+    config = settings.peft_config(num_layers, family)
     freeze(backbone)
-    config = settings.peft_config(num_layers_of(backbone))
     try:
         model = get_peft_model(backbone, config)
-    except ValueError as exc:
-        raise AlfiaError(f"LoRA cannot be applied to this backbone ({str(exc).splitlines()[0]}); set "
-                         "target_modules to module names of this model") from None
+    except NoMatchingPeftModuleError:
+        raise SettingError("model.lora.target_modules", f"{','.join(targets)} matches no module of this "
+                           f"{family.name} backbone ({family.describe()}); leave it unset for "
+                           f"{','.join(family.lora_targets)}") from None
+    except ValueError as exc:  # peft's other refusals (e.g. a target that is not a layer it can adapt)
+        raise AlfiaError(f"LoRA cannot be applied to this backbone ({str(exc).splitlines()[0]}); check "
+                         "target_modules") from None
+    check_lora_coverage(backbone, family, targets, family.lora_layers(num_layers, config.layers_to_transform))
     return model
 
 

@@ -17,8 +17,9 @@ def parser():
 def test_report_and_ablate_parse():
     args = parser().parse_args(["report", "RUN", "--out", "x.html", "--max-stays", "50", "--projection", "pca"])
     assert args.run == "RUN" and args.max_stays == 50 and args.func.__name__ == "cmd_report"
-    args = parser().parse_args(["ablate", "c.parquet", "--out", "D", "--backbone", "a,b", "--variants", "nf1"])
-    assert args.func.__name__ == "cmd_ablate" and args.backbone == "a,b"
+    args = parser().parse_args(["ablate", "c.parquet", "--out", "D", "--backbone", "a,b", "--variants", "nf1",
+                                "--backbone", "c"])   # repeated, or separated by commas
+    assert args.func.__name__ == "cmd_ablate" and args.backbone == ["a,b", "c"]
 
 
 def test_bad_input(tmp_path):

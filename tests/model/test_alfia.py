@@ -58,33 +58,21 @@ def test_forward_shapes(tiny_backbone_dir, texts):
 
 
 def test_only_the_top_layers_are_fused(tiny_backbone_dir, texts):
-    """Changing a hidden state below the top N_f (as the backbone reports it) changes nothing; the top does."""
-    model = _model(tiny_backbone_dir, n_f=2).eval()
-    num_layers = model.num_layers
+    """The model's output is the fusion of the backbone's top N_f hidden states as HF reports them; a state below
+    them does not reach it (tests/model/test_families.py: only those are kept, for every family)."""
+    model = _model(tiny_backbone_dir, n_f=2)
+    _perturb(model)
+    model.eval()
     ids, mask = _encode(model, texts)
-    which = {"index": None}
-
-    def hook(module, args, kwargs, output):
-        if which["index"] is None:
-            return output
-        hs = list(output.hidden_states)
-        hs[which["index"]] = hs[which["index"]] + 1.0
-        output.hidden_states = tuple(hs)
-        return output
-
-    handle = _base_model(model).register_forward_hook(hook, with_kwargs=True)
-    try:
-        with torch.no_grad():
-            base = model(ids, mask).logits
-            for index in range(num_layers + 1):          # 0 = embeddings, L = top layer
-                which["index"] = index
-                logits = model(ids, mask).logits
-                if index <= num_layers - 2:
-                    assert torch.equal(logits, base), index
-                else:
-                    assert not torch.allclose(logits, base), index
-    finally:
-        handle.remove()
+    with torch.no_grad():
+        hf = model.backbone(input_ids=ids, attention_mask=mask, output_hidden_states=True).hidden_states
+        logits = model(ids, mask).logits
+        from_hf = model.from_hidden_states(hf[-2:], mask).logits
+        lower = model.from_hidden_states(hf[-3:-1], mask).logits
+    for ours, theirs in zip(model.top_hidden_states(ids, mask), hf[-2:], strict=True):
+        torch.testing.assert_close(ours, theirs, rtol=0, atol=1e-6)
+    torch.testing.assert_close(logits, from_hf, rtol=0, atol=1e-6)
+    assert not torch.allclose(lower, from_hf)
 
 
 def test_too_many_fusion_layers_is_a_clear_error(tiny_bert_dir):
@@ -247,3 +235,18 @@ def test_one_codec_builds_nested_and_optional_configs():
                          ({"fusion": {"layers": 2}}, r"\[fusion\]: unknown FusionConfig field\(s\) layers")):
         with pytest.raises(AlfiaError, match=message):
             config_from_dict(ALFIAConfig, {**config.to_dict(), **bad}, "test")
+
+
+def test_a_config_saved_before_the_families_builds_the_same_model(tiny_bert_dir, texts):
+    """Saved models of before record attention "sdpa" and BERT's target list; the new defaults ("auto", the
+    family's targets) build exactly the same model on a BERT backbone."""
+    torch.manual_seed(0)
+    old = ALFIA(ALFIAConfig(backbone=str(tiny_bert_dir), fusion=FusionConfig(num_fusion_layers=2), max_length=32,
+                            lora=LoraSettings(r=4, alpha=8, target_modules=("query", "key", "value", "output.dense")),
+                            attn_implementation="sdpa"))
+    new = _model(tiny_bert_dir)
+    assert new.config.attn_implementation == "auto" and new.config.lora == old.config.lora
+    assert new.lora_modules() == old.lora_modules()
+    _perturb(old)
+    _perturb(new)
+    np.testing.assert_array_equal(new.predict_proba(texts), old.predict_proba(texts))
