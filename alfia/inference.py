@@ -23,6 +23,7 @@ import pandas as pd
 
 from alfia.cohorts import Cohort
 from alfia.errors import AlfiaError
+from alfia.evaluation import drift
 from alfia.evaluation.calibration import CALIBRATION_FILE, Calibrator
 from alfia.evaluation.metrics import choose_threshold, evaluate
 from alfia.io import atomic_path, metrics_path, write_text_atomic
@@ -181,13 +182,17 @@ def finish_run(folder: str | Path, cohort: Cohort, n_boot: int = 1000, *, model:
                caches: dict | None = None) -> dict:
     """After training: the best model predicts every split (and keeps their embeddings); the threshold is chosen
     on validation; the test split is scored here, once. Writes predictions.parquet, threshold.json and
-    metrics.json. ``model``/``caches``: the trainer's best model and frozen-layer caches, to skip recomputing."""
+    metrics.json, and reference.json (the train split's reference for out-of-distribution warnings,
+    :mod:`alfia.evaluation.drift`). ``model``/``caches``: the trainer's best model and frozen-layer caches, to skip
+    recomputing."""
     run = Run.load(folder) if model is None else Run(Path(folder), model, _saved_encoder(folder), None)
     df = cohort.df
     texts = run.texts(cohort)
     p_raw, _ = infer_cohort(run, cohort, caches=caches, texts=texts)
     cut = truncated_texts(run.model, texts)
     warn_truncated(cut, run.model.max_length)
+    write_text_atomic(run.folder / drift.REFERENCE_FILE,  # what a stay is compared with when the run is used
+                      json.dumps(drift.build_reference(cohort, texts, run.model.tokenizer), indent=2))
     y = df["hospital_mortality"].to_numpy()
     val, test = (df["split"] == "val").to_numpy(), (df["split"] == "test").to_numpy()
     calibrator = Calibrator(_run_setting(run.folder, "calibration", "none")).fit(y[val], p_raw[val])
@@ -236,7 +241,8 @@ def write_predictions(table: pd.DataFrame, info: dict, out: str | Path) -> None:
 
 def predict_cohort(folder: str | Path, cohort: Cohort, batch_size: int = 32,
                    quantize: bool = False, progress: bool = False) -> tuple[pd.DataFrame, dict]:
-    """Probabilities and labels for every row of ``cohort``; metrics with CIs when it has labels. ``quantize``:
+    """Probabilities and labels for every row of ``cohort``, with each stay's ``warnings`` and whether it is
+    ``out_of_distribution`` (:mod:`alfia.evaluation.drift`); metrics with CIs when it has labels. ``quantize``:
     the int8 dynamic-quantised CPU path (opt-in; docs/speed.md has its measured speed and AUPRC change);
     ``progress``: a progress bar (stderr)."""
     run = Run.load(folder)
@@ -251,6 +257,10 @@ def predict_cohort(folder: str | Path, cohort: Cohort, batch_size: int = 32,
     warn_truncated(cut, run.model.max_length)
     out = pd.DataFrame({"stay_id": cohort.df["stay_id"], "probability": p, "p_raw": p_raw,
                         "label": (p >= run.threshold).astype(int), "threshold": run.threshold, "truncated": cut})
+    reference = drift.load_reference(folder)  # how far each stay lies from the training data (never silent)
+    warned = drift.stay_warnings(reference, texts, drift.token_counts(run.model.tokenizer, texts),
+                                 run.model.max_length, cohort.df, free_text=run.encoder is None)
+    out = out.assign(**drift.warning_columns(warned, reference))
     info = {"ms_per_sample": 1000 * seconds / len(p), "peak_rss_mb": peak_rss_mb(), "rows": len(p),
             "threshold": run.threshold, "precision": "int8" if quantize else "fp32",
             "calibration": run.calibrator.to_dict(), "truncated_texts": int(cut.sum()),
