@@ -24,8 +24,9 @@ Truncation alone is not: a run whose training texts were cut too has read no fur
 Refusal: a text with fewer than :func:`min_words` words is no patient description. The threshold is half the
 tokens of the shortest training text, capped at that text's word count so that no training text is refused.
 It is counted in words (runs of characters other than space, tab, newline and carriage return), not tokens,
-so that the service's JSON schema can state it (:func:`words_pattern`); a word is at least one token, so every
-text under the threshold in tokens is refused too.
+so that the service's JSON schema can state it (:func:`words_pattern`); a word is at least one token (unless it
+is made only of characters the tokenizer drops, such as control characters), so a text under the threshold in
+tokens is refused too.
 """
 
 from __future__ import annotations
