@@ -136,6 +136,14 @@ def test_a_run_without_reference_says_why_its_warnings_are_not_counted(built, tm
                           figs=FigureWriter(tmp_path / "figures", []))
     table, why = warnings_table(inp)
     assert table is None and "no reference.json" in why and "p12-b" in why
+    import html
+
+    from alfia.analysis.report.inputs import Table
+    from alfia.analysis.report.render import render
+
+    page = render("cohort.html.j2", splits=Table(["split"], [["train"]]), has_cohort=False, warnings=table,
+                  warnings_missing=why)
+    assert "Not shown: the run's own splits (the run has no reference.json" in html.unescape(" ".join(page.split()))
 
 
 def test_every_section_and_image_is_present(built):
