@@ -102,10 +102,11 @@ def request_models(schema: Schema, max_stays: int, max_text_chars: int,
 
     def enough_words(text: str) -> str:
         if not re.search(pattern, text):
+            n = count_words(text)
             raise PydanticCustomError(
-                "too_few_words", "the text has {words} words; texts under {min_words} words are refused (half the "
+                "too_few_words", "the text has {words}; texts under {min_words} words are refused (half the "
                 "shortest training text): it cannot be read as a patient's description",
-                {"words": count_words(text), "min_words": min_words})
+                {"words": f"{n} word" + ("" if n == 1 else "s"), "min_words": min_words})
         return text
 
     Text = Annotated[str, Field(min_length=1, max_length=max_text_chars,  # noqa: N806 (a type)

@@ -6,9 +6,11 @@ card.
 from __future__ import annotations
 
 import bisect
+import copy
 import json
 import logging
 import math
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -84,6 +86,10 @@ class RiskService:
         self.scorer = Scorer(self.run.model, batch_size=self.max_batch, calibrate=self.run.calibrator.transform)
         self.batcher = MicroBatcher(self.scorer.score, max_batch=self.max_batch)
         self.schema = self.run.encoder.schema if self.run.encoder is not None else None
+        # the warnings count tokens while the batcher's thread tokenizes too: a fast tokenizer used from two
+        # threads at once fails ("Already borrowed"), so they count with a copy of their own, one call at a time
+        self._counter = copy.deepcopy(self.run.model.tokenizer)
+        self._counting = threading.Lock()
 
     @classmethod
     def load(cls, folder: str | Path, bands: str | None = None, limits: Limits | None = None,
@@ -136,7 +142,8 @@ class RiskService:
         """Each stay's warnings: a record (None for a free text) is checked against the training variables, its
         text against the training texts (a free text against their template too)."""
         model = self.run.model
-        tokens = drift.token_counts(model.tokenizer, texts)
+        with self._counting:
+            tokens = drift.token_counts(self._counter, texts)
         out = []
         for record, text, n in zip(records, texts, tokens, strict=True):
             free = record is None

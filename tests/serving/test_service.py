@@ -238,7 +238,7 @@ def test_the_three_answers_the_issue_found(client):
     assert r.status_code == 422
     [problem] = r.json()["detail"]
     assert problem["loc"] == ["body", "stays", 0, "text", "text"] and problem["type"] == "too_few_words"
-    assert "has 1 words" in problem["msg"] and "refused" in problem["msg"]
+    assert "the text has 1 word; texts under" in problem["msg"] and "refused" in problem["msg"]
 
 
 def test_the_schema_states_every_rule(client, service):
