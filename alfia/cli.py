@@ -146,6 +146,7 @@ def _lora_layers(value: str) -> int | str:
 def cmd_predict(args: argparse.Namespace) -> dict:
     from alfia.cohorts.mapping import describe, for_run
     from alfia.datasets import load_cohort
+    from alfia.evaluation.drift import describe_warnings
     from alfia.evaluation.metrics import format_metrics
     from alfia.inference import predict_cohort, write_predictions
 
@@ -162,6 +163,7 @@ def cmd_predict(args: argparse.Namespace) -> dict:
     write_predictions(table, info, args.out)
     print(f"wrote {args.out}: {info['rows']:,} stays; {info['ms_per_sample']:.1f} ms per stay on {info['device']} "
           f"({info['precision']}), peak memory {info['peak_rss_mb']:.0f} MB")
+    print(describe_warnings(table))
     if "metrics" in info:
         print(format_metrics(info["metrics"]))
     return info

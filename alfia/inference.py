@@ -29,6 +29,7 @@ from tqdm.auto import tqdm
 
 from alfia.cohorts import Cohort
 from alfia.errors import AlfiaError
+from alfia.evaluation import drift
 from alfia.evaluation.calibration import CALIBRATION_FILE, Calibrator
 from alfia.evaluation.metrics import choose_threshold, evaluate
 from alfia.io import atomic_path, metrics_path, write_text_atomic
@@ -95,14 +96,11 @@ class TruncationWarning(UserWarning):
     """Some texts have more tokens than the model reads: their ends (last labs, "Not recorded") were not seen."""
 
 
-def truncated_texts(model: ALFIA, texts: list[str]) -> np.ndarray:
-    """Per text: does it have more tokens (special tokens included) than the model's ``max_length``? (Tokenised a
-    chunk at a time: the token lists of a whole cohort are never held at once.)"""
-    cut = np.zeros(len(texts), dtype=bool)
-    for start in range(0, len(texts), CHUNK):
-        ids = model.tokenizer(list(texts[start:start + CHUNK]), truncation=False, verbose=False)["input_ids"]
-        cut[start:start + len(ids)] = [len(x) > model.max_length for x in ids]
-    return cut
+def truncated_texts(model: ALFIA, texts: list[str], tokens: np.ndarray | None = None) -> np.ndarray:
+    """Per text: does it have more tokens (special tokens included) than the model's ``max_length``? ``tokens``:
+    the texts' token counts (:func:`alfia.evaluation.drift.token_counts`), when already counted."""
+    tokens = drift.token_counts(model.tokenizer, texts, CHUNK) if tokens is None else tokens
+    return tokens > model.max_length
 
 
 def warn_truncated(cut: np.ndarray, limit: int) -> None:
@@ -270,9 +268,10 @@ def finish_run(folder: str | Path, cohort: Cohort, n_boot: int = 1000, *, model:
                caches: dict | None = None, batch_size: int = 32, progress: bool = False) -> dict | None:
     """After training: the best model predicts every split (and keeps their embeddings); the threshold is chosen
     on validation; the test split is scored here, once. Writes predictions.parquet, threshold.json and
-    metrics.json. ``model``/``caches``: the trainer's best model (on its device, in its precision) and frozen-layer
-    caches, to skip recomputing; ``progress``: a progress bar over the stays. Under torchrun every rank scores its
-    share; rank 0 writes and returns the metrics, the others None."""
+    metrics.json, and reference.json (the train split's reference for out-of-distribution warnings,
+    :mod:`alfia.evaluation.drift`). ``model``/``caches``: the trainer's best model (on its device, in its precision)
+    and frozen-layer caches, to skip recomputing; ``progress``: a progress bar over the stays. Under torchrun every
+    rank scores its share; rank 0 writes and returns the metrics, the others None."""
     run = Run.load(folder) if model is None else Run(Path(folder), model, _saved_encoder(folder), None)
     df = cohort.df
     texts = run.texts(cohort)
@@ -282,6 +281,8 @@ def finish_run(folder: str | Path, cohort: Cohort, n_boot: int = 1000, *, model:
         return None
     cut = truncated_texts(run.model, texts)
     warn_truncated(cut, run.model.max_length)
+    write_text_atomic(run.folder / drift.REFERENCE_FILE,  # what a stay is compared with when the run is used
+                      json.dumps(drift.build_reference(cohort, texts, run.model.tokenizer), indent=2))
     y = df["hospital_mortality"].to_numpy()
     val, test = (df["split"] == "val").to_numpy(), (df["split"] == "test").to_numpy()
     calibrator = Calibrator(_run_setting(run.folder, "calibration", "none")).fit(y[val], p_raw[val])
@@ -331,7 +332,8 @@ def write_predictions(table: pd.DataFrame, info: dict, out: str | Path) -> None:
 def predict_cohort(folder: str | Path, cohort: Cohort, batch_size: int = 32, quantize: bool = False,
                    progress: bool = False, device: str | None = "auto",
                    precision: str | None = "auto") -> tuple[pd.DataFrame, dict]:
-    """Probabilities and labels for every row of ``cohort``; metrics with CIs when it has labels. ``quantize``:
+    """Probabilities and labels for every row of ``cohort``, with each stay's ``warnings`` and whether it is
+    ``out_of_distribution`` (:mod:`alfia.evaluation.drift`); metrics with CIs when it has labels. ``quantize``:
     the int8 dynamic-quantised CPU path (opt-in; docs/speed.md has its measured speed and AUPRC change);
     ``progress``: a progress bar (stderr); ``device`` / ``precision``: :mod:`alfia.model.runtime`."""
     run = Run.load(folder, device="cpu" if quantize else device, precision=precision)
@@ -342,10 +344,15 @@ def predict_cohort(folder: str | Path, cohort: Cohort, batch_size: int = 32, qua
     p_raw, _ = infer_cohort(run, cohort, batch_size=batch_size, quantize=quantize, texts=texts, progress=progress)
     p = run.calibrator.transform(p_raw)
     seconds = time.perf_counter() - start
-    cut = truncated_texts(run.model, texts)
+    tokens = drift.token_counts(run.model.tokenizer, texts, CHUNK)
+    cut = truncated_texts(run.model, texts, tokens)
     warn_truncated(cut, run.model.max_length)
     out = pd.DataFrame({"stay_id": cohort.df["stay_id"], "probability": p, "p_raw": p_raw,
                         "label": (p >= run.threshold).astype(int), "threshold": run.threshold, "truncated": cut})
+    reference = drift.load_reference(folder)  # how far each stay lies from the training data (never silent)
+    warned = drift.stay_warnings(reference, texts, tokens, run.model.max_length, cohort.df,
+                                 free_text=run.encoder is None)
+    out = out.assign(**drift.warning_columns(warned, reference))
     info = {"ms_per_sample": 1000 * seconds / len(p), "peak_rss_mb": peak_rss_mb(), "rows": len(p),
             "threshold": run.threshold, "precision": "int8" if quantize else run.model.precision.name,
             "device": str(run.model.device),

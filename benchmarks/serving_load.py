@@ -6,7 +6,8 @@ predict``'s batch throughput on the same stays, for comparison.
 
 Prints p50/p95 latency, stays/s, lost requests (any answer but 200, or no answer) and the machine. Without
 ``--run`` it builds a demo run: the packaged all-MiniLM-L6-v2 backbone with untrained fusion and head (the cost of
-an answer does not depend on training; its probabilities mean nothing) and set A's banded text encoder.
+an answer does not depend on training; its probabilities mean nothing), set A's banded text encoder and the
+training reference built from set A's train split (the warnings do not depend on training either).
 """
 
 from __future__ import annotations
@@ -28,12 +29,19 @@ import numpy as np
 
 def demo_run(folder: Path) -> Path:
     from alfia.cohorts.bundled import load_bundled
+    from alfia.evaluation.drift import REFERENCE_FILE, build_reference
     from alfia.model.alfia import ALFIA, ALFIAConfig
     from alfia.text.encoder import TextEncoder
 
-    ALFIA(ALFIAConfig()).save(folder / "model")
-    TextEncoder("physionet2012", "banded").fit(load_bundled("p12-a").df).save(folder / "encoder.json")
+    model = ALFIA(ALFIAConfig())
+    model.save(folder / "model")
+    dev = load_bundled("p12-a")
+    encoder = TextEncoder("physionet2012", "banded").fit(dev.df)
+    encoder.save(folder / "encoder.json")
     (folder / "threshold.json").write_text(json.dumps({"threshold": 0.5, "chosen_on": "demo run (untrained)"}))
+    # the training reference a trained run keeps, so that answers carry their warnings as they would
+    reference = build_reference(dev, encoder.transform(dev.df).tolist(), model.tokenizer)
+    (folder / REFERENCE_FILE).write_text(json.dumps(reference))
     return folder
 
 

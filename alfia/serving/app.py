@@ -12,12 +12,14 @@ import time
 from importlib import resources
 
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from alfia.errors import AlfiaError
-from alfia.serving.models import PredictResponse, request_models
+from alfia.serving.models import PredictResponse, Refused, TooLarge, request_models
 from alfia.serving.monitoring import Monitor
 from alfia.serving.service import RiskService
 
@@ -72,7 +74,7 @@ def create_app(service: RiskService) -> FastAPI:
     limits = service.limits
     if service.schema is None:
         raise AlfiaError("the service needs a run with a text encoder (encoder.json) to generate its record form")
-    _, PredictRequest = request_models(service.schema, limits.max_stays, limits.max_text_chars)
+    _, PredictRequest = request_models(service.schema, limits.max_stays, limits.max_text_chars, service.min_words)
     monitor = Monitor(service.feature_columns, service.ranges)
     app = FastAPI(title="ALFIA risk service", version="1",
                   description="P(in-hospital death) of ICU stays from their first 24 hours, with explanations. "
@@ -104,9 +106,16 @@ def create_app(service: RiskService) -> FastAPI:
                   for e in exc.errors()]
         return JSONResponse({"detail": errors}, status_code=422)
 
+    @app.exception_handler(StarletteHTTPException)
+    async def unreadable(request: Request, exc: StarletteHTTPException):
+        if exc.status_code == 400:  # FastAPI's "error parsing the body" (e.g. bytes that are not UTF-8): bad input
+            return JSONResponse({"detail": [{"loc": ["body"], "msg": "the body is not readable JSON (UTF-8)",
+                                             "type": "json_invalid"}]}, status_code=422)
+        return await http_exception_handler(request, exc)
+
     @app.exception_handler(AlfiaError)
     async def refused(_request: Request, exc: AlfiaError):
-        return JSONResponse({"detail": str(exc)}, status_code=422)
+        return JSONResponse({"detail": [{"loc": ["body"], "msg": str(exc), "type": "refused"}]}, status_code=422)
 
     @app.get("/healthz")
     async def healthz() -> dict:
@@ -122,26 +131,30 @@ def create_app(service: RiskService) -> FastAPI:
     async def metrics() -> Response:
         return Response(generate_latest(monitor.registry), media_type=CONTENT_TYPE_LATEST)
 
-    @app.post("/v1/predict", response_model=PredictResponse)
+    @app.post("/v1/predict", response_model=PredictResponse,
+              responses={413: {"model": TooLarge, "description": "the body is larger than the service takes"},
+                         422: {"model": Refused, "description": "refused: where and why"}})
     async def predict(body: PredictRequest) -> dict:  # type: ignore[valid-type]
-        """Score each stay: probability, risk band, layer weights and attended words; with ``explain``, each
-        variable's effect when left out."""
+        """Score each stay: warnings when it lies outside the training data, probability, risk band, layer
+        weights and attended words; with ``explain``, each variable's effect when left out."""
         jobs = []  # (stay, text, occluded texts)
         for stay in body.stays:
-            if stay.record is not None:
+            if getattr(stay, "record", None) is not None:
                 record = stay.record.model_dump()
                 monitor.observe_record(record)
                 occluded = service.occluded_texts(record) if body.explain else []
                 jobs.append((stay, record, service.text_of(record), occluded))
             else:
                 jobs.append((stay, None, stay.text, []))
+        warned = service.warnings([record for _, record, _, _ in jobs], [text for _, _, text, _ in jobs])
         texts = [t for _, _, text, occ in jobs for t in (text, *(o for _, o in occ))]
         scored = await asyncio.wrap_future(service.batcher.submit(texts))
         results, at = [], 0
-        for stay, record, text, occluded in jobs:
+        for (stay, record, text, occluded), warnings in zip(jobs, warned, strict=True):
             main, others = scored[at], scored[at + 1:at + 1 + len(occluded)]
             at += 1 + len(occluded)
-            result = service.result(stay.stay_id, text, main)
+            result = service.result(stay.stay_id, text, main, warnings)
+            monitor.observe_warnings(warnings)
             if body.explain and record is not None:
                 result["explanation"] = service.explanation(record, main.probability, occluded, others)
             monitor.stays.labels(result["band"], "record" if record is not None else "text").inc()

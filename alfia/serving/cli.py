@@ -38,8 +38,8 @@ def add_commands(sub) -> None:
     p.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
     p.add_argument("--bands", help="risk bands by lower bound, e.g. 'low=0,elevated=0.1,high=0.3' (default: "
                    "low, elevated from half the threshold, high from the run's threshold)")
-    p.add_argument("--training-cohort", help="the run's training cohort (a parquet file or p12-a): the reference "
-                   "ranges for input-drift metrics")
+    p.add_argument("--training-cohort", help="only for a run trained before it kept reference.json: its training "
+                   "cohort (a parquet file or p12-a), to build the reference of the warnings and drift metrics from")
     p.add_argument("--max-stays", type=int, default=64, help="stays per request (default 64)")
     p.add_argument("--max-text-chars", type=int, default=8000, help="characters per text (default 8000)")
     p.add_argument("--max-body-bytes", type=int, default=1_000_000, help="request body size (default 1 MB)")

@@ -1,4 +1,5 @@
-"""Prometheus metrics of the service: requests, latency, risk bands and input drift per variable.
+"""Prometheus metrics of the service: requests, latency, risk bands, input drift per variable and the stays
+answered with a warning, by kind.
 
 Drift is what a monitoring dashboard watches first: the share of records in which a variable is missing, and the
 share in which its value lies outside the range seen in the training split. Only counts are kept, never values.
@@ -33,6 +34,8 @@ class Monitor:
         self.outside_share = Gauge("alfia_input_outside_training_range_share",
                                    "share of records with the variable outside the training split's range",
                                    ["variable"], registry=r)
+        self.warnings = Counter("alfia_stay_warnings", "stays scored with a warning, by kind (see the model card)",
+                                ["kind"], registry=r)
         self._n = 0
         self._missing = dict.fromkeys(variables, 0)
         self._outside = dict.fromkeys(ranges, 0)
@@ -54,3 +57,7 @@ class Monitor:
             self.missing_share.labels(name).set(count / self._n)
         for name, count in self._outside.items():
             self.outside_share.labels(name).set(count / self._n)
+
+    def observe_warnings(self, warnings: list[dict]) -> None:
+        for kind in {w["kind"] for w in warnings}:
+            self.warnings.labels(kind).inc()

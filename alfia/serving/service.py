@@ -6,21 +6,24 @@ card.
 from __future__ import annotations
 
 import bisect
+import copy
 import json
+import logging
 import math
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import pandas as pd
 
 from alfia import __version__
 from alfia.cohorts import Cohort
 from alfia.errors import AlfiaError
+from alfia.evaluation import drift
 from alfia.inference import Run
 from alfia.serving.batching import MicroBatcher
 from alfia.serving.scoring import DIGITS, Scored, Scorer
 
 TOP_WORDS = 10
+log = logging.getLogger("alfia.serving")
 
 
 @dataclass(frozen=True)
@@ -65,24 +68,17 @@ class Limits:
     max_text_chars: int = 8_000
 
 
-def training_ranges(cohort: Cohort) -> dict[str, tuple[float, float]]:
-    """[min, max] of every numeric feature over the train split (the reference for input drift)."""
-    train = cohort.df[cohort.df["split"] == "train"]
-    out = {}
-    for col in cohort.schema.columns:
-        if col.role == "feature" and col.kind in ("int", "float"):
-            values = pd.to_numeric(train[col.name], errors="coerce").dropna()
-            if len(values):
-                out[col.name] = (float(values.min()), float(values.max()))
-    return out
-
-
 @dataclass
 class RiskService:
+    """``reference``: the train split's reference (:mod:`alfia.evaluation.drift`) that every answer's warnings
+    and the refusal threshold come from; None for a run trained before it was kept (answers then say so);
+    ``reference_source``: where it came from."""
+
     run: Run
     bands: Bands
     limits: Limits = field(default_factory=Limits)
-    ranges: dict[str, tuple[float, float]] = field(default_factory=dict)
+    reference: dict | None = None
+    reference_source: str | None = None
     max_batch: int = 32
 
     def __post_init__(self) -> None:
@@ -90,20 +86,38 @@ class RiskService:
         self.scorer = Scorer(self.run.model, batch_size=self.max_batch, calibrate=self.run.calibrator.transform)
         self.batcher = MicroBatcher(self.scorer.score, max_batch=self.max_batch)
         self.schema = self.run.encoder.schema if self.run.encoder is not None else None
+        # the warnings count tokens while the batcher's thread tokenizes too: a fast tokenizer used from two
+        # threads at once fails ("Already borrowed"), so they count with a copy of their own, one call at a time
+        self._counter = copy.deepcopy(self.run.model.tokenizer)
+        self._counting = threading.Lock()
 
     @classmethod
     def load(cls, folder: str | Path, bands: str | None = None, limits: Limits | None = None,
              training_cohort: Cohort | None = None, device: str | None = "auto",
              precision: str | None = "auto") -> RiskService:
+        """``training_cohort``: for a run without reference.json, the cohort it was trained on, to build the
+        reference from (the run's own reference.json is used whenever it exists)."""
         parsed = Bands.parse(bands) if bands else None  # a typo is reported before the model is loaded
         run = Run.load(folder, device, precision)
-        ranges = {}
-        if training_cohort is not None:
-            if run.encoder is not None and training_cohort.schema.name != run.encoder.schema_name:
-                raise AlfiaError(f"the training cohort is schema {training_cohort.schema.name!r}, the run "
-                                 f"{run.encoder.schema_name!r}")
-            ranges = training_ranges(training_cohort)
-        return cls(run, parsed or Bands.default(_threshold(run)), limits or Limits(), ranges)
+        reference, source = drift.load_reference(run.folder), drift.REFERENCE_FILE
+        if reference is None and training_cohort is not None:
+            texts = run.texts(training_cohort)  # refuses a cohort of another schema
+            reference = drift.build_reference(training_cohort, texts, run.model.tokenizer)
+            source = "--training-cohort"
+        elif training_cohort is not None:
+            log.info("the run keeps its training reference (%s): --training-cohort is not needed", source)
+        return cls(run, parsed or Bands.default(_threshold(run)), limits or Limits(), reference,
+                   source if reference is not None else None)
+
+    @property
+    def ranges(self) -> dict[str, tuple[float, float]]:
+        """[min, max] of every numeric variable over the train split (the drift metrics' reference)."""
+        variables = self.reference["variables"] if self.reference is not None else {}
+        return {name: (v["min"], v["max"]) for name, v in variables.items() if "min" in v}
+
+    @property
+    def min_words(self) -> int:
+        return drift.min_words(self.reference)
 
     @property
     def feature_columns(self) -> list[str]:
@@ -125,9 +139,24 @@ class RiskService:
         return out
 
     # -- answers --------------------------------------------------------------------------------
-    def result(self, stay_id, text: str, scored: Scored) -> dict:
+    def warnings(self, records: list[dict | None], texts: list[str]) -> list[list[dict]]:
+        """Each stay's warnings: a record (None for a free text) is checked against the training variables, its
+        text against the training texts (a free text against their template too)."""
+        model = self.run.model
+        with self._counting:
+            tokens = drift.token_counts(self._counter, texts)
+        out = []
+        for record, text, n in zip(records, texts, tokens, strict=True):
+            free = record is None
+            out += drift.stay_warnings(self.reference, [text], [n], model.max_length,
+                                       None if free else [record], free_text=free)
+        return out
+
+    def result(self, stay_id, text: str, scored: Scored, warnings: list[dict]) -> dict:
         ranked = sorted(scored.words, key=lambda w: -w[1])[:TOP_WORDS]
-        return {"stay_id": stay_id, "probability": scored.probability, "band": self.bands.of(scored.probability),
+        return {"stay_id": stay_id, "warnings": warnings,
+                "out_of_distribution": drift.out_of_distribution(warnings, self.reference),
+                "probability": scored.probability, "band": self.bands.of(scored.probability),
                 "alert": scored.probability >= self.run.threshold, "layer_weights": list(scored.layer_weights),
                 "top_words": [{"word": w, "weight": x} for w, x in ranked],
                 "words": [{"word": w, "weight": x} for w, x in scored.words], "text": text}
@@ -161,10 +190,29 @@ class RiskService:
             "bands": self.bands.to_dict(),
             "limits": {"max_body_bytes": self.limits.max_body_bytes, "max_stays": self.limits.max_stays,
                        "max_text_chars": self.limits.max_text_chars},
-            "drift_reference": "train split ranges" if self.ranges else None,
+            "training_reference": self.reference_card(),
+            "refusals": {
+                "text_min_words": self.min_words,
+                "text_min_tokens": self.min_words,
+                "text_rule": "a text with fewer words is refused (422): half the tokens of the shortest training "
+                             "text, at most its number of words; a word is at least one token, so a text with "
+                             "fewer tokens is refused too" if self.reference is not None
+                             else "no training reference: only empty texts are refused",
+                "record_rule": "a record with no variable is refused (422)"},
             "versions": {"alfia": __version__, **config.get("versions", {})},
         }
         return card
+
+    def reference_card(self) -> dict | None:
+        """What the warnings compare a stay with (without the per-variable details: /openapi.json and the
+        schema give the fields)."""
+        ref = self.reference
+        if ref is None:
+            return None
+        return {"source": self.reference_source, "train_stays": ref["train_stays"],
+                "text_tokens": ref["text"]["tokens"], "text_words": ref["text"]["words"],
+                "missing_per_stay": ref["missing_per_stay"],
+                "variable_ranges": {name: [lo, hi] for name, (lo, hi) in self.ranges.items()}}
 
     def schema_card(self) -> dict | None:
         if self.schema is None:

@@ -15,8 +15,9 @@ from alfia.analysis.report import SECTIONS, build_report
 from alfia.cohorts import Cohort
 from alfia.cohorts.bundled import load_bundled
 from alfia.errors import AlfiaError
+from alfia.evaluation import drift
 from alfia.evaluation.metrics import format_ci
-from alfia.inference import finish_run
+from alfia.inference import finish_run, predict_cohort
 from alfia.model.alfia import ALFIA
 from alfia.text.encoder import TextEncoder
 from alfia.training.config import make_config
@@ -68,10 +69,11 @@ def built(tmp_path_factory, tiny_bert_dir):
                                 "external": evaluate(t["hospital_mortality"], p, n_boot=20)}
     pd.concat(rows).to_parquet(base / "predictions.parquet", index=False)
     (base / "results.json").write_text(json.dumps({"models": models, "skipped": {"TabPFN": "not installed"}}))
-    # the study's external outputs
+    # the study's external outputs, as `alfia predict` writes them (with each stay's warnings)
     test = preds[preds["split"] == "test"]
     ext = root / "p12-b.predictions.parquet"
-    test[["stay_id", "probability", "label"]].to_parquet(ext, index=False)
+    test_rows = cohort.df[cohort.df["split"] == "test"].reset_index(drop=True)
+    predict_cohort(run, Cohort(df=test_rows, schema=cohort.schema, info=cohort.info))[0].to_parquet(ext, index=False)
     (root / "p12-b.metrics.json").write_text(json.dumps(
         {"ms_per_sample": 3.5, "peak_rss_mb": 900.0, "rows": len(test), "threshold": 0.5,
          "metrics": evaluate(test["hospital_mortality"], test["probability"], n_boot=20)}))
@@ -92,6 +94,56 @@ def built(tmp_path_factory, tiny_bert_dir):
         build_report(run, out, baselines=base, ablation=ablation, cohort=cohort, bench=bench, max_stays=40,
                      projection="pca", n_boot=20, classifier="mlp", progress=lambda *_: None)
     return {"root": root, "run": run, "out": out, "html": out.read_text(), "ablation": ablation}
+
+
+def test_warnings_are_counted_per_cohort(built, tmp_path):
+    numbers = json.loads((built["run"] / "figures" / "cohort-warnings.json").read_text())
+    header, rows = numbers["header"], {r[0]: dict(zip(numbers["header"], r, strict=True)) for r in numbers["rows"]}
+    assert list(rows) == ["train", "val", "test", "p12-b (external)"] and not numbers["not_shown"]
+    preds = pd.read_parquet(built["run"] / "predictions.parquet")
+    for split in ("train", "val", "test"):  # truncation as finish_run counted it
+        part = preds[preds["split"] == split]
+        assert rows[split]["stays"] == f"{len(part):,}"
+        assert rows[split]["truncated"] == str(int(part["truncated"].sum()))
+    # the train split is the reference: nothing of it lies outside its own range or token span
+    assert rows["train"]["outside training range"] == rows["train"]["token count"] == "0"
+    ext = pd.read_parquet(built["root"] / "p12-b.predictions.parquet")
+    kinds = drift.kinds_of(ext["warnings"])
+    counts = drift.count_kinds(kinds)
+    assert rows["p12-b (external)"]["stays"] == str(len(ext))
+    assert rows["p12-b (external)"]["out of distribution"] == str(int(ext["out_of_distribution"].sum()))
+    for kind in drift.OUT_OF_DISTRIBUTION:
+        assert rows["p12-b (external)"][kind.replace("_", " ")] == str(counts[kind])
+    cohort = section(parse_html(rendered(built["out"], tmp_path)), "cohort")
+    assert "Stays outside the training data" in cohort.text()
+    shown = [[" ".join(td.text().split()) for td in tr.find_all("td")] for tr in cohort.find_all("tr")]
+    assert [r for r in shown if r and r[0] == "p12-b (external)"] == [numbers["rows"][-1]]
+    assert header[:3] == ["cohort", "stays", "out of distribution"]
+
+
+def test_a_run_without_reference_says_why_its_warnings_are_not_counted(built, tmp_path):
+    from types import SimpleNamespace
+
+    from alfia.analysis.figures import FigureWriter
+    from alfia.analysis.report.cohort import warnings_table
+    from alfia.inference import Run
+
+    run = tmp_path / "old-run"
+    shutil.copytree(built["run"], run, ignore=shutil.ignore_patterns("reference.json", "embeddings", "figures"))
+    external = {"predictions": pd.read_parquet(built["root"] / "p12-b.predictions.parquet").drop(columns="warnings"),
+                "name": "p12-b"}
+    inp = SimpleNamespace(run=run, cohort=small_cohort(), texts=None, loaded=Run.load(run), external=external,
+                          figs=FigureWriter(tmp_path / "figures", []))
+    table, why = warnings_table(inp)
+    assert table is None and "no reference.json" in why and "p12-b" in why
+    import html
+
+    from alfia.analysis.report.inputs import Table
+    from alfia.analysis.report.render import render
+
+    page = render("cohort.html.j2", splits=Table(["split"], [["train"]]), has_cohort=False, warnings=table,
+                  warnings_missing=why)
+    assert "Not shown: the run's own splits (the run has no reference.json" in html.unescape(" ".join(page.split()))
 
 
 def test_every_section_and_image_is_present(built):

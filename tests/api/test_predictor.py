@@ -84,7 +84,8 @@ def test_cli_predict_scores_a_table_without_outcome_and_split(fitted, dev, tmp_p
     out = tmp_path / "scores.parquet"
     assert main(["predict", str(fitted.path), str(new), "--schema", "physionet2012", "--out", str(out)]) == 0
     scores = pd.read_parquet(out)
-    assert list(scores.columns) == ["stay_id", "probability", "p_raw", "label", "threshold", "truncated"]
+    assert list(scores.columns) == ["stay_id", "probability", "p_raw", "label", "threshold", "truncated", "warnings",
+                                    "out_of_distribution"]
     assert scores["stay_id"].tolist() == dev.df["stay_id"].tolist()
     np.testing.assert_allclose(scores["probability"], fitted.predict_proba(dev), rtol=0, atol=1e-6)
     assert (scores["threshold"] == fitted.threshold).all()

@@ -1,37 +1,20 @@
 """The web page end to end in headless Chromium: the form is generated from the schema, filled, submitted, and
-the page shows a probability, the band, highlighted words and the explanation. Skipped without Chromium."""
+the page shows the stay's warnings above a probability, the band, highlighted words and the explanation; a text
+too short to read is refused with the reason. Skipped without Chromium."""
 
 from __future__ import annotations
 
 import shutil
-import socket
-import threading
-import time
 
 import pytest
 
 from alfia.serving.app import create_app
 from alfia.serving.service import RiskService
+from tests.serving.conftest import serve_in_thread
 
 
 def _chromium() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
-
-
-def serve_in_thread(app):
-    """uvicorn on a free loopback port in a daemon thread; returns (base url, server)."""
-    import uvicorn
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False))
-    threading.Thread(target=server.run, daemon=True).start()
-    for _ in range(200):
-        if server.started:
-            return f"http://127.0.0.1:{port}", server
-        time.sleep(0.05)
-    raise RuntimeError("uvicorn did not start")
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +24,7 @@ def base_url(tiny_run):
     server.should_exit = True
 
 
-def test_form_submit_shows_risk_band_highlights_and_explanation(base_url, tmp_path):
+def test_form_submit_shows_warnings_risk_band_highlights_and_explanation(base_url, tiny_run):
     browser_path = _chromium()
     if browser_path is None:
         pytest.skip("chromium is not installed (apt-get install chromium); CI installs it")
@@ -63,8 +46,15 @@ def test_form_submit_shows_risk_band_highlights_and_explanation(base_url, tmp_pa
         page.fill("#f-gcs_min", "6")
         page.fill("#f-gcs_max", "11")
         page.fill("#f-lactate_max", "6.4")
+        page.fill("#f-hr_max", "290")  # inside the schema's 20-300, above every training stay
         page.click("#submit")
         page.wait_for_selector("#answer:not([hidden])")
+        # the warnings come first: above the probability, each with its kind
+        assert page.is_visible("#warnings")
+        shown = {li.get_attribute("data-kind"): li.inner_text() for li in page.locator("#warnings li").all()}
+        assert {"outside_training_range", "missing_variables"} <= set(shown)
+        assert "hr_max 290" in shown["outside_training_range"] and "not recorded" in shown["missing_variables"]
+        assert page.locator("#warnings").bounding_box()["y"] < page.locator("#probability").bounding_box()["y"]
         probability = page.inner_text("#probability")
         assert probability.endswith("%") and 0 <= float(probability.rstrip(" %")) <= 100
         assert page.inner_text("#band") in ("low", "elevated", "high")
@@ -85,8 +75,13 @@ def test_form_submit_shows_risk_band_highlights_and_explanation(base_url, tmp_pa
         page.wait_for_function("document.getElementById('error').textContent.length > 0")
         assert "text" in page.inner_text("#error")
         page.fill("#free-text", "the patient is a 67 year old male admitted to icu with sepsis")
+        page.click("#submit")  # twelve words: refused, with the reason
+        page.wait_for_function("document.getElementById('error').textContent.includes('words')")
+        assert "texts under" in page.inner_text("#error")
+        page.fill("#free-text", tiny_run["cohort"].df["text"].iloc[0] + " with sepsis")
         page.click("#submit")
         page.wait_for_function("document.getElementById('text').textContent.includes('sepsis')")
+        assert page.inner_text("#error") == ""
         assert "Explanations need a structured record" in page.inner_text("#explanation")
         browser.close()
     assert not errors

@@ -1,5 +1,5 @@
-"""The risk service through FastAPI's TestClient: answers, limits (413/422, never 500), logs, determinism,
-model card, health and Prometheus metrics."""
+"""The risk service through FastAPI's TestClient: answers, warnings for stays outside the training data,
+refusals, limits (413/422, never 500), logs, determinism, model card, health and Prometheus metrics."""
 
 from __future__ import annotations
 
@@ -9,19 +9,22 @@ import math
 import re
 from concurrent.futures import ThreadPoolExecutor
 
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
 from alfia.errors import AlfiaError
+from alfia.evaluation.drift import words_pattern
 from alfia.serving.app import create_app
 from alfia.serving.service import Bands, Limits, RiskService
 
-LIMITS = Limits(max_body_bytes=20_000, max_stays=4, max_text_chars=500)
+LIMITS = Limits(max_body_bytes=40_000, max_stays=4, max_text_chars=1500)
+WORDS = " ".join(["word"] * 80)  # enough words to be read, nothing like a training text
 
 
 @pytest.fixture(scope="module")
 def service(tiny_run):
-    return RiskService.load(tiny_run["run"], limits=LIMITS, training_cohort=tiny_run["cohort"])
+    return RiskService.load(tiny_run["run"], limits=LIMITS)  # its reference.json: no --training-cohort needed
 
 
 @pytest.fixture(scope="module")
@@ -69,11 +72,11 @@ def test_record_answer_matches_the_run_on_the_same_stay(client, service, tiny_ru
 def test_text_input_and_explanations(client, tiny_run):
     cohort = tiny_run["cohort"]
     record = record_of(cohort, 5)
-    r = client.post("/v1/predict", json={"stays": [{"record": record}, {"text": "gcs 15 , sofa score 9"}],
-                                         "explain": True})
+    text = cohort.df["text"].iloc[7]
+    r = client.post("/v1/predict", json={"stays": [{"record": record}, {"text": text}], "explain": True})
     assert r.status_code == 200, r.text
     by_record, by_text = r.json()["results"]
-    assert by_text["text"] == "gcs 15 , sofa score 9" and by_text["explanation"] is None
+    assert by_text["text"] == text and by_text["explanation"] is None
     effects = by_record["explanation"]
     assert {e["variable"] for e in effects} == set(record)  # one effect per variable the record has
     schema = cohort.schema
@@ -99,12 +102,24 @@ def test_missing_fields_are_written_not_recorded(client):
     ({"stays": [{"record": {"heart_rate_of_the_moon": 1}}]}, "heart_rate_of_the_moon"),  # unknown field
     ({"stays": [{"record": {"ref_saps1": 10}}]}, "ref_saps1"),            # a reference column is no input
     ({"stays": [{"record": {"age": "old"}}]}, "age"),
-    ({"stays": [{"text": "x" * 501}]}, "text"),                           # text too long
-    ({"stays": [{"text": "a", "record": {}}]}, "stays"),                  # both inputs
+    ({"stays": [{"record": {"age": True}}]}, "age"),                      # no boolean read as a number
+    ({"stays": [{"record": {"mech_vent": True}}]}, "mech_vent"),          # ... nor as 0/1
+    ({"stays": [{"record": {"gcs_min": "7"}}]}, "gcs_min"),               # no string read as a number
+    ({"stays": [{"record": {"gcs_min": 7.5}}]}, "gcs_min"),               # GCS is whole
+    ({"stays": [{"record": {"age": None}}]}, "age"),                      # leave a missing value out
+    ({"stays": [{"record": {}}]}, "record"),                              # nothing recorded: refused
+    ({"stays": [{"text": "x " * 751}]}, "text"),                          # text too long
+    ({"stays": [{"text": "0"}]}, "text"),                                 # too few words: refused
+    ({"stays": [{"text": WORDS, "record": {"age": 70}}]}, "text"),        # both inputs
     ({"stays": [{}]}, "stays"),                                           # neither
+    ({"stays": [[None, None]]}, "stays"),                                 # not a stay at all (was a 500)
+    ({"stays": [{"stay_id": False, "text": WORDS}]}, "stay_id"),          # a stay id is no boolean
+    ({"stays": [{"stay_id": 1.5, "text": WORDS}]}, "stay_id"),
+    ({"stays": [{"stay_id": "x" * 65, "text": WORDS}]}, "stay_id"),
     ({"stays": []}, "stays"),
-    ({"stays": [{"text": "a"}] * 5}, "stays"),                            # too many stays
-    ({"stays": [{"text": "a"}], "extra": 1}, "extra"),
+    ({"stays": [{"text": WORDS}] * 5}, "stays"),                          # too many stays
+    ({"stays": [{"text": WORDS}], "explain": "yes"}, "explain"),
+    ({"stays": [{"text": WORDS}], "extra": 1}, "extra"),
 ])
 def test_bad_input_is_422_with_the_reason(client, body, where):
     r = client.post("/v1/predict", json=body)
@@ -117,18 +132,20 @@ def test_bad_input_is_422_with_the_reason(client, body, where):
 def test_non_json_and_nan_are_422(client):
     assert client.post("/v1/predict", content=b"{not json", headers={"content-type": "application/json"}
                        ).status_code == 422
+    r = client.post("/v1/predict", content=b"Xl\xe9r\xff", headers={"content-type": "application/json"})
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body"]  # not UTF-8: was a 400
     r = client.post("/v1/predict", content=b'{"stays": [{"record": {"age": NaN}}]}',
                     headers={"content-type": "application/json"})
     assert r.status_code == 422
 
 
 def test_body_over_the_limit_is_413(client):
-    big = json.dumps({"stays": [{"text": "y" * 400}] * 60}).encode()
+    big = json.dumps({"stays": [{"text": "y" * 400}] * 120}).encode()
     r = client.post("/v1/predict", content=big, headers={"content-type": "application/json"})
     assert r.status_code == 413 and "larger than" in r.json()["detail"]
 
     def chunks():  # no Content-Length: the size is found while reading
-        for _ in range(30):
+        for _ in range(50):
             yield b" " * 1000
 
     r = client.post("/v1/predict", content=chunks(), headers={"content-type": "application/json"})
@@ -144,7 +161,8 @@ def test_no_patient_text_or_value_in_the_logs(client, tiny_run, caplog):
     alfia_logger.addHandler(caplog.handler)
     try:
         with caplog.at_level(logging.DEBUG, logger="alfia"):
-            assert client.post("/v1/predict", json={"stays": [{"text": f"gcs 15 {secret}"}, {"record": record}],
+            text = f"{tiny_run['cohort'].df['text'].iloc[0]} {secret}"
+            assert client.post("/v1/predict", json={"stays": [{"text": text}, {"record": record}],
                                                     "explain": True}).status_code == 200
             assert client.post("/v1/predict", json={"stays": [{"text": secret * 100}]}).status_code == 422
     finally:
@@ -157,7 +175,7 @@ def test_no_patient_text_or_value_in_the_logs(client, tiny_run, caplog):
 
 def test_same_input_same_answer_under_concurrency(client, tiny_run):
     cohort = tiny_run["cohort"]
-    bodies = [{"stays": [{"record": record_of(cohort, i)}, {"text": cohort.df["text"].iloc[i + 1][:450]}]}
+    bodies = [{"stays": [{"record": record_of(cohort, i)}, {"text": cohort.df["text"].iloc[i + 1]}]}
               for i in range(8)]
     alone = [client.post("/v1/predict", json=b).json() for b in bodies]
     assert all(len(a["results"]) == 2 for a in alone)
@@ -189,7 +207,7 @@ def test_metrics_count_requests_bands_and_drift(tiny_run, service):
     if low == 3 and high == 15:
         records[0] = {"gcs_min": 3}  # nothing can be outside: fall back to checking the missing share only
     client.post("/v1/predict", json={"stays": [{"record": r} for r in records]})
-    client.post("/v1/predict", json={"stays": [{"text": "gcs 15 , sofa score 9"}]})
+    client.post("/v1/predict", json={"stays": [{"text": WORDS}]})
     text = client.get("/v1/metrics").text
     assert 'alfia_requests_total{path="/v1/predict",status="200"} 2.0' in text
     assert "alfia_request_seconds_bucket" in text
@@ -199,6 +217,104 @@ def test_metrics_count_requests_bands_and_drift(tiny_run, service):
     if (low, high) != (3, 15):
         assert 'alfia_input_outside_training_range_share{variable="gcs_min"} 0.3333' in text
     assert 'alfia_input_outside_training_range_share{variable="age"} 0.0' in text
+    assert 'alfia_stay_warnings_total{kind="missing_variables"} 3.0' in text
+    assert 'alfia_stay_warnings_total{kind="template"} 1.0' in text
+
+
+def kinds(result: dict) -> set[str]:
+    return {w["kind"] for w in result["warnings"]}
+
+
+def test_the_three_answers_the_issue_found(client):
+    """{"stays": [{}]} matched the schema and was refused; a boolean stay id was read as 0; "0" was scored 0.99."""
+    r = client.post("/v1/predict", json={"stays": [{}]})
+    assert r.status_code == 422
+    [problem] = r.json()["detail"]
+    assert problem["loc"] == ["body", "stays", 0] and "'record' or 'text'" in problem["msg"]
+    r = client.post("/v1/predict", json={"stays": [{"stay_id": False, "text": WORDS}]})
+    assert r.status_code == 422 and {tuple(e["loc"][:5]) for e in r.json()["detail"]} == {
+        ("body", "stays", 0, "text", "stay_id")}
+    r = client.post("/v1/predict", json={"stays": [{"text": "0"}]})
+    assert r.status_code == 422
+    [problem] = r.json()["detail"]
+    assert problem["loc"] == ["body", "stays", 0, "text", "text"] and problem["type"] == "too_few_words"
+    assert "the text has 1 word; texts under" in problem["msg"] and "refused" in problem["msg"]
+
+
+def test_the_schema_states_every_rule(client, service):
+    api = client.get("/openapi.json").json()
+    schemas = api["components"]["schemas"]
+    stays = schemas["PredictRequest"]["properties"]["stays"]
+    assert len(stays["items"]["oneOf"]) == 2 and stays["maxItems"] == LIMITS.max_stays
+    record_stay, text_stay = (schemas[ref["$ref"].split("/")[-1]] for ref in stays["items"]["oneOf"])
+    assert record_stay["required"] == ["record"] and text_stay["required"] == ["text"]
+    assert record_stay["additionalProperties"] is False and text_stay["additionalProperties"] is False
+    text = text_stay["properties"]["text"]
+    assert text["maxLength"] == LIMITS.max_text_chars
+    assert text["pattern"] == words_pattern(service.min_words) and service.min_words > 1
+    assert {"type": "boolean"} not in text_stay["properties"]["stay_id"]["anyOf"]
+    record = schemas[record_stay["properties"]["record"]["$ref"].split("/")[-1]]
+    assert record["minProperties"] == 1 and record["additionalProperties"] is False
+    gcs = record["properties"]["gcs_min"]
+    assert (gcs["type"], gcs["minimum"], gcs["maximum"]) == ("integer", 3, 15)
+    assert record["properties"]["mech_vent"]["maximum"] == 1
+    assert not any("default" in p for p in record["properties"].values())
+    assert {"413", "422"} <= set(api["paths"]["/v1/predict"]["post"]["responses"])
+
+
+def test_every_answer_says_how_far_the_stay_is_from_the_training_data(client, service, tiny_run):
+    cohort = tiny_run["cohort"]
+    train = np.flatnonzero(cohort.df["split"].to_numpy() == "train")
+    inside = record_of(cohort, int(train[0]))
+    top = service.ranges["hr_max"][1]
+    assert top < 290  # so 290 lies outside the training range but inside the schema's valid one (20-300)
+    bodies = [{"stay_id": "inside", "record": inside},
+              {"stay_id": "outside", "record": {**inside, "hr_max": 290.0}},
+              {"stay_id": "sparse", "record": {"age": 70, "gender": "male", "gcs_min": 9}},
+              {"stay_id": "words", "text": WORDS}]
+    r = client.post("/v1/predict", json={"stays": bodies})
+    assert r.status_code == 200, r.text
+    inside_r, outside_r, sparse_r, words_r = r.json()["results"]
+    # every text of the tiny run is longer than its 48 tokens: truncation is said, and is not out of distribution
+    assert kinds(inside_r) == {"truncated"} and inside_r["out_of_distribution"] is False
+    assert kinds(outside_r) == {"outside_training_range", "truncated"} and outside_r["out_of_distribution"]
+    [message] = [w["message"] for w in outside_r["warnings"] if w["kind"] == "outside_training_range"]
+    assert f"hr_max 290 (training {service.ranges['hr_max'][0]:g} to {top:g})" in message
+    assert "missing_variables" in kinds(sparse_r) and sparse_r["out_of_distribution"]
+    n = len(cohort.schema.feature_columns)
+    assert f"{n - 3} of {n} variables not recorded" in sparse_r["warnings"][0]["message"]
+    assert {"template", "token_count"} <= kinds(words_r) and words_r["out_of_distribution"]
+    for result in (outside_r, sparse_r, words_r):  # still scored: a clinician may want the number
+        assert 0 <= result["probability"] <= 1 and result["band"]
+
+
+def test_model_card_states_the_refusals_and_the_reference(client, service):
+    card = client.get("/v1/model").json()
+    reference = json.loads((service.run.folder / "reference.json").read_text())
+    assert card["refusals"]["text_min_words"] == card["refusals"]["text_min_tokens"] == service.min_words
+    assert service.min_words == min(reference["text"]["tokens"]["min"] // 2, reference["text"]["words"]["min"])
+    assert card["training_reference"]["source"] == "reference.json"
+    assert card["training_reference"]["text_tokens"] == reference["text"]["tokens"]
+    assert card["training_reference"]["variable_ranges"]["hr_max"] == [reference["variables"]["hr_max"]["min"],
+                                                                        reference["variables"]["hr_max"]["max"]]
+
+
+def test_a_run_trained_before_the_reference_still_serves(tiny_run, tmp_path):
+    import shutil
+
+    run = tmp_path / "old-run"
+    shutil.copytree(tiny_run["run"], run)
+    kept = json.loads((run / "reference.json").read_text())
+    (run / "reference.json").unlink()
+    old = TestClient(create_app(RiskService.load(run, limits=LIMITS)))
+    r = old.post("/v1/predict", json={"stays": [{"text": "0"}, {"record": {"age": 70}}]})
+    assert r.status_code == 200, r.text  # no reference: no threshold to refuse by, but never silent
+    for result in r.json()["results"]:
+        assert "reference_unavailable" in kinds(result) and result["out_of_distribution"] is None
+    assert old.get("/v1/model").json()["training_reference"] is None
+    # --training-cohort builds the same reference the run would have kept
+    rebuilt = RiskService.load(run, limits=LIMITS, training_cohort=tiny_run["cohort"])
+    assert rebuilt.reference == kept and rebuilt.reference_source == "--training-cohort"
 
 
 def test_bands():
@@ -233,7 +349,7 @@ def test_cli_serve_wires_options_and_refuses_bad_ones(tiny_run, monkeypatch, cap
     assert started["host"] == "127.0.0.1" and started["port"] == 8123 and started["access_log"] is False
     client = TestClient(started["app"])
     assert [b["band"] for b in client.get("/v1/model").json()["bands"]] == ["calm", "watch", "act"]
-    assert client.post("/v1/predict", json={"stays": [{"text": "gcs 15"}] * 3}).status_code == 422
+    assert client.post("/v1/predict", json={"stays": [{"text": WORDS}] * 3}).status_code == 422
     capsys.readouterr()
     for argv, message in ((["serve", str(tiny_run["run"]), "--bands", "calm=0.1"], "risk bands"),
                           (["serve", str(tiny_run["run"] / "nope")], "does not exist"),
