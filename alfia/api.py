@@ -15,9 +15,7 @@ a parquet file or a bundled name (``p12-a``). The predictor's state is its run f
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
 import time
 from pathlib import Path
 
@@ -28,6 +26,7 @@ from alfia.cohorts import Cohort
 from alfia.datasets import load_cohort
 from alfia.errors import AlfiaError
 from alfia.inference import Run, cached_embeddings, labelled_metrics
+from alfia.run_folder import RunFolder
 from alfia.text.encoder import DEFAULT_STYLE, TextEncoder
 from alfia.training.config import make_config
 
@@ -104,17 +103,7 @@ class ALFIAPredictor:
         run = self.run
         if path is None or Path(path).resolve() == run.folder.resolve():
             return run.folder
-        target = Path(path)
-        if target.exists() and any(target.iterdir()):
-            raise AlfiaError(f"{target} is not empty; save the predictor to a new folder")
-        tmp = target.parent / f".{target.name}.tmp"
-        shutil.rmtree(tmp, ignore_errors=True)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copytree(run.folder, tmp, ignore=shutil.ignore_patterns("checkpoint", "embeddings"))
-        if target.exists():
-            target.rmdir()
-        os.replace(tmp, target)
-        return target
+        return run.files.copy_to(path).path
 
     @classmethod
     def load(cls, path: str | os.PathLike, device: str | None = "auto", precision: str | None = "auto"
@@ -122,9 +111,8 @@ class ALFIAPredictor:
         """A predictor from a run folder (``fit``, ``save`` or ``alfia train``), its model on ``device``."""
         run = Run.load(path, device, precision)
         if run.threshold is None:
-            raise AlfiaError(f"run {path} has no threshold.json: its training did not finish")
-        config_file = Path(path) / "config.json"
-        saved = json.loads(config_file.read_text()) if config_file.exists() else {}
+            raise AlfiaError(f"run {path} has no {RunFolder.THRESHOLD}: its training did not finish")
+        saved = run.files.config()
         train_settings = dict(saved.get("train", {}))
         profile = train_settings.pop("profile", "quick")
         predictor = cls(schema=run.encoder.schema_name if run.encoder else None,
@@ -169,10 +157,9 @@ def find_run_cohort(run: str | os.PathLike) -> Cohort | None:
     from alfia.cohorts import read_cohort
     from alfia.training.trainer import cohort_checksum
 
-    config = Path(run) / "config.json"
-    if not config.exists():
+    wanted = RunFolder(run).config().get("cohort", {}).get("checksum")
+    if wanted is None:
         return None
-    wanted = json.loads(config.read_text()).get("cohort", {}).get("checksum")
     for candidate in sorted(Path(run).parent.glob("*.parquet")):
         try:
             cohort = read_cohort(candidate)

@@ -109,11 +109,9 @@ def get_input(args: argparse.Namespace, name: str) -> str:
     return value or old
 
 
-BACKBONE_HELP = ("a name from `alfia backbones` (all-MiniLM-L6-v2, all-mpnet-base-v2 once installed), a local "
-                 "HuggingFace model folder or a hub name in the local cache")
-
-
 def add_backbone(p: argparse.ArgumentParser, **kwargs) -> None:
+    from alfia.model.backbone import BACKBONE_HELP
+
     p.add_argument("--backbone", help=f"{BACKBONE_HELP} (default: the packaged all-MiniLM-L6-v2)", **kwargs)
 
 

@@ -1,6 +1,15 @@
-"""The one dict -> dataclass codec of every saved or given config: model parts (``alfia.model``), training settings
-(``alfia.training.config``) and the text encoder (``alfia.text.encoder``). Free of torch, so that reading a text
-encoder does not load it.
+"""Configs: the one dict <-> dataclass codec of every saved or given config (model parts, training settings, the
+text encoder) and :class:`Config`, the base of every model and training config. Free of torch, so that reading a
+text encoder does not load it.
+
+A config is a dataclass whose fields are declared with :func:`setting`: a default, a help text, the command-line
+flag (if any) and a constraint (:class:`Interval`, :class:`OneOf`), in the spirit of scikit-learn's declared
+parameter constraints; :meth:`Config.validate` checks them all, nested configs included, and names a bad one by its
+path (``model.lora.r must be at least 1``)::
+
+    @dataclass
+    class LoraSettings(Config):
+        r: int = setting(16, help="LoRA rank", flag="--lora-r", check=Interval(int, 1))
 """
 
 from __future__ import annotations
@@ -8,8 +17,128 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
+from dataclasses import dataclass
+from typing import Any
 
-from alfia.errors import AlfiaError
+from alfia.errors import AlfiaError, SettingError
+
+
+# -- declared constraints ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Interval:
+    """A number of ``kind`` (int or float) between ``low`` and ``high`` (None: unbounded); ``closed``: which ends
+    belong to the interval ("both", "left", "right", "neither")."""
+
+    kind: type
+    low: float | None = None
+    high: float | None = None
+    closed: str = "both"
+
+    def problem(self, value) -> str | None:
+        integral = isinstance(value, int) and not isinstance(value, bool)
+        if self.kind is int and not integral:
+            return f"must be a whole number, got {value!r}"
+        if self.kind is float and not (integral or isinstance(value, float)):
+            return f"must be a number, got {value!r}"
+        low_ok = self.low is None or (value >= self.low if self.closed in ("both", "left") else value > self.low)
+        high_ok = self.high is None or (value <= self.high if self.closed in ("both", "right") else value < self.high)
+        return None if low_ok and high_ok else f"must be {self.describe()}, got {value!r}"
+
+    def describe(self) -> str:
+        if self.high is None:
+            return f"at least {self.low}" if self.closed in ("both", "left") else f"above {self.low}"
+        if self.low is None:
+            return f"at most {self.high}" if self.closed in ("both", "right") else f"below {self.high}"
+        left = "[" if self.closed in ("both", "left") else "("
+        right = "]" if self.closed in ("both", "right") else ")"
+        return f"in {left}{self.low}, {self.high}{right}"
+
+
+@dataclass(frozen=True)
+class OneOf:
+    """One of ``choices``."""
+
+    choices: tuple
+
+    def problem(self, value) -> str | None:
+        return None if value in self.choices else f"must be one of {', '.join(map(str, self.choices))}, got {value!r}"
+
+
+POSITIVE = Interval(int, 1)                               # a count: 1, 2, ...
+POSITIVE_NUMBER = Interval(float, 0, closed="neither")    # a rate, a strength: > 0
+NON_NEGATIVE = Interval(float, 0)
+SHARE = Interval(float, 0, 1)                             # [0, 1]
+DROPOUT = Interval(float, 0, 1, closed="left")            # [0, 1)
+
+
+def setting(default: Any = dataclasses.MISSING, *, help: str, flag: str | None = None, check=None,
+            parse: str | None = None, default_factory: Any = dataclasses.MISSING) -> Any:
+    """A config field: its default, what it means (``help``, shown by ``alfia train --help``), the command-line
+    flag that sets it (``--lora-r``; None: no flag), its constraint, and ``parse``: how the command line reads a
+    value that is not a plain number, word or list (e.g. "size" for 8G; the CLI knows the parsers)."""
+    metadata = {"help": help, "flag": flag, "check": check, "parse": parse}
+    if default_factory is not dataclasses.MISSING:
+        return dataclasses.field(default_factory=default_factory, metadata=metadata)
+    return dataclasses.field(default=default, metadata=metadata)
+
+
+class Config:
+    """The base of every model and training config (a dataclass): ``to_dict`` / ``from_dict`` once, and
+    ``validate`` of the declared constraints, nested configs included. A subclass adds rules that tie several fields
+    together in :meth:`check`."""
+
+    def to_dict(self) -> dict:
+        """Plain JSON-ready values: nested configs as dicts, tuples as lists."""
+        out = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, Config):
+                value = value.to_dict()
+            elif isinstance(value, tuple):
+                value = list(value)
+            out[f.name] = value
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict, where: str | None = None, remedy: str = "save it again"):
+        return config_from_dict(cls, data, where or f"{cls.__name__} settings", remedy)
+
+    def validate(self, path: str = ""):
+        """Check every declared constraint (a None value stands for "unset" or "off" and is not checked) and the
+        subclass's :meth:`check`; a violation is a SettingError naming the setting's path. Returns the config."""
+        for f in dataclasses.fields(self):
+            value, name = getattr(self, f.name), path + f.name
+            if isinstance(value, Config):
+                value.validate(name + ".")
+                continue
+            check = f.metadata.get("check")
+            problem = None if value is None or check is None else check.problem(value)
+            if problem:
+                raise SettingError(name, problem)
+        self.check(path)
+        return self
+
+    def check(self, path: str) -> None:
+        """Rules that tie several fields together (raise ``SettingError(path + field, problem)``)."""
+
+    def require(self, *names: str, path: str = ""):
+        """The fields ``names`` must be set (not None): a part built on its own has no backbone to take them from.
+        Returns the config."""
+        for name in names:
+            if getattr(self, name) is None:
+                raise SettingError(path + name, "must be set")
+        return self
+
+
+def settings_of(cls, prefix: str = ""):
+    """``(path, field)`` of every setting of config class ``cls``, nested configs walked (their own field too)."""
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        path = prefix + f.name
+        yield path, f
+        nested = nested_dataclass(hints[f.name])
+        if nested is not None:
+            yield from settings_of(nested, path + ".")
 
 
 def config_from_dict(cls, data: dict, where: str, remedy: str = "save it again"):

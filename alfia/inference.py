@@ -30,11 +30,12 @@ from tqdm.auto import tqdm
 from alfia.cohorts import Cohort
 from alfia.errors import AlfiaError
 from alfia.evaluation import drift
-from alfia.evaluation.calibration import CALIBRATION_FILE, Calibrator
+from alfia.evaluation.calibration import Calibrator
 from alfia.evaluation.metrics import choose_threshold, evaluate
 from alfia.io import atomic_path, metrics_path, write_text_atomic
 from alfia.model.alfia import ALFIA, assemble_outputs
 from alfia.model.serialization import DIGESTS_NAME, code_version, folder_digest
+from alfia.run_folder import RunFolder
 from alfia.text.encoder import TextEncoder
 from alfia.training import distributed as dist
 
@@ -56,21 +57,20 @@ class Run:
     @classmethod
     def load(cls, folder: str | Path, device: str | None = "auto", precision: str | None = "auto") -> Run:
         """A trained run, its model on ``device`` computing in ``precision`` (:mod:`alfia.model.runtime`)."""
-        folder = Path(folder)
-        if not folder.is_dir():
+        files = RunFolder(folder)
+        if not files.path.is_dir():
             raise AlfiaError(f"run folder {folder} does not exist; train one with `alfia train`")
-        if not (folder / "model").is_dir():
+        if not files.model.is_dir():
             raise AlfiaError(f"run folder {folder} has no trained model (model/ is missing); "
                              "the training did not finish an epoch: run `alfia train ... --resume`")
-        model = ALFIA.load(folder / "model", device=device, precision=precision)
-        encoder = TextEncoder.load(folder / "encoder.json") if (folder / "encoder.json").exists() else None
-        threshold = None
-        if (folder / "threshold.json").exists():
-            threshold = float(json.loads((folder / "threshold.json").read_text())["threshold"])
-        calibrator = Calibrator()
-        if (folder / CALIBRATION_FILE).exists():
-            calibrator = Calibrator.from_dict(json.loads((folder / CALIBRATION_FILE).read_text()))
-        return cls(folder, model, encoder, threshold, calibrator)
+        model = ALFIA.load(files.model, device=device, precision=precision)
+        calibration = files.calibration()
+        calibrator = Calibrator.from_dict(calibration) if calibration is not None else Calibrator()
+        return cls(files.path, model, saved_encoder(files), files.threshold(), calibrator)
+
+    @property
+    def files(self) -> RunFolder:
+        return RunFolder(self.folder)
 
     def texts(self, data: Cohort | list[str]) -> list[str]:
         if isinstance(data, Cohort):
@@ -123,7 +123,7 @@ def _embedding_frame(stay_ids, emb: np.ndarray, weights: np.ndarray, means: np.n
 def model_key(folder: str | Path) -> str | None:
     """What names a run's model in cache keys: the digest of its saved weight files (so retraining or resuming
     into the same folder gives new keys) and the code version; None when the run folder holds no saved model."""
-    model = Path(folder) / "model"
+    model = RunFolder(folder).model
     if not (model / DIGESTS_NAME).is_file():
         return None
     return f"{folder_digest(model)}:{code_version()}"
@@ -139,7 +139,7 @@ def _embedding_cache(run: Run, stay_ids, texts: list[str]) -> Path | None:
     digest = hashlib.sha256(key.encode() + b"\x1d")
     for stay, text in zip(np.asarray(stay_ids).tolist(), texts, strict=True):
         digest.update(f"{stay}\x1f{text}\x1e".encode())
-    return run.folder / "embeddings" / f"{digest.hexdigest()[:20]}.parquet"
+    return run.files.embeddings / f"{digest.hexdigest()[:20]}.parquet"
 
 
 def _chunk_outputs(run: Run, cohort: Cohort, texts: list[str], rows: np.ndarray, caches: dict, batch_size: int,
@@ -272,7 +272,7 @@ def finish_run(folder: str | Path, cohort: Cohort, n_boot: int = 1000, *, model:
     :mod:`alfia.evaluation.drift`). ``model``/``caches``: the trainer's best model (on its device, in its precision)
     and frozen-layer caches, to skip recomputing; ``progress``: a progress bar over the stays. Under torchrun every
     rank scores its share; rank 0 writes and returns the metrics, the others None."""
-    run = Run.load(folder) if model is None else Run(Path(folder), model, _saved_encoder(folder), None)
+    run = Run.load(folder) if model is None else Run(Path(folder), model, saved_encoder(RunFolder(folder)), None)
     df = cohort.df
     texts = run.texts(cohort)
     p_raw, _ = infer_cohort(run, cohort, batch_size=batch_size, caches=caches, texts=texts,
@@ -281,41 +281,33 @@ def finish_run(folder: str | Path, cohort: Cohort, n_boot: int = 1000, *, model:
         return None
     cut = truncated_texts(run.model, texts)
     warn_truncated(cut, run.model.max_length)
-    write_text_atomic(run.folder / drift.REFERENCE_FILE,  # what a stay is compared with when the run is used
-                      json.dumps(drift.build_reference(cohort, texts, run.model.tokenizer), indent=2))
+    files = run.files
+    # what a stay is compared with when the run is used
+    files.write_json(RunFolder.REFERENCE, drift.build_reference(cohort, texts, run.model.tokenizer))
     y = df["hospital_mortality"].to_numpy()
     val, test = (df["split"] == "val").to_numpy(), (df["split"] == "test").to_numpy()
-    calibrator = Calibrator(_run_setting(run.folder, "calibration", "none")).fit(y[val], p_raw[val])
-    write_text_atomic(run.folder / CALIBRATION_FILE, json.dumps(calibrator.to_dict(), indent=2))
+    calibrator = Calibrator(files.setting("calibration", "none")).fit(y[val], p_raw[val])
+    files.write_json(RunFolder.CALIBRATION, calibrator.to_dict())
     p = calibrator.transform(p_raw)
     threshold = choose_threshold(y[val], p[val])
-    write_text_atomic(run.folder / "threshold.json",
-                      json.dumps({"threshold": threshold, "chosen_on": "validation split, best F1",
-                                  "scale": "calibrated probability"}, indent=2))
-    predictions = pd.DataFrame({"stay_id": df["stay_id"], "split": df["split"], "hospital_mortality": y,
-                                "probability": p, "p_raw": p_raw, "label": (p >= threshold).astype(int),
-                                "truncated": cut})
-    with atomic_path(run.folder / "predictions.parquet") as tmp:
-        predictions.to_parquet(tmp, index=False)
+    files.write_json(RunFolder.THRESHOLD, {"threshold": threshold, "chosen_on": "validation split, best F1",
+                                           "scale": "calibrated probability"})
+    files.write_predictions(pd.DataFrame({"stay_id": df["stay_id"], "split": df["split"], "hospital_mortality": y,
+                                          "probability": p, "p_raw": p_raw, "label": (p >= threshold).astype(int),
+                                          "truncated": cut}))
     metrics = {"val": evaluate(y[val], p[val], threshold=threshold, n_boot=n_boot),
                "test": evaluate(y[test], p[test], threshold=threshold, n_boot=n_boot),
                "truncation": {"limit_tokens": run.model.max_length,
                               "truncated_texts": {split: int(cut[(df["split"] == split).to_numpy()].sum())
                                                   for split in ("train", "val", "test")}}}
-    write_text_atomic(run.folder / "metrics.json", json.dumps(metrics, indent=2))
+    files.write_json(RunFolder.METRICS, metrics)
     return metrics
 
 
-def _run_setting(folder: Path, name: str, default):
-    """A training setting from the run's config.json (``default`` for runs written before it existed)."""
-    path = folder / "config.json"
-    train = json.loads(path.read_text()).get("train", {}) if path.exists() else {}
-    return train.get(name, default)
-
-
-def _saved_encoder(folder: str | Path) -> TextEncoder | None:
-    path = Path(folder) / "encoder.json"
-    return TextEncoder.load(path) if path.exists() else None
+def saved_encoder(files: RunFolder) -> TextEncoder | None:
+    """The run's text encoder, or None for a run trained on given texts."""
+    saved = files.encoder()
+    return None if saved is None else TextEncoder.from_dict(saved)
 
 
 def write_predictions(table: pd.DataFrame, info: dict, out: str | Path) -> None:
@@ -338,7 +330,7 @@ def predict_cohort(folder: str | Path, cohort: Cohort, batch_size: int = 32, qua
     ``progress``: a progress bar (stderr); ``device`` / ``precision``: :mod:`alfia.model.runtime`."""
     run = Run.load(folder, device="cpu" if quantize else device, precision=precision)
     if run.threshold is None:
-        raise AlfiaError(f"run {folder} has no threshold.json: its training did not finish")
+        raise AlfiaError(f"run {folder} has no {RunFolder.THRESHOLD}: its training did not finish")
     start = time.perf_counter()
     texts = run.texts(cohort)
     p_raw, _ = infer_cohort(run, cohort, batch_size=batch_size, quantize=quantize, texts=texts, progress=progress)

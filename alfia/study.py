@@ -27,6 +27,7 @@ from alfia.cohorts.table1 import table1, to_markdown
 from alfia.evaluation.metrics import format_ci, format_metrics
 from alfia.inference import predict_cohort, write_predictions
 from alfia.io import write_text_atomic
+from alfia.run_folder import RunFolder
 from alfia.text.encoder import DEFAULT_STYLE, TextEncoder
 from alfia.training.config import make_config
 from alfia.training.trainer import cohort_checksum, train
@@ -77,9 +78,8 @@ def alfia_results(metrics: dict, external: dict, history: list[dict],
 def readme_results(folder: str | Path) -> str:
     """The README's results block, from the files a study writes (copied to ``results/study``)."""
     folder = Path(folder)
-    metrics = json.loads((folder / "metrics.json").read_text())
+    metrics, history = RunFolder(folder).metrics(), RunFolder(folder).history()
     external = json.loads((folder / "p12-b.metrics.json").read_text())
-    history = [json.loads(x) for x in (folder / "history.jsonl").read_text().splitlines()]
     timings = json.loads((folder / "timings.json").read_text())
     lines = alfia_results(metrics, external, history)
     board = folder / "leaderboard.md"
@@ -141,7 +141,7 @@ def run_study(out: str | Path, style: str | None = None, profile: str = "quick",
     with clock.stage("encode"):
         encoder = TextEncoder(dev.schema.name, style=style).fit(dev.df)
         dev_text, ext_text = encoder.encode(dev), encoder.encode(ext)
-        encoder.save(out / "encoder.json")
+        encoder.save(out / RunFolder.ENCODER)
         write_cohort(dev_text, out / f"{dev_name}.encoded.parquet")
         write_cohort(ext_text, out / f"{ext_name}.encoded.parquet")
 
@@ -156,7 +156,7 @@ def run_study(out: str | Path, style: str | None = None, profile: str = "quick",
     with clock.stage("train ALFIA (quick profile)"):
         config = make_config(profile, precision=precision or "auto")
         logger.info(f"settings: {config.describe()}")
-        metrics = train(dev_text, run, config, resume=(run / "checkpoint").exists(), finish=True, device=device)
+        metrics = train(dev_text, run, config, resume=RunFolder(run).checkpoint.exists(), finish=True, device=device)
         logger.info(f"{dev_name} test split (scored once, after training):")
         logger.info(format_metrics(metrics["test"]))
 
@@ -183,7 +183,7 @@ def run_study(out: str | Path, style: str | None = None, profile: str = "quick",
         report = build_report(run, out / "report.html", cohort=dev_text, baselines=out / "baselines",
                               external_predictions=out / f"{ext_name}.predictions.parquet", classifier="mlp", **on)
 
-    history = [json.loads(x) for x in (run / "history.jsonl").read_text().splitlines()]
+    history = RunFolder(run).history()
     summary += ["## Results (95% bootstrap CIs, 1,000 stratified resamples)", "",
                 *alfia_results(metrics, info, history, (dev_name, ext_name)), "", board.markdown, "",
                 f"Report: {report}", ""]

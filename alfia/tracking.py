@@ -17,19 +17,18 @@ from typing import Any
 
 from alfia.codec import flatten
 from alfia.errors import AlfiaError
+from alfia.manifest import MANIFEST
+from alfia.run_folder import RunFolder
 
 KEPT_OUT_SUFFIXES = (".parquet", ".html")
 # Resumable state; AutoGluon's pickled models (large, not portable); the report's figures (token attention quotes
 # patient texts).
-KEPT_OUT_DIRS = ("checkpoint", "autogluon", "figures")
+KEPT_OUT_DIRS = (RunFolder.CHECKPOINT, "autogluon", "figures")
 
 
 def params_of(folder: Path) -> dict[str, Any]:
-    params: dict[str, Any] = {}
-    config = folder / "config.json"
-    if config.exists():
-        params.update(flatten(json.loads(config.read_text())))
-    manifest = json.loads((folder / "manifest.json").read_text()) if (folder / "manifest.json").exists() else {}
+    params: dict[str, Any] = flatten(RunFolder(folder).config())
+    manifest = RunFolder(folder).read_json(MANIFEST) or {}
     if "backbone" in manifest:
         params["backbone"] = manifest["backbone"]["name"]
     for name, checksum in (manifest.get("cohort") or {}).items():
@@ -44,8 +43,7 @@ def final_metrics(folder: Path) -> dict[str, float]:
     metrics.json (``{"val"|"test": evaluate-dict}``) and a study's external metrics (``p12-b.metrics.json``)."""
     out: dict[str, float] = {}
     sources = []
-    if (folder / "metrics.json").exists():
-        sources += list(json.loads((folder / "metrics.json").read_text()).items())
+    sources += list((RunFolder(folder).metrics() or {}).items())
     if (folder / "p12-b.metrics.json").exists():
         sources.append(("external", json.loads((folder / "p12-b.metrics.json").read_text()).get("metrics", {})))
     for where, metrics in sources:
@@ -83,15 +81,10 @@ def log_folder(folder: str | os.PathLike, uri: str, experiment: str = "alfia") -
     mlflow.set_experiment(experiment)
     with mlflow.start_run(run_name=folder.resolve().name) as run:
         mlflow.log_params(params_of(folder))
-        history = folder / "history.jsonl"
-        if history.exists():
-            for line in history.read_text().splitlines():
-                if not line.strip():
-                    continue
-                epoch = json.loads(line)
-                values = {k: float(v) for k, v in epoch.items()
-                          if k != "epoch" and isinstance(v, int | float) and not isinstance(v, bool)}
-                mlflow.log_metrics(values, step=int(epoch["epoch"]))
+        for epoch in RunFolder(folder).history():
+            values = {k: float(v) for k, v in epoch.items()
+                      if k != "epoch" and isinstance(v, int | float) and not isinstance(v, bool)}
+            mlflow.log_metrics(values, step=int(epoch["epoch"]))
         metrics = final_metrics(folder)
         if metrics:
             mlflow.log_metrics(metrics)

@@ -35,6 +35,8 @@ from torch import nn
 from alfia.cohorts import Cohort
 from alfia.errors import AlfiaError
 from alfia.io import write_text_atomic
+from alfia.model.serialization import CONFIG_NAME
+from alfia.run_folder import RunFolder
 
 logger = logging.getLogger(__name__)  # under "alfia": the CLI shows it, -q hides it
 
@@ -83,7 +85,7 @@ def random_init_copy(backbone: str | None, folder: Path, seed: int = 0) -> Path:
 
     from alfia.model.backbone import load_tokenizer, resolve_backbone
 
-    if (folder / "config.json").exists():
+    if (folder / CONFIG_NAME).exists():
         return folder
     where = resolve_backbone(backbone)
     config = AutoConfig.from_pretrained(where, local_files_only=True)
@@ -149,7 +151,7 @@ def run_ablation(cohort: Cohort, out: str | Path, backbones: list[str | None] | 
         config = make_config("quick", **{**ABLATION_BASE, **overrides, **settings})
         folder = out / name
         start = time.perf_counter()
-        if not (folder / "metrics.json").exists():
+        if not (folder / RunFolder.METRICS).exists():
             if progress:
                 logger.info(f"== ablation {name}: {DESCRIPTIONS[variant]}")
             if variant == "mean-pool":
@@ -160,8 +162,7 @@ def run_ablation(cohort: Cohort, out: str | Path, backbones: list[str | None] | 
             else:
                 train(cohort, folder, config, backbone=used_backbone, resume=folder.exists(), progress=progress)
                 finish_run(folder, cohort, n_boot=n_boot)
-        metrics = json.loads((folder / "metrics.json").read_text())["test"]
-        history = [json.loads(x) for x in (folder / "history.jsonl").read_text().splitlines() if x.strip()]
+        metrics, history = RunFolder(folder).metrics()["test"], RunFolder(folder).history()
         best = [h["epoch"] for h in history if h.get("best")]
         runs.append({"name": name, "folder": name, "variant": variant, "backbone": backbone or "default",
                      "description": DESCRIPTIONS[variant], "settings": {**settings, "profile": "quick", **overrides},

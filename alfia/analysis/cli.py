@@ -48,7 +48,8 @@ def cmd_ablate(args: argparse.Namespace) -> None:
 
 
 def add_commands(sub) -> None:
-    from alfia.cli_options import BACKBONE_HELP, add_device, add_external_predictions, add_n_boot, positive_int
+    from alfia.cli_options import add_device, add_external_predictions, add_n_boot, positive_int
+    from alfia.model.backbone import BACKBONE_HELP
 
     p = sub.add_parser("report", help="one self-contained HTML page about a trained run (figures + numbers)")
     p.add_argument("run", help="run folder written by `alfia train` / `alfia study`")

@@ -19,7 +19,6 @@ rows, splits, tuning data, threshold rule and metrics are exactly those of :func
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -30,6 +29,8 @@ from alfia.baselines import tabular
 from alfia.baselines.tabular import ModelSpec
 from alfia.cohorts import ID, Cohort
 from alfia.errors import AlfiaError
+from alfia.model.alfia import ALFIA
+from alfia.run_folder import RunFolder
 
 _BOOST = (
     ModelSpec("ALFIA-boost (CatBoost)", "CAT", {"iterations": 300}, {}, ("catboost",), "catboost is not installed"),
@@ -61,8 +62,8 @@ def embeddings(run_dir: str | Path, cohort: Cohort, with_embeddings: bool = True
 
 
 def _has_readout(run_dir: str | Path) -> bool:
-    config = Path(run_dir) / "model" / "config.json"
-    return config.exists() and json.loads(config.read_text()).get("config", {}).get("readout") is not None
+    model = RunFolder(run_dir).model
+    return model.is_dir() and ALFIA.read_config(model)[0].readout is not None
 
 
 def run_boost(run_dir: str | Path, dev: Cohort, out_dir: str | Path, external: Cohort | None = None,

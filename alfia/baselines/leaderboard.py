@@ -32,6 +32,9 @@ from alfia.cohorts import ID, LABEL, SPLIT, Cohort
 from alfia.errors import AlfiaError
 from alfia.evaluation.metrics import format_ci, paired_difference
 from alfia.io import atomic_path, metrics_path, write_text_atomic
+from alfia.run_folder import RunFolder
+
+PREDICTIONS = RunFolder.PREDICTIONS   # a baselines folder names its predictions as a run folder does
 
 WHERE = {"test": "test split", "external": "external cohort (all rows)"}
 ALFIA = "ALFIA"
@@ -105,7 +108,7 @@ def read_results_dir(folder: Path) -> tuple[list[Entry], dict[str, str]]:
     results = _read_json(folder / "results.json")
     if not isinstance(results, dict) or "models" not in results:
         raise AlfiaError(f"{folder / 'results.json'} is not a baselines result (no 'models'); run `alfia baselines`")
-    preds = _read_parquet(folder / "predictions.parquet") if (folder / "predictions.parquet").exists() else None
+    preds = _read_parquet(folder / PREDICTIONS) if (folder / PREDICTIONS).exists() else None
     entries = []
     for name, m in results["models"].items():
         entry = Entry(name, m.get("family", "tabular"), {w: m[w] for w in WHERE if w in m}, source=str(folder))
@@ -120,13 +123,13 @@ def read_results_dir(folder: Path) -> tuple[list[Entry], dict[str, str]]:
 def read_alfia_run(folder: Path, external_predictions: Path | None = None,
                    name: str = ALFIA) -> tuple[Entry, pd.DataFrame]:
     """ALFIA's entry and the test labels its predictions carry (stay_id, hospital_mortality)."""
-    metrics = _read_json(folder / "metrics.json")
+    metrics = _read_json(folder / RunFolder.METRICS)
     if "test" not in metrics:
-        raise AlfiaError(f"{folder / 'metrics.json'} has no test metrics; finish the run with `alfia train`")
-    preds = _read_parquet(folder / "predictions.parquet")
+        raise AlfiaError(f"{folder / RunFolder.METRICS} has no test metrics; finish the run with `alfia train`")
+    preds = _read_parquet(folder / PREDICTIONS)
     need = {ID, SPLIT, "probability"}
     if not need <= set(preds.columns):
-        raise AlfiaError(f"{folder / 'predictions.parquet'} lacks {', '.join(sorted(need - set(preds.columns)))}")
+        raise AlfiaError(f"{folder / PREDICTIONS} lacks {', '.join(sorted(need - set(preds.columns)))}")
     test = preds[preds[SPLIT] == "test"]
     entry = Entry(name, "alfia", {"test": metrics["test"]},
                   {"test": test[[ID, "probability"]].reset_index(drop=True)}, source=str(folder))
@@ -233,7 +236,7 @@ def leaderboard(dirs: list[str | Path], test_labels: Cohort | pd.DataFrame | Non
             found, skipped_here = read_results_dir(d)
             entries += found
             skipped.update(skipped_here)
-        elif (d / "metrics.json").exists() and (d / "predictions.parquet").exists():
+        elif (d / RunFolder.METRICS).exists() and (d / PREDICTIONS).exists():
             if run_labels is not None:
                 raise AlfiaError("give one ALFIA run folder only")
             entry, run_labels = read_alfia_run(d, alfia_external)

@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -28,6 +27,7 @@ from alfia.cohorts import Cohort
 from alfia.errors import AlfiaError
 from alfia.model.alfia import ALFIA, ALFIAConfig
 from alfia.model.readout import ReadoutConfig
+from alfia.run_folder import RunFolder
 
 FROZEN_LR = "frozen encoder + logistic regression"
 OOF_COLUMN = "alfia_readout_logit"
@@ -35,8 +35,8 @@ OOF_COLUMN = "alfia_readout_logit"
 
 def _run_settings(run_dir: str | Path) -> tuple[dict, ALFIAConfig]:
     """The run's training settings (seed, distill) and its saved model's config (LoRA, fused layers, readout)."""
-    train = json.loads((Path(run_dir) / "config.json").read_text()).get("train", {})
-    return train, ALFIA.read_config(Path(run_dir) / "model")[0]
+    files = RunFolder(run_dir)
+    return files.settings(), ALFIA.read_config(files.model)[0]
 
 
 def _pooled(means: pd.DataFrame, n_layers: int) -> np.ndarray:

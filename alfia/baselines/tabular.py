@@ -35,6 +35,7 @@ from alfia.cohorts import ID, LABEL, SPLIT, TEXT, Cohort
 from alfia.errors import AlfiaError
 from alfia.evaluation.metrics import choose_threshold, evaluate
 from alfia.io import atomic_path, write_text_atomic
+from alfia.run_folder import RunFolder
 
 logger = logging.getLogger(__name__)  # under "alfia": the CLI shows it, -q hides it
 
@@ -318,7 +319,7 @@ def write_results(out_dir: Path, models: dict, skipped: dict, preset: str, featu
     table = (pd.concat(predictions, ignore_index=True) if predictions
              else pd.DataFrame({"model": [], "where": [], "stay_id": [], "probability": []}))
     table = table.astype({"model": str, "where": str, "stay_id": "int64", "probability": "float64"})
-    with atomic_path(out_dir / "predictions.parquet") as tmp:
+    with atomic_path(out_dir / RunFolder.PREDICTIONS) as tmp:   # named as a run folder's predictions
         table.to_parquet(tmp, index=False)
     write_text_atomic(out_dir / "run_info.json", json.dumps(info, indent=2, default=str))
     write_text_atomic(out_dir / "results.json", json.dumps(results, indent=2))

@@ -25,6 +25,7 @@ from alfia.evaluation.metrics import (
     check_labels,
     expected_calibration_error,
 )
+from alfia.run_folder import RunFolder
 
 __all__ = [
     "reliability_curve",
@@ -126,7 +127,7 @@ def decision_curve(
 
 
 # -- recalibration ---------------------------------------------------------------------------------------------
-CALIBRATION_FILE = "calibration.json"
+CALIBRATION_FILE = RunFolder.CALIBRATION
 
 
 def _logit(p: np.ndarray) -> np.ndarray:

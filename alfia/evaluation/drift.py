@@ -43,8 +43,9 @@ import pandas as pd
 from alfia.cohorts import Cohort
 from alfia.cohorts.schema import SPLIT
 from alfia.errors import AlfiaError
+from alfia.run_folder import RunFolder
 
-REFERENCE_FILE = "reference.json"
+REFERENCE_FILE = RunFolder.REFERENCE
 REFERENCE_VERSION = 1
 MISSING_QUANTILE = 0.99   # a stay warns when it misses more variables than this share of the training stays
 TEMPLATE_SHARE = 0.5      # a sentence opening belongs to the template when half the training texts have it
@@ -128,7 +129,7 @@ def build_reference(cohort: Cohort, texts: list[str], tokenizer) -> dict:
 
 def load_reference(folder: str | Path) -> dict | None:
     """A run's reference.json; None for a run trained before it existed."""
-    path = Path(folder) / REFERENCE_FILE
+    path = RunFolder(folder) / REFERENCE_FILE
     if not path.exists():
         return None
     try:

@@ -23,6 +23,7 @@ import pandas as pd
 from alfia.cohorts import Cohort
 from alfia.errors import AlfiaError, SettingError
 from alfia.io import atomic_path, write_text_atomic
+from alfia.run_folder import RunFolder
 from alfia.text.encoder import TextEncoder
 
 RATING_COLUMNS = ("case_id", "probability_of_death", "confidence")
@@ -32,7 +33,7 @@ BOOKLET_FILES = ("booklet.html", "cases.csv", "ratings-template.csv")
 def unseen_rows(cohort: Cohort, run: str | Path) -> pd.DataFrame:
     """The rows of ``cohort`` whose stay the run neither trained nor tuned on (train and validation stays of the
     run's ``predictions.parquet``, matched by id: conservative for an external cohort whose ids collide)."""
-    path = Path(run) / "predictions.parquet"
+    path = RunFolder(run) / RunFolder.PREDICTIONS
     if not path.exists():
         raise AlfiaError(f"{path} is missing: without the run's own splits no row can be shown to be unseen; "
                          "finish the run's training first")
@@ -62,7 +63,7 @@ def write_booklet(cohort: Cohort, run: str | Path, out: str | Path, n: int = 100
                   cohort_spec: str | None = None) -> pd.DataFrame:
     """Write the booklet for ``n`` cases to ``out``; returns the cases (case_id, stay_id, text)."""
     run = Path(run)
-    encoder_path = run / "encoder.json"
+    encoder_path = run / RunFolder.ENCODER
     if encoder_path.exists():
         schema = TextEncoder.load(encoder_path).schema_name
         if schema != cohort.schema.name:

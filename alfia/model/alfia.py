@@ -22,7 +22,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
@@ -30,18 +30,24 @@ import numpy as np
 import torch
 from torch import nn
 
-from alfia.codec import config_from_dict
+from alfia.codec import DROPOUT, Config, Interval, OneOf, setting
 from alfia.errors import AlfiaError
 from alfia.io import replace_folder
 from alfia.model import serialization
-from alfia.model.backbone import ATTN_IMPLEMENTATIONS, DEFAULT_BACKBONE, load_backbone, load_tokenizer
+from alfia.model.backbone import (
+    ATTN_IMPLEMENTATIONS,
+    BACKBONE_HELP,
+    DEFAULT_BACKBONE,
+    load_backbone,
+    load_tokenizer,
+)
 from alfia.model.catalogue import named_backbone
 from alfia.model.families import Family, family_of
 from alfia.model.fusion import AdaptiveLayerFusion, FusionConfig
 from alfia.model.head import AttentionalClassifierHead, HeadConfig
 from alfia.model.lora import LoraSettings, apply_lora, freeze, lora_target_names, num_layers_of
 from alfia.model.readout import PooledReadout, ReadoutConfig
-from alfia.model.runtime import Precision, resolve_device, resolve_precision, weight_dtype
+from alfia.model.runtime import WEIGHT_DTYPES, Precision, resolve_device, resolve_precision, weight_dtype
 
 _BACKBONE_INFO_KEYS = ("model_type", "hidden_size", "num_hidden_layers", "vocab_size")
 
@@ -57,7 +63,7 @@ def backbone_reference(name: str | os.PathLike | None) -> str:
 
 
 @dataclass
-class ALFIAConfig:
+class ALFIAConfig(Config):
     """Everything needed to rebuild an ALFIA model; ``lora=None`` freezes the backbone (fusion + head only).
 
     ``fusion.hidden_size`` / ``head.hidden_size`` may stay ``None``: they are taken from the backbone.
@@ -69,26 +75,21 @@ class ALFIAConfig:
     checkpoint was saved in; the fusion, head and readout keep fp32 weights (:mod:`alfia.model.runtime`).
     """
 
-    backbone: str = DEFAULT_BACKBONE
-    fusion: FusionConfig = field(default_factory=FusionConfig)
-    head: HeadConfig = field(default_factory=HeadConfig)
-    lora: LoraSettings | None = field(default_factory=LoraSettings)
-    max_length: int | None = 512
-    attn_implementation: str = "auto"
-    readout: ReadoutConfig | None = None
-    backbone_dropout: float | None = None
-    dtype: str = "fp32"
-
-    def to_dict(self) -> dict:
-        return {"backbone": self.backbone, "fusion": self.fusion.to_dict(), "head": self.head.to_dict(),
-                "lora": None if self.lora is None else self.lora.to_dict(), "max_length": self.max_length,
-                "attn_implementation": self.attn_implementation,
-                "readout": None if self.readout is None else self.readout.to_dict(),
-                "backbone_dropout": self.backbone_dropout, "dtype": self.dtype}
-
-    @classmethod
-    def from_dict(cls, data: dict, where: str = "ALFIA config") -> ALFIAConfig:
-        return config_from_dict(cls, data, where)
+    backbone: str = setting(DEFAULT_BACKBONE, help=f"{BACKBONE_HELP} (default: the packaged {DEFAULT_BACKBONE})",
+                            flag="--backbone")
+    fusion: FusionConfig = setting(default_factory=FusionConfig, help="the Adaptive Layer Fusion module")
+    head: HeadConfig = setting(default_factory=HeadConfig, help="the Attentional Classifier Head")
+    lora: LoraSettings | None = setting(default_factory=LoraSettings, help="LoRA adapters (None: a frozen backbone)")
+    max_length: int | None = setting(512, help="tokens per text (default: the profile's; quick: the backbone's "
+                                     "maximum, capped at 512)", flag="--max-length", check=Interval(int, 2))
+    attn_implementation: str = setting("auto", help="the backbone's attention: auto (SDPA where the family has it, "
+                                       "else eager; default), sdpa or eager", flag="--attn-implementation",
+                                       check=OneOf(ATTN_IMPLEMENTATIONS))
+    readout: ReadoutConfig | None = setting(None, help="the pooled logistic-regression readout (None: none)")
+    backbone_dropout: float | None = setting(None, help="the backbone's own attention and hidden dropout (unset: "
+                                             "its own)", check=DROPOUT)
+    dtype: str = setting("fp32", help="the backbone's weights in memory (default fp32, whatever dtype the checkpoint "
+                         "was saved in)", flag="--dtype", check=OneOf(tuple(WEIGHT_DTYPES)))
 
 
 class ALFIAOutput(NamedTuple):
@@ -111,13 +112,7 @@ class ALFIA(nn.Module):
 
     def __init__(self, config: ALFIAConfig, *, backbone: nn.Module | None = None, tokenizer=None):
         super().__init__()
-        if config.attn_implementation not in ATTN_IMPLEMENTATIONS:
-            raise AlfiaError(f"unknown attention implementation {config.attn_implementation!r}; "
-                             f"use one of {', '.join(ATTN_IMPLEMENTATIONS)}")
-        if config.max_length is not None and (not isinstance(config.max_length, int) or config.max_length < 2):
-            raise AlfiaError(f"max_length must be an integer >= 2 (or None), got {config.max_length!r}")
-        if config.backbone_dropout is not None and not 0.0 <= config.backbone_dropout < 1.0:
-            raise AlfiaError(f"backbone_dropout must be in [0, 1) (or None), got {config.backbone_dropout!r}")
+        config.validate("model.")
         config = dataclasses.replace(config, backbone=backbone_reference(config.backbone))
         dtype = weight_dtype(config.dtype)
         base = backbone.to(dtype) if backbone is not None else load_backbone(

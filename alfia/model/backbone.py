@@ -17,6 +17,8 @@ from alfia.errors import AlfiaError
 from alfia.model.catalogue import folder_of, named_backbone
 
 DEFAULT_BACKBONE = "all-MiniLM-L6-v2"
+BACKBONE_HELP = ("a name from `alfia backbones` (all-MiniLM-L6-v2, all-mpnet-base-v2 once installed), a local "
+                 "HuggingFace model folder or a hub name in the local cache")
 
 
 def resolve_backbone(name: str | os.PathLike | None = None) -> str:

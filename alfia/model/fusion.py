@@ -31,7 +31,6 @@ on padding and sums to 1 over real tokens, also under autocast.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -40,7 +39,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from alfia.codec import config_from_dict
+from alfia.codec import DROPOUT, POSITIVE, Config, Interval, OneOf, setting
 from alfia.errors import AlfiaError
 from alfia.model import serialization
 
@@ -48,7 +47,7 @@ TOKEN_SCORERS = ("tanh", "authors")
 
 
 @dataclass
-class FusionConfig:
+class FusionConfig(Config):
     """Hyper-parameters of :class:`AdaptiveLayerFusion` (paper defaults: 4 layers, 4 heads of 64 dims).
 
     ``hidden_size`` is the backbone's d_model; inside :class:`~alfia.model.alfia.ALFIAConfig` it may be left
@@ -56,33 +55,16 @@ class FusionConfig:
     independent of ``hidden_size``.
     """
 
-    hidden_size: int | None = None
-    num_fusion_layers: int = 4
-    num_heads: int = 4
-    head_dim: int = 64
-    use_gating: bool = True
-    dropout: float = 0.1
-    token_scorer: str = "tanh"  # "tanh" (ALFIA's default) or "authors" (see the module docstring, eq. 10)
-
-    def validate(self) -> None:
-        if self.token_scorer not in TOKEN_SCORERS:
-            raise AlfiaError(f"fusion token_scorer must be one of {', '.join(TOKEN_SCORERS)}, "
-                             f"got {self.token_scorer!r}")
-        if not isinstance(self.hidden_size, int) or self.hidden_size < 4:
-            raise AlfiaError(f"fusion hidden_size must be an integer >= 4, got {self.hidden_size!r}")
-        for name in ("num_fusion_layers", "num_heads", "head_dim"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise AlfiaError(f"fusion {name} must be a positive integer, got {value!r}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise AlfiaError(f"fusion dropout must be in [0, 1), got {self.dropout!r}")
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict, where: str = "fusion config") -> FusionConfig:
-        return config_from_dict(cls, data, where)
+    hidden_size: int | None = setting(None, help="the backbone's hidden size (unset: taken from the backbone)",
+                                      check=Interval(int, 4))
+    num_fusion_layers: int = setting(4, help="N_f, the top layers fused (default 4)", flag="--fusion-layers",
+                                     check=POSITIVE)
+    num_heads: int = setting(4, help="heads of the cross-layer attention", check=POSITIVE)
+    head_dim: int = setting(64, help="width of each cross-layer attention head", check=POSITIVE)
+    use_gating: bool = setting(True, help="the sigmoid gate on the fused layers (eq. 7)")
+    dropout: float = setting(0.1, help="dropout inside the fusion module", check=DROPOUT)
+    token_scorer: str = setting("tanh", help="the token scorer of eq. 10: tanh (ALFIA's) or authors (the authors' "
+                                "code's variant)", check=OneOf(TOKEN_SCORERS))
 
 
 class FusionOutput(NamedTuple):
@@ -117,7 +99,7 @@ class AdaptiveLayerFusion(serialization.SavedModule, nn.Module):
 
     def __init__(self, config: FusionConfig):
         super().__init__()
-        config.validate()
+        config.validate("fusion.").require("hidden_size", path="fusion.")
         self.config = config
         h, n_f, inner = config.hidden_size, config.num_fusion_layers, config.num_heads * config.head_dim
         # eqs. 3-6: inter-layer attention

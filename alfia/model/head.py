@@ -19,46 +19,31 @@ change the output.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from alfia.codec import config_from_dict
-from alfia.errors import AlfiaError
+from alfia.codec import DROPOUT, POSITIVE, Config, setting
+from alfia.errors import AlfiaError, SettingError
 from alfia.model import serialization
 
 
 @dataclass
-class HeadConfig:
+class HeadConfig(Config):
     """Hyper-parameters of :class:`AttentionalClassifierHead`; ``hidden_size`` must divide by ``num_heads``
     (it may be left ``None`` inside an ALFIAConfig and is then taken from the backbone)."""
 
-    hidden_size: int | None = None
-    num_heads: int = 4
-    dropout: float = 0.1
-    ffn_expansion: int = 2
+    hidden_size: int | None = setting(None, help="the backbone's hidden size (unset: taken from the backbone)",
+                                      check=POSITIVE)
+    num_heads: int = setting(4, help="attention heads of the classifier head", check=POSITIVE)
+    dropout: float = setting(0.1, help="dropout inside the classifier head", check=DROPOUT)
+    ffn_expansion: int = setting(2, help="width of the head's feed-forward layer, in hidden sizes", check=POSITIVE)
 
-    def validate(self) -> None:
-        if not isinstance(self.hidden_size, int) or self.hidden_size < 1:
-            raise AlfiaError(f"head hidden_size must be a positive integer, got {self.hidden_size!r}")
-        if not isinstance(self.num_heads, int) or self.num_heads < 1:
-            raise AlfiaError(f"head num_heads must be a positive integer, got {self.num_heads!r}")
-        if self.hidden_size % self.num_heads:
-            raise AlfiaError(f"the classifier head's hidden size {self.hidden_size} is not divisible by its "
-                             f"{self.num_heads} attention heads; choose num_heads dividing {self.hidden_size}")
-        if not isinstance(self.ffn_expansion, int) or self.ffn_expansion < 1:
-            raise AlfiaError(f"head ffn_expansion must be a positive integer, got {self.ffn_expansion!r}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise AlfiaError(f"head dropout must be in [0, 1), got {self.dropout!r}")
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict, where: str = "head config") -> HeadConfig:
-        return config_from_dict(cls, data, where)
+    def check(self, path: str) -> None:
+        if self.hidden_size is not None and self.hidden_size % self.num_heads:
+            raise SettingError(path + "num_heads", f"must divide the hidden size {self.hidden_size} (the classifier "
+                               f"head's attention), got {self.num_heads}")
 
 
 class AttentionalClassifierHead(serialization.SavedModule, nn.Module):
@@ -69,7 +54,7 @@ class AttentionalClassifierHead(serialization.SavedModule, nn.Module):
 
     def __init__(self, config: HeadConfig):
         super().__init__()
-        config.validate()
+        config.validate("head.").require("hidden_size", path="head.")
         self.config = config
         h, inner = config.hidden_size, config.hidden_size * config.ffn_expansion
         self.attention = nn.MultiheadAttention(h, config.num_heads, dropout=config.dropout, batch_first=True)

@@ -28,45 +28,40 @@ lower ``L - k`` layers entirely frozen, so their outputs can be computed once an
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 
 from torch import nn
 
-from alfia.codec import config_from_dict
+from alfia.codec import DROPOUT, POSITIVE, Config, setting
 from alfia.errors import AlfiaError, SettingError
 from alfia.model.families import Family, check_lora_coverage
 
 
 @dataclass
-class LoraSettings:
-    r: int = 16
-    alpha: int = 16
-    dropout: float = 0.05
-    target_modules: tuple[str, ...] | None = None   # None: the backbone family's (alfia.model.families)
-    layers: int | None = None
+class LoraSettings(Config):
+    r: int = setting(16, help="LoRA rank (default 16; turns LoRA on)", flag="--lora-r", check=POSITIVE)
+    alpha: int = setting(16, help="LoRA scaling alpha (default 16; turns LoRA on)", flag="--lora-alpha",
+                         check=POSITIVE)
+    dropout: float = setting(0.05, help="LoRA dropout (default 0.05; turns LoRA on)", flag="--lora-dropout",
+                             check=DROPOUT)
+    target_modules: tuple[str, ...] | None = setting(
+        None, help="the modules that get LoRA, comma-separated (default: the backbone family's query, key, value "
+        "and attention-output projections, docs/model.md; turns LoRA on)", flag="--lora-targets", parse="list")
+    layers: int | None = setting(None, help="LoRA on the top k layers, or 'all' (default: the profile's; turns LoRA "
+                                 "on)", flag="--lora-layers", check=POSITIVE, parse="layers")
 
-    def validate(self, num_layers: int | None = None) -> None:
-        if not isinstance(self.r, int) or self.r < 1:
-            raise AlfiaError(f"LoRA rank r must be a positive integer, got {self.r!r}")
-        if not isinstance(self.alpha, (int, float)) or self.alpha <= 0:
-            raise AlfiaError(f"LoRA alpha must be positive, got {self.alpha!r}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise AlfiaError(f"LoRA dropout must be in [0, 1), got {self.dropout!r}")
+    def check(self, path: str) -> None:
         targets = self.target_modules
         if targets is not None and (not targets or not all(isinstance(t, str) and t.strip() for t in targets)):
-            raise AlfiaError("LoRA target_modules must be a non-empty list of module names, "
-                             "e.g. query,key,value,output.dense (or unset: the backbone family's)")
-        if self.layers is not None:
-            if not isinstance(self.layers, int) or self.layers < 1:
-                raise AlfiaError(f"LoRA layers must be a positive number of top layers, got {self.layers!r}")
-            if num_layers is not None and self.layers > num_layers:
-                raise AlfiaError(f"LoRA layers={self.layers} but the backbone has only {num_layers} layers; "
-                                 f"use at most {num_layers}")
+            raise SettingError(path + "target_modules", "must be a non-empty list of module names, e.g. "
+                               "query,key,value,output.dense (or unset: the backbone family's)")
 
     def layers_to_transform(self, num_layers: int) -> list[int] | None:
         """peft's ``layers_to_transform``: None (all layers) or the indices of the top ``layers`` layers."""
-        self.validate(num_layers)
+        self.validate("model.lora.")
+        if self.layers is not None and self.layers > num_layers:
+            raise SettingError("model.lora.layers", f"is {self.layers} but the backbone has only {num_layers} "
+                               f"layers; use at most {num_layers}")
         return None if self.layers is None else list(range(num_layers - self.layers, num_layers))
 
     def peft_config(self, num_layers: int, family: Family):
@@ -80,15 +75,6 @@ class LoraSettings:
         pattern = family.layers_path.rsplit(".", 1)[-1] if layers is not None else None
         return LoraConfig(r=self.r, lora_alpha=self.alpha, lora_dropout=self.dropout, target_modules=target,
                           layers_to_transform=layers, layers_pattern=pattern, bias="none")
-
-    def to_dict(self) -> dict:
-        data = dataclasses.asdict(self)
-        data["target_modules"] = None if self.target_modules is None else list(self.target_modules)
-        return data
-
-    @classmethod
-    def from_dict(cls, data: dict, where: str = "LoRA settings") -> LoraSettings:
-        return config_from_dict(cls, data, where)
 
 
 def num_layers_of(backbone: nn.Module) -> int:

@@ -14,41 +14,27 @@ the validation split says it helps (early stopping keeps the best epoch).
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import nn
 
-from alfia.codec import config_from_dict
-from alfia.errors import AlfiaError
+from alfia.codec import POSITIVE, POSITIVE_NUMBER, Config, setting
 from alfia.model import serialization
 
 
 @dataclass
-class ReadoutConfig:
+class ReadoutConfig(Config):
     """``hidden_size`` and ``num_layers`` (N_f) may stay ``None`` inside an ALFIAConfig: they are taken from
     the backbone and the fusion."""
 
-    hidden_size: int | None = None
-    num_layers: int | None = None
-    C: float = 0.3  # inverse L2 strength of the starting logistic regression (standardised features)
-
-    def validate(self) -> None:
-        for name in ("hidden_size", "num_layers"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise AlfiaError(f"readout {name} must be a positive integer, got {value!r}")
-        if not self.C > 0:
-            raise AlfiaError(f"readout C must be positive, got {self.C!r}")
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict, where: str = "readout config") -> ReadoutConfig:
-        return config_from_dict(cls, data, where)
+    hidden_size: int | None = setting(None, help="the backbone's hidden size (unset: taken from the backbone)",
+                                      check=POSITIVE)
+    num_layers: int | None = setting(None, help="N_f, the fused layers it reads (unset: the fusion's)",
+                                     check=POSITIVE)
+    C: float = setting(0.3, help="inverse L2 strength of the readout's starting fit (default 0.3; turns the readout "
+                       "on)", flag="--readout-c", check=POSITIVE_NUMBER)
 
 
 def pooled_features(summaries: torch.Tensor) -> torch.Tensor:
@@ -64,7 +50,7 @@ class PooledReadout(serialization.SavedModule, nn.Module):
 
     def __init__(self, config: ReadoutConfig):
         super().__init__()
-        config.validate()
+        config.validate("readout.").require("hidden_size", "num_layers", path="readout.")
         self.config = config
         width = config.num_layers * config.hidden_size
         self.register_buffer("center", torch.zeros(width))

@@ -19,6 +19,7 @@ from alfia.cohorts import Cohort
 from alfia.errors import AlfiaError
 from alfia.evaluation import drift
 from alfia.inference import Run
+from alfia.run_folder import RunFolder
 from alfia.serving.batching import MicroBatcher
 from alfia.serving.scoring import DIGITS, Scored, Scorer
 
@@ -99,7 +100,7 @@ class RiskService:
         reference from (the run's own reference.json is used whenever it exists)."""
         parsed = Bands.parse(bands) if bands else None  # a typo is reported before the model is loaded
         run = Run.load(folder, device, precision)
-        reference, source = drift.load_reference(run.folder), drift.REFERENCE_FILE
+        reference, source = drift.load_reference(run.folder), RunFolder.REFERENCE
         if reference is None and training_cohort is not None:
             texts = run.texts(training_cohort)  # refuses a cohort of another schema
             reference = drift.build_reference(training_cohort, texts, run.model.tokenizer)
@@ -173,8 +174,8 @@ class RiskService:
     # -- model card -----------------------------------------------------------------------------
     def model_card(self) -> dict:
         folder = self.run.folder
-        config = _read_json(folder / "config.json")
-        metrics = _read_json(folder / "metrics.json")
+        config = _read_json(folder / RunFolder.CONFIG)
+        metrics = _read_json(folder / RunFolder.METRICS)
         model = self.run.model
         n_f = model.config.fusion.num_fusion_layers
         card = {
@@ -229,7 +230,7 @@ class RiskService:
 
 def _threshold(run: Run) -> float:
     if run.threshold is None:
-        raise AlfiaError(f"run {run.folder} has no threshold.json: its training did not finish")
+        raise AlfiaError(f"run {run.folder} has no {RunFolder.THRESHOLD}: its training did not finish")
     return run.threshold
 
 

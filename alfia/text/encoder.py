@@ -26,6 +26,7 @@ from alfia.cohorts.schemas import get_schema
 from alfia.datasets import get_dataset
 from alfia.errors import AlfiaError
 from alfia.io import write_text_atomic
+from alfia.run_folder import RunFolder
 from alfia.text.writer import BAND_QUANTILES, Writer
 
 STYLES = ("numeric", "banded")
@@ -140,9 +141,9 @@ def load_encoder(source: str | os.PathLike) -> TextEncoder:
     """The text encoder saved in an encoded cohort (its metadata), a run folder, or an encoder JSON file."""
     source = Path(source)
     if source.is_dir():
-        source = source / "encoder.json"
+        source = source / RunFolder.ENCODER
         if not source.exists():
-            raise AlfiaError(f"{source.parent} holds no encoder.json; pass an encoded cohort or a run folder")
+            raise AlfiaError(f"{source.parent} holds no {RunFolder.ENCODER}; pass an encoded cohort or a run folder")
     if source.suffix == ".parquet":
         from alfia.cohorts import read_cohort
 

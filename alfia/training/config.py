@@ -25,89 +25,80 @@ from __future__ import annotations
 import copy
 import dataclasses
 import typing
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from alfia.codec import config_from_dict, flatten, nested_dataclass
+from alfia.codec import (
+    DROPOUT,
+    NON_NEGATIVE,
+    POSITIVE,
+    POSITIVE_NUMBER,
+    SHARE,
+    Config,
+    Interval,
+    OneOf,
+    flatten,
+    nested_dataclass,
+    setting,
+)
 from alfia.errors import AlfiaError, SettingError
 from alfia.model.alfia import ALFIAConfig
-from alfia.model.runtime import PRECISIONS, WEIGHT_DTYPES
+from alfia.model.runtime import PRECISION_HELP, PRECISIONS
 
 CALIBRATIONS = ("none", "platt", "temperature")
 
 
 @dataclass
-class TrainConfig:
-    model: ALFIAConfig = field(default_factory=ALFIAConfig)  # the paper's model: N_f 4, LoRA r 16, alpha 16
-    epochs: int = 25
-    lr: float = 1e-4
-    weight_decay: float = 0.01
-    warmup_ratio: float = 0.1
-    grad_clip: float = 1.0
-    batch_size: int = 4
-    eval_batch_size: int = 32
-    patience: int = 5
-    seed: int = 42
-    cache_prefix: bool = True  # with model.lora.layers=k, compute the frozen bottom layers once per text
-    cache_budget: int | None = None  # bytes of memory the frozen-layer cache may take, else a file (None: a share
-    #                                  of the available memory, alfia.training.prefix_cache)
-    head_lr: float | None = None  # learning rate of fusion + head (+ readout) (None: lr)
-    precision: str = "auto"  # alfia.model.runtime: auto (CUDA: bf16/fp16 autocast, TF32; CPU: fp32), fp32, tf32, ...
-    grad_accum: int = 1  # micro-batches per optimiser step: the effective batch is batch_size x grad_accum x ranks
-    gradient_checkpointing: bool = False  # recompute the backbone's activations in backward (less GPU memory)
-    class_weight: bool = True  # pos_weight = negatives/positives in the loss (paper); shifts every logit
-    distill: float = 0.0  # weight of the tabular teacher's out-of-fold probabilities in the target (0: labels only)
-    calibration: str = "none"  # fitted on the validation split after training: none, platt or temperature
-    profile: str = "custom"
+class TrainConfig(Config):
+    """Every training setting: each field's help and flag are what ``alfia train --help`` shows (the command line
+    is generated from them, :func:`alfia.codec.settings_of`)."""
 
-    def validate(self) -> TrainConfig:
-        """Ranges, each error naming the setting's path (the CLI translates it to its flag)."""
-        m = self.model
-        positive = {name: getattr(self, name) for name in
-                    ("epochs", "batch_size", "eval_batch_size", "patience", "grad_accum")}
-        positive["model.fusion.num_fusion_layers"] = m.fusion.num_fusion_layers
-        if m.lora is not None:
-            positive.update({"model.lora.r": m.lora.r, "model.lora.alpha": m.lora.alpha})
-            if m.lora.layers is not None:
-                positive["model.lora.layers"] = m.lora.layers
-        for name, value in positive.items():
-            if value < 1:
-                raise SettingError(name, "must be at least 1")
-        for name in ("lr", "head_lr"):
-            if getattr(self, name) is not None and getattr(self, name) <= 0:
-                raise SettingError(name, "must be positive")
-        if m.max_length is not None and m.max_length < 8:
-            raise SettingError("model.max_length", "must be at least 8 tokens")
-        if not 0.0 <= self.distill <= 1.0:
-            raise SettingError("distill", "must be between 0 and 1")
-        if m.readout is not None and m.readout.C <= 0:
-            raise SettingError("model.readout.C", "must be positive")
-        if self.calibration not in CALIBRATIONS:
-            raise SettingError("calibration", f"must be one of {', '.join(CALIBRATIONS)}")
-        if self.precision not in PRECISIONS:
-            raise SettingError("precision", f"must be one of {', '.join(PRECISIONS)}")
-        if m.dtype not in WEIGHT_DTYPES:
-            raise SettingError("model.dtype", f"must be one of {', '.join(WEIGHT_DTYPES)}")
-        if m.lora is not None and not 0.0 <= m.lora.dropout < 1.0:
-            raise SettingError("model.lora.dropout", "must be in [0, 1)")
-        if self.weight_decay < 0:
-            raise SettingError("weight_decay", "must not be negative")
-        if not 0.0 <= self.warmup_ratio < 1.0:
-            raise SettingError("warmup_ratio", "must be in [0, 1)")
-        if self.cache_budget is not None and self.cache_budget < 0:
-            raise SettingError("cache_budget", "must not be negative")
-        return self
+    model: ALFIAConfig = setting(default_factory=ALFIAConfig, help="the model (the paper's: N_f 4, LoRA r 16, alpha "
+                                 "16), saved with it")
+    epochs: int = setting(25, help="maximum epochs (default: the profile's)", flag="--epochs", check=POSITIVE)
+    lr: float = setting(1e-4, help="learning rate of the LoRA adapters (default: the profile's)", flag="--lr",
+                        check=POSITIVE_NUMBER)
+    weight_decay: float = setting(0.01, help="AdamW weight decay (default 0.01)", flag="--weight-decay",
+                                  check=NON_NEGATIVE)
+    warmup_ratio: float = setting(0.1, help="share of the optimiser steps spent warming up (default 0.1)",
+                                  flag="--warmup", check=DROPOUT)
+    grad_clip: float = setting(1.0, help="gradient norm clipping", check=POSITIVE_NUMBER)
+    batch_size: int = setting(4, help="training batch per process (default: the profile's)", flag="--batch-size",
+                              check=POSITIVE)
+    eval_batch_size: int = setting(32, help="stays per batch in validation, caching and the final scoring (default "
+                                   "32)", flag="--eval-batch-size", check=POSITIVE)
+    patience: int = setting(5, help="epochs without a better validation AUPRC before stopping (default: the "
+                            "profile's)", flag="--patience", check=POSITIVE)
+    seed: int = setting(42, help="random seed of the initial weights and batch order (default 42)", flag="--seed",
+                        check=Interval(int))
+    cache_prefix: bool = setting(True, help="with model.lora.layers=k (or no LoRA), compute the frozen bottom layers "
+                                 "once per text")
+    cache_budget: int | None = setting(None, help="memory the frozen-layer cache may take, e.g. 8G (default: a "
+                                       "quarter of the available memory); above it the cache is a file in the run "
+                                       "folder", flag="--cache-budget", check=Interval(int, 0), parse="size")
+    head_lr: float | None = setting(None, help="learning rate of fusion, head and readout (default: the profile's)",
+                                    flag="--head-lr", check=POSITIVE_NUMBER)
+    precision: str = setting("auto", help=PRECISION_HELP + " (default auto)", flag="--precision",
+                             check=OneOf(PRECISIONS))
+    grad_accum: int = setting(1, help="micro-batches per optimiser step (default 1): the effective batch is "
+                              "--batch-size x --grad-accum x processes", flag="--grad-accum", check=POSITIVE)
+    gradient_checkpointing: bool = setting(False, help="recompute the backbone's activations in backward: less GPU "
+                                           "memory, ~1/3 more compute", flag="--gradient-checkpointing")
+    class_weight: bool = setting(True, help="pos_weight = negatives/positives in the loss (default: quick no, paper "
+                                 "yes)", flag="--class-weight")
+    distill: float = setting(0.0, help="weight of the tabular teacher's out-of-fold probabilities in the target, 0-1 "
+                             "(default: quick 1, paper 0)", flag="--distill", check=SHARE)
+    calibration: str = setting("none", help="recalibration fitted on the validation split (default platt)",
+                               flag="--calibration", check=OneOf(CALIBRATIONS))
+    profile: str = setting("custom", help="the profile the settings started from")
+
+    def check(self, path: str) -> None:
+        if self.model.max_length is not None and self.model.max_length < 8:
+            raise SettingError(path + "model.max_length", f"must be at least 8 tokens to train, got "
+                               f"{self.model.max_length}")
 
     def describe(self) -> str:
         """One line of every setting by its path, for the log (``epochs=2, ..., model.lora=None, ...``)."""
         return ", ".join(f"{k}={v}" for k, v in flatten(self.to_dict()).items())
-
-    def to_dict(self) -> dict:
-        return {"model": self.model.to_dict(),
-                **{f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "model"}}
-
-    @classmethod
-    def from_dict(cls, data: dict, where: str = "training config", remedy: str = "fix or re-save it") -> TrainConfig:
-        return config_from_dict(cls, data, where, remedy)
 
 
 # each profile: settings over TrainConfig's defaults, nested like TrainConfig.to_dict()

@@ -12,15 +12,7 @@ scoring. Under ``torchrun`` every rank owns a fixed shard of the rows, takes par
 decides early stopping, writes every file and broadcasts what the others need; only rank 0 reads the checkpoint, so
 the run folder need not be on a file system the nodes share.
 
-Run folder::
-
-    config.json        settings, versions, cohort checksum
-    encoder.json       the text encoder (texts at inference are written exactly as in training)
-    model/             the best epoch's ALFIA (LoRA adapter, fusion, head: safetensors + JSON)
-    history.jsonl      one line per epoch: loss, validation AUPRC / AUROC, time
-    checkpoint/        the last completed epoch, for --resume
-    .tmp/              while training: the frozen-layer cache's file when it is over its memory budget
-    predictions.parquet, metrics.json, threshold.json   written by finish_run
+The run folder's files: :mod:`alfia.run_folder`.
 """
 
 from __future__ import annotations
@@ -48,12 +40,13 @@ from alfia import __version__, manifest
 from alfia.cohorts import Cohort
 from alfia.errors import AlfiaError
 from alfia.evaluation.metrics import average_precision, roc_auc
-from alfia.io import replace_folder, write_text_atomic
+from alfia.io import replace_folder
 from alfia.model.alfia import ALFIA
 from alfia.model.backbone import load_tokenizer
 from alfia.model.readout import pooled_features
 from alfia.model.runtime import resolve_device
 from alfia.model.serialization import library_versions
+from alfia.run_folder import RunFolder
 from alfia.training import distributed as dist
 from alfia.training.batching import TokenizedTexts, epoch_plan, shard
 from alfia.training.config import TrainConfig
@@ -125,6 +118,7 @@ class Trainer:
         _check_cohort(cohort)
         self.cohort = cohort
         self.out = Path(out)
+        self.run = RunFolder(out)
         if backbone is not None:  # the argument wins over the config's model.backbone
             config = dataclasses.replace(config, model=dataclasses.replace(config.model, backbone=backbone))
         self.config = config
@@ -150,7 +144,7 @@ class Trainer:
         self.my_val = shard(len(val), self.rank, self.world)       # the rows this rank validates
         if c.cache_prefix and self.model.num_frozen_layers > 0:
             cache = dict(batch_size=c.eval_batch_size, progress=self.progress, budget=c.cache_budget,
-                         folder=self.out / ".tmp")
+                         folder=self.run.tmp)
             self.train_cache = PrefixCache(self.model, self.train_tokens, rows=self.my_train,
                                            desc="caching frozen layers (train)", **cache)
             val_tokens = TokenizedTexts.from_texts(tokenizer, self.val_texts, self.model.max_length)
@@ -346,11 +340,11 @@ class Trainer:
                 "param_groups": [{k: v for k, v in g.items() if k != "params"}
                                  for g in self.optimizer.state_dict()["param_groups"]]}
         (tmp / "state.json").write_text(json.dumps(meta))
-        replace_folder(tmp, self.out / "checkpoint")
+        replace_folder(tmp, self.run.checkpoint)
 
     def _read_checkpoint(self) -> tuple[dict, dict] | None:
         """(tensors, meta) of the last checkpoint (rank 0 reads it), or None when there is none."""
-        folder = self.out / "checkpoint"
+        folder = self.run.checkpoint
         if not (folder / "state.json").exists():
             if (self.out / ".checkpoint.old" / "state.json").exists():  # killed between the two renames
                 os.replace(self.out / ".checkpoint.old", folder)
@@ -410,9 +404,8 @@ class Trainer:
             if improved:
                 self._save_best()
             trained = not math.isnan(result.train_loss)  # epoch 0 (the starting readout) has no training loss
-            with open(self.out / "history.jsonl", "a") as f:
-                row = {**result.__dict__, "train_loss": result.train_loss if trained else None, "best": improved}
-                f.write(json.dumps(row) + "\n")
+            self.run.append_history({**result.__dict__, "train_loss": result.train_loss if trained else None,
+                                     "best": improved})
             loss = f"loss {result.train_loss:.4f}" if trained else "starting readout"
             logger.info(f"epoch {result.epoch}: {loss}, val AUPRC {result.val_auprc:.4f}, "
                         f"AUROC {result.val_auroc:.4f}{' (best)' if improved else ''} [{result.seconds:.0f} s]")
@@ -429,11 +422,9 @@ class Trainer:
         _on_main(lambda: self._start(resume))
         self._build()
         start_epoch, best, bad = self._load_checkpoint() if resume else (0, -1.0, 0)
-        history_path = self.out / "history.jsonl"
         if dist.is_main():
             self._write_config()
-            history = _read_history(history_path)[:start_epoch]
-            write_text_atomic(history_path, "".join(json.dumps(h) + "\n" for h in history))
+            self.run.write_history(self.run.history()[:start_epoch])
         results = []
         if start_epoch == 0 and self.model.readout is not None:
             # epoch 0: the starting logistic-regression readout is a candidate like any epoch
@@ -446,7 +437,7 @@ class Trainer:
             auprc, auroc = self._validate()
             result = EpochResult(epoch, loss, auprc, auroc, round(time.perf_counter() - t0, 1))
             best, bad = self._record(result, best, bad, results)
-        if self.best_state is None and (self.out / "model").is_dir():   # a checkpoint written before 0.2 had no
+        if self.best_state is None and self.run.model.is_dir():   # a checkpoint written before 0.2 had no
             self.best_state = _on_main(self._saved_best_state)           # best weights: the saved model has them
         if self.best_state is not None:  # the model in memory becomes the best epoch's, as saved
             with torch.no_grad():
@@ -457,7 +448,7 @@ class Trainer:
     def _saved_best_state(self) -> dict[str, torch.Tensor]:
         """The trainable weights of the saved best model (read on rank 0, into a copy of them)."""
         now = {n: p.detach().clone() for n, p in self.trainable}
-        self.model.load_trained_weights(self.out / "model")
+        self.model.load_trained_weights(self.run.model)
         best = {n: p.detach().cpu().clone() for n, p in self.trainable}
         with torch.no_grad():
             for n, p in self.trainable:
@@ -479,15 +470,15 @@ class Trainer:
         for cache in (self.train_cache, self.val_cache):
             if cache is not None:
                 cache.close()
-        shutil.rmtree(self.out / ".tmp", ignore_errors=True)
+        shutil.rmtree(self.run.tmp, ignore_errors=True)
 
     def _save_best(self) -> None:
-        self.model.save(self.out / "model")  # written beside and renamed into place (alfia.io.replace_folder)
+        self.model.save(self.run.model)  # written beside and renamed into place (alfia.io.replace_folder)
 
     def _write_config(self) -> None:
         encoder = self.cohort.info.get("text_encoder")
         if encoder is not None:
-            write_text_atomic(self.out / "encoder.json", json.dumps(encoder, indent=2))
+            self.run.write_json(RunFolder.ENCODER, encoder)
         config = {
             "train": self.config.to_dict(),
             "backbone": self.config.model.backbone,
@@ -498,7 +489,7 @@ class Trainer:
             "world_size": self.world,
             "runtime": self.runtime(),
         }
-        write_text_atomic(self.out / "config.json", json.dumps(config, indent=2))
+        self.run.write_json(RunFolder.CONFIG, config)
 
     def runtime(self) -> dict:
         """Where and how the run computed (written into config.json and the manifest)."""
@@ -524,12 +515,6 @@ class _Rows(torch.utils.data.Dataset):
 
 def _probability(out) -> np.ndarray:
     return torch.sigmoid(out.logits.float()).cpu().numpy()
-
-
-def _read_history(path: Path) -> list[dict]:
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 def train(cohort: Cohort, out: str | Path, config: TrainConfig, backbone: str | None = None,

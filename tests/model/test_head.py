@@ -69,7 +69,7 @@ def test_samples_are_independent():
 
 
 def test_hidden_size_must_divide_by_heads():
-    with pytest.raises(AlfiaError, match="not divisible by its 4 attention heads"):
+    with pytest.raises(AlfiaError, match=r"head.num_heads must divide the hidden size 30"):
         AttentionalClassifierHead(HeadConfig(30, num_heads=4))
     AttentionalClassifierHead(HeadConfig(384, num_heads=4))   # MiniLM
 

@@ -14,6 +14,7 @@ from alfia.analysis.figures import FigureWriter
 from alfia.cohorts import Cohort
 from alfia.errors import AlfiaError
 from alfia.io import metrics_path
+from alfia.run_folder import RunFolder
 
 METRIC_NAMES = {"auprc": "AUPRC", "auroc": "AUROC", "best_f1": "best F1", "best_f2": "best F2", "brier": "Brier",
                 "ece": "ECE", "sensitivity": "Sensitivity", "specificity": "Specificity", "ppv": "PPV",
@@ -36,10 +37,7 @@ def read_json(path: Path, what: str) -> dict:
 
 
 def read_history(run: Path) -> list[dict]:
-    path = Path(run) / "history.jsonl"
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return RunFolder(run).history()
 
 
 def best_epoch(history: list[dict]) -> int | None:
@@ -87,15 +85,15 @@ class Inputs:
 
     def __post_init__(self):
         self.run = Path(self.run)
-        if not (self.run / "predictions.parquet").exists() or not (self.run / "metrics.json").exists():
-            raise AlfiaError(f"{self.run} has no predictions.parquet/metrics.json: it is not a finished run "
-                             "(train it with `alfia train`, which scores it at the end)")
-        self.predictions = pd.read_parquet(self.run / "predictions.parquet")
-        self.metrics = read_json(self.run / "metrics.json", "metrics")
-        self.threshold = float(read_json(self.run / "threshold.json", "threshold")["threshold"]) \
-            if (self.run / "threshold.json").exists() else None
-        self.config = read_json(self.run / "config.json", "config") if (self.run / "config.json").exists() else {}
-        self.history = read_history(self.run)
+        files = RunFolder(self.run)
+        if not files.has(RunFolder.PREDICTIONS) or not files.has(RunFolder.METRICS):
+            raise AlfiaError(f"{self.run} has no {RunFolder.PREDICTIONS}/{RunFolder.METRICS}: it is not a finished "
+                             "run (train it with `alfia train`, which scores it at the end)")
+        self.predictions = files.predictions()
+        self.metrics = files.metrics()
+        self.threshold = files.threshold()
+        self.config = files.config()
+        self.history = files.history()
         if self.cohort is not None:
             missing = set(self.predictions["stay_id"]) - set(self.cohort.df["stay_id"])
             if missing:
@@ -117,8 +115,7 @@ class Inputs:
         results = read_json(folder / "results.json", "baseline results")
         if not isinstance(results.get("models"), dict):
             raise AlfiaError(f"{folder / 'results.json'} has no \"models\" object; write it with the baselines")
-        preds = pd.read_parquet(folder / "predictions.parquet") if (folder / "predictions.parquet").exists() \
-            else None
+        preds = RunFolder(folder).predictions()   # a baselines folder names its predictions as a run does
         return {"results": results, "predictions": preds}
 
     @staticmethod

@@ -9,6 +9,7 @@ from alfia.analysis.figures import COLOURS, integer_ticks, new_figure
 from alfia.analysis.report import verdicts
 from alfia.analysis.report.inputs import METRIC_NAMES, Inputs, Table, best_epoch, read_history, read_json
 from alfia.evaluation.metrics import format_ci
+from alfia.run_folder import RunFolder
 
 
 def _ablation_runs(folder: Path) -> list[tuple[str, Path]]:
@@ -16,7 +17,7 @@ def _ablation_runs(folder: Path) -> list[tuple[str, Path]]:
     if index.exists():
         data = read_json(index, "ablation index")
         return [(r["name"], folder / r["folder"]) for r in data.get("runs", []) if (folder / r["folder"]).is_dir()]
-    return sorted((p.name, p) for p in folder.iterdir() if (p / "history.jsonl").exists())
+    return sorted((p.name, p) for p in folder.iterdir() if (p / RunFolder.HISTORY).exists())
 
 
 def _curves(inp: Inputs, runs: list[tuple[str, Path]]):
@@ -49,7 +50,7 @@ def _curves(inp: Inputs, runs: list[tuple[str, Path]]):
 def _finals(inp: Inputs, runs: list[tuple[str, Path]], data: dict):
     finals = []
     for name, folder in runs:
-        mpath = folder / "metrics.json"
+        mpath = folder / RunFolder.METRICS
         if mpath.exists():
             m = read_json(mpath, "metrics").get("test", {})
             if m:
