@@ -26,5 +26,5 @@ if command -v nvidia-smi > /dev/null; then
 fi
 start=$SECONDS
 cd "$root"
-"$python" -m alfia.bench --profile paper --device cuda --out "$out" "$@"
+"$python" -m alfia.cli bench --profile paper --device cuda --out "$out" "$@"
 echo "benchmarks/gpu.sh: $((SECONDS - start)) s"

@@ -7,4 +7,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p benchmarks/results
 out="benchmarks/results/$(hostname -s)-$(date +%Y%m%d-%H%M).json"
-.venv/bin/python -m alfia.bench --out "$out" "$@"
+.venv/bin/python -m alfia.cli bench --out "$out" "$@"

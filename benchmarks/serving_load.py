@@ -147,7 +147,7 @@ def main() -> int:
     parser.add_argument("--screenshot", help="also save a screenshot of the page (PNG) with one scored stay")
     parser.add_argument("--screenshot-only", action="store_true", help="skip the load test")
     args = parser.parse_args()
-    from alfia.bench import machine_info
+    from alfia.bench.measure import machine_info
 
     with tempfile.TemporaryDirectory() as tmp:
         run = Path(args.run) if args.run else demo_run(Path(tmp) / "run")

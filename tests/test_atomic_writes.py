@@ -20,9 +20,9 @@ ALLOWED = {
         "one line per finished epoch; --resume rewrites history.jsonl up to the checkpoint's epoch",
     ("cohorts/table1.py", 'body = table.to_csv(index=False, lineterminator="\\n")'): "to a string",
     ("analysis/figures.py", 'fig.savefig(buf, format="png", dpi=self.dpi)'): "to an in-memory buffer",
-    ("bench_paper.py", "BertModel(config).save_pretrained(folder)   # safetensors"):
+    ("bench/paper.py", "BertModel(config).save_pretrained(folder)   # safetensors"):
         "the random backbone of `alfia bench --profile paper`, in the benchmark's temporary folder",
-    ("bench_paper.py", "tokenizer.save_pretrained(folder)"): "same temporary folder",
+    ("bench/paper.py", "tokenizer.save_pretrained(folder)"): "same temporary folder",
 }
 
 

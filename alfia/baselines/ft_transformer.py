@@ -59,7 +59,8 @@ class FTTransformerModel(AbstractModel):
     def _fit(self, X: pd.DataFrame, y: pd.Series, X_val: pd.DataFrame | None = None, y_val: pd.Series | None = None,
              time_limit: float | None = None, num_cpus: int = 1, **kwargs) -> None:
         from rtdl_revisiting_models import FTTransformer
-        from sklearn.metrics import average_precision_score
+
+        from alfia.evaluation.metrics import average_precision
 
         if self.problem_type != "binary":
             raise ValueError(f"FTTransformerModel handles binary classification only, not {self.problem_type}")
@@ -78,6 +79,8 @@ class FTTransformerModel(AbstractModel):
                 cont, cat, target = cont[~held], cat[~held], target[~held]
             else:
                 val = (*self.preprocess(X_val), np.asarray(y_val))
+            # validation rows of one outcome rank nothing: a constant score keeps the first epoch's weights
+            scored = len(np.unique(val[2])) == 2
             self.model = FTTransformer(n_cont_features=cont.shape[1],
                                        cat_cardinalities=[len(self._levels[c]) + 1 for c in self._cat], d_out=1,
                                        **FTTransformer.get_default_kwargs(params["n_blocks"]))
@@ -93,7 +96,7 @@ class FTTransformerModel(AbstractModel):
                     logits = self.model(cont_t[idx], cat_t[idx] if cat_t.shape[1] else None).squeeze(-1)
                     loss_fn(logits, target[idx]).backward()
                     optimiser.step()
-                score = average_precision_score(val[2], self._proba(val[0], val[1]))
+                score = average_precision(val[2], self._proba(val[0], val[1])) if scored else 0.0
                 if score > best:
                     best, since_best = score, 0
                     best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}

@@ -15,6 +15,7 @@ import tarfile
 from bisect import bisect_right
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 import pandas as pd
 from tqdm.auto import tqdm
@@ -355,13 +356,24 @@ def _total(pts: dict[str, int | None], exclude: tuple[str, ...]) -> int | None:
 # ------------------------------------------------------------------------------------------ features
 
 
-def _stats6(values: list[float]) -> tuple[float, ...]:
+class Summary(NamedTuple):
+    """A stay's series in six numbers (the features ``<name>_first`` ... ``<name>_std``); all NaN when empty."""
+
+    first: float
+    last: float
+    min: float
+    max: float
+    mean: float
+    std: float
+
+
+def _summary(values: list[float]) -> Summary:
     if not values:
-        return (math.nan,) * 6
+        return Summary(*(math.nan,) * 6)
     n = len(values)
     mean = sum(values) / n
     var = sum((x - mean) ** 2 for x in values) / n  # population SD: a single value has SD 0
-    return values[0], values[-1], min(values), max(values), mean, math.sqrt(max(var, 0.0))
+    return Summary(values[0], values[-1], min(values), max(values), mean, math.sqrt(max(var, 0.0)))
 
 
 def _pf_pairs(series: Series) -> list[tuple[int, float, bool]]:
@@ -447,11 +459,11 @@ def stay_features(desc: dict[str, float], series: Series) -> dict[str, object]:
     f["icu_type"] = ICU_TYPES.get(int(icu)) if icu is not None and icu in ICU_TYPES else None
 
     gcs = [v for _, v in series.get("GCS", [])]
-    for name, val in zip(("first", "last", "min", "max", "mean", "std"), _stats6(gcs), strict=True):
+    for name, val in _summary(gcs)._asdict().items():
         f[f"gcs_{name}"] = val
     pf_pairs = _pf_pairs(series)
     sofa = [float(s) for s in hourly_sofa(series, pf_pairs)]
-    for name, val in zip(("first", "last", "min", "max", "mean", "std"), _stats6(sofa), strict=True):
+    for name, val in _summary(sofa)._asdict().items():
         f[f"sofa_{name}"] = val
 
     def values(*params: str) -> list[float]:

@@ -27,7 +27,7 @@ CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 DIGESTS_NAME = "sha256.json"
 _KIND_NAMES = {"alfia.model": "ALFIA model", "alfia.fusion": "ALFIA fusion module",
-               "alfia.head": "ALFIA classifier head"}
+               "alfia.head": "ALFIA classifier head", "alfia.readout": "ALFIA pooled readout"}
 
 
 def _what(kind: str) -> str:

@@ -137,7 +137,7 @@ def create_app(service: RiskService) -> FastAPI:
     async def predict(body: PredictRequest) -> dict:  # type: ignore[valid-type]
         """Score each stay: warnings when it lies outside the training data, probability, risk band, layer
         weights and attended words; with ``explain``, each variable's effect when left out."""
-        jobs = []  # (stay, text, occluded texts)
+        jobs = []  # (stay, its record or None, its text, (variable, text without it) pairs)
         for stay in body.stays:
             if getattr(stay, "record", None) is not None:
                 record = stay.record.model_dump()

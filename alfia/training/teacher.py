@@ -3,8 +3,8 @@
 ALFIA reads only the text, but the trees read the same variables better on 3,000 stays; their probabilities are
 softer targets than 0/1 labels (Hinton et al. 2015). Each training row's target comes from a LightGBM fitted on
 the other folds of the training split, so no row's soft target was fitted on its own label, and the validation
-and test rows are never seen (``tests/training/test_teacher.py`` holds the traps). Fixed iterations, one thread
-and a fixed seed: the same targets on every machine.
+and test rows are never seen (``tests/training/test_readout_teacher.py`` holds the traps). Fixed iterations, one
+thread and a fixed seed: the same targets on every machine.
 """
 
 from __future__ import annotations

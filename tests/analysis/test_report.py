@@ -445,7 +445,7 @@ def test_cli_no_texts_flag_reaches_the_report(built, monkeypatch, tmp_path):
     import argparse
 
     import alfia.analysis.report as report
-    from alfia.analysis.cli import add_commands
+    from alfia.cli.analysis import add_commands
 
     seen = {}
     monkeypatch.setattr(report, "build_report", lambda *a, **k: seen.update(k) or tmp_path / "r.html")

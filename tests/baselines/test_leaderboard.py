@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from alfia.baselines.cli import add_commands
 from alfia.baselines.leaderboard import leaderboard
+from alfia.cli.baselines import add_commands
 from alfia.errors import AlfiaError
 from alfia.evaluation.metrics import choose_threshold, evaluate
 from alfia.inference import write_predictions

@@ -5,7 +5,7 @@ import argparse
 import pytest
 
 from alfia.cli import build_parser, main
-from alfia.cli_options import N_BOOT
+from alfia.cli.options import N_BOOT
 
 SHARED = ("--n-boot", "--schema", "--external", "--external-predictions", "--profile", "--style", "--device",
           "--precision")
@@ -58,7 +58,7 @@ def test_old_flag_names_still_work():
 
 
 def test_inputs_are_positional_everywhere():
-    from alfia.cli_options import get_input
+    from alfia.cli.options import get_input
     from alfia.errors import UsageError
 
     new = build_parser().parse_args(["boost", "RUN", "p12-a", "--out", "o"])

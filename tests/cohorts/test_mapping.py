@@ -140,7 +140,7 @@ def test_predict_on_a_cohort_of_another_schema(cohorts, tiny_bert_dir, tmp_path,
 
 
 def test_baselines_external_of_another_schema_is_mapped_and_listed(cohorts, tmp_path, capsys):
-    from alfia.baselines.cli import _external
+    from alfia.cli.baselines import _external
 
     write_cohort(cohorts["eicu"], tmp_path / "eicu.parquet")
     same = _external(cohorts["eicu"], str(tmp_path / "eicu.parquet"), None, str(tmp_path / "same"))

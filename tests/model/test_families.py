@@ -170,7 +170,7 @@ def test_gradient_checkpointing_runs_through_the_layer_runner(family_dir):
 def test_trains_saves_loads_predicts_and_explains(family_dir, tmp_path):
     """One epoch with LoRA on every layer, through the trainer; the saved run predicts what it saved, the int8
     path and the service's explanation work, and the benchmark counts its FLOPs."""
-    from alfia.bench import flops_per_sample
+    from alfia.bench.measure import flops_per_sample
     from alfia.inference import Run
     from alfia.serving.scoring import Scorer
     from alfia.training.trainer import train
@@ -219,7 +219,7 @@ def test_an_unknown_family_is_refused(tmp_path, tiny_bert_dir, monkeypatch, caps
     with pytest.raises(AlfiaError, match="model type 'gpt2' is not a supported encoder family") as info:
         load_backbone(tmp_path)
     assert "\n" not in str(info.value) and "mpnet" in str(info.value)
-    monkeypatch.setattr("alfia.cli._read_encoded", lambda path: toy_cohort(n=60))
+    monkeypatch.setattr("alfia.cli.train._read_encoded", lambda path: toy_cohort(n=60))
     assert main(["train", "toy", "--out", str(tmp_path / "run"), "--backbone", str(tmp_path)]) == 1
     assert error_lines(capsys)[0].startswith("error: backbone model type 'gpt2' is not a supported")
 
@@ -228,7 +228,7 @@ def test_the_train_command_refuses_lora_targets_that_miss_a_projection(tiny_fami
                                                                        capsys):
     from alfia.cli import main
 
-    monkeypatch.setattr("alfia.cli._read_encoded", lambda path: toy_cohort(n=60))
+    monkeypatch.setattr("alfia.cli.train._read_encoded", lambda path: toy_cohort(n=60))
     args = ["train", "toy", "--out", str(tmp_path / "run"), "--backbone", str(tiny_family_dirs["distilbert"])]
     assert main([*args, "--lora-targets", "q_lin,v_lin"]) == 2
     assert error_lines(capsys)[0].startswith("error: --lora-targets q_lin,v_lin puts LoRA on query, value of layer "

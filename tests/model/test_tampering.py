@@ -70,3 +70,16 @@ def test_tampered_model_folder_is_refused_with_one_clear_line(saved, tmp_path, d
     message = str(info.value)
     assert "\n" not in message and str(folder) in message
     assert ("refusing the model folder" in message or "sha256.json" in message), message
+
+
+def test_a_folder_of_the_wrong_part_is_refused_naming_the_part_in_words(saved, tmp_path):
+    """Every saved part (model, fusion, head, readout) has a name the refusals use, not its raw kind."""
+    def parts(cls):
+        return {cls, *(p for sub in cls.__subclasses__() for p in parts(sub))}
+
+    kinds = {cls.config_kind for cls in parts(serialization.SavedModule) if hasattr(cls, "config_kind")}
+    assert {"alfia.fusion", "alfia.head", "alfia.readout"} <= kinds
+    for kind in kinds:
+        with pytest.raises(AlfiaError, match="does not describe a saved ALFIA ") as exc:
+            serialization.read_config(saved, kind)   # the model's folder, read as another part
+        assert f"saved {kind} " not in str(exc.value)

@@ -92,7 +92,8 @@ def test_the_command_line_maps_flags_to_paths_and_errors_back_to_flags(tmp_path,
 def test_flags_become_the_settings_they_name():
     import argparse
 
-    from alfia.cli import _train_overrides, build_parser
+    from alfia.cli import build_parser
+    from alfia.cli.train import _train_overrides
 
     def settings(*flags):
         args = build_parser().parse_args(["train", "x.parquet", "--out", "run", *flags])
@@ -122,8 +123,8 @@ def test_flags_become_the_settings_they_name():
 def test_every_command_names_the_flag_of_a_setting_the_library_refused(capsys):
     import argparse
 
-    from alfia.bench import run_bench
-    from alfia.cli_options import EXIT_USAGE, flag_of, run_command
+    from alfia.bench.quick import run_bench
+    from alfia.cli.options import EXIT_USAGE, flag_of, run_command
 
     assert (flag_of("model.lora.r"), flag_of("reference_steps"), flag_of("model.head.dropout")) == \
         ("--lora-r", "--reference-steps", "model.head.dropout")

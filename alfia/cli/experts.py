@@ -1,34 +1,32 @@
-"""The ``experts sample`` and ``experts compare`` commands (added to ``alfia`` by ``add_commands``)."""
+"""The ``experts sample`` and ``experts compare`` commands: a blinded booklet, then the experts' ratings scored."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-from alfia.cli_options import add_device, add_n_boot, add_schema
+from alfia.cli.options import add_device, add_n_boot, add_schema, read_cohort
 from alfia.errors import AlfiaError
 
 
 def cmd_sample(args: argparse.Namespace) -> None:
-    from alfia.baselines.cli import _cohort
     from alfia.experts.booklet import write_booklet
 
     # recorded for `compare`: a file by its absolute path, a bundled cohort by its name
     spec = str(Path(args.cohort).resolve()) if Path(args.cohort).exists() else args.cohort
-    cases = write_booklet(_cohort(args.cohort, args.schema), args.run, args.out, n=args.n, seed=args.seed,
+    cases = write_booklet(read_cohort(args.cohort, args.schema), args.run, args.out, n=args.n, seed=args.seed,
                           cohort_spec=spec)
     print(f"wrote {args.out}: booklet.html, cases.csv and ratings-template.csv for {len(cases)} cases; "
           f"keep {args.out}/sealed/ away from the raters")
 
 
 def cmd_compare(args: argparse.Namespace) -> None:
-    from alfia.baselines.cli import _cohort
     from alfia.experts.compare import compare, load_key, write_report
 
     spec = args.cohort or load_key(args.booklet).get("cohort")
     if not spec:
         raise AlfiaError("the booklet does not name its cohort; pass --cohort")
-    result = compare(args.booklet, args.ratings, args.run, _cohort(spec, args.schema), n_boot=args.n_boot,
+    result = compare(args.booklet, args.ratings, args.run, read_cohort(spec, args.schema), n_boot=args.n_boot,
                      device=args.device, precision=args.precision)
     write_report(result, args.out)
     for name, entry in result["raters"].items():

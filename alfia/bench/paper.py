@@ -30,7 +30,6 @@ FLOPs       ``torch.utils.flop_counter`` on one training step and one inference 
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import gc
 import json
@@ -38,14 +37,22 @@ import logging
 import re
 import tempfile
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from alfia.bench import _rounded, machine_info, torch_threads
+from alfia.bench.measure import (
+    count_flops,
+    gpu_peak_mb,
+    machine_info,
+    reset_gpu_peak,
+    throughput,
+    time_calls,
+    torch_threads,
+)
+from alfia.bench.report import paper_markdown, rounded
 from alfia.errors import AlfiaError
 
 BERT_LARGE = {"num_hidden_layers": 24, "hidden_size": 1024, "num_attention_heads": 16, "intermediate_size": 4096}
@@ -99,7 +106,6 @@ def gpu_peak(name: str | None) -> tuple[str, dict[str, float]] | None:
     return None
 
 
-# -- the inputs -----------------------------------------------------------------------------------------------
 def set_a_texts(stays: int, seed: int = 0) -> tuple[list[str], np.ndarray]:
     """``stays`` set-A stays (a random sample) as banded texts, with their labels; the encoder is fitted on the
     training split."""
@@ -140,44 +146,7 @@ def random_backbone(folder: Path, shape: dict, seed: int = 0) -> Path:
     return folder
 
 
-# -- measuring ------------------------------------------------------------------------------------------------
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def _reset_peak(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-
-
-def _peak_mb(device: torch.device) -> float | None:
-    return round(torch.cuda.max_memory_allocated(device) / 2**20, 1) if device.type == "cuda" else None
-
-
-def _seconds(device: torch.device, run: Callable[[int], object], times: int) -> float:
-    _sync(device)
-    start = time.perf_counter()
-    for k in range(times):
-        run(k)
-    _sync(device)
-    return time.perf_counter() - start
-
-
-def _flops(run: Callable[[], object]) -> int:
-    from torch.utils.flop_counter import FlopCounterMode
-
-    with FlopCounterMode(display=False) as counter:
-        run()
-    return counter.get_total_flops()
-
-
-def _throughput(flops: int, seconds_each: float, peak: float | None) -> dict:
-    achieved = flops / seconds_each / 1e12
-    return {"tflops_per_s": achieved, "share_of_peak": achieved / peak if peak else None}
-
-
-def measure(folder: str, tokenizer, precision: str, checkpointing: bool, device: torch.device, sizes: Sizes,
+def measure_row(folder: str, tokenizer, precision: str, checkpointing: bool, device: torch.device, sizes: Sizes,
             batches: list[tuple], texts: list[str], peaks: dict[str, float] | None) -> dict:
     """One row: a fresh paper-profile model on ``folder`` in ``precision``; inference first (fixed shape, then set-A
     lengths), then training."""
@@ -201,19 +170,19 @@ def measure(folder: str, tokenizer, precision: str, checkpointing: bool, device:
 
         for k in range(sizes.warmup_steps):
             forward(k)
-        flops = _flops(lambda: forward(0))
-        _reset_peak(device)
-        seconds = _seconds(device, forward, sizes.steps) / sizes.steps
-    row["infer"] = {"ms_per_stay": 1000 * seconds / b, "flops_per_batch": flops, "peak_gpu_mb": _peak_mb(device),
-                    **_throughput(flops, seconds, peak)}
+        flops = count_flops(lambda: forward(0))
+        reset_gpu_peak(device)
+        seconds = time_calls(device, forward, sizes.steps) / sizes.steps
+    row["infer"] = {"ms_per_stay": 1000 * seconds / b, "flops_per_batch": flops, "peak_gpu_mb": gpu_peak_mb(device),
+                    **throughput(flops, seconds, peak)}
 
     texts = texts[:sizes.set_a_stays]
     lengths = [len(x) for x in tokenizer(texts, truncation=True, max_length=model.max_length)["input_ids"]]
     model.predict_proba(texts[:b], batch_size=b)   # warm-up
-    _reset_peak(device)
-    seconds = _seconds(device, lambda _: model.predict_proba(texts, batch_size=b), 1)
+    reset_gpu_peak(device)
+    seconds = time_calls(device, lambda _: model.predict_proba(texts, batch_size=b), 1)
     row["set_a"] = {"ms_per_stay": 1000 * seconds / len(texts), "stays": len(texts),
-                    "median_tokens": float(np.median(lengths)), "peak_gpu_mb": _peak_mb(device)}
+                    "median_tokens": float(np.median(lengths)), "peak_gpu_mb": gpu_peak_mb(device)}
 
     model.train()
     trainable = [p for p in model.parameters() if p.requires_grad]
@@ -240,11 +209,11 @@ def measure(folder: str, tokenizer, precision: str, checkpointing: bool, device:
 
     for k in range(sizes.warmup_steps):
         step(k)
-    flops = _flops(lambda: step(0))
-    _reset_peak(device)
-    seconds = _seconds(device, step, sizes.steps) / sizes.steps
+    flops = count_flops(lambda: step(0))
+    reset_gpu_peak(device)
+    seconds = time_calls(device, step, sizes.steps) / sizes.steps
     row["train"] = {"stays_per_s": b / seconds, "step_ms": 1000 * seconds, "flops_per_step": flops,
-                    "peak_gpu_mb": _peak_mb(device), **_throughput(flops, seconds, peak)}
+                    "peak_gpu_mb": gpu_peak_mb(device), **throughput(flops, seconds, peak)}
     row["trainable_params"] = sum(p.numel() for p in trainable)
     base = model._base_model()
     row["backbone_params"] = sum(p.numel() for p in base.parameters())
@@ -258,7 +227,6 @@ def _release(device: torch.device) -> None:
         torch.cuda.empty_cache()
 
 
-# -- the benchmark --------------------------------------------------------------------------------------------
 def run_paper_bench(out: str | Path, *, device: str = "auto", precision: str = "auto", tiny: bool = False,
                     backbone: str | None = None, steps: int | None = None, threads: int | None = None,
                     log=None) -> dict:
@@ -309,7 +277,7 @@ def run_paper_bench(out: str | Path, *, device: str = "auto", precision: str = "
                 log(f"{what} ...")
                 try:
                     resolve_precision(name, device)   # before building a model it cannot run
-                    row.update(measure(folder, tokenizer, name, checkpointing, device, sizes, batches, texts,
+                    row.update(measure_row(folder, tokenizer, name, checkpointing, device, sizes, batches, texts,
                                        gpu and gpu["peak_tflops"]))
                     row["status"] = "ok"
                     log(f"  train {row['train']['stays_per_s']:.1f} stays/s, inference "
@@ -327,68 +295,8 @@ def run_paper_bench(out: str | Path, *, device: str = "auto", precision: str = "
 
     torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = tf32_before
     result["seconds"] = time.perf_counter() - started
-    result = _rounded(result)
+    result = rounded(result)
     out = Path(out)
     write_text_atomic(out, json.dumps(result, indent=2))
-    write_text_atomic(out.with_suffix(".md"), to_markdown(result))
+    write_text_atomic(out.with_suffix(".md"), paper_markdown(result))
     return result
-
-
-def to_markdown(r: dict) -> str:
-    def f(x, fmt="{:.1f}"):
-        return "–" if x is None else fmt.format(x)
-
-    def share(part: dict) -> str:
-        tflops = f(part["tflops_per_s"], "{:.3g}")
-        return tflops if part["share_of_peak"] is None else f"{tflops} ({100 * part['share_of_peak']:.0f}%)"
-
-    s, gpu, m = r["sizes"], r["gpu"], r["machine"]
-    if gpu:
-        where = (f"GPU {gpu['name']} ({r['device']}, compute capability {gpu['capability']}, {gpu['memory_gib']} GiB, "
-                 f"CUDA {gpu['cuda']}); ")
-        peaks = gpu["peak_tflops"]
-        where += (f"dense peak TFLOP/s ({gpu['datasheet_name']} datasheet): " +
-                  ", ".join(f"{k} {v}" for k, v in peaks.items()) if peaks else "not in the datasheet table: no share "
-                  "of peak")
-    else:
-        where = f"CPU {m['cpu']} ({m['cpu_count']} cores, torch threads {m['torch_threads']}): no share of peak"
-    lines = [
-        f"{where}; torch {m['torch']}. " + ("**Tiny smoke run, not a measurement.** " if r["tiny"] else "") +
-        f"Batch {s['batch_size']} x {s['tokens']} tokens, {s['steps']} timed step(s) after {s['warmup_steps']} "
-        f"warm-up; set A: {s['set_a_stays']} stays at their own lengths; {r['seconds']:.0f} s in all.",
-        "",
-        f"| backbone | precision | train stays/s | train TFLOP/step | train TFLOP/s (% of peak) | train peak GPU MB | "
-        f"infer ms/stay at {s['tokens']} | infer TFLOP/s (% of peak) | infer peak GPU MB | "
-        f"set-A ms/stay (median tokens) | set-A peak GPU MB |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
-    ]
-    for row in r["rows"]:
-        precision = row["precision"] + (" + checkpointing" if row["gradient_checkpointing"] else "")
-        if row["status"] != "ok":
-            lines.append(f"| {row['backbone']} | {precision} | skipped: {row['reason']} |" + " |" * 8)
-            continue
-        t, i, a = row["train"], row["infer"], row["set_a"]
-        lines.append(f"| {row['backbone']} | {precision} | {f(t['stays_per_s'])} | "
-                     f"{f(t['flops_per_step'] / 1e12, '{:.3g}')} | {share(t)} | {f(t['peak_gpu_mb'], '{:.0f}')} | "
-                     f"{f(i['ms_per_stay'], '{:.2f}')} | {share(i)} | {f(i['peak_gpu_mb'], '{:.0f}')} | "
-                     f"{f(a['ms_per_stay'], '{:.2f}')} ({a['median_tokens']:.0f}) | {f(a['peak_gpu_mb'], '{:.0f}')} |")
-    lines += ["", f"Anchor: {r['paper_anchor']}."]
-    return "\n".join(lines) + "\n"
-
-
-# -- command line ---------------------------------------------------------------------------------------------
-def add_paper_options(p: argparse.ArgumentParser) -> None:
-    from alfia.cli_options import positive_int
-
-    p.add_argument("--tiny", action="store_true", help="--profile paper: a tiny BERT shape instead of BERT-large, "
-                   f"batch {TINY.batch_size} x {TINY.tokens} tokens, {TINY.steps} step(s): a smoke run, not a "
-                   "measurement")
-    p.add_argument("--steps", type=positive_int, help="--profile paper: timed training steps and inference batches "
-                   f"(default {FULL.steps}; {TINY.steps} with --tiny)")
-
-
-def cmd_paper_bench(args: argparse.Namespace) -> None:
-    r = run_paper_bench(args.out, device=args.device, precision=args.precision, tiny=args.tiny,
-                        backbone=args.backbone, steps=args.steps, threads=args.threads)
-    print(to_markdown(r))
-    print(f"wrote {args.out} and {Path(args.out).with_suffix('.md')}")

@@ -1,26 +1,26 @@
-"""The ``baselines``, ``boost`` and ``leaderboard`` commands (added to ``alfia`` by ``add_commands``)."""
+"""The ``baselines``, ``boost`` and ``leaderboard`` commands: the tabular baselines, ALFIA-boost, Table 3."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-from alfia.cli_options import get_input
-
-
-def _cohort(spec: str | None, schema: str | None = None):
-    """A cohort file, or a bundled cohort by name (p12-a, p12-b)."""
-    if spec is None:
-        return None
-    from alfia.datasets import load_cohort
-
-    return load_cohort(spec, schema=schema)
+from alfia.cli.options import (
+    add_device,
+    add_external,
+    add_external_predictions,
+    add_input,
+    add_n_boot,
+    add_schema,
+    get_input,
+    read_cohort,
+)
 
 
 def _external(cohort, spec: str | None, schema: str | None, out: str):
     """The external cohort, mapped onto the development cohort's schema when it has another one (the mapping is
     logged and written to OUT/external-mapping.json)."""
-    external = _cohort(spec, schema)
+    external = read_cohort(spec, schema)
     if external is None or external.schema.name == cohort.schema.name:
         return external
     import json
@@ -39,7 +39,7 @@ def cmd_baselines(args: argparse.Namespace) -> dict:
     from alfia.baselines.tabular import run_baselines
 
     models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None
-    dev = _cohort(get_input(args, "cohort"), args.schema)
+    dev = read_cohort(get_input(args, "cohort"), args.schema)
     results = run_baselines(dev, args.out, _external(dev, args.external, args.schema, args.out), preset=args.preset,
                             models=models, scores=not args.no_scores, tabpfn_weights=args.tabpfn_weights,
                             n_boot=args.n_boot,
@@ -51,7 +51,7 @@ def cmd_baselines(args: argparse.Namespace) -> dict:
 def cmd_boost(args: argparse.Namespace) -> dict:
     from alfia.baselines.boost import run_boost
 
-    dev = _cohort(get_input(args, "cohort"), args.schema)
+    dev = read_cohort(get_input(args, "cohort"), args.schema)
     results = run_boost(get_input(args, "run"), dev, args.out, _external(dev, args.external, args.schema, args.out),
                         preset=args.preset, n_boot=args.n_boot, time_limit=args.time_limit,
                         with_embeddings=args.with_embeddings, device=args.device, precision=args.precision)
@@ -62,7 +62,7 @@ def cmd_boost(args: argparse.Namespace) -> dict:
 def cmd_leaderboard(args: argparse.Namespace) -> dict:
     from alfia.baselines.leaderboard import leaderboard
 
-    board = leaderboard(args.dirs, _cohort(args.test_cohort, args.schema), _cohort(args.external, args.schema),
+    board = leaderboard(args.dirs, read_cohort(args.test_cohort, args.schema), read_cohort(args.external, args.schema),
                         alfia_external=args.external_predictions, out_dir=args.out, n_boot=args.n_boot)
     print(board.markdown)
     return board.to_dict()
@@ -80,7 +80,6 @@ def _print_results(results: dict) -> None:
 def add_commands(sub) -> None:
     """Add ``baselines``, ``boost`` and ``leaderboard`` to the ``alfia`` sub-command parser."""
     from alfia.baselines.tabular import MODEL_NAMES, PRESETS
-    from alfia.cli_options import add_device, add_external, add_external_predictions, add_input, add_n_boot, add_schema
 
     def common(p: argparse.ArgumentParser) -> None:
         add_input(p, "cohort", "development cohort with train/val/test splits (a parquet file, or p12-a)",

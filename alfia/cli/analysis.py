@@ -1,4 +1,4 @@
-"""The ``report`` and ``ablate`` commands; ``alfia.cli`` calls :func:`add_commands` on its subparsers."""
+"""The ``report`` and ``ablate`` commands: the HTML page about a run, and the ablations."""
 
 from __future__ import annotations
 
@@ -6,7 +6,9 @@ import argparse
 import logging
 from pathlib import Path
 
+from alfia.cli.options import add_device, add_external_predictions, add_n_boot, positive_int
 from alfia.errors import AlfiaError
+from alfia.model.backbone import BACKBONE_HELP
 
 
 def cmd_report(args: argparse.Namespace) -> None:
@@ -48,9 +50,6 @@ def cmd_ablate(args: argparse.Namespace) -> None:
 
 
 def add_commands(sub) -> None:
-    from alfia.cli_options import add_device, add_external_predictions, add_n_boot, positive_int
-    from alfia.model.backbone import BACKBONE_HELP
-
     p = sub.add_parser("report", help="one self-contained HTML page about a trained run (figures + numbers)")
     p.add_argument("run", help="run folder written by `alfia train` / `alfia study`")
     p.add_argument("--baselines", help="folder with results.json and predictions.parquet of the baselines")

@@ -1,9 +1,10 @@
-"""The ``serve`` command (added to ``alfia`` by ``add_commands``)."""
+"""The ``serve`` command: the risk service and web page of a trained run."""
 
 from __future__ import annotations
 
 import argparse
 
+from alfia.cli.options import add_device, read_cohort
 from alfia.errors import AlfiaError
 
 
@@ -13,11 +14,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
     from alfia.serving.app import create_app
     from alfia.serving.service import Limits, RiskService
 
-    training = None
-    if args.training_cohort:
-        from alfia.baselines.cli import _cohort
-
-        training = _cohort(args.training_cohort)
+    training = read_cohort(args.training_cohort) if args.training_cohort else None
     if args.max_stays < 1 or args.max_text_chars < 1 or args.max_body_bytes < 1:
         raise AlfiaError("--max-stays, --max-text-chars and --max-body-bytes must be positive")
     limits = Limits(max_body_bytes=args.max_body_bytes, max_stays=args.max_stays, max_text_chars=args.max_text_chars)
@@ -30,8 +27,6 @@ def cmd_serve(args: argparse.Namespace) -> None:
 
 
 def add_commands(sub) -> None:
-    from alfia.cli_options import add_device
-
     p = sub.add_parser("serve", help="risk service and web page for a trained run (FastAPI)")
     p.add_argument("run", help="run folder (alfia train)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")

@@ -11,10 +11,16 @@ from pathlib import Path
 
 import pytest
 
-from alfia.bench import REQUIRED_KEYS, main
-from alfia.bench_paper import TINY, TINY_BERT, gpu_peak
+from alfia.bench.paper import TINY, TINY_BERT, gpu_peak
+from alfia.bench.quick import REQUIRED_KEYS
+from alfia.cli import main as alfia_main
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def main(argv: list[str]) -> int:
+    """`alfia bench ARGV...`"""
+    return alfia_main(["bench", *argv])
 
 
 @pytest.mark.parametrize("model_type", ["bert", "mpnet"])   # MPNet: eager attention only, its own LoRA targets

@@ -4,7 +4,7 @@ import argparse
 
 import pytest
 
-from alfia.analysis.cli import add_commands
+from alfia.cli.analysis import add_commands
 from alfia.errors import AlfiaError
 
 

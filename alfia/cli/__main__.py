@@ -1,0 +1,7 @@
+"""``python -m alfia.cli ...`` (and ``torchrun ... -m alfia.cli train ...``): the ``alfia`` command."""
+
+import sys
+
+from alfia.cli import main
+
+sys.exit(main())

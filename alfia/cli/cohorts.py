@@ -1,0 +1,93 @@
+"""The ``cohort``, ``table1`` and ``encode`` commands: a cohort table, its baseline characteristics, its texts."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from alfia.cli.options import add_schema, add_style, positive_int
+from alfia.errors import AlfiaError, UsageError
+
+
+def _existing_file(path: str) -> Path:
+    p = Path(path)
+    if not p.exists():
+        raise AlfiaError(f"{p} does not exist; check the path")
+    return p
+
+
+def cmd_cohort(args: argparse.Namespace) -> None:
+    from alfia.cohorts import write_cohort
+    from alfia.datasets import BuildOptions, build_cohort
+
+    options = BuildOptions(source=args.source, outcomes=args.outcomes, n=args.n, seed=args.seed)
+    cohort = build_cohort(args.name, options)
+    write_cohort(cohort, args.out)
+    y = cohort.df["hospital_mortality"]
+    counts = cohort.df["split"].value_counts()
+    note = " [SYNTHETIC: says nothing about patients]" if cohort.synthetic else ""
+    print(f"wrote {args.out}: {len(y):,} stays, {int(y.sum()):,} deaths ({y.mean():.2%}); split "
+          + "/".join(f"{counts.get(s, 0):,}" for s in ("train", "val", "test")) + " train/val/test" + note)
+
+
+def cmd_table1(args: argparse.Namespace) -> None:
+    from alfia.cohorts.table1 import table1, to_markdown, write_table1
+    from alfia.datasets import load_cohort
+
+    cohort = load_cohort(args.cohort, schema=args.schema)
+    table = table1(cohort)
+    print(to_markdown(table))
+    if args.out:
+        write_table1(table, args.out)
+
+
+def cmd_encode(args: argparse.Namespace) -> None:
+    from alfia.cohorts import write_cohort
+    from alfia.datasets import load_cohort
+    from alfia.text.encoder import DEFAULT_STYLE, TextEncoder, load_encoder
+    from alfia.text.stats import token_lengths
+
+    # a reused encoder writes texts for stays to score, which need no outcome or split
+    require_outcome = not args.encoder
+    cohort = load_cohort(args.cohort, schema=args.schema, require_outcome=require_outcome)
+    if args.encoder:
+        if args.style:
+            raise UsageError("--style and --encoder exclude each other: a reused encoder keeps its own style")
+        encoder = load_encoder(_existing_file(args.encoder))
+    else:
+        encoder = TextEncoder(cohort.schema.name, style=args.style or DEFAULT_STYLE).fit(cohort.df)
+    encoded = encoder.encode(cohort)
+    write_cohort(encoded, args.out, require_outcome=require_outcome)
+    lengths = token_lengths(encoded.df["text"].tolist())
+    print(f"wrote {args.out}: {len(encoded.df):,} texts, style {encoder.style}; default-backbone tokens "
+          f"p50 {lengths.p50:.0f}, p95 {lengths.p95:.0f}, max {lengths.max}")
+
+
+def add_commands(sub) -> None:
+    from alfia.datasets import cohort_names
+
+    p = sub.add_parser("cohort", help="build a cohort table (one row per ICU stay)")
+    p.add_argument("name", help=f"one of {', '.join(cohort_names())}")
+    p.add_argument("--out", required=True, help="output parquet file")
+    p.add_argument("--source", help="the raw data: physionet2012: a set-X directory or set-X.tar.gz; "
+                   "mimic-iv / eicu: a .duckdb file or a postgresql:// URL")
+    p.add_argument("--db", dest="source", help=argparse.SUPPRESS)  # the old name of --source for databases
+    p.add_argument("--outcomes", help="physionet2012: the Outcomes-X.txt file (default: beside --source)")
+    p.add_argument("--n", type=positive_int, default=20000, help="synthetic cohorts: number of stays (default 20000)")
+    p.add_argument("--seed", type=int, default=42, help="synthetic cohorts: random seed (default 42)")
+    p.set_defaults(func=cmd_cohort)
+
+    p = sub.add_parser("table1", help="baseline characteristics stratified by outcome")
+    p.add_argument("cohort", help="cohort parquet file or bundled name (p12-a)")
+    add_schema(p)
+    p.add_argument("--out", help="write the table as .csv or .md (default: print it only)")
+    p.set_defaults(func=cmd_table1)
+
+    p = sub.add_parser("encode", help="add the clinical text column")
+    p.add_argument("cohort", help="cohort parquet file or bundled name (p12-a)")
+    p.add_argument("--out", required=True, help="output parquet file")
+    add_style(p)
+    p.add_argument("--encoder", help="reuse a saved text encoder: an encoded cohort, a run folder or its "
+                   "encoder.json (e.g. set A's for external set B)")
+    add_schema(p)
+    p.set_defaults(func=cmd_encode)

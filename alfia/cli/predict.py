@@ -1,0 +1,65 @@
+"""The ``predict`` and ``embed`` commands: a trained run applied to a cohort, encoded or not."""
+
+from __future__ import annotations
+
+import argparse
+
+from alfia.cli.options import add_batch_size, add_device, add_schema
+from alfia.errors import UsageError
+
+
+def cmd_predict(args: argparse.Namespace) -> dict:
+    from alfia.cohorts.mapping import describe, for_run
+    from alfia.datasets import load_cohort
+    from alfia.evaluation.drift import describe_warnings
+    from alfia.evaluation.metrics import format_metrics
+    from alfia.inference import predict_cohort, write_predictions
+
+    cohort = for_run(args.run, load_cohort(args.cohort, schema=args.schema, require_outcome=False),
+                     load_cohort(args.training_cohort) if args.training_cohort else None)
+    if "mapping" in cohort.info:
+        print(describe(cohort.info["mapping"]))
+    if args.int8 and args.device not in ("auto", "cpu"):
+        raise UsageError(f"--int8 is a CPU path; leave out --device {args.device} or --int8")
+    table, info = predict_cohort(args.run, cohort, batch_size=args.batch_size, quantize=args.int8, progress=True,
+                                 device=args.device, precision=args.precision)
+    if "mapping" in cohort.info:
+        info["mapping"] = cohort.info["mapping"]
+    write_predictions(table, info, args.out)
+    print(f"wrote {args.out}: {info['rows']:,} stays; {info['ms_per_sample']:.1f} ms per stay on {info['device']} "
+          f"({info['precision']}), peak memory {info['peak_rss_mb']:.0f} MB")
+    print(describe_warnings(table))
+    if "metrics" in info:
+        print(format_metrics(info["metrics"]))
+    return info
+
+
+def cmd_embed(args: argparse.Namespace) -> None:
+    from alfia.datasets import load_cohort
+    from alfia.inference import write_embeddings
+
+    cohort = load_cohort(args.cohort, schema=args.schema, require_outcome=False)
+    dims = write_embeddings(args.run, cohort, args.out, batch_size=args.batch_size, progress=True,
+                            device=args.device, precision=args.precision)
+    print(f"wrote {args.out}: {len(cohort.df):,} stays, {dims} dims")
+
+
+def add_commands(sub) -> None:
+    for name, func, what in (("predict", cmd_predict, "probabilities and labels per stay"),
+                             ("embed", cmd_embed, "L2-normalised ALF embeddings and layer weights per stay")):
+        p = sub.add_parser(name, help=what)
+        p.add_argument("run", help="run folder (alfia train)")
+        p.add_argument("cohort", help="stays to score: a parquet file or bundled name (p12-b), encoded or not (the "
+                       "run's own encoder writes the texts); outcome and split columns are optional")
+        p.add_argument("--out", required=True, help="output .parquet (predict also accepts .csv)")
+        add_batch_size(p)
+        add_schema(p)
+        add_device(p)
+        if name == "predict":
+            p.add_argument("--training-cohort", help="the run's training cohort: maps a cohort of another "
+                           "schema onto the run's (alfia/cohorts/mapping.py)")
+            p.add_argument("--int8", action="store_true",
+                           help="int8 dynamic quantisation on CPU: faster, probabilities differ slightly "
+                                "(docs/speed.md)")
+            p.add_argument("--json", action="store_true", help="print the run's figures as JSON")
+        p.set_defaults(func=func)

@@ -1,0 +1,27 @@
+"""The ``study`` command: the main job, the whole study in one run (alfia.study)."""
+
+from __future__ import annotations
+
+import argparse
+
+from alfia.cli.options import add_device, add_external, add_profile, add_style
+
+
+def cmd_study(args: argparse.Namespace) -> None:
+    from alfia.study import run_study
+
+    run_study(args.out, style=args.style, profile=args.profile, cohort=args.cohort, external=args.external,
+              device=args.device, precision=args.precision)
+
+
+def add_commands(sub) -> None:
+    p = sub.add_parser("study", help="the main job: the whole study (default: the bundled PhysioNet 2012 cohorts)")
+    p.add_argument("cohort", nargs="?", default="p12-a", help="development cohort with train/val/test splits (a "
+                   "parquet file or bundled name; default p12-a)")
+    add_external(p)
+    p.add_argument("--out", default="study", help="output folder (default study)")
+    add_style(p)
+    add_profile(p)
+    add_device(p)
+    p.add_argument("--mlflow", metavar="URI", help="also log the study and its run to MLflow")
+    p.set_defaults(func=cmd_study)
