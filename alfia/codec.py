@@ -45,6 +45,8 @@ class Interval:
         return None if low_ok and high_ok else f"must be {self.describe()}, got {value!r}"
 
     def describe(self) -> str:
+        if self.high is None and self.low == 0:
+            return "zero or more" if self.closed in ("both", "left") else "positive"
         if self.high is None:
             return f"at least {self.low}" if self.closed in ("both", "left") else f"above {self.low}"
         if self.low is None:
@@ -131,12 +133,15 @@ class Config:
 
 
 def settings_of(cls, prefix: str = ""):
-    """``(path, field)`` of every setting of config class ``cls``, nested configs walked (their own field too)."""
+    """``(path, field, type)`` of every setting of config class ``cls``, nested configs walked (their own field too);
+    ``type`` is the field's plain type (``int`` for ``int | None``)."""
     hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):
-        path = prefix + f.name
-        yield path, f
-        nested = nested_dataclass(hints[f.name])
+        path, hint = prefix + f.name, hints[f.name]
+        plain = [h for h in typing.get_args(hint) if h is not type(None)] if typing.get_origin(hint) in (
+            typing.Union, types.UnionType) else [hint]
+        yield path, f, typing.get_origin(plain[0]) or plain[0]
+        nested = nested_dataclass(hint)
         if nested is not None:
             yield from settings_of(nested, path + ".")
 

@@ -16,7 +16,7 @@ ALLOWED = {
     ("model/alfia.py", 'self.backbone.save_pretrained(str(directory / "adapter"), safe_serialization=True)'):
         "ALFIA._write fills a temporary folder that save() renames into place",
     ("model/alfia.py", 'self.tokenizer.save_pretrained(str(directory / "tokenizer"))'): "same temporary folder",
-    ("training/trainer.py", 'with open(self.out / "history.jsonl", "a") as f:'):
+    ("run_folder.py", 'with open(self.path / self.HISTORY, "a") as f:'):
         "one line per finished epoch; --resume rewrites history.jsonl up to the checkpoint's epoch",
     ("cohorts/table1.py", 'body = table.to_csv(index=False, lineterminator="\\n")'): "to a string",
     ("analysis/figures.py", 'fig.savefig(buf, format="png", dpi=self.dpi)'): "to an in-memory buffer",

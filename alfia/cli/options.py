@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -178,26 +179,23 @@ class StderrHandler(logging.StreamHandler):
         pass
 
 
-# `alfia train`'s flags (their argparse dest) -> the settings' paths in TrainConfig (alfia.training.config)
-TRAIN_FLAGS = {"epochs": "epochs", "lr": "lr", "batch_size": "batch_size", "max_length": "model.max_length",
-               "patience": "patience", "fusion_layers": "model.fusion.num_fusion_layers", "lora_r": "model.lora.r",
-               "lora_alpha": "model.lora.alpha", "lora_dropout": "model.lora.dropout", "seed": "seed",
-               "head_lr": "head_lr", "readout_c": "model.readout.C", "distill": "distill",
-               "class_weight": "class_weight", "calibration": "calibration", "eval_batch_size": "eval_batch_size",
-               "weight_decay": "weight_decay", "warmup": "warmup_ratio", "grad_accum": "grad_accum",
-               "gradient_checkpointing": "gradient_checkpointing", "dtype": "model.dtype",
-               "precision": "precision", "cache_budget": "cache_budget",
-               "lora_targets": "model.lora.target_modules", "attn_implementation": "model.attn_implementation",
-               "backbone": "model.backbone"}
-SETTING_FLAGS = {**{path: "--" + dest.replace("_", "-") for dest, path in TRAIN_FLAGS.items()},
-                 "model.lora.layers": "--lora-layers"}
+@functools.cache
+def setting_flags() -> dict[str, str]:
+    """Every training setting that has a flag, by path (``model.lora.r`` -> ``--lora-r``): declared on the config
+    fields themselves (alfia.codec.setting), so a new setting is one field."""
+    from alfia.codec import settings_of
+    from alfia.training.config import TrainConfig
+
+    flags = {path: f.metadata["flag"] for path, f, _ in settings_of(TrainConfig) if f.metadata.get("flag")}
+    return {**flags, "precision": "--precision"}
 
 
 def flag_of(field: str) -> str:
     """The flag of a setting the library named: ``batch_size`` -> ``--batch-size``, ``model.lora.r`` ->
     ``--lora-r``; a training setting without a flag keeps its path."""
-    if field in SETTING_FLAGS:
-        return SETTING_FLAGS[field]
+    flags = setting_flags()
+    if field in flags:
+        return flags[field]
     return field if "." in field else "--" + field.replace("_", "-")
 
 

@@ -5,14 +5,13 @@ from __future__ import annotations
 import argparse
 
 from alfia.cli.options import (
-    TRAIN_FLAGS,
-    add_backbone,
     add_device,
     add_n_boot,
     add_profile,
     byte_size,
     comma_list,
-    positive_int,
+    setting_flags,
+    whole_number,
 )
 from alfia.errors import AlfiaError, UsageError
 
@@ -47,7 +46,8 @@ def cmd_train(args: argparse.Namespace) -> dict | None:
 def _train_overrides(args: argparse.Namespace) -> dict:
     """The flags given, as setting paths (``--lora-r 8`` -> ``model.lora.r``). A LoRA flag turns LoRA on, a readout
     flag the readout; ``--no-lora`` / ``--no-readout`` turn them off and refuse their own flags beside."""
-    overrides = {path: getattr(args, dest) for dest, path in TRAIN_FLAGS.items() if getattr(args, dest) is not None}
+    overrides = {path: getattr(args, dest_of(flag)) for path, flag in setting_flags().items()
+                 if getattr(args, dest_of(flag)) is not None}
     if args.bf16:   # the old spelling of --precision bf16
         if args.precision not in ("auto", "bf16"):
             raise UsageError(f"--bf16 with --precision {args.precision}: give one or the other")
@@ -68,61 +68,48 @@ def _train_overrides(args: argparse.Namespace) -> dict:
 
 
 def _lora_layers(value: str) -> int | str:
-    return "all" if value == "all" else positive_int(value)
+    return "all" if value == "all" else whole_number(value, 1)
+
+
+PARSERS = {"size": byte_size, "list": comma_list, "layers": _lora_layers}   # a setting's ``parse`` -> its reader
+
+
+def add_setting_flags(p: argparse.ArgumentParser) -> None:
+    """A flag for every training setting that declares one (alfia.training.config.TrainConfig and the model's
+    config inside it): its help, type and choices from the field; no default, so that a flag not given leaves the
+    profile's value. Ranges are checked by the settings themselves (a SettingError names the flag)."""
+    from alfia.codec import OneOf, settings_of
+    from alfia.training.config import TrainConfig
+
+    for _, field, kind in settings_of(TrainConfig):
+        flag = field.metadata.get("flag")
+        if not flag:
+            continue
+        options = {"help": field.metadata["help"], "default": None, "dest": dest_of(flag)}
+        if kind is bool:
+            options["action"] = argparse.BooleanOptionalAction
+        else:
+            options["type"] = PARSERS.get(field.metadata.get("parse"), kind)
+        if isinstance(field.metadata.get("check"), OneOf):
+            options["choices"] = field.metadata["check"].choices
+        p.add_argument(flag, **options)
+
+
+def dest_of(flag: str) -> str:
+    return flag.removeprefix("--").replace("-", "_")
 
 
 def add_commands(sub) -> None:
     p = sub.add_parser("train", help="train ALFIA on an encoded cohort")
     p.add_argument("cohort", help="encoded cohort (alfia encode)")
     p.add_argument("--out", required=True, help="run folder to create (model, encoder, metrics)")
-    add_backbone(p)
     add_profile(p)
-    p.add_argument("--epochs", type=positive_int, help="maximum epochs (default: the profile's)")
-    p.add_argument("--lr", type=float, help="learning rate of the LoRA adapters (default: the profile's)")
-    p.add_argument("--batch-size", type=positive_int, help="training batch (default: the profile's)")
-    p.add_argument("--max-length", type=positive_int, help="tokens per text (default: the profile's; quick: the "
-                   "backbone's maximum, capped at 512)")
-    p.add_argument("--patience", type=positive_int, help="epochs without a better validation AUPRC before "
-                   "stopping (default: the profile's)")
-    p.add_argument("--fusion-layers", type=positive_int, help="N_f, the top layers fused (default 4)")
-    p.add_argument("--lora-r", type=positive_int, help="LoRA rank (default 16; turns LoRA on)")
-    p.add_argument("--lora-alpha", type=positive_int, help="LoRA scaling alpha (default 16; turns LoRA on)")
-    p.add_argument("--lora-dropout", type=float, help="LoRA dropout (default 0.05; turns LoRA on)")
-    p.add_argument("--lora-layers", type=_lora_layers, help="LoRA on the top k layers, or 'all' "
-                   "(default: the profile's; turns LoRA on)")
-    p.add_argument("--lora-targets", type=comma_list, metavar="NAMES",
-                   help="comma-separated module names that get LoRA, matched as peft does (by suffix; or all-linear); "
-                   "they must cover every adapted layer's query, key, value and attention output (default: the "
-                   "backbone family's, docs/model.md; turns LoRA on)")
+    add_setting_flags(p)
     p.add_argument("--no-lora", action="store_true", help="train fusion + head only (the quick profile's default)")
-    p.add_argument("--attn-implementation", choices=("auto", "sdpa", "eager"),
-                   help="attention kernels: auto (default) is SDPA where the backbone family has it, else eager")
-    p.add_argument("--head-lr", type=float, help="learning rate of fusion, head and readout (default: the profile's)")
     p.add_argument("--readout", action=argparse.BooleanOptionalAction, default=None,
                    help="add the pooled logistic-regression readout to the head's logit (default: quick yes, paper no)")
-    p.add_argument("--readout-c", type=float, help="inverse L2 strength of the readout's starting fit (default 0.3; "
-                   "turns the readout on)")
-    p.add_argument("--distill", type=float, help="weight of the tabular teacher's out-of-fold probabilities in "
-                   "the target, 0-1 (default: quick 1, paper 0)")
-    p.add_argument("--class-weight", action=argparse.BooleanOptionalAction, default=None,
-                   help="pos_weight = negatives/positives in the loss (default: quick no, paper yes)")
-    p.add_argument("--calibration", choices=("none", "platt", "temperature"),
-                   help="recalibration fitted on the validation split (default platt)")
-    p.add_argument("--eval-batch-size", type=positive_int, help="stays per batch in validation, caching and the "
-                   "final scoring (default 32)")
-    p.add_argument("--grad-accum", type=positive_int, help="micro-batches per optimiser step (default 1): the "
-                   "effective batch is --batch-size x --grad-accum x processes")
-    p.add_argument("--gradient-checkpointing", action=argparse.BooleanOptionalAction, default=None,
-                   help="recompute the backbone's activations in backward: less GPU memory, ~1/3 more compute")
-    p.add_argument("--weight-decay", type=float, help="AdamW weight decay (default 0.01)")
-    p.add_argument("--warmup", type=float, help="share of the optimiser steps spent warming up (default 0.1)")
-    p.add_argument("--seed", type=int, help="random seed of the initial weights and batch order (default 42)")
     add_device(p)
-    p.add_argument("--dtype", choices=("fp32", "bf16", "fp16"), help="the backbone's weights in memory (default "
-                   "fp32, whatever dtype the checkpoint was saved in)")
     p.add_argument("--bf16", action="store_true", help=argparse.SUPPRESS)   # the old spelling of --precision bf16
-    p.add_argument("--cache-budget", type=byte_size, help="memory the frozen-layer cache may take, e.g. 8G "
-                   "(default: a quarter of the available memory); above it the cache is a file in the run folder")
     add_n_boot(p)
     p.add_argument("--resume", action="store_true", help="continue from the last completed epoch")
     p.add_argument("--mlflow", metavar="URI", help="also log the run to MLflow (the same as ALFIA_MLFLOW_URI)")

@@ -77,8 +77,8 @@ class TrainConfig(Config):
                                        "folder", flag="--cache-budget", check=Interval(int, 0), parse="size")
     head_lr: float | None = setting(None, help="learning rate of fusion, head and readout (default: the profile's)",
                                     flag="--head-lr", check=POSITIVE_NUMBER)
-    precision: str = setting("auto", help=PRECISION_HELP + " (default auto)", flag="--precision",
-                             check=OneOf(PRECISIONS))
+    # its flag is every model-running command's --precision (alfia.cli.options.add_device)
+    precision: str = setting("auto", help=PRECISION_HELP + " (default auto)", check=OneOf(PRECISIONS))
     grad_accum: int = setting(1, help="micro-batches per optimiser step (default 1): the effective batch is "
                               "--batch-size x --grad-accum x processes", flag="--grad-accum", check=POSITIVE)
     gradient_checkpointing: bool = setting(False, help="recompute the backbone's activations in backward: less GPU "

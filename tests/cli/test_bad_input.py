@@ -139,7 +139,7 @@ def test_usage_errors_exit_2_and_bad_data_exits_1(tmp_path, capsys):
                  "--encoder", str(tmp_path)]) == USAGE  # flags that exclude each other
     assert main(["table1", str(tmp_path / "missing.parquet")]) == BAD_DATA
     # the library names the setting, the command line its flag
-    with pytest.raises(AlfiaError, match=r"^model\.max_length must be at least 8 tokens$"):
+    with pytest.raises(AlfiaError, match=r"^model\.max_length must be at least 8 tokens to train, got 4$"):
         make_config("quick", **{"model.max_length": 4})
     assert main(["train", "p12-a", "--out", str(tmp_path / "run"), "--max-length", "4"]) == USAGE
     assert "error: --max-length must be at least 8 tokens" in capsys.readouterr().err
