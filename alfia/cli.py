@@ -41,7 +41,7 @@ def _existing_file(path: str) -> Path:
 # -- cohort -------------------------------------------------------------------------------------
 def cmd_cohort(args: argparse.Namespace) -> None:
     from alfia.cohorts import write_cohort
-    from alfia.datasets import BuildOptions, build_cohort
+    from alfia.cohorts.registry import BuildOptions, build_cohort
 
     options = BuildOptions(source=args.source, outcomes=args.outcomes, n=args.n, seed=args.seed)
     cohort = build_cohort(args.name, options)
@@ -55,8 +55,8 @@ def cmd_cohort(args: argparse.Namespace) -> None:
 
 # -- table1 -------------------------------------------------------------------------------------
 def cmd_table1(args: argparse.Namespace) -> None:
+    from alfia.cohorts import load_cohort
     from alfia.cohorts.table1 import table1, to_markdown, write_table1
-    from alfia.datasets import load_cohort
 
     cohort = load_cohort(args.cohort, schema=args.schema)
     table = table1(cohort)
@@ -67,8 +67,8 @@ def cmd_table1(args: argparse.Namespace) -> None:
 
 # -- encode -------------------------------------------------------------------------------------
 def cmd_encode(args: argparse.Namespace) -> None:
-    from alfia.cohorts import write_cohort
-    from alfia.datasets import load_cohort
+    from alfia.cohorts import load_cohort, write_cohort
+    from alfia.model.backbone import load_tokenizer
     from alfia.text.encoder import DEFAULT_STYLE, TextEncoder, load_encoder
     from alfia.text.stats import token_lengths
 
@@ -83,14 +83,14 @@ def cmd_encode(args: argparse.Namespace) -> None:
         encoder = TextEncoder(cohort.schema.name, style=args.style or DEFAULT_STYLE).fit(cohort.df)
     encoded = encoder.encode(cohort)
     write_cohort(encoded, args.out, require_outcome=require_outcome)
-    lengths = token_lengths(encoded.df["text"].tolist())
+    lengths = token_lengths(encoded.df["text"].tolist(), load_tokenizer())
     print(f"wrote {args.out}: {len(encoded.df):,} texts, style {encoder.style}; default-backbone tokens "
           f"p50 {lengths.p50:.0f}, p95 {lengths.p95:.0f}, max {lengths.max}")
 
 
 # -- train / predict / embed --------------------------------------------------------------------
 def _read_encoded(path: str, schema: str | None = None):
-    from alfia.datasets import load_cohort
+    from alfia.cohorts import load_cohort
 
     cohort = load_cohort(path, schema=schema)
     if "text" not in cohort.df.columns:
@@ -144,11 +144,11 @@ def _lora_layers(value: str) -> int | str:
 
 
 def cmd_predict(args: argparse.Namespace) -> dict:
-    from alfia.cohorts.mapping import describe, for_run
-    from alfia.datasets import load_cohort
+    from alfia.cohorts import load_cohort
+    from alfia.cohorts.mapping import describe
     from alfia.evaluation.drift import describe_warnings
     from alfia.evaluation.metrics import format_metrics
-    from alfia.inference import predict_cohort, write_predictions
+    from alfia.inference import for_run, predict_cohort, write_predictions
 
     cohort = for_run(args.run, load_cohort(args.cohort, schema=args.schema, require_outcome=False),
                      load_cohort(args.training_cohort) if args.training_cohort else None)
@@ -170,7 +170,7 @@ def cmd_predict(args: argparse.Namespace) -> dict:
 
 
 def cmd_embed(args: argparse.Namespace) -> None:
-    from alfia.datasets import load_cohort
+    from alfia.cohorts import load_cohort
     from alfia.inference import write_embeddings
 
     cohort = load_cohort(args.cohort, schema=args.schema, require_outcome=False)
@@ -214,7 +214,7 @@ def cmd_study(args: argparse.Namespace) -> None:
 
 # -- parser -------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
-    from alfia.datasets import cohort_names
+    from alfia.cohorts.registry import cohort_names, source_help
 
     parser = argparse.ArgumentParser(prog="alfia", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"alfia {__version__}")
@@ -224,8 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("cohort", help="build a cohort table (one row per ICU stay)")
     p.add_argument("name", help=f"one of {', '.join(cohort_names())}")
     p.add_argument("--out", required=True, help="output parquet file")
-    p.add_argument("--source", help="the raw data: physionet2012: a set-X directory or set-X.tar.gz; "
-                   "mimic-iv / eicu: a .duckdb file or a postgresql:// URL")
+    p.add_argument("--source", help=f"the raw data: {source_help()}")
     p.add_argument("--db", dest="source", help=argparse.SUPPRESS)  # the old name of --source for databases
     p.add_argument("--outcomes", help="physionet2012: the Outcomes-X.txt file (default: beside --source)")
     p.add_argument("--n", type=positive_int, default=20000, help="synthetic cohorts: number of stays (default 20000)")

@@ -12,7 +12,7 @@ def _cohort(spec: str | None, schema: str | None = None):
     """A cohort file, or a bundled cohort by name (p12-a, p12-b)."""
     if spec is None:
         return None
-    from alfia.datasets import load_cohort
+    from alfia.cohorts import load_cohort
 
     return load_cohort(spec, schema=schema)
 
