@@ -98,7 +98,7 @@ def cohort_label(spec) -> str:
 def study_cohorts(cohort: str | Path = "p12-a", external: str | Path | None = None):
     """The development and external cohorts of a study and their labels; the bundled pair by default. An external
     cohort of another schema is mapped onto the development cohort's (``alfia.cohorts.mapping``)."""
-    from alfia.datasets import load_cohort
+    from alfia.cohorts import load_cohort
     from alfia.errors import AlfiaError
 
     if external is None:

@@ -18,7 +18,7 @@ from alfia.errors import AlfiaError, UsageError
 
 
 def _read_encoded(path: str, schema: str | None = None):
-    from alfia.datasets import load_cohort
+    from alfia.cohorts import load_cohort
 
     cohort = load_cohort(path, schema=schema)
     if "text" not in cohort.df.columns:
