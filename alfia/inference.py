@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from alfia import distributed as dist
 from alfia.cohorts import Cohort
 from alfia.cohorts.mapping import map_cohort
 from alfia.errors import AlfiaError
@@ -38,7 +39,6 @@ from alfia.model.alfia import ALFIA, assemble_outputs
 from alfia.model.serialization import DIGESTS_NAME, code_version, folder_digest
 from alfia.run_folder import RunFolder
 from alfia.text.encoder import TextEncoder
-from alfia.training import distributed as dist
 
 CHUNK = 8192  # stays scored at a time: tokens, texts' outputs and embeddings of one chunk are in memory at once
 
@@ -314,7 +314,7 @@ def saved_encoder(files: RunFolder) -> TextEncoder | None:
 def for_run(run: str | Path, cohort: Cohort, training: Cohort | None) -> Cohort:
     """``cohort`` as the run reads it: unchanged in the run's schema, else mapped onto it (needs the run's
     training cohort, for the modes)."""
-    encoder = _saved_encoder(run)
+    encoder = saved_encoder(RunFolder(run))
     if encoder is None:  # a run trained on given texts reads them as they are
         return cohort
     schema = encoder.schema_name

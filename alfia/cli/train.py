@@ -27,8 +27,8 @@ def _read_encoded(path: str, schema: str | None = None):
 
 
 def cmd_train(args: argparse.Namespace) -> dict | None:
+    from alfia import distributed as dist
     from alfia.evaluation.metrics import format_metrics
-    from alfia.training import distributed as dist
     from alfia.training.config import make_config
     from alfia.training.trainer import train
 
