@@ -3,11 +3,18 @@
     from alfia import ALFIAPredictor, load_cohort, register_dataset
 """
 
+import pkgutil
+
+# a pkgutil-style namespace: an alfia/ folder elsewhere on sys.path (without __init__.py) adds to this package; that
+# is how a data-set package outside the source tree, DIR/alfia/datasets/NAME/, is found (alfia/datasets/__init__.py)
+__path__ = pkgutil.extend_path(__path__, __name__)
+
 __version__ = "0.1.0"
 
 __all__ = ["ALFIAPredictor", "load_cohort", "register_dataset", "__version__"]
 
-_LAZY = {"ALFIAPredictor": "alfia.api", "load_cohort": "alfia.datasets", "register_dataset": "alfia.datasets"}
+_LAZY = {"ALFIAPredictor": "alfia.api", "load_cohort": "alfia.cohorts.registry",
+         "register_dataset": "alfia.cohorts.registry"}
 
 
 def __getattr__(name: str):

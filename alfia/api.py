@@ -8,7 +8,7 @@
     predictor = ALFIAPredictor.load("runs/p12")
     predictor.predict_proba(new_stays)                # no outcome or split column needed
 
-Data is anything :func:`alfia.datasets.load_cohort` accepts: a :class:`~alfia.cohorts.Cohort`, a ``DataFrame``,
+Data is anything :func:`alfia.cohorts.load_cohort` accepts: a :class:`~alfia.cohorts.Cohort`, a ``DataFrame``,
 a parquet file or a bundled name (``p12-a``). The predictor's state is its run folder (``path``), written by
 :func:`alfia.training.trainer.train`: what the ``alfia train`` command writes, and what ``alfia predict`` reads.
 """
@@ -22,8 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from alfia.cohorts import Cohort
-from alfia.datasets import load_cohort
+from alfia.cohorts import Cohort, load_cohort
 from alfia.errors import AlfiaError
 from alfia.inference import Run, cached_embeddings, labelled_metrics
 from alfia.run_folder import RunFolder

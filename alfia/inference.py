@@ -27,7 +27,9 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from alfia import distributed as dist
 from alfia.cohorts import Cohort
+from alfia.cohorts.mapping import map_cohort
 from alfia.errors import AlfiaError
 from alfia.evaluation import drift
 from alfia.evaluation.calibration import Calibrator
@@ -37,7 +39,6 @@ from alfia.model.alfia import ALFIA, assemble_outputs
 from alfia.model.serialization import DIGESTS_NAME, code_version, folder_digest
 from alfia.run_folder import RunFolder
 from alfia.text.encoder import TextEncoder
-from alfia.training import distributed as dist
 
 CHUNK = 8192  # stays scored at a time: tokens, texts' outputs and embeddings of one chunk are in memory at once
 
@@ -308,6 +309,23 @@ def saved_encoder(files: RunFolder) -> TextEncoder | None:
     """The run's text encoder, or None for a run trained on given texts."""
     saved = files.encoder()
     return None if saved is None else TextEncoder.from_dict(saved)
+
+
+def for_run(run: str | Path, cohort: Cohort, training: Cohort | None) -> Cohort:
+    """``cohort`` as the run reads it: unchanged in the run's schema, else mapped onto it (needs the run's
+    training cohort, for the modes)."""
+    encoder = saved_encoder(RunFolder(run))
+    if encoder is None:  # a run trained on given texts reads them as they are
+        return cohort
+    schema = encoder.schema_name
+    if cohort.schema.name == schema:
+        return cohort
+    if training is None:
+        raise AlfiaError(f"the cohort is schema {cohort.schema.name!r}, the run {schema!r}: pass the run's training "
+                         "cohort with --training-cohort to map it (docs/serving.md, external validation)")
+    if training.schema.name != schema:
+        raise AlfiaError(f"the training cohort is schema {training.schema.name!r}, the run {schema!r}")
+    return map_cohort(cohort, training)
 
 
 def write_predictions(table: pd.DataFrame, info: dict, out: str | Path) -> None:

@@ -25,7 +25,6 @@ import shlex
 import subprocess
 import sys
 from datetime import UTC, datetime
-from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +38,6 @@ KEY_LIBRARIES = ("torch", "transformers", "tokenizers", "peft", "safetensors", "
 # The CPU flags that decide which kernels torch and the tree libraries use.
 SIMD_FLAGS = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512_vnni", "avx512_bf16",
               "avx_vnni", "amx_tile", "amx_bf16", "amx_int8", "asimd", "sve")
-WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
 
 
 def now() -> str:
@@ -126,25 +124,10 @@ def software() -> dict[str, Any]:
             "platform": platform.platform(), "libraries": versions}
 
 
-@cache
-def backbone_identity(name: str | None = None) -> dict[str, Any]:
-    """The backbone's name, where it loads from, and the SHA-256 of its weight files (None for a hub name that
-    is not a local folder: its revision is then whatever the local cache holds)."""
-    from alfia.model.backbone import DEFAULT_BACKBONE, resolve_backbone
-
-    where = Path(resolve_backbone(name))
-    identity: dict[str, Any] = {"name": str(name) if name is not None else DEFAULT_BACKBONE, "path": str(where),
-                                "weights_sha256": None}
-    if where.is_dir():
-        weights = sorted(p for p in where.rglob("*") if p.is_file() and p.suffix in WEIGHT_SUFFIXES)
-        identity["weights_sha256"] = {p.relative_to(where).as_posix(): sha256_file(p) for p in weights}
-    return identity
-
-
-def build_manifest(folder: str | os.PathLike, started: str, *, backbone: str | None | bool = False,
+def build_manifest(folder: str | os.PathLike, started: str, *, backbone: dict[str, Any] | None = None,
                    cohort: dict[str, str] | None = None, extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The manifest of ``folder`` as a dict. ``backbone``: the backbone's name (None: the packaged default;
-    False: the folder has no backbone). ``cohort``: ``{name: checksum}``."""
+    """The manifest of ``folder`` as a dict. ``backbone``: the identity of the folder's backbone
+    (:func:`alfia.model.backbone.backbone_identity`), when it has one. ``cohort``: ``{name: checksum}``."""
     from alfia import __version__
 
     manifest: dict[str, Any] = {
@@ -155,8 +138,8 @@ def build_manifest(folder: str | os.PathLike, started: str, *, backbone: str | N
         "hardware": hardware(),
         "software": software(),
     }
-    if backbone is not False:
-        manifest["backbone"] = backbone_identity(backbone)
+    if backbone is not None:
+        manifest["backbone"] = backbone
     if cohort:
         manifest["cohort"] = cohort
     if extra:

@@ -27,6 +27,7 @@ from alfia.cohorts.table1 import table1, to_markdown
 from alfia.evaluation.metrics import format_ci, format_metrics
 from alfia.inference import predict_cohort, write_predictions
 from alfia.io import write_text_atomic
+from alfia.model.backbone import backbone_identity
 from alfia.run_folder import RunFolder
 from alfia.text.encoder import DEFAULT_STYLE, TextEncoder
 from alfia.training.config import make_config
@@ -98,7 +99,7 @@ def cohort_label(spec) -> str:
 def study_cohorts(cohort: str | Path = "p12-a", external: str | Path | None = None):
     """The development and external cohorts of a study and their labels; the bundled pair by default. An external
     cohort of another schema is mapped onto the development cohort's (``alfia.cohorts.mapping``)."""
-    from alfia.datasets import load_cohort
+    from alfia.cohorts import load_cohort
     from alfia.errors import AlfiaError
 
     if external is None:
@@ -190,7 +191,7 @@ def run_study(out: str | Path, style: str | None = None, profile: str = "quick",
     summary += ["## Stage times", "", clock.markdown(), ""]
     write_text_atomic(out / "summary.md", "\n".join(summary))
     write_text_atomic(out / "timings.json", json.dumps(clock.seconds, indent=2))
-    manifest.write_manifest(out, started, backbone=None, cohort={dev_name: cohort_checksum(dev_text),
+    manifest.write_manifest(out, started, backbone=backbone_identity(None), cohort={dev_name: cohort_checksum(dev_text),
                                                                   ext_name: cohort_checksum(ext_text)})
     logger.info(clock.markdown())
     logger.info(f"study summary: {out / 'summary.md'}")

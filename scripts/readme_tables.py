@@ -12,8 +12,7 @@ import re
 import sys
 from pathlib import Path
 
-from alfia.cohorts.schemas import get_schema
-from alfia.datasets import dataset_names
+from alfia.cohorts.registry import dataset_names, get_schema
 
 ROOT = Path(__file__).resolve().parents[1]
 # The files with generated blocks (<!-- key --> ... <!-- /key -->).

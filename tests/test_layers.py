@@ -13,19 +13,19 @@ ROOT = Path(__file__).resolve().parents[1] / "alfia"
 # bottom to top; a module belongs to the first layer with a prefix of its dotted name
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("core", ("alfia.errors", "alfia.io", "alfia.codec", "alfia.manifest", "alfia.tracking", "alfia.run_folder",
-              "alfia")),
+              "alfia.distributed", "alfia")),
     ("cohorts", ("alfia.cohorts",)),
     ("text", ("alfia.text",)),
     ("datasets", ("alfia.datasets",)),
     ("evaluation", ("alfia.evaluation",)),
     ("model", ("alfia.model",)),
-    ("training", ("alfia.training",)),
     ("inference", ("alfia.inference",)),
+    ("training", ("alfia.training",)),
     ("baselines", ("alfia.baselines",)),
-    ("analysis", ("alfia.analysis", "alfia.bench", "alfia.bench_paper")),
+    ("analysis", ("alfia.analysis", "alfia.bench")),
     ("serving", ("alfia.serving", "alfia.experts")),
     ("facade", ("alfia.api", "alfia.study")),
-    ("cli", ("alfia.cli", "alfia.cli_options")),
+    ("cli", ("alfia.cli",)),
 ]
 # The package's root imports its facade lazily, for `from alfia import ALFIAPredictor`: the public entry point.
 ENTRY_POINT = ("alfia", "alfia.api")

@@ -6,7 +6,7 @@ import json
 import pytest
 
 from alfia import manifest
-from alfia.model.backbone import DEFAULT_BACKBONE
+from alfia.model.backbone import DEFAULT_BACKBONE, backbone_identity
 from alfia.training.trainer import cohort_checksum, train
 from tests.training.test_trainer import quick, toy_cohort
 
@@ -50,7 +50,7 @@ def test_verify_finds_a_changed_file(trained, tmp_path):
 
 
 def test_default_backbone_is_named_and_hashed():
-    identity = manifest.backbone_identity(None)
+    identity = backbone_identity(None)
     assert identity["name"] == DEFAULT_BACKBONE
     assert identity["weights_sha256"] and all(len(d) == 64 for d in identity["weights_sha256"].values())
 
@@ -63,7 +63,8 @@ def test_mlflow_logs_params_epoch_metrics_and_artefacts(trained, tmp_path, monke
     uri = (tmp_path / "mlruns").as_uri()
     monkeypatch.setenv("ALFIA_MLFLOW_URI", uri)
     started = json.loads((run / "manifest.json").read_text())["started"]
-    manifest.write_manifest(run, started, backbone=json.loads((run / "config.json").read_text())["backbone"])
+    backbone = json.loads((run / "config.json").read_text())["backbone"]
+    manifest.write_manifest(run, started, backbone=backbone_identity(backbone))
     client = MlflowClient(tracking_uri=uri)
     (found,) = client.search_runs([client.get_experiment_by_name("alfia").experiment_id])
     assert found.data.params["train.epochs"] == "2"
@@ -84,7 +85,7 @@ def test_no_mlflow_run_when_off(trained, tmp_path, monkeypatch):
 
     calls = []
     monkeypatch.setattr(alfia.tracking, "log_folder", lambda *a, **k: calls.append(a))
-    manifest.write_manifest(trained[0], manifest.now(), backbone=False)
+    manifest.write_manifest(trained[0], manifest.now())
     assert calls == []
 
 

@@ -118,9 +118,9 @@ def run_ablation(cohort: Cohort, out: str | Path, backbones: list[str | None] | 
     :func:`alfia.training.config.make_config` (quick profile over ``ABLATION_BASE``), e.g. ``epochs=2``."""
     from alfia.inference import finish_run
     from alfia.training.config import make_config
-    from alfia.training.trainer import _check_cohort, train
+    from alfia.training.trainer import check_cohort, train
 
-    _check_cohort(cohort)
+    check_cohort(cohort)
     out = Path(out)
     backbones = backbones or [None]
     variants = list(variants or VARIANTS)

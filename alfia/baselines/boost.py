@@ -28,6 +28,7 @@ from alfia import inference
 from alfia.baselines import tabular
 from alfia.baselines.tabular import ModelSpec
 from alfia.cohorts import ID, Cohort
+from alfia.cohorts.features import check_feature_columns
 from alfia.errors import AlfiaError
 from alfia.model.alfia import ALFIA
 from alfia.run_folder import RunFolder
@@ -106,7 +107,7 @@ def run_boost(run_dir: str | Path, dev: Cohort, out_dir: str | Path, external: C
     else:
         skipped[BOOST_ENSEMBLE] = "no booster was trained"
     given = tabular.ag_features(predictor)
-    tabular.check_feature_columns(given, dev, allowed_extra=emb_cols)
+    check_feature_columns(given, dev, allowed_extra=emb_cols)
     seconds["fit"] = round(time.perf_counter() - start - seconds["embed"], 1)
     results, frames = tabular.score_zoo(predictor, trained, sets, "alfia-derived", n_boot=n_boot, seed=seed)
     seconds["total"] = round(time.perf_counter() - start, 1)

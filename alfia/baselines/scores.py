@@ -6,6 +6,9 @@ every split and cohort, so AUPRC, AUROC and best F1/F2 are those of the raw scor
 the validation split transfers unchanged to test and external rows. Calibration metrics (Brier, ECE) do not
 apply and are dropped. Rows where a score is missing are left out of that score's metrics (``n`` says how
 many rows were scored).
+
+The scores are the columns a data set's schema labels (``Column(..., label="SAPS II")``), reference columns
+included (they are scored here and nowhere else); a schema without labelled columns has none.
 """
 
 from __future__ import annotations
@@ -16,22 +19,6 @@ import pandas as pd
 from alfia.cohorts import ID, LABEL, SPLIT, Cohort
 from alfia.errors import AlfiaError
 from alfia.evaluation.metrics import choose_threshold, evaluate
-
-# column -> display name, per schema; reference columns (role="reference") are scored here and nowhere else
-SCORES: dict[str, dict[str, str]] = {
-    "physionet2012": {"ref_saps1": "SAPS-I (challenge)", "ref_sofa": "SOFA (challenge)",
-                      "sapsii_approx": "SAPS II (approx.)", "oasis_approx": "OASIS (approx.)", "sirs": "SIRS"},
-    "mimic-iv": {"sapsii": "SAPS II", "oasis": "OASIS", "apsiii": "APS III", "lods": "LODS", "meld": "MELD",
-                 "sirs": "SIRS", "sofa_max": "SOFA (max, first day)"},
-    "eicu": {"apache_iv": "APACHE IV", "sapsii": "SAPS II", "oasis": "OASIS", "sofa_max": "SOFA (max, first day)"},
-}
-
-
-def score_columns(cohort: Cohort) -> dict[str, str]:
-    names = SCORES.get(cohort.schema.name)
-    if names is None:
-        raise AlfiaError(f"no severity scores are known for schema {cohort.schema.name!r}")
-    return {c: n for c, n in names.items() if c in {col.name for col in cohort.schema.columns}}
 
 
 def scaled_score(cohort: Cohort, column: str, df: pd.DataFrame | None = None) -> pd.Series:
@@ -55,13 +42,14 @@ def evaluate_score(y: np.ndarray, p: np.ndarray, threshold: float | None = None,
 
 def score_severity(dev: Cohort, external: Cohort | None = None, *, n_boot: int = 1000,
                    seed: int = 42) -> tuple[dict, list[pd.DataFrame]]:
-    """Results entries (family ``"score"``) and prediction rows of every severity score of the schema."""
+    """Results entries (family ``"score"``) and prediction rows of every severity score of the schema, in schema
+    order."""
     models, frames = {}, []
     data = {where: dev.df[dev.df[SPLIT] == where] for where in ("val", "test")}
     cohorts = {"val": dev, "test": dev}
     if external is not None:
         data["external"], cohorts["external"] = external.df, external
-    for column, name in score_columns(dev).items():
+    for column, name in dev.schema.score_labels.items():
         probs, ys, ids = {}, {}, {}
         for where, df in data.items():
             p = scaled_score(cohorts[where], column, df)

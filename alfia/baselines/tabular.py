@@ -31,7 +31,8 @@ import numpy as np
 import pandas as pd
 
 from alfia.baselines import _autogluon
-from alfia.cohorts import ID, LABEL, SPLIT, TEXT, Cohort
+from alfia.cohorts import ID, LABEL, SPLIT, Cohort
+from alfia.cohorts.features import check_feature_columns, feature_frame
 from alfia.errors import AlfiaError
 from alfia.evaluation.metrics import choose_threshold, evaluate
 from alfia.io import atomic_path, write_text_atomic
@@ -153,38 +154,6 @@ def _check_preset(preset: str) -> None:
 
 
 # ------------------------------------------------------------------------------------------------ inputs
-
-
-def forbidden_columns(cohort: Cohort) -> set[str]:
-    return {ID, LABEL, SPLIT, TEXT, *cohort.schema.reference_columns}
-
-
-def check_feature_columns(columns, cohort: Cohort, allowed_extra=()) -> None:
-    """Raise unless every column is a schema feature (or an allowed extra such as an ALF embedding)."""
-    columns = list(columns)
-    leaked = sorted(set(columns) & forbidden_columns(cohort))
-    if leaked:
-        raise AlfiaError(f"refusing to train on {', '.join(leaked)}: reference/id/split/label columns never reach "
-                         "a model")
-    unknown = sorted(set(columns) - set(cohort.schema.feature_columns) - set(allowed_extra))
-    if unknown:
-        raise AlfiaError(f"columns {', '.join(unknown)} are not features of schema {cohort.schema.name!r}")
-
-
-def feature_frame(cohort: Cohort, rows: pd.Series | None = None) -> pd.DataFrame:
-    """The feature columns of ``cohort`` (optionally a row mask), categories as pandas categoricals with the
-    schema's categories, so every split and the external cohort are encoded alike."""
-    df = cohort.df if rows is None else cohort.df[rows.to_numpy()]
-    out = pd.DataFrame(index=pd.RangeIndex(len(df)))
-    for name in cohort.schema.feature_columns:
-        col = cohort.schema[name]
-        values = df[name].reset_index(drop=True)
-        if col.kind == "category":
-            out[name] = pd.Categorical(values.astype(object).where(values.notna(), None), categories=col.categories)
-        else:
-            out[name] = values.astype("float64")
-    check_feature_columns(out.columns, cohort)
-    return out
 
 
 @dataclass

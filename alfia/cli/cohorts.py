@@ -18,7 +18,7 @@ def _existing_file(path: str) -> Path:
 
 def cmd_cohort(args: argparse.Namespace) -> None:
     from alfia.cohorts import write_cohort
-    from alfia.datasets import BuildOptions, build_cohort
+    from alfia.cohorts.registry import BuildOptions, build_cohort
 
     options = BuildOptions(source=args.source, outcomes=args.outcomes, n=args.n, seed=args.seed)
     cohort = build_cohort(args.name, options)
@@ -31,8 +31,8 @@ def cmd_cohort(args: argparse.Namespace) -> None:
 
 
 def cmd_table1(args: argparse.Namespace) -> None:
+    from alfia.cohorts import load_cohort
     from alfia.cohorts.table1 import table1, to_markdown, write_table1
-    from alfia.datasets import load_cohort
 
     cohort = load_cohort(args.cohort, schema=args.schema)
     table = table1(cohort)
@@ -42,8 +42,8 @@ def cmd_table1(args: argparse.Namespace) -> None:
 
 
 def cmd_encode(args: argparse.Namespace) -> None:
-    from alfia.cohorts import write_cohort
-    from alfia.datasets import load_cohort
+    from alfia.cohorts import load_cohort, write_cohort
+    from alfia.model.backbone import load_tokenizer
     from alfia.text.encoder import DEFAULT_STYLE, TextEncoder, load_encoder
     from alfia.text.stats import token_lengths
 
@@ -58,19 +58,18 @@ def cmd_encode(args: argparse.Namespace) -> None:
         encoder = TextEncoder(cohort.schema.name, style=args.style or DEFAULT_STYLE).fit(cohort.df)
     encoded = encoder.encode(cohort)
     write_cohort(encoded, args.out, require_outcome=require_outcome)
-    lengths = token_lengths(encoded.df["text"].tolist())
+    lengths = token_lengths(encoded.df["text"].tolist(), load_tokenizer())
     print(f"wrote {args.out}: {len(encoded.df):,} texts, style {encoder.style}; default-backbone tokens "
           f"p50 {lengths.p50:.0f}, p95 {lengths.p95:.0f}, max {lengths.max}")
 
 
 def add_commands(sub) -> None:
-    from alfia.datasets import cohort_names
+    from alfia.cohorts.registry import cohort_names, source_help
 
     p = sub.add_parser("cohort", help="build a cohort table (one row per ICU stay)")
     p.add_argument("name", help=f"one of {', '.join(cohort_names())}")
     p.add_argument("--out", required=True, help="output parquet file")
-    p.add_argument("--source", help="the raw data: physionet2012: a set-X directory or set-X.tar.gz; "
-                   "mimic-iv / eicu: a .duckdb file or a postgresql:// URL")
+    p.add_argument("--source", help=f"the raw data: {source_help()}")
     p.add_argument("--db", dest="source", help=argparse.SUPPRESS)  # the old name of --source for databases
     p.add_argument("--outcomes", help="physionet2012: the Outcomes-X.txt file (default: beside --source)")
     p.add_argument("--n", type=positive_int, default=20000, help="synthetic cohorts: number of stays (default 20000)")

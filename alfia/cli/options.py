@@ -105,7 +105,7 @@ def read_cohort(spec: str | None, schema: str | None = None):
     the argument was not given."""
     if spec is None:
         return None
-    from alfia.datasets import load_cohort
+    from alfia.cohorts import load_cohort
 
     return load_cohort(spec, schema=schema)
 

@@ -9,11 +9,11 @@ from alfia.errors import UsageError
 
 
 def cmd_predict(args: argparse.Namespace) -> dict:
-    from alfia.cohorts.mapping import describe, for_run
-    from alfia.datasets import load_cohort
+    from alfia.cohorts import load_cohort
+    from alfia.cohorts.mapping import describe
     from alfia.evaluation.drift import describe_warnings
     from alfia.evaluation.metrics import format_metrics
-    from alfia.inference import predict_cohort, write_predictions
+    from alfia.inference import for_run, predict_cohort, write_predictions
 
     cohort = for_run(args.run, load_cohort(args.cohort, schema=args.schema, require_outcome=False),
                      load_cohort(args.training_cohort) if args.training_cohort else None)
@@ -35,7 +35,7 @@ def cmd_predict(args: argparse.Namespace) -> dict:
 
 
 def cmd_embed(args: argparse.Namespace) -> None:
-    from alfia.datasets import load_cohort
+    from alfia.cohorts import load_cohort
     from alfia.inference import write_embeddings
 
     cohort = load_cohort(args.cohort, schema=args.schema, require_outcome=False)

@@ -17,7 +17,7 @@ from alfia.errors import AlfiaError, UsageError
 
 
 def _read_encoded(path: str, schema: str | None = None):
-    from alfia.datasets import load_cohort
+    from alfia.cohorts import load_cohort
 
     cohort = load_cohort(path, schema=schema)
     if "text" not in cohort.df.columns:
@@ -26,8 +26,8 @@ def _read_encoded(path: str, schema: str | None = None):
 
 
 def cmd_train(args: argparse.Namespace) -> dict | None:
+    from alfia import distributed as dist
     from alfia.evaluation.metrics import format_metrics
-    from alfia.training import distributed as dist
     from alfia.training.config import make_config
     from alfia.training.trainer import train
 

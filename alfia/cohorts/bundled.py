@@ -1,10 +1,9 @@
-"""Cohorts that ship with ALFIA: the PhysioNet/CinC Challenge 2012 sets A and B (ODC-By 1.0).
+"""Cohorts that ship with ALFIA, by name (e.g. the PhysioNet/CinC Challenge 2012 sets ``p12-a`` and ``p12-b``).
 
-They are built by ``scripts/bundle_p12.py`` with ``build_physionet2012`` and stored in ``alfia/cohorts/data``
-beside ``LICENSE-ODC-By.txt`` and ``CITATION.txt``; anything derived from them must carry that citation.
-Which tables are bundled is declared with their data set in ``alfia.datasets``.
+A data set declares its bundled tables when it registers (``alfia/datasets/<name>/__init__.py``); the tables and
+their license and citation files live in that data set's package.
 """
 
-from alfia.datasets import bundled_tables, load_bundled
+from alfia.cohorts.registry import bundled_tables, load_bundled
 
 __all__ = ["bundled_tables", "load_bundled"]

@@ -11,6 +11,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from alfia.cohorts.registry import dataset_names, get_schema
 from alfia.cohorts.schema import Schema
 from alfia.errors import AlfiaError
 from alfia.io import atomic_path
@@ -40,8 +41,6 @@ def read_cohort(path: str | os.PathLike, schema: str | None = None, require_outc
     Files written by ``write_cohort`` name their schema; a plain parquet table needs ``schema``.
     ``require_outcome=False``: stays to score, which may lack the outcome and split columns.
     """
-    from alfia.cohorts.schemas import get_schema
-
     path = Path(path)
     if not path.exists():
         raise AlfiaError(f"cohort file {path} does not exist; build one with `alfia cohort`")
@@ -57,7 +56,7 @@ def read_cohort(path: str | os.PathLike, schema: str | None = None, require_outc
     name = schema or info.get("schema")
     if not name:
         raise AlfiaError(f"{path} names no schema in its metadata; pass --schema "
-                         "(physionet2012, mimic-iv or eicu) or build it with `alfia cohort`")
+                         f"({', '.join(dataset_names())}) or build it with `alfia cohort`")
     resolved = get_schema(name)
     df = resolved.validate(table.to_pandas(), where=str(path), require_outcome=require_outcome)
     return Cohort(df=df, schema=resolved, info={**info, "schema": resolved.name})

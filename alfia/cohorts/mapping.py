@@ -10,7 +10,8 @@ the training schema through a declared feature mapping.
 - A source that shares fewer than half of the training schema's features is refused: too little of what the
   model learned from would be real.
 
-Declared: MIMIC-IV -> eICU and eICU -> MIMIC-IV.
+A data set declares the mappings onto its schema with its registration (``mappings=``: source schema ->
+:class:`FeatureMapping`), e.g. ``alfia/datasets/eicu/mapping.py`` (MIMIC-IV -> eICU).
 """
 
 from __future__ import annotations
@@ -21,8 +22,8 @@ import numpy as np
 import pandas as pd
 
 from alfia.cohorts.io import Cohort
+from alfia.cohorts.registry import dataset_names, get_dataset
 from alfia.cohorts.schema import ID, LABEL, SPLIT
-from alfia.cohorts.schemas.mimic_iv import STATS
 from alfia.errors import AlfiaError
 
 MIN_OVERLAP = 0.5
@@ -46,49 +47,19 @@ class FeatureMapping:
     links: tuple[Link, ...] = field(default=())
 
 
-def _same(*names: str) -> tuple[Link, ...]:
+def same(*names: str) -> tuple[Link, ...]:
+    """Links of variables both schemas hold under the same name, meaning and unit."""
     return tuple(Link(n, n) for n in names)
 
 
-DYNAMIC = tuple(f"{score}_{stat}" for score in ("gcs", "sofa") for stat in STATS)
-SAME_MEANING = ("age", "height", "weight", "alcohol_abuse", "sapsii", "oasis", *DYNAMIC)
-
-RACE_TO_ETHNICITY = {"White": "Caucasian", "Black": "African American", "Hispanic/Latino": "Hispanic",
-                     "Asian": "Asian", "Other": "Other/Unknown", "Unknown": "Unknown"}
-ETHNICITY_TO_RACE = {"Caucasian": "White", "African American": "Black", "Hispanic": "Hispanic/Latino",
-                     "Asian": "Asian", "Native American": "Other", "Other/Unknown": "Other", "Unknown": "Unknown"}
-CAREUNIT_TO_UNIT_TYPE = {"MICU": "MICU", "SICU": "SICU", "MICU/SICU": "Med-Surg ICU", "CCU": "Cardiac ICU",
-                         "CVICU": "CTICU", "TSICU": "SICU", "Neuro SICU": "Neuro ICU",
-                         "Neuro Intermediate": "Neuro ICU", "Neuro Stepdown": "Neuro ICU"}
-UNIT_TYPE_TO_CAREUNIT = {"MICU": "MICU", "SICU": "SICU", "Med-Surg ICU": "MICU/SICU", "Cardiac ICU": "CCU",
-                         "CCU-CTICU": "CCU", "CTICU": "CVICU", "CSICU": "CVICU", "Neuro ICU": "Neuro SICU"}
-
-MAPPINGS = {
-    ("mimic-iv", "eicu"): FeatureMapping("mimic-iv", "eicu", (
-        *_same("gender", *SAME_MEANING),
-        Link("ethnicity", "race", RACE_TO_ETHNICITY, "MIMIC-IV race groups as eICU ethnicities"),
-        Link("unit_type", "first_careunit", CAREUNIT_TO_UNIT_TYPE,
-             "care unit by its kind (TSICU as SICU, neuro units as Neuro ICU)"),
-        Link("smoker", "smoker", {0: "No", 1: "Yes"}, "tobacco-use diagnosis as current smoker; missing stays "
-             "missing"),
-    )),
-    ("eicu", "mimic-iv"): FeatureMapping("eicu", "mimic-iv", (
-        *_same(*SAME_MEANING),
-        Link("gender", "gender", {"Female": "Female", "Male": "Male"}, "Unknown becomes missing"),
-        Link("race", "ethnicity", ETHNICITY_TO_RACE, "Native American joins Other"),
-        Link("first_careunit", "unit_type", UNIT_TYPE_TO_CAREUNIT,
-             "unit kind as the MIMIC-IV care unit (CCU-CTICU as CCU, cardiac surgery units as CVICU)"),
-        Link("smoker", "smoker", {"No": 0, "Yes": 1}, "Unknown becomes missing"),
-    )),
-}
-
-
 def declared_mapping(source: str, target: str) -> FeatureMapping:
-    if (source, target) not in MAPPINGS:
-        known = ", ".join(f"{a} -> {b}" for a, b in MAPPINGS)
+    """The mapping of schema ``source`` onto ``target``, declared with the target's data set."""
+    mapping = get_dataset(target).load_mapping(source)
+    if mapping is None:
+        known = ", ".join(f"{a} -> {b}" for b in dataset_names() for a in get_dataset(b).mappings) or "none"
         raise AlfiaError(f"no feature mapping is declared from schema {source!r} to {target!r} (declared: {known}); "
                          "predict on a cohort of the training schema")
-    return MAPPINGS[(source, target)]
+    return mapping
 
 
 def training_modes(training: Cohort, names: list[str]) -> dict:
@@ -164,23 +135,3 @@ def describe(report: dict) -> str:
         lines.append(f"  imputed {m['variable']} = {m['value']!r} (mode of the training cohort; written into "
                      "the text as a recorded value)")
     return "\n".join(lines)
-
-
-def for_run(run, cohort: Cohort, training: Cohort | None) -> Cohort:
-    """``cohort`` as the run reads it: unchanged in the run's schema, else mapped onto it (needs the run's
-    training cohort, for the modes)."""
-    from pathlib import Path
-
-    from alfia.text.encoder import TextEncoder
-
-    if not (Path(run) / "encoder.json").exists():  # a run trained on given texts reads them as they are
-        return cohort
-    schema = TextEncoder.load(Path(run) / "encoder.json").schema_name
-    if cohort.schema.name == schema:
-        return cohort
-    if training is None:
-        raise AlfiaError(f"the cohort is schema {cohort.schema.name!r}, the run {schema!r}: pass the run's training "
-                         "cohort with --training-cohort to map it (docs/serving.md, external validation)")
-    if training.schema.name != schema:
-        raise AlfiaError(f"the training cohort is schema {training.schema.name!r}, the run {schema!r}")
-    return map_cohort(cohort, training)

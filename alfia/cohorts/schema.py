@@ -32,7 +32,8 @@ class Column:
     """One column of a schema.
 
     ``role="feature"`` columns are model inputs (tabular baselines and text); ``role="reference"`` columns
-    (e.g. the challenge's own SAPS-I) are kept for comparison only and never reach a model or a text.
+    (e.g. the challenge's own SAPS-I) are kept for comparison only and never reach a model or a text. A severity
+    score carries its ``label`` (e.g. ``"SAPS II"``): the baselines also score it on its own, as a risk score.
     """
 
     name: str
@@ -44,6 +45,7 @@ class Column:
     role: Role = "feature"
     window: str = "first 24 h of the ICU stay"
     decimals: int | None = None  # rounding used in the clinical text; None: 0 for int/binary, 1 for float
+    label: str | None = None  # a severity score's display name; None: not a severity score
 
     @property
     def text_decimals(self) -> int:
@@ -83,6 +85,11 @@ class Schema:
     @property
     def reference_columns(self) -> list[str]:
         return [c.name for c in self.columns if c.role == "reference"]
+
+    @property
+    def score_labels(self) -> dict[str, str]:
+        """Severity-score column -> its display name, in schema order."""
+        return {c.name: c.label for c in self.columns if c.label}
 
     @property
     def required_columns(self) -> list[str]:

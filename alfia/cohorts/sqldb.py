@@ -26,6 +26,7 @@ from alfia.errors import AlfiaError
 
 logger = logging.getLogger(__name__)  # under "alfia": the CLI shows it, -q hides it
 
+SOURCE_HELP = "a .duckdb file or a postgresql:// URL; see docs/databases.md"  # --source of a database builder
 DUCKDB_CONFIG = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
 
 

@@ -4,7 +4,14 @@ The rows are invented: they reproduce the published per-outcome means, SDs and c
 else about real patients. Use them to run and test the pipeline end to end without credentialed data; metrics
 computed on them say nothing about patients. See docs/synthetic.md.
 
-Model (per schema, all numbers in ``TARGETS``):
+Each data set that has synthetic twins declares its targets with its registration (``synthetic=``: a dict, e.g.
+``alfia/datasets/mimic_iv/synthetic.py``): ``table`` (where the numbers come from), ``rate`` (the death rate),
+``numeric`` (column -> :class:`Numeric`), ``categories`` (column -> {value: (% survived, % died)}; binary columns
+give the share of "Yes"), ``uncalibrated`` (column -> {value: share}, the same in both groups), ``missing``
+(column -> MCAR share), ``loadings`` (column or score family -> copula loading), ``crossover`` (below) and,
+optionally, ``admission_location`` (locations drawn by the kind of admission).
+
+Model:
 
 * the label is fixed first: ``round(n * rate)`` deaths at random positions;
 * every numeric variable has, per outcome group, a discrete marginal on its value grid (a discretised,
@@ -19,7 +26,10 @@ Model (per schema, all numbers in ``TARGETS``):
   the table), ``mean = min + t (max - min)`` and ``std = r (max - min)`` with ``t``, ``r`` fitted so the
   group means match; a stay with ``min == max`` has ``mean == min`` and ``std == 0``;
 * category shares are drawn per outcome group from the table; variables the tables do not report get
-  documented, uncalibrated shares that are the same in both groups (so they carry no signal).
+  documented, uncalibrated shares that are the same in both groups (so they carry no signal);
+* overlap of the outcome groups (``crossover``, survived and died): this share of the stays of each group carries
+  the numeric features of the other group's phenotype; the phenotype targets are un-mixed so the outcome groups
+  match the table, and categories are drawn per outcome group with exact shares.
 """
 
 from __future__ import annotations
@@ -32,8 +42,8 @@ import pandas as pd
 from scipy import optimize, special
 
 from alfia.cohorts.io import Cohort
+from alfia.cohorts.registry import get_dataset
 from alfia.cohorts.schema import ID, LABEL, SPLIT
-from alfia.cohorts.schemas import get_schema
 from alfia.cohorts.splits import assign_splits
 from alfia.errors import AlfiaError
 
@@ -50,132 +60,17 @@ class Numeric:
     step: float = 1.0
 
 
-def _num(family, lo, hi, s, d, step=1.0):
-    return Numeric(family, lo, hi, s, d, step)
+def gcs_statistic(survived, died) -> Numeric:
+    """A GCS statistic (3-15): a gamma for the deficit under 15."""
+    return Numeric("gamma_hi", 3, 15, survived, died)
 
 
-def _gcs(s, d):
-    return _num("gamma_hi", 3, 15, s, d)
+def sofa_statistic(survived, died) -> Numeric:
+    """A SOFA statistic (0-24): a gamma for the excess over 0."""
+    return Numeric("gamma_lo", 0, 24, survived, died)
 
-
-def _sofa(s, d):
-    return _num("gamma_lo", 0, 24, s, d)
-
-
-# Category shares in percent, (survived, died), from the tables; binary columns list the share of "Yes".
-TARGETS: dict[str, dict] = {
-    "mimic-iv": {
-        "table": "Table 1",
-        "rate": 0.1084,
-        "numeric": {
-            "age": _num("normal", 18, 91, (64.30, 17.17), (71.08, 15.53)),
-            "height": _num("normal", 120, 220, (169.93, 10.61), (168.22, 10.62), 0.1),
-            "weight": _num("gamma_lo", 25, 400, (82.05, 34.86), (78.68, 24.32), 0.1),
-            "apsiii": _num("gamma_lo", 0, 299, (38.90, 17.16), (65.53, 26.95)),
-            "sapsii": _num("gamma_lo", 0, 163, (32.90, 12.62), (50.24, 16.24)),
-            "lods": _num("gamma_lo", 0, 22, (3.72, 2.56), (7.18, 3.55)),
-            "meld": _num("gamma_lo", 6, 40, (12.50, 6.92), (19.47, 10.06)),
-            "oasis": _num("gamma_lo", 0, 75, (29.58, 7.96), (38.63, 9.06)),
-            "gcs_max": _gcs((14.88, 0.59), (14.59, 1.50)),
-            "gcs_min": _gcs((13.82, 2.48), (12.76, 3.70)),
-            "gcs_first": _gcs((14.40, 1.96), (14.04, 2.40)),
-            "gcs_last": _gcs((14.65, 1.12), (13.89, 2.72)),
-            "gcs_mean": _gcs((14.56, 1.00), (14.01, 1.98)),
-            "gcs_std": _gcs((0.45, 1.01), (0.83, 1.53)),
-            "sofa_max": _sofa((3.66, 2.83), (6.92, 4.18)),
-            "sofa_min": _sofa((1.42, 1.91), (2.71, 2.87)),
-            "sofa_first": _sofa((1.47, 1.95), (2.77, 2.92)),
-            "sofa_last": _sofa((3.56, 2.80), (6.78, 4.16)),
-            "sofa_mean": _sofa((3.05, 2.51), (5.63, 3.57)),
-            "sofa_std": _sofa((0.70, 0.63), (1.28, 1.01)),
-        },
-        "categories": {
-            "gender": {"Female": (43.59, 45.78), "Male": (56.41, 54.22)},
-            "marital_status": {"Divorced": (7.10, 5.72), "Married": (45.49, 38.67), "Single": (27.36, 20.12),
-                               "Widowed": (11.12, 14.48), "Unknown": (8.94, 21.01)},
-            "insurance": {"Medicaid": (14.59, 12.01), "Medicare": (51.38, 63.75), "No Charge": (0.01, 0.01),
-                          "Other": (2.76, 1.76), "Private": (29.46, 17.99), "Unknown": (1.79, 4.47)},
-            "smoker": {"Yes": (6.60, 4.85)},
-            "alcohol_abuse": {"Yes": (0.94, 0.65)},
-            "sirs": {"0": (2.43, 0.65), "1": (14.80, 5.32), "2": (33.84, 23.50), "3": (36.35, 42.68),
-                     "4": (12.57, 27.86)},
-        },
-        # not in the paper's table: plausible shares, identical in both outcome groups (not calibrated)
-        "uncalibrated": {
-            "race": {"White": 66, "Black": 10, "Hispanic/Latino": 4, "Asian": 3, "Other": 5, "Unknown": 12},
-            "language": {"English": 89, "Other": 9, "Unknown": 2},
-            "admission_type": {"EW EMER.": 50, "URGENT": 17, "DIRECT EMER.": 6, "OBSERVATION ADMIT": 8,
-                               "EU OBSERVATION": 2, "DIRECT OBSERVATION": 1.5, "AMBULATORY OBSERVATION": 0.5,
-                               "ELECTIVE": 5, "SURGICAL SAME DAY ADMISSION": 10},
-            "first_careunit": {"MICU": 21, "MICU/SICU": 17, "CVICU": 16, "SICU": 13, "TSICU": 11, "CCU": 11,
-                               "Neuro Intermediate": 6, "Neuro SICU": 3, "Neuro Stepdown": 2},
-        },
-        # admission_location depends on admission_type (None: missing)
-        "admission_location": {
-            "planned": ({"ELECTIVE", "SURGICAL SAME DAY ADMISSION"},
-                        {"PHYSICIAN REFERRAL": 70, "PROCEDURE SITE": 10, "CLINIC REFERRAL": 10,
-                         "AMBULATORY SURGERY TRANSFER": 5, "PACU": 5}),
-            "emergency": ({"EW EMER.", "EU OBSERVATION"},
-                          {"EMERGENCY ROOM": 85, "WALK-IN/SELF REFERRAL": 5, "TRANSFER FROM HOSPITAL": 5,
-                           "TRANSFER FROM SKILLED NURSING FACILITY": 3, "INFORMATION NOT AVAILABLE": 1, None: 1}),
-            "other": (None,
-                      {"TRANSFER FROM HOSPITAL": 45, "PHYSICIAN REFERRAL": 30, "CLINIC REFERRAL": 8,
-                       "EMERGENCY ROOM": 5, "WALK-IN/SELF REFERRAL": 4, "PROCEDURE SITE": 4, "PACU": 2,
-                       "INTERNAL TRANSFER TO OR FROM PSYCH": 1, "TRANSFER FROM SKILLED NURSING FACILITY": 1}),
-        },
-        "missing": {"height": 0.20, "weight": 0.03},  # MCAR, not calibrated
-        "loadings": {"apsiii": 0.85, "sapsii": 0.85, "lods": 0.75, "oasis": 0.75, "meld": 0.45, "sirs": 0.5,
-                     "gcs": 0.5, "sofa": 0.85, "age": 0.2},
-    },
-    "eicu": {
-        "table": "Table 2",
-        "rate": 0.0877,
-        "numeric": {
-            "age": _num("normal", 18, 90, (62.43, 17.25), (69.76, 15.06)),
-            "height": _num("normal", 120, 220, (169.35, 13.74), (168.42, 14.47), 0.1),
-            "weight": _num("gamma_lo", 25, 400, (84.19, 26.84), (80.90, 28.18), 0.1),
-            "apache_iv": _num("gamma_lo", 0, 286, (51.02, 22.63), (87.23, 33.34)),
-            "sapsii": _num("gamma_lo", 0, 163, (28.90, 13.05), (49.58, 17.89)),
-            "oasis": _num("gamma_lo", 0, 75, (24.65, 8.91), (35.76, 11.34)),
-            "gcs_max": _gcs((14.28, 1.88), (11.03, 4.38)),
-            "gcs_min": _gcs((12.72, 3.55), (8.47, 4.73)),
-            "gcs_first": _gcs((13.28, 3.20), (10.19, 4.75)),
-            "gcs_last": _gcs((13.93, 2.33), (9.40, 4.64)),
-            "gcs_mean": _gcs((13.63, 2.39), (9.76, 4.35)),
-            "gcs_std": _gcs((0.72, 1.24), (1.27, 1.57)),
-            "sofa_max": _sofa((4.58, 3.01), (7.83, 3.95)),
-            "sofa_min": _sofa((1.84, 2.13), (3.42, 2.91)),
-            "sofa_first": _sofa((2.00, 2.25), (3.56, 2.99)),
-            "sofa_last": _sofa((4.30, 2.95), (7.55, 3.98)),
-            "sofa_mean": _sofa((3.92, 2.74), (6.67, 3.49)),
-            "sofa_std": _sofa((0.86, 0.70), (1.39, 1.03)),
-        },
-        "categories": {
-            "region": {"Midwest": (34.62, 29.82), "Northeast": (7.08, 9.50), "South": (31.14, 34.26),
-                       "West": (20.70, 20.53), "Unknown": (6.46, 5.88)},
-            "ethnicity": {"African American": (11.19, 10.28), "Asian": (1.67, 1.81), "Caucasian": (76.59, 77.50),
-                          "Hispanic": (3.82, 3.97), "Native American": (0.74, 0.68),
-                          "Other/Unknown": (4.75, 4.52), "Unknown": (1.23, 1.24)},
-            "unit_type": {"CCU-CTICU": (8.48, 7.78), "CSICU": (3.69, 2.39), "CTICU": (3.33, 2.12),
-                          "Cardiac ICU": (6.96, 8.17), "MICU": (8.17, 11.61), "Med-Surg ICU": (55.53, 55.13),
-                          "Neuro ICU": (7.55, 6.91), "SICU": (6.28, 5.88)},
-            "gender": {"Female": (45.94, 46.58), "Male": (54.02, 53.30), "Unknown": (0.03, 0.12)},
-            "smoker": {"No": (8.43, 8.21), "Yes": (10.05, 9.13), "Unknown": (81.52, 82.66)},
-            "alcohol_abuse": {"Yes": (2.09, 1.63)},
-            "drug_abuse": {"Yes": (0.12, 0.04)},
-            "obesity": {"Yes": (1.04, 1.26)},
-        },
-        "uncalibrated": {},
-        "missing": {"height": 0.02, "weight": 0.02},  # MCAR, not calibrated
-        "loadings": {"apache_iv": 0.85, "sapsii": 0.85, "oasis": 0.75, "gcs": 0.6, "sofa": 0.85, "age": 0.2},
-    },
-}
 
 STATS_DERIVED = ("first", "last", "mean", "std")
-# Overlap of the outcome groups: this share of the stays of each group (survived, died) carries the numeric
-# features of the other group's phenotype. The phenotype targets are un-mixed so the outcome groups match the
-# table; categories are drawn per outcome group with exact shares.
-CROSSOVER = {"mimic-iv": (0.02, 0.15), "eicu": (0.02, 0.15)}
 
 
 def _unmix(s: float, d: float, cross: tuple[float, float]) -> tuple[float, float]:
@@ -185,10 +80,9 @@ def _unmix(s: float, d: float, cross: tuple[float, float]) -> tuple[float, float
     return ((1 - ed) * s - es * d) / det, ((1 - es) * d - ed * s) / det
 
 
-@cache
-def _phenotypes(schema_name: str) -> dict[str, Numeric]:
+def _phenotypes(spec: dict) -> dict[str, Numeric]:
     """Numeric targets per phenotype (0: survivor-like, 1: non-survivor-like)."""
-    spec, cross = TARGETS[schema_name], CROSSOVER[schema_name]
+    cross = spec["crossover"]
     numeric = {}
     for name, v in spec["numeric"].items():
         (ms, ss), (md, sd) = v.survived, v.died
@@ -377,13 +271,11 @@ def generate_synthetic(schema_name: str, n: int, seed: int = 0, *, id_offset: in
     Deterministic for a given ``(schema_name, n, seed)``. The fixed stratified split is assigned as for a
     real cohort. Its metrics say nothing about patients.
     """
-    schema = get_schema(schema_name)
-    if schema_name not in TARGETS:
-        raise AlfiaError(f"no synthetic generator for schema {schema_name!r}; "
-                         f"synthetic cohorts exist for {', '.join(TARGETS)}")
+    dataset = get_dataset(schema_name)
+    spec = dataset.load_synthetic()
+    schema = dataset.load_schema()
     if n < 1:
         raise AlfiaError(f"a synthetic cohort needs at least 1 stay, got n={n}")
-    spec = TARGETS[schema_name]
     rng = np.random.Generator(np.random.PCG64(seed))  # every draw below, in this order, makes the cohort
 
     y = np.zeros(n, dtype=np.int64)
@@ -391,11 +283,11 @@ def generate_synthetic(schema_name: str, n: int, seed: int = 0, *, id_offset: in
     y = rng.permutation(y)
     # the phenotype whose features a stay carries: its outcome group, or for a fixed share the other one
     pheno = y.copy()
-    for group, share in zip((0, 1), CROSSOVER[schema_name], strict=True):
+    for group, share in zip((0, 1), spec["crossover"], strict=True):
         rows = np.flatnonzero(y == group)
         pheno[rng.choice(rows, size=int(round(share * len(rows))), replace=False)] = 1 - group
     factor = _Factors(rng, spec["loadings"], n)
-    cols = _numeric_columns(rng, _phenotypes(schema_name), pheno, factor)
+    cols = _numeric_columns(rng, _phenotypes(spec), pheno, factor)
     cols.update(_category_columns(rng, schema, spec["categories"], y, factor))
     for name, shares in spec["uncalibrated"].items():
         cols[name] = _pick(rng, shares, n)

@@ -11,12 +11,16 @@ backbone must be of a known encoder family (:mod:`alfia.model.families`).
 from __future__ import annotations
 
 import os
+from functools import cache
 from pathlib import Path
+from typing import Any
 
 from alfia.errors import AlfiaError
+from alfia.io import sha256_file
 from alfia.model.catalogue import folder_of, named_backbone
 
 DEFAULT_BACKBONE = "all-MiniLM-L6-v2"
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
 BACKBONE_HELP = ("a name from `alfia backbones` (all-MiniLM-L6-v2, all-mpnet-base-v2 once installed), a local "
                  "HuggingFace model folder or a hub name in the local cache")
 
@@ -88,3 +92,16 @@ def load_backbone(name: str | os.PathLike | None = None, *, attn_implementation:
             raise AlfiaError(f"backbone {where!r} has no {attr} in its config; ALFIA needs an encoder "
                              "model such as BERT or RoBERTa")
     return model
+
+
+@cache
+def backbone_identity(name: str | None = None) -> dict[str, Any]:
+    """The backbone's name, where it loads from, and the SHA-256 of its weight files (None for a hub name that
+    is not a local folder: its revision is then whatever the local cache holds)."""
+    where = Path(resolve_backbone(name))
+    identity: dict[str, Any] = {"name": str(name) if name is not None else DEFAULT_BACKBONE, "path": str(where),
+                                "weights_sha256": None}
+    if where.is_dir():
+        weights = sorted(p for p in where.rglob("*") if p.is_file() and p.suffix in WEIGHT_SUFFIXES)
+        identity["weights_sha256"] = {p.relative_to(where).as_posix(): sha256_file(p) for p in weights}
+    return identity

@@ -23,11 +23,11 @@ Under autocast the backbone's matmuls run in the low precision while softmaxes, 
 from __future__ import annotations
 
 import contextlib
-import os
 from dataclasses import dataclass
 
 import torch
 
+from alfia import distributed as dist
 from alfia.errors import AlfiaError
 
 DEVICE_HELP = "auto (the GPU when CUDA is available, else the CPU), cpu, cuda or cuda:N"
@@ -42,9 +42,8 @@ def resolve_device(spec: str | torch.device | None = "auto") -> torch.device:
     if isinstance(spec, torch.device):
         spec = str(spec)
     spec = "auto" if spec is None else str(spec).strip().lower()
-    local = int(os.environ.get("LOCAL_RANK", "0"))
     if spec == "auto":
-        return torch.device("cuda", local) if torch.cuda.is_available() else torch.device("cpu")
+        return dist.device()
     try:
         device = torch.device(spec)
     except (RuntimeError, TypeError):
@@ -56,7 +55,7 @@ def resolve_device(spec: str | torch.device | None = "auto") -> torch.device:
     if not torch.cuda.is_available():
         raise AlfiaError(f"device {spec!r} asked for, but CUDA is not available on this machine; use --device cpu "
                          "(or auto)")
-    index = local if device.index is None else device.index
+    index = dist.local_rank() if device.index is None else device.index
     if index >= torch.cuda.device_count():
         raise AlfiaError(f"device {spec!r} asked for, but this machine has {torch.cuda.device_count()} GPU(s); "
                          f"use cuda:0 .. cuda:{torch.cuda.device_count() - 1}")

@@ -21,9 +21,8 @@ import pandas as pd
 from alfia import __version__
 from alfia.codec import config_from_dict
 from alfia.cohorts.io import Cohort
+from alfia.cohorts.registry import get_dataset
 from alfia.cohorts.schema import ID, LABEL, SPLIT, TEXT, column_mismatch
-from alfia.cohorts.schemas import get_schema
-from alfia.datasets import get_dataset
 from alfia.errors import AlfiaError
 from alfia.io import write_text_atomic
 from alfia.run_folder import RunFolder
@@ -49,7 +48,7 @@ class TextEncoder:
         if style not in STYLES:
             raise AlfiaError(f"unknown text style {style!r}; choose one of {', '.join(STYLES)}")
         self.schema_name = schema
-        self.schema = get_schema(schema)
+        self.schema = get_dataset(schema).load_schema()
         self.style = style
         self.columns_: list[str] | None = None
         self.cuts_: dict[str, list[float]] = {}

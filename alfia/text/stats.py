@@ -6,8 +6,6 @@ from typing import NamedTuple
 
 import numpy as np
 
-from alfia.model.backbone import load_tokenizer
-
 
 class TokenLengths(NamedTuple):
     p50: float
@@ -16,9 +14,9 @@ class TokenLengths(NamedTuple):
     lengths: np.ndarray
 
 
-def token_lengths(texts: list[str], backbone: str | None = None) -> TokenLengths:
-    """Tokens per text including the special tokens, as the model sees them (before truncation)."""
-    tokenizer = load_tokenizer(backbone)
+def token_lengths(texts: list[str], tokenizer) -> TokenLengths:
+    """Tokens per text including the special tokens, as the model sees them (before truncation); ``tokenizer``: a
+    HuggingFace tokenizer, e.g. ``alfia.model.backbone.load_tokenizer()`` (the default backbone's)."""
     ids = tokenizer(texts, add_special_tokens=True, truncation=False)["input_ids"]
     lengths = np.array([len(x) for x in ids])
     return TokenLengths(float(np.percentile(lengths, 50)), float(np.percentile(lengths, 95)),

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from alfia.baselines.tabular import feature_frame
 from alfia.cohorts import Cohort
+from alfia.cohorts.features import feature_frame
 
 LGBM_PARAMS = {"objective": "binary", "learning_rate": 0.03, "num_leaves": 15, "min_child_samples": 20,
                "subsample": 0.8, "subsample_freq": 1, "colsample_bytree": 0.8, "reg_lambda": 1.0,

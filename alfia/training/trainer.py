@@ -37,17 +37,17 @@ from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
 from alfia import __version__, manifest
+from alfia import distributed as dist
 from alfia.cohorts import Cohort
 from alfia.errors import AlfiaError
 from alfia.evaluation.metrics import average_precision, roc_auc
 from alfia.io import replace_folder
 from alfia.model.alfia import ALFIA
-from alfia.model.backbone import load_tokenizer
+from alfia.model.backbone import backbone_identity, load_tokenizer
 from alfia.model.readout import pooled_features
 from alfia.model.runtime import resolve_device
 from alfia.model.serialization import library_versions
 from alfia.run_folder import RunFolder
-from alfia.training import distributed as dist
 from alfia.training.batching import TokenizedTexts, epoch_plan, shard
 from alfia.training.config import TrainConfig
 from alfia.training.prefix_cache import PrefixCache
@@ -71,7 +71,7 @@ def cohort_checksum(cohort: Cohort) -> str:
     return digest.hexdigest()
 
 
-def _check_cohort(cohort: Cohort) -> None:
+def check_cohort(cohort: Cohort) -> None:
     if "text" not in cohort.df.columns:
         raise AlfiaError("the cohort has no text column; run `alfia encode` on it first")
     for split in ("train", "val"):
@@ -115,7 +115,7 @@ def _on_main(action):
 class Trainer:
     def __init__(self, cohort: Cohort, out: str | Path, config: TrainConfig, backbone: str | None = None,
                  progress: bool = True, device: str | torch.device | None = None):
-        _check_cohort(cohort)
+        check_cohort(cohort)
         self.cohort = cohort
         self.out = Path(out)
         self.run = RunFolder(out)
@@ -534,8 +534,8 @@ def train(cohort: Cohort, out: str | Path, config: TrainConfig, backbone: str | 
         trainer.close()
         dist.barrier()
         if dist.is_main():  # last: the manifest lists the digest of every file written above
-            manifest.write_manifest(out, started, backbone=backbone, cohort={"train": cohort_checksum(cohort)},
-                                    extra={"runtime": trainer.runtime()})
+            manifest.write_manifest(out, started, backbone=backbone_identity(backbone),
+                                    cohort={"train": cohort_checksum(cohort)}, extra={"runtime": trainer.runtime()})
         return metrics
     finally:
         if trainer is not None:

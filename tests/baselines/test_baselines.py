@@ -65,6 +65,21 @@ def test_scores_are_baselines(result):
         assert "brier" not in results["models"][name]["test"]  # no calibration metrics for a score
 
 
+def test_the_severity_scores_are_the_columns_the_schema_labels():
+    import dataclasses
+
+    from alfia.baselines.scores import score_severity
+    from alfia.cohorts import Cohort
+
+    cohort = generate_synthetic("eicu", n=400, seed=3)
+    models, frames = score_severity(cohort, n_boot=N_BOOT)
+    assert list(models) == ["APACHE IV", "SAPS II", "OASIS", "SOFA (max, first day)"]  # schema order
+    assert {f["model"].iloc[0] for f in frames} == set(models)
+    plain = dataclasses.replace(cohort.schema, columns=tuple(dataclasses.replace(c, label=None)
+                                                             for c in cohort.schema.columns))
+    assert score_severity(Cohort(cohort.df, plain), n_boot=N_BOOT) == ({}, [])
+
+
 def test_skip_path_lists_reasons(result):
     _, results = result
     assert results["skipped"]["NotInstalled"] == "needs a missing module"

@@ -11,7 +11,7 @@ import pytest
 
 from alfia.cli import main
 from alfia.cohorts import write_cohort
-from alfia.cohorts.mapping import MAPPINGS, FeatureMapping, map_cohort, training_modes
+from alfia.cohorts.mapping import FeatureMapping, declared_mapping, map_cohort, training_modes
 from alfia.cohorts.synthetic import generate_synthetic
 from alfia.errors import AlfiaError
 from alfia.text.encoder import TextEncoder
@@ -90,7 +90,7 @@ def test_texts_mention_what_the_source_lacks_only_as_imputed_and_listed(cohorts)
 
 
 def test_refused_below_half_overlap_and_without_a_declared_mapping(cohorts):
-    full = MAPPINGS[("eicu", "mimic-iv")]
+    full = declared_mapping("eicu", "mimic-iv")
     n = len(cohorts["mimic-iv"].schema.feature_columns)
     few = FeatureMapping("eicu", "mimic-iv", full.links[:n // 2 - 1])
     with pytest.raises(AlfiaError, match="fewer than half"):

@@ -3,6 +3,7 @@ import pandas as pd
 import pytest
 
 from alfia.cohorts import Cohort, read_cohort, write_cohort
+from alfia.cohorts.registry import register_dataset, unregister_dataset
 from alfia.cohorts.schema import Column, Schema
 from alfia.cohorts.splits import assign_splits
 from alfia.errors import AlfiaError
@@ -82,10 +83,14 @@ def test_splits_are_stratified_deterministic_and_order_free():
     assert assign_splits(ids, y, seed=1).tolist() != a.tolist()
 
 
-def test_write_is_atomic_and_keeps_the_old_file(tmp_path, monkeypatch):
-    from alfia import datasets
+@pytest.fixture
+def toy_registered():
+    register_dataset("toy", schema=TOY, template=lambda w: "")  # read_cohort finds a file's schema in the registry
+    yield
+    unregister_dataset("toy")
 
-    monkeypatch.setitem(datasets._REGISTRY, "toy", datasets.DataSet("toy", TOY, template=None))
+
+def test_write_is_atomic_and_keeps_the_old_file(tmp_path, toy_registered):
     path = tmp_path / "toy.parquet"
     write_cohort(Cohort(toy_frame(), TOY, {"source": "test"}), path)
     before = path.read_bytes()

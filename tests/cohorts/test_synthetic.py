@@ -6,7 +6,8 @@ import pandas as pd
 import pytest
 
 from alfia.cohorts import read_cohort, write_cohort
-from alfia.cohorts.synthetic import TARGETS, generate_synthetic
+from alfia.cohorts.registry import get_dataset
+from alfia.cohorts.synthetic import generate_synthetic
 from alfia.errors import AlfiaError
 
 N = 20_000
@@ -24,8 +25,8 @@ def mimic():
 
 
 def test_targets_spot_check_against_the_paper():
-    # typed again from the paper so a typo in TARGETS cannot hide behind the calibration tests
-    m, e = TARGETS["mimic-iv"], TARGETS["eicu"]
+    # typed again from the paper so a typo in the targets cannot hide behind the calibration tests
+    m, e = get_dataset("mimic-iv").load_synthetic(), get_dataset("eicu").load_synthetic()
     assert m["numeric"]["apsiii"].died == (65.53, 26.95)
     assert m["numeric"]["gcs_max"].survived == (14.88, 0.59)
     assert m["numeric"]["sofa_std"].died == (1.28, 1.01)
@@ -40,7 +41,7 @@ def test_targets_spot_check_against_the_paper():
 
 def test_mortality_ids_info_and_splits(cohort):
     df = cohort.df
-    rate = TARGETS[cohort.schema.name]["rate"]
+    rate = get_dataset(cohort.schema.name).load_synthetic()["rate"]
     assert df["hospital_mortality"].sum() == round(N * rate)
     assert df["stay_id"].tolist() == list(range(1, N + 1))
     assert cohort.synthetic and cohort.info["source"].startswith("synthetic, calibrated to the ALFIA paper's Table")
@@ -51,7 +52,7 @@ def test_mortality_ids_info_and_splits(cohort):
 
 
 def test_numeric_means_match_the_table_per_outcome(cohort):
-    df, spec = cohort.df, TARGETS[cohort.schema.name]
+    df, spec = cohort.df, get_dataset(cohort.schema.name).load_synthetic()
     worst = 0.0
     for name, v in spec["numeric"].items():
         for group, (mean, sd) in ((0, v.survived), (1, v.died)):
@@ -64,7 +65,7 @@ def test_numeric_means_match_the_table_per_outcome(cohort):
 
 
 def test_category_shares_match_the_table_per_outcome(cohort):
-    df, spec, schema = cohort.df, TARGETS[cohort.schema.name], cohort.schema
+    df, spec, schema = cohort.df, get_dataset(cohort.schema.name).load_synthetic(), cohort.schema
     for name, shares in spec["categories"].items():
         kind = schema[name].kind
         for group in (0, 1):

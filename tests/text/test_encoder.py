@@ -5,6 +5,7 @@ import pytest
 
 from alfia.cohorts.bundled import load_bundled
 from alfia.errors import AlfiaError
+from alfia.model.backbone import load_tokenizer
 from alfia.text.encoder import TextEncoder, load_encoder
 from alfia.text.stats import token_lengths
 from tests.text.helpers import assert_round_trip
@@ -30,7 +31,7 @@ def test_numeric_round_trip(p12a):
 def test_token_budget_on_both_sets(p12a, p12b, style):
     encoder = TextEncoder("physionet2012", style).fit(p12a.df)
     for cohort in (p12a, p12b):
-        lengths = token_lengths(encoder.transform(cohort.df).tolist())
+        lengths = token_lengths(encoder.transform(cohort.df).tolist(), load_tokenizer())
         assert lengths.p95 <= 256 and lengths.max <= 384, (style, lengths.p95, lengths.max)
 
 

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from alfia.cohorts.synthetic import generate_synthetic
+from alfia.model.backbone import load_tokenizer
 from alfia.text.encoder import TextEncoder
 from alfia.text.stats import token_lengths
 from tests.text.helpers import assert_round_trip
@@ -62,7 +63,8 @@ def test_round_trip(cohort):
 
 @pytest.mark.parametrize("style", ["numeric", "banded"])
 def test_token_budget(cohort, style):
-    lengths = token_lengths(TextEncoder(cohort.schema.name, style).fit(cohort.df).transform(cohort.df).tolist())
+    texts = TextEncoder(cohort.schema.name, style).fit(cohort.df).transform(cohort.df).tolist()
+    lengths = token_lengths(texts, load_tokenizer())
     assert lengths.p95 <= 256 and lengths.max <= 384, (lengths.p95, lengths.max)
 
 

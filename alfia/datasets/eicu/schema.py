@@ -8,7 +8,7 @@ statistics summarise every value in the first 24 hours of the ICU stay.
 from __future__ import annotations
 
 from alfia.cohorts.schema import Column, Schema
-from alfia.cohorts.schemas.mimic_iv import FIRST_DAY, dynamic_score_columns
+from alfia.datasets.mimic_iv.schema import FIRST_DAY, dynamic_score_columns
 
 AT_ADMISSION = "at ICU admission"
 FIRST_DAY_SCORE = "first-day score: worst values in the first 24 h of the ICU stay"
@@ -44,9 +44,9 @@ SCHEMA = Schema(
         Column("drug_abuse", "binary", "Drug abuse (diagnosis or history)", window=AT_ADMISSION),
         Column("obesity", "binary", "Obesity (diagnosis)", window=AT_ADMISSION),
         Column("apache_iv", "int", "APACHE IV score (apachepatientresult.apachescore; -1 is missing)",
-               unit="points", valid=(0, 286), window=FIRST_DAY_SCORE),
-        Column("sapsii", "int", "SAPS II", unit="points", valid=(0, 163), window=FIRST_DAY_SCORE),
-        Column("oasis", "int", "OASIS", unit="points", valid=(0, 75), window=FIRST_DAY_SCORE),
+               unit="points", valid=(0, 286), window=FIRST_DAY_SCORE, label="APACHE IV"),
+        Column("sapsii", "int", "SAPS II", unit="points", valid=(0, 163), window=FIRST_DAY_SCORE, label="SAPS II"),
+        Column("oasis", "int", "OASIS", unit="points", valid=(0, 75), window=FIRST_DAY_SCORE, label="OASIS"),
         *dynamic_score_columns(FIRST_DAY),
     ),
     notes=(

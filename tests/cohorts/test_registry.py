@@ -1,14 +1,16 @@
-"""A new data set is one registration call (schema, template, builder, bundled tables); every command then takes it:
-cohort -> encode -> train -> predict through the CLI, and load_cohort by its bundled name."""
+"""The data-set registry. A data set registered from the user's own code (schema, template, builder, bundled tables)
+is taken by every command: cohort -> encode -> train -> predict through the CLI, and load_cohort by its bundled
+name. The data sets of alfia/datasets/ register themselves on the first lookup (tests/datasets/test_toy_package.py
+adds one as a package)."""
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from alfia.cohorts import Cohort, read_cohort, write_cohort
+from alfia.cohorts.registry import BuildOptions, cohort_names, load_cohort, register_dataset, unregister_dataset
 from alfia.cohorts.schema import Column, Schema
 from alfia.cohorts.splits import assign_splits
-from alfia.datasets import BuildOptions, cohort_names, load_cohort, register_dataset, unregister_dataset
 from alfia.errors import AlfiaError
 
 TOY = Schema(name="toy-icu", description="a toy ICU data set", columns=(
@@ -38,7 +40,8 @@ def build(options: BuildOptions) -> Cohort:  # the data set's builder: here a ge
 @pytest.fixture
 def toy_dataset(tmp_path):
     bundled = tmp_path / "toy-small.parquet"
-    register_dataset("toy-icu", schema=TOY, template=describe, builder=build, bundled={"toy-small": bundled})
+    register_dataset("toy-icu", schema=TOY, template=describe, builder=build, bundled={"toy-small": bundled},
+                     source_help="nothing, toy-icu stays are generated")
     write_cohort(build(BuildOptions(n=40, seed=1)), bundled)  # after registration: the file names its schema
     yield
     unregister_dataset("toy-icu")
@@ -62,11 +65,36 @@ def test_a_registered_data_set_runs_encode_train_predict(toy_dataset, tmp_path, 
     assert pred["probability"].between(0, 1).all()
 
 
+def test_cohort_help_shows_every_data_set_and_what_its_source_is(toy_dataset, capsys):
+    from alfia.cli import main
+    from alfia.cohorts.registry import dataset_names, get_dataset
+
+    with pytest.raises(SystemExit):
+        main(["cohort", "--help"])
+    shown = " ".join(capsys.readouterr().out.split())
+    assert {"physionet2012", "mimic-iv", "eicu", "toy-icu"} <= set(dataset_names())
+    for name in dataset_names():
+        assert name in shown and " ".join(get_dataset(name).source_help.split()) in shown
+
+
+def test_the_data_sets_register_themselves_on_the_first_lookup():
+    """The registry imports alfia.datasets by name when it is first asked, never before (plugin discovery)."""
+    import subprocess
+    import sys
+
+    code = ("import sys; import alfia.cohorts.registry as r; assert 'alfia.datasets' not in sys.modules; "
+            "names = r.cohort_names(); assert 'alfia.datasets.physionet2012' in sys.modules; print(names)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "'p12-a'" in out and "'synth-eicu'" in out and "'mimic-iv'" in out
+
+
 def test_names_must_be_new_and_unknown_names_are_one_clear_error(toy_dataset):
     with pytest.raises(AlfiaError, match="already registered: toy-icu"):
         register_dataset("toy-icu", schema=TOY, template=describe)
     with pytest.raises(AlfiaError, match="already registered: p12-a"):
         register_dataset("other", schema=TOY, template=describe, bundled={"p12-a": "x.parquet"})
+    with pytest.raises(AlfiaError, match="needs its schema and its text template"):
+        register_dataset("other", schema=TOY)
     with pytest.raises(AlfiaError, match="does not exist"):
         load_cohort("toy-large")
     with pytest.raises(AlfiaError, match="is built from its source: run `alfia cohort toy-icu"):

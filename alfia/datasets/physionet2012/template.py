@@ -8,7 +8,7 @@ Lowest and highest values are written as one range ("heart rate 58 to 80 bpm") t
 
 from __future__ import annotations
 
-from alfia.text.templates.common import article, dynamic
+from alfia.text.wording import article, dynamic
 from alfia.text.writer import Writer
 
 UNITS = {"Coronary Care Unit": "coronary care unit", "Cardiac Surgery Recovery Unit": "cardiac surgery recovery unit",

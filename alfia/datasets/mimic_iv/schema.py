@@ -2,7 +2,7 @@
 
 One row per ICU stay. Demographics and admission characteristics come from the hospital admission and the
 patient table; severity scores are mimic-code's first-day scores; the GCS and SOFA statistics summarise every
-measurement in the first 24 hours of the ICU stay. The builder (a later issue) fills exactly these columns.
+measurement in the first 24 hours of the ICU stay. The builder fills exactly these columns.
 """
 
 from __future__ import annotations
@@ -47,14 +47,16 @@ _STAT_WORDS = {"max": "maximum", "min": "minimum", "first": "first", "last": "la
 
 
 def dynamic_score_columns(window: str = FIRST_DAY) -> tuple[Column, ...]:
-    """The 6 GCS and 6 SOFA statistics over every value charted in ``window`` (shared with ``eicu``)."""
+    """The 6 GCS and 6 SOFA statistics over every value charted in ``window`` (shared with ``eicu``); the first
+    day's highest SOFA is also scored on its own as a severity score."""
     cols = []
     for score, lo, hi, what in (("gcs", 3, 15, "Glasgow Coma Scale total"),
                                 ("sofa", 0, 24, "SOFA score")):
         for stat in STATS:
             if stat in ("max", "min", "first", "last"):
+                label = "SOFA (max, first day)" if (score, stat) == ("sofa", "max") else None
                 cols.append(Column(f"{score}_{stat}", "int", f"{_STAT_WORDS[stat].capitalize()} {what}",
-                                   valid=(lo, hi), window=window))
+                                   valid=(lo, hi), window=window, label=label))
             else:
                 valid = (lo, hi) if stat == "mean" else (0.0, round((hi - lo) / 2**0.5, 1) + 0.1)
                 cols.append(Column(f"{score}_{stat}", "float", f"{_STAT_WORDS[stat].capitalize()} of the {what}",
@@ -88,14 +90,15 @@ SCHEMA = Schema(
         Column("smoker", "binary", "Smoker (tobacco use diagnosis)", window=AT_ADMISSION),
         Column("alcohol_abuse", "binary", "Alcohol abuse (diagnosis)", window=AT_ADMISSION),
         Column("apsiii", "int", "APACHE III (acute physiology score III)", unit="points", valid=(0, 299),
-               window=FIRST_DAY_SCORE),
-        Column("sapsii", "int", "SAPS II", unit="points", valid=(0, 163), window=FIRST_DAY_SCORE),
-        Column("sirs", "int", "SIRS criteria met (0-4)", unit="criteria", valid=(0, 4), window=FIRST_DAY_SCORE),
+               window=FIRST_DAY_SCORE, label="APS III"),
+        Column("sapsii", "int", "SAPS II", unit="points", valid=(0, 163), window=FIRST_DAY_SCORE, label="SAPS II"),
+        Column("sirs", "int", "SIRS criteria met (0-4)", unit="criteria", valid=(0, 4), window=FIRST_DAY_SCORE,
+               label="SIRS"),
         Column("lods", "int", "LODS (logistic organ dysfunction score)", unit="points", valid=(0, 22),
-               window=FIRST_DAY_SCORE),
+               window=FIRST_DAY_SCORE, label="LODS"),
         Column("meld", "float", "MELD score (mimic-code, MELD-Na where sodium is available)", unit="points",
-               valid=(6, 40), window=FIRST_DAY_SCORE, decimals=0),
-        Column("oasis", "int", "OASIS", unit="points", valid=(0, 75), window=FIRST_DAY_SCORE),
+               valid=(6, 40), window=FIRST_DAY_SCORE, decimals=0, label="MELD"),
+        Column("oasis", "int", "OASIS", unit="points", valid=(0, 75), window=FIRST_DAY_SCORE, label="OASIS"),
         *dynamic_score_columns(FIRST_DAY),
     ),
     notes=(

@@ -1,4 +1,4 @@
-"""Pieces every schema's template shares."""
+"""Wording that every data set's text template shares (the templates live with their data sets, alfia/datasets/)."""
 
 from __future__ import annotations
 

@@ -62,12 +62,12 @@ COLUMNS: list[Column] = [
     *_stats("sofa", "hourly approximate SOFA score (see notes)", "points", (0, 24)),
     # --- severity scores computed in the window ---
     _c("sirs", "int", "SIRS criteria met at any time in the window (temperature, heart rate, respiratory "
-       "rate or PaCO2, WBC; bands unavailable)", "criteria", (0, 4), window=W),
+       "rate or PaCO2, WBC; bands unavailable)", "criteria", (0, 4), window=W, label="SIRS"),
     _c("sapsii_approx", "int", "approximate SAPS II from the worst values in the window (no chronic "
-       "diseases, no admission type)", "points", (0, 163), window=W),
+       "diseases, no admission type)", "points", (0, 163), window=W, label="SAPS II (approx.)"),
     _c("oasis_approx", "int", "approximate OASIS from the worst values in the window (no pre-ICU length "
        "of stay; elective surgery approximated by the Cardiac Surgery Recovery Unit)", "points", (0, 75),
-       window=W),
+       window=W, label="OASIS (approx.)"),
     # --- vitals ---
     _c("hr_max", "float", "highest heart rate", "bpm", CLEAN["HR"], 0, window=W),
     _c("hr_min", "float", "lowest heart rate", "bpm", CLEAN["HR"], 0, window=W),
@@ -94,14 +94,14 @@ COLUMNS: list[Column] = [
     _c("glucose_max", "float", "highest serum glucose", "mg/dL", CLEAN["Glucose"], 0, window=W),
     # --- reference only (never a model input, never in a text) ---
     _c("ref_saps1", "float", "SAPS-I supplied by the challenge's Outcomes file (for comparison only)",
-       "points", (0, 100), 0, role="reference", window="as supplied by the challenge"),
+       "points", (0, 100), 0, role="reference", window="as supplied by the challenge", label="SAPS-I (challenge)"),
     _c("ref_sofa", "float", "SOFA supplied by the challenge's Outcomes file (for comparison only)",
-       "points", (0, 24), 0, role="reference", window="as supplied by the challenge"),
+       "points", (0, 24), 0, role="reference", window="as supplied by the challenge", label="SOFA (challenge)"),
 ]
 
 NOTES: tuple[str, ...] = (
     "Window: only measurements with 0 <= Time < 24:00 after ICU admission are used; -1 means missing.",
-    "Raw values outside physiological ranges (alfia.cohorts.schemas.physionet2012.CLEAN) are missing; "
+    "Raw values outside physiological ranges (alfia.datasets.physionet2012.schema.CLEAN) are missing; "
     "nothing is imputed.",
     "SOFA is an hourly approximation: cardiovascular scores 1 for MAP < 70 only (vasopressor doses are "
     "absent); each component's score is carried forward within the window; components never measured "

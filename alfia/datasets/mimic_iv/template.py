@@ -6,7 +6,7 @@ SOFA over the first 24 hours -> what was not recorded. Codes are written in word
 
 from __future__ import annotations
 
-from alfia.text.templates.common import article, cw24_text
+from alfia.text.wording import article, cw24_text
 from alfia.text.writer import Writer
 
 ADMISSION_TYPES = {

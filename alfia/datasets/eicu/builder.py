@@ -37,9 +37,10 @@ import numpy as np
 import pandas as pd
 
 from alfia.cohorts.io import Cohort
+from alfia.cohorts.registry import BuildOptions
 from alfia.cohorts.schema import ID, LABEL
-from alfia.cohorts.schemas.eicu import ETHNICITIES, SCHEMA, UNIT_TYPES
 from alfia.cohorts.sqldb import (
+    SOURCE_HELP,
     Database,
     check_leakage,
     connect,
@@ -49,6 +50,7 @@ from alfia.cohorts.sqldb import (
     progress_line,
     sql_list,
 )
+from alfia.datasets.eicu.schema import ETHNICITIES, SCHEMA, UNIT_TYPES
 from alfia.errors import AlfiaError
 
 HOW_TO_BUILD = (
@@ -381,7 +383,7 @@ def _build(conn: Database, s: str, progress: bool) -> Cohort:
                       "smoker is Yes or Unknown (no explicit non-smoker source)"]
     cohort = finish_cohort(out, SCHEMA, where="eICU cohort",
                            source=f"eICU-CRD v2.0 database ({conn.dialect}: {conn.label}, schema {s})",
-                           builder="alfia.cohorts.eicu_db.build_eicu", checked=checked, unmapped=unmapped,
+                           builder=f"{__name__}.build_eicu", checked=checked, unmapped=unmapped,
                            split_by="patient (patient.uniquepid)", extra_info={"approximations": approximations},
                            patient_ids=st["uniquepid"])
     progress_line(progress, f"eICU: {len(cohort.df)} stays, {cohort.df[LABEL].mean():.2%} deaths")
@@ -440,3 +442,8 @@ def _history_flags(conn: Database, sources: dict, out: pd.DataFrame) -> pd.DataF
         out[col] = out[ID].isin(ids).astype("float64")
     out["smoker"] = np.where(out["smoker"] == 1, "Yes", "Unknown").astype(object)
     return out
+
+
+def build(options: BuildOptions) -> Cohort:
+    """``alfia cohort eicu --source DATABASE``."""
+    return build_eicu(options.require_source("eicu", SOURCE_HELP))

@@ -24,9 +24,10 @@ from __future__ import annotations
 import pandas as pd
 
 from alfia.cohorts.io import Cohort
+from alfia.cohorts.registry import BuildOptions
 from alfia.cohorts.schema import ID, LABEL
-from alfia.cohorts.schemas.mimic_iv import ADMISSION_LOCATIONS, ADMISSION_TYPES, CARE_UNITS, SCHEMA
 from alfia.cohorts.sqldb import (
+    SOURCE_HELP,
     Database,
     check_leakage,
     connect,
@@ -35,6 +36,7 @@ from alfia.cohorts.sqldb import (
     map_category,
     progress_line,
 )
+from alfia.datasets.mimic_iv.schema import ADMISSION_LOCATIONS, ADMISSION_TYPES, CARE_UNITS, SCHEMA
 from alfia.errors import AlfiaError
 
 HOW_TO_BUILD = (
@@ -213,7 +215,12 @@ def _build(conn: Database, progress: bool) -> Cohort:
     cohort = finish_cohort(
         df, SCHEMA, where="MIMIC-IV cohort",
         source=f"MIMIC-IV database ({conn.dialect}: {conn.label}) with mimic-code derived concepts",
-        builder="alfia.cohorts.mimic_iv_db.build_mimic_iv", checked=checked, unmapped=unmapped,
+        builder=f"{__name__}.build_mimic_iv", checked=checked, unmapped=unmapped,
         split_by="patient (subject_id: the cohort keeps one stay per subject, so stay and patient coincide)")
     progress_line(progress, f"MIMIC-IV: {len(cohort.df)} stays, {cohort.df[LABEL].mean():.2%} deaths")
     return cohort
+
+
+def build(options: BuildOptions) -> Cohort:
+    """``alfia cohort mimic-iv --source DATABASE``."""
+    return build_mimic_iv(options.require_source("mimic-iv", SOURCE_HELP))

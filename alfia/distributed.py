@@ -14,8 +14,6 @@ import os
 import torch
 import torch.distributed as torch_dist
 
-from alfia.model.runtime import resolve_device
-
 
 def world_size() -> int:
     return torch_dist.get_world_size() if torch_dist.is_initialized() else 1
@@ -33,7 +31,7 @@ def setup() -> None:
     if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch_dist.is_initialized():
         backend = "nccl" if torch.cuda.is_available() else "gloo"
         if torch.cuda.is_available():
-            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+            torch.cuda.set_device(local_rank())
         torch_dist.init_process_group(backend=backend)
 
 
@@ -42,9 +40,14 @@ def teardown() -> None:
         torch_dist.destroy_process_group()
 
 
+def local_rank() -> int:
+    """This process's place on its node (torchrun's LOCAL_RANK; 0 alone)."""
+    return int(os.environ.get("LOCAL_RANK", "0"))
+
+
 def device() -> torch.device:
     """This process's device: its GPU (LOCAL_RANK) when CUDA is available, else the CPU."""
-    return resolve_device("auto")
+    return torch.device("cuda", local_rank()) if torch.cuda.is_available() else torch.device("cpu")
 
 
 def wrap(model: torch.nn.Module, on: torch.device) -> torch.nn.Module:

@@ -1,5 +1,5 @@
-"""The PhysioNet/CinC 2012 cohort: bundled tables, rebuild from raw files, leakage trap, malformed input,
-score tables. Tests that need the raw challenge files skip when ../shared is absent."""
+"""The PhysioNet/CinC 2012 cohort: bundled tables, rebuild from raw files, leakage trap, malformed input, hourly
+SOFA. Tests that need the raw challenge files skip when ../shared is absent."""
 
 from __future__ import annotations
 
@@ -12,29 +12,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from alfia.cohorts.bundled import bundled_tables, load_bundled
-from alfia.cohorts.physionet2012 import (
-    build_physionet2012,
-    hourly_sofa,
-    oasis_components,
-    parse_record,
-    read_outcomes,
-    sapsii_components,
-    sirs_score,
-    sofa_cardiovascular,
-    sofa_cns,
-    sofa_coagulation,
-    sofa_liver,
-    sofa_renal_creatinine,
-    sofa_renal_urine,
-    sofa_respiration,
-    stay_features,
-)
-from alfia.cohorts.schemas.physionet2012 import SCHEMA
+from alfia.cohorts.registry import bundled_tables, load_bundled
+from alfia.datasets.physionet2012.builder import build_physionet2012, parse_record, read_outcomes, stay_features
+from alfia.datasets.physionet2012.schema import SCHEMA
+from alfia.datasets.physionet2012.scores import hourly_sofa
 from alfia.errors import AlfiaError
 from alfia.text.encoder import TextEncoder
 
-DATA = Path(__file__).parents[2] / ".." / "shared" / "data" / "physionet2012"
+DATA = Path(__file__).parents[3] / ".." / "shared" / "data" / "physionet2012"
 needs_data = pytest.mark.skipif(not (DATA / "set-a.tar.gz").exists(),
                                 reason=f"PhysioNet 2012 raw files not found at {DATA} (../shared is absent)")
 N_SUBSET = 50
@@ -114,6 +99,26 @@ def test_bundled_sanity():
     with pytest.raises(AlfiaError, match="p12-a, p12-b"):
         load_bundled("p12-c")
     assert set(bundled_tables()) == {"p12-a", "p12-b"}
+
+
+def test_bundled_tables_ship_with_their_license_and_citation_as_package_data():
+    import fnmatch
+    import tomllib
+
+    root = Path(__file__).parents[3]
+    patterns = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["alfia"]
+    folders = set()
+    for table in bundled_tables().values():
+        package, file = table.split(":")  # a resource of the source tree
+        folder = root.joinpath(*package.split("."))
+        assert (folder / file).is_file()
+        folders.add(folder)
+    for folder in folders:
+        shipped = {p.name for p in folder.iterdir()}
+        assert {"LICENSE-ODC-By.txt", "CITATION.txt", "p12_a.parquet", "p12_b.parquet"} <= shipped
+        for name in shipped:
+            where = (folder / name).relative_to(root / "alfia").as_posix()
+            assert any(fnmatch.fnmatch(where, pattern) for pattern in patterns), f"{where} is not package data"
 
 
 # ------------------------------------------------------------------------------ rebuild from raw files
@@ -242,42 +247,7 @@ def test_outcomes_reads_only_the_needed_columns(tmp_path):
         read_outcomes(path)
 
 
-# ------------------------------------------------------------------------------------- score tables
-
-
-def test_sofa_component_tables():
-    assert [sofa_respiration(pf, False) for pf in (450, 350, 250, 150, 50)] == [0, 1, 2, 2, 2]
-    assert [sofa_respiration(pf, True) for pf in (450, 350, 250, 150, 50)] == [0, 1, 2, 3, 4]
-    assert [sofa_coagulation(p) for p in (200, 150, 149, 99, 49, 19)] == [0, 0, 1, 2, 3, 4]
-    assert [sofa_liver(b) for b in (1.1, 1.2, 2.0, 6.0, 12.0)] == [0, 1, 2, 3, 4]
-    assert [sofa_cardiovascular(m) for m in (70, 69.9, 30)] == [0, 1, 1]
-    assert [sofa_cns(g) for g in (15, 14, 13, 12, 10, 9, 6, 5, 3)] == [0, 1, 1, 2, 2, 3, 3, 4, 4]
-    assert [sofa_renal_creatinine(c) for c in (1.1, 1.2, 2.0, 3.5, 5.0)] == [0, 1, 2, 3, 4]
-    assert [sofa_renal_urine(u) for u in (600, 499, 199)] == [0, 3, 4]
-
-
-def test_sirs():
-    assert sirs_score() is None
-    assert sirs_score(temp_min=36.5, temp_max=37, hr_max=80, rr_max=16, wbc_min=8, wbc_max=9) == 0
-    assert sirs_score(temp_max=38.5, hr_max=95, paco2_min=30, wbc_min=3) == 4
-    assert sirs_score(temp_min=35.5, hr_max=90, rr_max=20, wbc_max=12) == 1
-
-
-def test_sapsii_and_oasis_tables():
-    v = {"age": 72, "hr_min": 38, "hr_max": 130, "sbp_min": 85, "sbp_max": 150, "temp_max": 39.2,
-         "pf_vent_min": 150, "urine_output": 800, "bun_max": 50, "wbc_min": 0.5, "wbc_max": 25,
-         "k_min": 3.5, "k_max": 5.5, "na_min": 120, "na_max": 150, "hco3_min": 17, "bilirubin_max": 5,
-         "gcs_min": 7}
-    assert sapsii_components(v) == {"age": 15, "hr": 11, "sbp": 5, "temp": 3, "pao2fio2": 9, "urine": 4,
-                                    "bun": 6, "wbc": 12, "potassium": 3, "sodium": 5, "bicarbonate": 3,
-                                    "bilirubin": 4, "gcs": 13}
-    w = {"age": 80, "gcs_min": 14, "hr_min": 60, "hr_max": 110, "map_min": 55, "map_max": 100, "rr_min": 10,
-         "resp_rate_max": 20, "temp_min": 36.0, "temp_max": 37.0, "urine_output": 1000, "mech_vent": 1,
-         "icu_type": "Medical ICU"}
-    assert oasis_components(w) == {"age": 9, "gcs": 3, "hr": 3, "map": 2, "resp_rate": 1, "temp": 2,
-                                   "urine": 5, "mech_vent": 9, "elective_surgery": 6}
-    w.update(icu_type="Cardiac Surgery Recovery Unit", mech_vent=0, temp_max=40)
-    assert oasis_components(w)["elective_surgery"] == 0 and oasis_components(w)["temp"] == 6
+# ------------------------------------------------------------------------------------- hourly SOFA
 
 
 def test_hourly_sofa_carries_forward_and_starts_at_first_measurement():

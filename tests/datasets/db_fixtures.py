@@ -575,3 +575,33 @@ class PostgresServer:
         if self.tmp is not None and (self.tmp / "data" / "postmaster.pid").exists():
             self._run(str(self.bin / "pg_ctl"), "-D", str(self.tmp / "data"), "-m", "immediate", "-w", "stop")
         self._cleanup()
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Helpers of the database builder tests (their pytest fixtures are in tests/datasets/conftest.py)
+# ----------------------------------------------------------------------------------------------------------------
+BACKENDS = ["duckdb", "postgresql"]
+_counter = iter(range(10**6))
+
+
+def make_db(backend, request, tmp_path, tables, rows, skip=()):
+    """A fixture database in DuckDB (a file) or PostgreSQL (a fresh database on the session's server)."""
+    if backend == "duckdb":
+        return str(write_duckdb(tmp_path / "db.duckdb", tables, rows, skip=skip))
+    server = request.getfixturevalue("pg_server")
+    url = server.create_database(f"alfia_test_{next(_counter)}")
+    return write_postgres(url, tables, rows, skip=skip)
+
+
+def same(a, b) -> None:
+    """Frames equal up to the missing-category marker (None in memory, NaN after a parquet round trip)."""
+    import pandas as pd
+
+    def norm(df):
+        return df.astype(object).where(df.notna(), None)
+    pd.testing.assert_frame_equal(norm(a), norm(b))
+
+
+def row(cohort, stay_id):
+    df = cohort.df.set_index("stay_id")
+    return df.loc[stay_id]

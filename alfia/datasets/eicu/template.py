@@ -6,7 +6,7 @@ scores -> GCS and SOFA over the first 24 hours -> what was not recorded.
 
 from __future__ import annotations
 
-from alfia.text.templates.common import article, cw24_text
+from alfia.text.wording import article, cw24_text
 from alfia.text.writer import Writer
 
 UNITS = {
