@@ -5,11 +5,13 @@
 
     predictor = ALFIAPredictor(schema="physionet2012", path="runs/p12").fit("p12-a")
     predictor.evaluate("p12-b")                       # AUPRC, AUROC, Brier, ECE ... with 95% CIs
+    predictor.leaderboard("p12-b")                    # ALFIA beside the data set's severity scores
     predictor = ALFIAPredictor.load("runs/p12")
-    predictor.predict_proba(new_stays)                # no outcome or split column needed
+    predictor.predict_proba(new_stays)                # a Series by stay_id; no outcome or split column needed
 
-Data is anything :func:`alfia.cohorts.load_cohort` accepts: a :class:`~alfia.cohorts.Cohort`, a ``DataFrame``,
-a parquet file or a bundled name (``p12-a``). The predictor's state is its run folder (``path``), written by
+Data is anything :func:`alfia.text.inputs.load_input` accepts, as on the command line: a
+:class:`~alfia.cohorts.Cohort`, a ``DataFrame``, a parquet file or a bundled name (``p12-a``); to score, also a
+plain list of clinical texts. The predictor's state is its run folder (``path``), written by
 :func:`alfia.training.trainer.train`: what the ``alfia train`` command writes, and what ``alfia predict`` reads.
 """
 
@@ -22,11 +24,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from alfia.cohorts import Cohort, load_cohort
+from alfia.cohorts import ID, LABEL, Cohort
 from alfia.errors import AlfiaError
 from alfia.inference import Run, cached_embeddings, labelled_metrics
 from alfia.run_folder import RunFolder
-from alfia.text.encoder import DEFAULT_STYLE, TextEncoder
+from alfia.text.encoder import DEFAULT_STYLE
+from alfia.text.inputs import load_input
 from alfia.training.config import make_config
 
 DEFAULT_ROOT = "ALFIAModels"  # where fit() writes when no path is given
@@ -41,13 +44,17 @@ class ALFIAPredictor:
     (``epochs=1``, ``**{"model.lora.r": 8}``, ``model={"max_length": 256}``: see
     :class:`alfia.training.config.TrainConfig`); ``device`` / ``precision``: where and how the model trains and
     predicts (``"auto"``: the GPU when there is one, with bf16 autocast where it has it natively; else the CPU in
-    fp32; :mod:`alfia.model.runtime`), kept by :meth:`load` and every later call.
+    fp32; :mod:`alfia.model.runtime`), kept by :meth:`load` and every later call; ``int8``: score with the int8
+    dynamic-quantised copy of the model (a CPU path, as ``alfia predict --int8``).
     """
 
     def __init__(self, schema: str | None = None, style: str = DEFAULT_STYLE, profile: str = "quick",
                  backbone: str | None = None, path: str | os.PathLike | None = None, device: str | None = "auto",
-                 precision: str | None = "auto", **settings):
+                 precision: str | None = "auto", int8: bool = False, **settings):
+        if int8 and device not in ("auto", "cpu", None):
+            raise AlfiaError(f"int8 is a CPU path; leave out device={device!r} or int8")
         self.schema = schema
+        self.int8 = int8
         self.style = style
         if precision is not None:
             settings.setdefault("precision", precision)
@@ -65,22 +72,28 @@ class ALFIAPredictor:
         score the test split once. Returns the predictor."""
         from alfia.training.trainer import train
 
-        data = self._cohort(cohort, require_outcome=True)
-        encoded = TextEncoder(data.schema.name, style=self.style).fit(data.df).encode(data)
+        encoded = self._cohort(cohort, require_outcome=True, encoded=True)
         metrics = train(encoded, self.path, self.config, backbone=self.backbone, resume=resume, progress=progress,
                         finish=True, n_boot=n_boot, device=self.device)
         self.test_metrics = metrics["test"] if metrics else None
-        self._run = Run.load(self.path, self.device, self.precision)
+        self._run = self._load_run(self.path)
         return self
 
     # -- using it ---------------------------------------------------------------------------------
-    def predict_proba(self, data, batch_size: int = 32) -> np.ndarray:
-        """P(in-hospital death) of every stay."""
-        return self.run.predict_proba(self._cohort(data), batch_size=batch_size)
+    def predict_proba(self, data, batch_size: int = 32) -> pd.Series:
+        """P(in-hospital death) of every stay, a Series indexed by ``stay_id`` (a list of texts: by position)."""
+        stays = self._stays(data)
+        p = self.run.predict_proba(stays, batch_size=batch_size, quantize=self.int8)
+        index = pd.Index(stays.df[ID], name=ID) if isinstance(stays, Cohort) else pd.RangeIndex(len(p))
+        return pd.Series(p, index=index, name="probability")
 
-    def predict(self, data, batch_size: int = 32) -> np.ndarray:
-        """0/1 per stay at the threshold chosen on the validation split."""
-        return (self.predict_proba(data, batch_size) >= self.threshold).astype(int)
+    def predict(self, data, decision_threshold: float | None = None, batch_size: int = 32) -> pd.Series:
+        """0/1 per stay, indexed as :meth:`predict_proba`: at ``decision_threshold``, by default the one chosen on
+        the validation split."""
+        threshold = self.threshold if decision_threshold is None else float(decision_threshold)
+        if not 0.0 <= threshold <= 1.0:
+            raise AlfiaError(f"decision_threshold must be a probability in [0, 1], got {decision_threshold!r}")
+        return (self.predict_proba(data, batch_size) >= threshold).astype(int).rename("label")
 
     def embed(self, data, batch_size: int = 32) -> pd.DataFrame:
         """``stay_id``, the L2-normalised ALF embedding ``emb_0..`` and the layer weights of every stay."""
@@ -89,12 +102,36 @@ class ALFIAPredictor:
     def evaluate(self, data, n_boot: int = 1000, batch_size: int = 32) -> dict:
         """Metrics with 95% bootstrap CIs over the stays whose outcome is known (all rows, whatever their split)."""
         cohort = self._cohort(data)
-        metrics = labelled_metrics(cohort, self.run.predict_proba(cohort, batch_size=batch_size), self.threshold,
-                                   n_boot=n_boot)
+        p = self.run.predict_proba(cohort, batch_size=batch_size, quantize=self.int8)
+        metrics = labelled_metrics(cohort, p, self.threshold, n_boot=n_boot)
         if metrics is None:
-            raise AlfiaError("evaluate needs stays of both outcomes in a hospital_mortality column; "
+            raise AlfiaError(f"evaluate needs stays of both outcomes in a {LABEL} column; "
                              "use predict_proba for unlabelled stays")
         return metrics
+
+    def leaderboard(self, data, n_boot: int = 1000, batch_size: int = 32) -> pd.DataFrame:
+        """ALFIA beside the severity scores the data set carries (SAPS II, SOFA ...: its labelled columns, read as
+        risk scores, :mod:`alfia.baselines.scores`), on the stays of ``data`` whose outcome is known: one row per
+        model, best AUPRC first, with 95% bootstrap CIs (a score has no Brier or ECE)."""
+        from alfia.baselines.scores import evaluate_score, scaled_score
+
+        cohort = self._cohort(data)
+        rows = {"ALFIA": self.evaluate(cohort, n_boot=n_boot, batch_size=batch_size)}
+        known = cohort.df[LABEL].notna().to_numpy()
+        for column, name in cohort.schema.score_labels.items():
+            if column not in cohort.df.columns:
+                continue
+            p = scaled_score(cohort, column).to_numpy()
+            scored = known & ~np.isnan(p)
+            y = cohort.df[LABEL].to_numpy()[scored].astype(int)
+            if len(np.unique(y)) == 2:
+                rows[name] = evaluate_score(y, p[scored], n_boot=n_boot)
+        table = pd.DataFrame([{"model": name, "n": m["n"],
+                               **{f"{key}{part}": m[key][field] if key in m else np.nan
+                                  for key in ("auprc", "auroc", "brier", "ece")
+                                  for part, field in (("", "value"), ("_low", "ci_low"), ("_high", "ci_high"))}}
+                              for name, m in rows.items()])
+        return table.sort_values("auprc", ascending=False, ignore_index=True)
 
     # -- persistence ------------------------------------------------------------------------------
     def save(self, path: str | os.PathLike | None = None) -> Path:
@@ -105,20 +142,18 @@ class ALFIAPredictor:
         return run.files.copy_to(path).path
 
     @classmethod
-    def load(cls, path: str | os.PathLike, device: str | None = "auto", precision: str | None = "auto"
-             ) -> ALFIAPredictor:
-        """A predictor from a run folder (``fit``, ``save`` or ``alfia train``), its model on ``device``."""
-        run = Run.load(path, device, precision)
-        if run.threshold is None:
-            raise AlfiaError(f"run {path} has no {RunFolder.THRESHOLD}: its training did not finish")
-        saved = run.files.config()
+    def load(cls, path: str | os.PathLike, device: str | None = "auto", precision: str | None = "auto",
+             int8: bool = False) -> ALFIAPredictor:
+        """A predictor from a run folder (``fit``, ``save`` or ``alfia train``), its model on ``device`` (``int8``:
+        scored by the int8 CPU path)."""
+        saved = RunFolder(path).config()
         train_settings = dict(saved.get("train", {}))
         profile = train_settings.pop("profile", "quick")
-        predictor = cls(schema=run.encoder.schema_name if run.encoder else None,
-                        style=run.encoder.style if run.encoder else DEFAULT_STYLE,
-                        profile=profile if profile != "custom" else "quick", backbone=saved.get("backbone"),
-                        path=path, device=device, precision=precision)
-        predictor._run = run
+        predictor = cls(profile=profile if profile != "custom" else "quick", backbone=saved.get("backbone"),
+                        path=path, device=device, precision=precision, int8=int8)
+        predictor._run = run = predictor._load_run(path)
+        if run.encoder is not None:   # the schema and text style the run was trained on
+            predictor.schema, predictor.style = run.encoder.schema_name, run.encoder.style
         return predictor
 
     # -- helpers ----------------------------------------------------------------------------------
@@ -132,22 +167,25 @@ class ALFIAPredictor:
     def threshold(self) -> float:
         return float(self.run.threshold)
 
-    def _cohort(self, data, require_outcome: bool = False) -> Cohort:
-        cohort = load_cohort(data, schema=self.schema, require_outcome=require_outcome)
+    def _load_run(self, path) -> Run:
+        run = Run.load(path, "cpu" if self.int8 else self.device, self.precision)
+        if run.threshold is None:
+            raise AlfiaError(f"run {path} has no {RunFolder.THRESHOLD}: its training did not finish")
+        return run
+
+    def _stays(self, data) -> Cohort | list[str]:
+        """Stays to score: a plain list of texts as it is, else a cohort without outcome."""
+        if isinstance(data, (list, tuple)) and all(isinstance(t, str) for t in data):
+            return list(data)
+        return self._cohort(data)
+
+    def _cohort(self, data, require_outcome: bool = False, encoded: bool = False) -> Cohort:
+        cohort = load_input(data, self.schema, require_outcome=require_outcome, encoded=encoded, style=self.style)
         if self.schema is None:
             self.schema = cohort.schema.name
         elif cohort.schema.name != self.schema:
             raise AlfiaError(f"the predictor is for schema {self.schema!r}, the data is {cohort.schema.name!r}")
         return cohort
-
-
-def encoded_cohort(spec, style: str = DEFAULT_STYLE) -> Cohort:
-    """A cohort (anything :func:`load_cohort` takes) with its text: as encoded, or encoded now in ``style`` with
-    cut points from its own train split."""
-    cohort = load_cohort(spec)
-    if "text" not in cohort.df.columns:
-        cohort = TextEncoder(cohort.schema.name, style=style).fit(cohort.df).encode(cohort)
-    return cohort
 
 
 def find_run_cohort(run: str | os.PathLike) -> Cohort | None:

@@ -28,8 +28,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from alfia import distributed as dist
-from alfia.cohorts import Cohort
-from alfia.cohorts.mapping import map_cohort
+from alfia.cohorts import LABEL, Cohort
 from alfia.errors import AlfiaError
 from alfia.evaluation import drift
 from alfia.evaluation.calibration import Calibrator
@@ -85,9 +84,11 @@ class Run:
             return self.encoder.transform(data.df).tolist()
         return list(data)
 
-    def predict_proba(self, data: Cohort | list[str], batch_size: int = 32) -> np.ndarray:
-        """The calibrated P(in-hospital death) (the run's validation-fitted calibrator, identity if none)."""
-        return self.calibrator.transform(self.model.predict_proba(self.texts(data), batch_size=batch_size))
+    def predict_proba(self, data: Cohort | list[str], batch_size: int = 32, quantize: bool = False) -> np.ndarray:
+        """The calibrated P(in-hospital death) (the run's validation-fitted calibrator, identity if none);
+        ``quantize``: the int8 CPU path (:meth:`alfia.model.alfia.ALFIA.predict_proba`)."""
+        return self.calibrator.transform(self.model.predict_proba(self.texts(data), batch_size=batch_size,
+                                                                  quantize=quantize))
 
     def embed(self, data: Cohort | list[str], batch_size: int = 32) -> tuple[np.ndarray, np.ndarray]:
         return self.model.embed(self.texts(data), batch_size=batch_size)
@@ -285,7 +286,7 @@ def finish_run(folder: str | Path, cohort: Cohort, n_boot: int = 1000, *, model:
     files = run.files
     # what a stay is compared with when the run is used
     files.write_json(RunFolder.REFERENCE, drift.build_reference(cohort, texts, run.model.tokenizer))
-    y = df["hospital_mortality"].to_numpy()
+    y = df[LABEL].to_numpy()
     val, test = (df["split"] == "val").to_numpy(), (df["split"] == "test").to_numpy()
     calibrator = Calibrator(files.setting("calibration", "none")).fit(y[val], p_raw[val])
     files.write_json(RunFolder.CALIBRATION, calibrator.to_dict())
@@ -293,7 +294,7 @@ def finish_run(folder: str | Path, cohort: Cohort, n_boot: int = 1000, *, model:
     threshold = choose_threshold(y[val], p[val])
     files.write_json(RunFolder.THRESHOLD, {"threshold": threshold, "chosen_on": "validation split, best F1",
                                            "scale": "calibrated probability"})
-    files.write_predictions(pd.DataFrame({"stay_id": df["stay_id"], "split": df["split"], "hospital_mortality": y,
+    files.write_predictions(pd.DataFrame({"stay_id": df["stay_id"], "split": df["split"], LABEL: y,
                                           "probability": p, "p_raw": p_raw, "label": (p >= threshold).astype(int),
                                           "truncated": cut}))
     metrics = {"val": evaluate(y[val], p[val], threshold=threshold, n_boot=n_boot),
@@ -309,23 +310,6 @@ def saved_encoder(files: RunFolder) -> TextEncoder | None:
     """The run's text encoder, or None for a run trained on given texts."""
     saved = files.encoder()
     return None if saved is None else TextEncoder.from_dict(saved)
-
-
-def for_run(run: str | Path, cohort: Cohort, training: Cohort | None) -> Cohort:
-    """``cohort`` as the run reads it: unchanged in the run's schema, else mapped onto it (needs the run's
-    training cohort, for the modes)."""
-    encoder = saved_encoder(RunFolder(run))
-    if encoder is None:  # a run trained on given texts reads them as they are
-        return cohort
-    schema = encoder.schema_name
-    if cohort.schema.name == schema:
-        return cohort
-    if training is None:
-        raise AlfiaError(f"the cohort is schema {cohort.schema.name!r}, the run {schema!r}: pass the run's training "
-                         "cohort with --training-cohort to map it (docs/serving.md, external validation)")
-    if training.schema.name != schema:
-        raise AlfiaError(f"the training cohort is schema {training.schema.name!r}, the run {schema!r}")
-    return map_cohort(cohort, training)
 
 
 def write_predictions(table: pd.DataFrame, info: dict, out: str | Path) -> None:
@@ -378,9 +362,9 @@ def predict_cohort(folder: str | Path, cohort: Cohort, batch_size: int = 32, qua
 def labelled_metrics(cohort: Cohort, p: np.ndarray, threshold: float, n_boot: int = 1000) -> dict | None:
     """Metrics with CIs over the stays whose outcome is known; None when the table has no outcome column or its
     known outcomes are all one class (new patients are scored without one)."""
-    if "hospital_mortality" not in cohort.df.columns:
+    if LABEL not in cohort.df.columns:
         return None
-    y = cohort.df["hospital_mortality"]
+    y = cohort.df[LABEL]
     known = y.notna().to_numpy()
     y = y[known].to_numpy(dtype=int)
     if len(np.unique(y)) < 2:

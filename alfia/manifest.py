@@ -29,8 +29,9 @@ from pathlib import Path
 from typing import Any
 
 from alfia.io import sha256_file, write_text_atomic
+from alfia.run_folder import RunFolder
 
-MANIFEST = "manifest.json"
+MANIFEST = RunFolder.MANIFEST
 # Distributions whose versions change results or speed; those not installed are left out.
 KEY_LIBRARIES = ("torch", "transformers", "tokenizers", "peft", "safetensors", "numpy", "pandas", "pyarrow",
                  "scikit-learn", "scipy", "lightgbm", "autogluon.tabular", "catboost", "xgboost-cpu", "umap-learn",

@@ -47,6 +47,7 @@ class RunFolder:
     CALIBRATION = "calibration.json"
     REFERENCE = "reference.json"
     EMBEDDINGS = "embeddings"
+    MANIFEST = "manifest.json"   # written last (alfia.manifest), in study folders too
     NOT_COPIED = (CHECKPOINT, TMP, EMBEDDINGS)   # a saved copy of a run is what inference needs, not what resumes it
 
     def __init__(self, path: str | os.PathLike):

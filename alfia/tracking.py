@@ -17,7 +17,6 @@ from typing import Any
 
 from alfia.codec import flatten
 from alfia.errors import AlfiaError
-from alfia.manifest import MANIFEST
 from alfia.run_folder import RunFolder
 
 KEPT_OUT_SUFFIXES = (".parquet", ".html")
@@ -28,7 +27,7 @@ KEPT_OUT_DIRS = (RunFolder.CHECKPOINT, "autogluon", "figures")
 
 def params_of(folder: Path) -> dict[str, Any]:
     params: dict[str, Any] = flatten(RunFolder(folder).config())
-    manifest = RunFolder(folder).read_json(MANIFEST) or {}
+    manifest = RunFolder(folder).read_json(RunFolder.MANIFEST) or {}
     if "backbone" in manifest:
         params["backbone"] = manifest["backbone"]["name"]
     for name, checksum in (manifest.get("cohort") or {}).items():

@@ -62,13 +62,16 @@ def imports(module: str, source: str, is_package: bool) -> list[tuple[int, str, 
     return found
 
 
+def targets(target: str, names: list[str]) -> list[str]:
+    """The modules an import reaches: `from alfia import x` names the submodule x."""
+    return [f"{target}.{n}" if target == "alfia" else target for n in names] or [target]
+
+
 def violations(module: str, source: str, is_package: bool = False) -> list[str]:
     here = layer_of(module)
     out = []
     for line, target, names in imports(module, source, is_package):
-        # `from alfia.x import y` may name a submodule y: its layer is y's
-        targets = [f"{target}.{n}" if target == "alfia" else target for n in names] or [target]
-        for full in targets:
+        for full in targets(target, names):
             if (module, full) == ENTRY_POINT or full.startswith("alfia.__"):   # `from alfia import __version__`
                 continue
             if layer_of(full) > here:
@@ -93,6 +96,29 @@ def test_every_module_imports_only_from_its_layer_or_below():
     for name, path, is_package in modules():
         found += violations(name, path.read_text(), is_package)
     assert not found, "\n".join(found)
+
+
+def mutual_pairs(sources: dict[str, tuple[str, bool]]) -> set[tuple[str, str]]:
+    """Pairs of alfia's packages (``alfia.x``) that import each other, at any depth, from ``{module: (source,
+    is_package)}``."""
+    edges = set()
+    for module, (source, is_package) in sources.items():
+        for _, target, names in imports(module, source, is_package):
+            for full in targets(target, names):
+                if (module, full) != ENTRY_POINT and not full.startswith("alfia.__"):
+                    edges.add((package_of(module), package_of(full)))
+    return {tuple(sorted(e)) for e in edges if e[0] != e[1] and e[::-1] in edges}
+
+
+def test_no_two_packages_reach_each_other():
+    pairs = mutual_pairs({name: (path.read_text(), is_package) for name, path, is_package in modules()})
+    assert not pairs, pairs
+
+
+def test_the_pair_check_sees_a_cycle_inside_a_layer():
+    sources = {"alfia.analysis.a": ("def f():\n    from alfia.bench import x\n", False),
+               "alfia.bench.b": ("from alfia.analysis.a import f\n", False)}
+    assert mutual_pairs(sources) == {("alfia.analysis", "alfia.bench")}
 
 
 @pytest.mark.parametrize("module,source,expected", [

@@ -37,6 +37,7 @@ import torch
 from alfia.bench.measure import PeakMemory, hardware_floor, machine_info, sync, torch_threads
 from alfia.bench.reference import reference_inference, reference_training
 from alfia.bench.report import inference_summary, quick_markdown, rounded, training_summary
+from alfia.cohorts import LABEL
 from alfia.errors import SettingError
 from alfia.run_folder import RunFolder
 
@@ -62,7 +63,7 @@ def _set_a(stays: int, seed: int = 0):
     def sample(part: pd.DataFrame, n: int) -> pd.DataFrame:
         if n >= len(part):
             return part
-        pos, neg = part[part["hospital_mortality"] == 1], part[part["hospital_mortality"] == 0]
+        pos, neg = part[part[LABEL] == 1], part[part[LABEL] == 0]
         n_pos = min(len(pos), max(2, round(n * len(pos) / len(part))))
         take = [pos.iloc[rng.permutation(len(pos))[:n_pos]], neg.iloc[rng.permutation(len(neg))[:n - n_pos]]]
         return pd.concat(take).sort_index()
@@ -82,7 +83,7 @@ def _inference_texts(df, stays: int) -> tuple[list[str], np.ndarray, int]:
     test = df[df["split"] == "test"]
     rest = df[df["split"] != "test"]
     texts = test["text"].tolist() + rest["text"].tolist()
-    labels = np.concatenate([test["hospital_mortality"].to_numpy(), rest["hospital_mortality"].to_numpy()])
+    labels = np.concatenate([test[LABEL].to_numpy(), rest[LABEL].to_numpy()])
     reps = math.ceil(stays / len(texts))
     return (texts * reps)[:stays], np.tile(labels, reps)[:stays], min(len(test), stays)
 
@@ -189,7 +190,7 @@ def run_bench(out: str | os.PathLike, *, stays: int = 1000, sizes: Sequence[int]
 
         log(f"reference training ({reference_steps} steps of batch 4, LoRA on every layer, padded) ...")
         train = train_cohort.df[train_cohort.df["split"] == "train"]
-        ref_train = reference_training(backbone, train["text"].tolist(), train["hospital_mortality"].to_numpy(),
+        ref_train = reference_training(backbone, train["text"].tolist(), train[LABEL].to_numpy(),
                                        reference_steps, device=device)
         log(f"  {ref_train['samples_per_s']:.2f} samples/s")
 

@@ -13,12 +13,13 @@ from alfia.model.backbone import BACKBONE_HELP
 
 def cmd_report(args: argparse.Namespace) -> None:
     from alfia.analysis.report import build_report
-    from alfia.api import encoded_cohort, find_run_cohort
+    from alfia.api import find_run_cohort
+    from alfia.text.inputs import load_input
 
     run = Path(args.run)
     if not run.is_dir():
         raise AlfiaError(f"run folder {run} does not exist; train one with `alfia train`")
-    cohort = encoded_cohort(args.cohort) if args.cohort else find_run_cohort(run)
+    cohort = load_input(args.cohort, encoded=True) if args.cohort else find_run_cohort(run)
     if cohort is None:
         logging.getLogger("alfia").warning("note: no --cohort given and none found beside the run: "
                                            "sections 1, 4, 5 and 6 will be partial")
@@ -38,9 +39,9 @@ def cmd_report(args: argparse.Namespace) -> None:
 
 def cmd_ablate(args: argparse.Namespace) -> None:
     from alfia.analysis.ablation import run_ablation
-    from alfia.api import encoded_cohort
+    from alfia.text.inputs import load_input
 
-    cohort = encoded_cohort(args.cohort)
+    cohort = load_input(args.cohort, encoded=True)
     backbones = [b.strip() or None for given in args.backbone for b in given.split(",")] if args.backbone else None
     variants = [v.strip() for v in args.variants.split(",")] if args.variants else None
     overrides = {"epochs": args.epochs} if args.epochs else {}

@@ -13,22 +13,21 @@ from alfia.cli.options import (
     add_n_boot,
     add_schema,
     get_input,
-    read_cohort,
 )
+from alfia.text.inputs import load_input
 
 
 def _external(cohort, spec: str | None, schema: str | None, out: str):
     """The external cohort, mapped onto the development cohort's schema when it has another one (the mapping is
-    logged and written to OUT/external-mapping.json)."""
-    external = read_cohort(spec, schema)
-    if external is None or external.schema.name == cohort.schema.name:
+    printed and written to OUT/external-mapping.json)."""
+    external = load_input(spec, schema, training=cohort)
+    if external is None or "mapping" not in external.info:
         return external
     import json
 
-    from alfia.cohorts.mapping import describe, map_cohort
+    from alfia.cohorts.mapping import describe
     from alfia.io import write_text_atomic
 
-    external = map_cohort(external, cohort)
     print(describe(external.info["mapping"]))
     Path(out).mkdir(parents=True, exist_ok=True)
     write_text_atomic(Path(out) / "external-mapping.json", json.dumps(external.info["mapping"], indent=2))
@@ -39,7 +38,7 @@ def cmd_baselines(args: argparse.Namespace) -> dict:
     from alfia.baselines.tabular import run_baselines
 
     models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None
-    dev = read_cohort(get_input(args, "cohort"), args.schema)
+    dev = load_input(get_input(args, "cohort"), args.schema)
     results = run_baselines(dev, args.out, _external(dev, args.external, args.schema, args.out), preset=args.preset,
                             models=models, scores=not args.no_scores, tabpfn_weights=args.tabpfn_weights,
                             n_boot=args.n_boot,
@@ -51,7 +50,7 @@ def cmd_baselines(args: argparse.Namespace) -> dict:
 def cmd_boost(args: argparse.Namespace) -> dict:
     from alfia.baselines.boost import run_boost
 
-    dev = read_cohort(get_input(args, "cohort"), args.schema)
+    dev = load_input(get_input(args, "cohort"), args.schema)
     results = run_boost(get_input(args, "run"), dev, args.out, _external(dev, args.external, args.schema, args.out),
                         preset=args.preset, n_boot=args.n_boot, time_limit=args.time_limit,
                         with_embeddings=args.with_embeddings, device=args.device, precision=args.precision)
@@ -62,7 +61,7 @@ def cmd_boost(args: argparse.Namespace) -> dict:
 def cmd_leaderboard(args: argparse.Namespace) -> dict:
     from alfia.baselines.leaderboard import leaderboard
 
-    board = leaderboard(args.dirs, read_cohort(args.test_cohort, args.schema), read_cohort(args.external, args.schema),
+    board = leaderboard(args.dirs, load_input(args.test_cohort, args.schema), load_input(args.external, args.schema),
                         alfia_external=args.external_predictions, out_dir=args.out, n_boot=args.n_boot)
     print(board.markdown)
     return board.to_dict()

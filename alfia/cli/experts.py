@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from alfia.cli.options import add_device, add_n_boot, add_schema, read_cohort
+from alfia.cli.options import add_device, add_n_boot, add_schema
 from alfia.errors import AlfiaError
+from alfia.text.inputs import load_input
 
 
 def cmd_sample(args: argparse.Namespace) -> None:
@@ -14,7 +15,7 @@ def cmd_sample(args: argparse.Namespace) -> None:
 
     # recorded for `compare`: a file by its absolute path, a bundled cohort by its name
     spec = str(Path(args.cohort).resolve()) if Path(args.cohort).exists() else args.cohort
-    cases = write_booklet(read_cohort(args.cohort, args.schema), args.run, args.out, n=args.n, seed=args.seed,
+    cases = write_booklet(load_input(args.cohort, args.schema), args.run, args.out, n=args.n, seed=args.seed,
                           cohort_spec=spec)
     print(f"wrote {args.out}: booklet.html, cases.csv and ratings-template.csv for {len(cases)} cases; "
           f"keep {args.out}/sealed/ away from the raters")
@@ -26,7 +27,7 @@ def cmd_compare(args: argparse.Namespace) -> None:
     spec = args.cohort or load_key(args.booklet).get("cohort")
     if not spec:
         raise AlfiaError("the booklet does not name its cohort; pass --cohort")
-    result = compare(args.booklet, args.ratings, args.run, read_cohort(spec, args.schema), n_boot=args.n_boot,
+    result = compare(args.booklet, args.ratings, args.run, load_input(spec, args.schema), n_boot=args.n_boot,
                      device=args.device, precision=args.precision)
     write_report(result, args.out)
     for name, entry in result["raters"].items():

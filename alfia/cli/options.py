@@ -100,16 +100,6 @@ def add_input(p: argparse.ArgumentParser, name: str, help: str, old_flag: str) -
     p.add_argument(old_flag, dest=f"{name}_flag", help=argparse.SUPPRESS)
 
 
-def read_cohort(spec: str | None, schema: str | None = None):
-    """The cohort a command's argument names: a cohort file, or a bundled cohort by name (p12-a, p12-b); None when
-    the argument was not given."""
-    if spec is None:
-        return None
-    from alfia.cohorts import load_cohort
-
-    return load_cohort(spec, schema=schema)
-
-
 def get_input(args: argparse.Namespace, name: str) -> str:
     value, old = getattr(args, name), getattr(args, f"{name}_flag")
     if value and old and value != old:

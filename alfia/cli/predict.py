@@ -6,17 +6,16 @@ import argparse
 
 from alfia.cli.options import add_batch_size, add_device, add_schema
 from alfia.errors import UsageError
+from alfia.text.inputs import load_input
 
 
 def cmd_predict(args: argparse.Namespace) -> dict:
-    from alfia.cohorts import load_cohort
     from alfia.cohorts.mapping import describe
     from alfia.evaluation.drift import describe_warnings
     from alfia.evaluation.metrics import format_metrics
-    from alfia.inference import for_run, predict_cohort, write_predictions
+    from alfia.inference import predict_cohort, write_predictions
 
-    cohort = for_run(args.run, load_cohort(args.cohort, schema=args.schema, require_outcome=False),
-                     load_cohort(args.training_cohort) if args.training_cohort else None)
+    cohort = load_input(args.cohort, args.schema, run=args.run, training=args.training_cohort, require_outcome=False)
     if "mapping" in cohort.info:
         print(describe(cohort.info["mapping"]))
     if args.int8 and args.device not in ("auto", "cpu"):
@@ -35,10 +34,9 @@ def cmd_predict(args: argparse.Namespace) -> dict:
 
 
 def cmd_embed(args: argparse.Namespace) -> None:
-    from alfia.cohorts import load_cohort
     from alfia.inference import write_embeddings
 
-    cohort = load_cohort(args.cohort, schema=args.schema, require_outcome=False)
+    cohort = load_input(args.cohort, args.schema, require_outcome=False)
     dims = write_embeddings(args.run, cohort, args.out, batch_size=args.batch_size, progress=True,
                             device=args.device, precision=args.precision)
     print(f"wrote {args.out}: {len(cohort.df):,} stays, {dims} dims")

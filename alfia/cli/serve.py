@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from alfia.cli.options import add_device, read_cohort
+from alfia.cli.options import add_device
 from alfia.errors import AlfiaError
+from alfia.text.inputs import load_input
 
 
 def cmd_serve(args: argparse.Namespace) -> None:
@@ -14,7 +15,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
     from alfia.serving.app import create_app
     from alfia.serving.service import Limits, RiskService
 
-    training = read_cohort(args.training_cohort) if args.training_cohort else None
+    training = load_input(args.training_cohort)
     if args.max_stays < 1 or args.max_text_chars < 1 or args.max_body_bytes < 1:
         raise AlfiaError("--max-stays, --max-text-chars and --max-body-bytes must be positive")
     limits = Limits(max_body_bytes=args.max_body_bytes, max_stays=args.max_stays, max_text_chars=args.max_text_chars)

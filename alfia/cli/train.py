@@ -1,4 +1,4 @@
-"""The ``train`` command: ALFIA on an encoded cohort; its flags become the training settings they name."""
+"""The ``train`` command: ALFIA on a cohort; its flags become the training settings they name."""
 
 from __future__ import annotations
 
@@ -8,31 +8,26 @@ from alfia.cli.options import (
     add_device,
     add_n_boot,
     add_profile,
+    add_schema,
+    add_style,
     byte_size,
     comma_list,
     setting_flags,
     whole_number,
 )
-from alfia.errors import AlfiaError, UsageError
-
-
-def _read_encoded(path: str, schema: str | None = None):
-    from alfia.cohorts import load_cohort
-
-    cohort = load_cohort(path, schema=schema)
-    if "text" not in cohort.df.columns:
-        raise AlfiaError(f"{path} has no text column; run `alfia encode {path} --out ENCODED.parquet` first")
-    return cohort
+from alfia.errors import UsageError
 
 
 def cmd_train(args: argparse.Namespace) -> dict | None:
     from alfia import distributed as dist
     from alfia.evaluation.metrics import format_metrics
+    from alfia.text.encoder import DEFAULT_STYLE
+    from alfia.text.inputs import load_input
     from alfia.training.config import make_config
     from alfia.training.trainer import train
 
     config = make_config(args.profile, **_train_overrides(args))  # a SettingError names the flag (run_command)
-    cohort = _read_encoded(args.cohort)
+    cohort = load_input(args.cohort, args.schema, encoded=True, style=args.style or DEFAULT_STYLE)
     if dist.is_main():
         print(f"settings: {config.describe()}", flush=True)
     metrics = train(cohort, args.out, config, backbone=args.backbone, resume=args.resume, finish=True,
@@ -100,11 +95,14 @@ def dest_of(flag: str) -> str:
 
 
 def add_commands(sub) -> None:
-    p = sub.add_parser("train", help="train ALFIA on an encoded cohort")
-    p.add_argument("cohort", help="encoded cohort (alfia encode)")
+    p = sub.add_parser("train", help="train ALFIA on a cohort (encoded, or encoded as it is read)")
+    p.add_argument("cohort", help="cohort: encoded (alfia encode), or encoded now in --style with cut points from "
+                   "its train split")
     p.add_argument("--out", required=True, help="run folder to create (model, encoder, metrics)")
     add_profile(p)
     add_setting_flags(p)
+    add_schema(p)
+    add_style(p)
     p.add_argument("--no-lora", action="store_true", help="train fusion + head only (the quick profile's default)")
     p.add_argument("--readout", action=argparse.BooleanOptionalAction, default=None,
                    help="add the pooled logistic-regression readout to the head's logit (default: quick yes, paper no)")

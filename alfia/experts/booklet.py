@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from alfia.cohorts import Cohort
+from alfia.cohorts import LABEL, Cohort
 from alfia.errors import AlfiaError, SettingError
 from alfia.io import atomic_path, write_text_atomic
 from alfia.run_folder import RunFolder
@@ -50,7 +50,7 @@ def draw_cases(rows: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
         raise AlfiaError(f"only {len(rows)} stays are unseen by the run, fewer than the {n} asked for; "
                          f"ask for {len(rows)} or fewer")
     rng = np.random.default_rng(seed)
-    pos, neg = rows[rows["hospital_mortality"] == 1], rows[rows["hospital_mortality"] == 0]
+    pos, neg = rows[rows[LABEL] == 1], rows[rows[LABEL] == 0]
     n_pos = min(len(pos), max(1, round(n * len(pos) / len(rows))))
     if n_pos == 0 or n - n_pos > len(neg) or n - n_pos < 1:
         raise AlfiaError("the unseen stays do not hold both outcomes in the numbers asked for; change --n")

@@ -38,7 +38,7 @@ from tqdm.auto import tqdm
 
 from alfia import __version__, manifest
 from alfia import distributed as dist
-from alfia.cohorts import Cohort
+from alfia.cohorts import LABEL, Cohort
 from alfia.errors import AlfiaError
 from alfia.evaluation.metrics import average_precision, roc_auc
 from alfia.io import replace_folder
@@ -66,7 +66,7 @@ class EpochResult:
 
 def cohort_checksum(cohort: Cohort) -> str:
     """SHA-256 of the rows the model sees (ids, labels, split, text): a run says which data made it."""
-    cols = ["stay_id", "hospital_mortality", "split", "text"]
+    cols = ["stay_id", LABEL, "split", "text"]
     digest = hashlib.sha256(pd.util.hash_pandas_object(cohort.df[cols], index=False).values.tobytes())
     return digest.hexdigest()
 
@@ -75,7 +75,7 @@ def check_cohort(cohort: Cohort) -> None:
     if "text" not in cohort.df.columns:
         raise AlfiaError("the cohort has no text column; run `alfia encode` on it first")
     for split in ("train", "val"):
-        y = cohort.df.loc[cohort.df["split"] == split, "hospital_mortality"]
+        y = cohort.df.loc[cohort.df["split"] == split, LABEL]
         if len(y) == 0 or y.nunique() < 2:
             raise AlfiaError(f"the {split} split needs stays of both outcomes to train and select a model")
         if len(y) < dist.world_size():
@@ -150,8 +150,8 @@ class Trainer:
             val_tokens = TokenizedTexts.from_texts(tokenizer, self.val_texts, self.model.max_length)
             self.val_cache = PrefixCache(self.model, val_tokens, rows=self.my_val,
                                          desc="caching frozen layers (validation)", **cache)
-        self.y_train = torch.tensor(train["hospital_mortality"].to_numpy(), dtype=torch.float32)
-        self.y_val = val["hospital_mortality"].to_numpy()
+        self.y_train = torch.tensor(train[LABEL].to_numpy(), dtype=torch.float32)
+        self.y_val = val[LABEL].to_numpy()
         n_pos = float(self.y_train.sum())
         # pos_weight = negatives / positives of the training split (our choice: the paper names BCE only)
         self.pos_weight = torch.tensor((len(self.y_train) - n_pos) / n_pos, device=self.device) \

@@ -13,6 +13,7 @@ from alfia import ALFIAPredictor
 from alfia.cohorts import Cohort
 from alfia.cohorts.bundled import load_bundled
 from alfia.errors import AlfiaError
+from alfia.text.inputs import load_input
 
 # a tiny, fast training: the tiny random BERT of tests/conftest.py, one epoch
 TINY = {"epochs": 1, "batch_size": 16, "model": {"max_length": 48, "fusion": {"num_fusion_layers": 2}}}
@@ -42,14 +43,35 @@ def fitted(dev, tiny_bert_dir, tmp_path_factory):
 def test_train_evaluate_save_load_predict_in_five_lines(dev, tiny_bert_dir, tmp_path):
     predictor = ALFIAPredictor(backbone=str(tiny_bert_dir), path=tmp_path / "run", **TINY).fit(dev, progress=False)
     metrics = predictor.evaluate(dev, n_boot=20)
+    board = predictor.leaderboard(dev, n_boot=20)
     predictor.save(tmp_path / "saved")
     labels = ALFIAPredictor.load(tmp_path / "saved").predict(dev.df.drop(columns=["hospital_mortality", "split"]))
 
     assert metrics["n"] == len(dev.df) and 0 <= metrics["auprc"]["value"] <= 1
     assert predictor.test_metrics["n"] == 28  # the test split, scored once after training
-    assert labels.shape == (len(dev.df),) and set(np.unique(labels)) <= {0, 1}
-    p = predictor.predict_proba(dev)
-    np.testing.assert_array_equal(labels, (p >= predictor.threshold).astype(int))
+    p = predictor.predict_proba(dev)   # a Series by stay_id, as AutoGluon's predict_proba is indexed like its input
+    assert isinstance(p, pd.Series) and p.index.name == "stay_id" and list(p.index) == dev.df["stay_id"].tolist()
+    pd.testing.assert_series_equal(labels, (p >= predictor.threshold).astype(int).rename("label"))
+    assert (predictor.predict(dev, decision_threshold=0.0) == 1).all()
+    with pytest.raises(AlfiaError, match="decision_threshold must be a probability"):
+        predictor.predict(dev, decision_threshold=1.5)
+    # ALFIA beside the data set's severity scores, best AUPRC first, ALFIA's row equal to evaluate()
+    assert set(board["model"]) == {"ALFIA", "SIRS", "SAPS II (approx.)", "OASIS (approx.)", "SAPS-I (challenge)",
+                                   "SOFA (challenge)"}
+    assert board["auprc"].is_monotonic_decreasing and (board["auprc_low"] <= board["auprc_high"]).all()
+    alfia_row = board.set_index("model").loc["ALFIA"]
+    assert alfia_row["auprc"] == metrics["auprc"]["value"] and alfia_row["n"] == len(dev.df)
+    assert board.set_index("model").loc["SIRS", ["brier", "ece"]].isna().all()   # a score is not a probability
+    # a plain list of texts keeps its order; int8 is the CPU path of `alfia predict --int8`
+    texts = load_input(dev, encoded=True).df["text"].tolist()
+    by_text = predictor.predict_proba(texts[::-1])
+    assert list(by_text.index) == list(range(len(texts)))
+    np.testing.assert_allclose(by_text.to_numpy(), p.to_numpy()[::-1], rtol=0, atol=1e-6)
+    int8 = ALFIAPredictor.load(tmp_path / "saved", int8=True).predict_proba(dev)
+    assert list(int8.index) == list(p.index) and not np.array_equal(int8.to_numpy(), p.to_numpy())
+    np.testing.assert_allclose(int8.to_numpy(), p.to_numpy(), rtol=0, atol=0.1)
+    with pytest.raises(AlfiaError, match="int8 is a CPU path"):
+        ALFIAPredictor(device="cuda", int8=True)
     # the saved copy holds the model, encoder and threshold, not the resumable checkpoint
     assert (tmp_path / "saved" / "model").is_dir() and not (tmp_path / "saved" / "checkpoint").exists()
 
@@ -125,14 +147,14 @@ def test_training_still_needs_the_outcome(tmp_path, dev):
 def test_the_report_finds_the_cohort_a_run_was_trained_on(fitted, dev, tmp_path):
     import shutil
 
-    from alfia.api import encoded_cohort, find_run_cohort
+    from alfia.api import find_run_cohort
     from alfia.cohorts import write_cohort
 
     run = shutil.copytree(fitted.path, tmp_path / "run")
     assert find_run_cohort(run) is None  # nothing beside it
-    write_cohort(encoded_cohort(dev, style="numeric"), tmp_path / "numeric.parquet")  # other texts: not the run's
+    write_cohort(load_input(dev, encoded=True, style="numeric"), tmp_path / "numeric.parquet")  # not the run's texts
     assert find_run_cohort(run) is None
-    write_cohort(encoded_cohort(dev), tmp_path / "banded.parquet")  # the default style, as the run was trained
+    write_cohort(load_input(dev, encoded=True), tmp_path / "banded.parquet")  # the default style, as trained
     found = find_run_cohort(run)
     assert found is not None and found.df["stay_id"].tolist() == dev.df["stay_id"].tolist()
 

@@ -179,7 +179,7 @@ def test_a_named_backbone_is_listed_installed_and_used_by_name(fake_named, tmp_p
     # the ablation's backbone comparison takes the name beside another backbone (repeated --backbone)
     from tests.training.test_trainer import toy_cohort
 
-    monkeypatch.setattr("alfia.api.encoded_cohort", lambda spec: toy_cohort(n=60))
+    monkeypatch.setattr("alfia.text.inputs.load_input", lambda *a, **k: toy_cohort(n=60))
     assert main(["ablate", "toy", "--out", str(tmp_path / "ablation"), "--backbone", str(tiny_bert_dir),
                  "--backbone", "fake-bert", "--variants", "default", "--epochs", "1", "--n-boot", "0"]) == 0
     runs = json.loads((tmp_path / "ablation" / "ablation.json").read_text())["runs"]

@@ -219,7 +219,7 @@ def test_an_unknown_family_is_refused(tmp_path, tiny_bert_dir, monkeypatch, caps
     with pytest.raises(AlfiaError, match="model type 'gpt2' is not a supported encoder family") as info:
         load_backbone(tmp_path)
     assert "\n" not in str(info.value) and "mpnet" in str(info.value)
-    monkeypatch.setattr("alfia.cli.train._read_encoded", lambda path: toy_cohort(n=60))
+    monkeypatch.setattr("alfia.text.inputs.load_input", lambda *a, **k: toy_cohort(n=60))
     assert main(["train", "toy", "--out", str(tmp_path / "run"), "--backbone", str(tmp_path)]) == 1
     assert error_lines(capsys)[0].startswith("error: backbone model type 'gpt2' is not a supported")
 
@@ -228,7 +228,7 @@ def test_the_train_command_refuses_lora_targets_that_miss_a_projection(tiny_fami
                                                                        capsys):
     from alfia.cli import main
 
-    monkeypatch.setattr("alfia.cli.train._read_encoded", lambda path: toy_cohort(n=60))
+    monkeypatch.setattr("alfia.text.inputs.load_input", lambda *a, **k: toy_cohort(n=60))
     args = ["train", "toy", "--out", str(tmp_path / "run"), "--backbone", str(tiny_family_dirs["distilbert"])]
     assert main([*args, "--lora-targets", "q_lin,v_lin"]) == 2
     assert error_lines(capsys)[0].startswith("error: --lora-targets q_lin,v_lin puts LoRA on query, value of layer "

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from alfia.analysis.figures import FigureWriter
-from alfia.cohorts import Cohort
+from alfia.cohorts import LABEL, Cohort
 from alfia.errors import AlfiaError
 from alfia.io import metrics_path
 from alfia.run_folder import RunFolder
@@ -140,8 +140,8 @@ class Inputs:
         """Test-split (labels, probabilities) of ALFIA and of every baseline with predictions (labels joined by
         stay_id from the run's predictions)."""
         t = self.test
-        models = {"ALFIA": (t["hospital_mortality"].to_numpy().astype(int), t["probability"].to_numpy())}
-        labels = t.set_index("stay_id")["hospital_mortality"]
+        models = {"ALFIA": (t[LABEL].to_numpy().astype(int), t["probability"].to_numpy())}
+        labels = t.set_index("stay_id")[LABEL]
         if self.baselines and self.baselines["predictions"] is not None:
             bp = self.baselines["predictions"]
             for name, group in bp[bp["where"] == "test"].groupby("model", sort=False):
