@@ -3,20 +3,22 @@
 Every command validates its inputs, writes outputs atomically, and turns an error into one line on stderr: exit
 status 1 for bad data, 2 for a wrong command line (``alfia.cli.options``).
 
-One module per command group; :data:`COMMAND_GROUPS` lists them in the order ``alfia --help`` shows their commands,
-and each adds its commands to the parser with its ``add_commands``.
+One module per command group; :data:`COMMAND_GROUPS` names them in the order ``alfia --help`` shows their commands,
+and each adds its commands to the parser with its ``add_commands``. They are imported by :func:`build_parser`, inside
+:func:`main`, so that a Ctrl-C while they load is one line too.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 
 from alfia import __version__
-from alfia.cli import analysis, backbones, baselines, bench, cohorts, experts, predict, serve, study, train
 from alfia.cli.options import add_verbosity, run_command, setup_logging
 
-COMMAND_GROUPS = (cohorts, train, predict, baselines, analysis, bench, serve, experts, backbones, study)
+COMMAND_GROUPS = ("cohorts", "train", "predict", "baselines", "analysis", "bench", "serve", "experts", "backbones",
+                  "study")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -25,7 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_verbosity(parser)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for group in COMMAND_GROUPS:
-        group.add_commands(sub)
+        importlib.import_module(f"alfia.cli.{group}").add_commands(sub)
     return parser
 
 

@@ -48,6 +48,7 @@ from alfia.model.head import AttentionalClassifierHead, HeadConfig
 from alfia.model.lora import LoraSettings, apply_lora, freeze, lora_target_names, num_layers_of
 from alfia.model.readout import PooledReadout, ReadoutConfig
 from alfia.model.runtime import WEIGHT_DTYPES, Precision, resolve_device, resolve_precision, weight_dtype
+from alfia.model.tokens import TokenizedTexts
 
 _BACKBONE_INFO_KEYS = ("model_type", "hidden_size", "num_hidden_layers", "vocab_size")
 
@@ -320,30 +321,23 @@ class ALFIA(nn.Module):
 
     def _batches(self, texts: Sequence[str], batch_size: int,
                  runner: nn.Module | None = None) -> Iterator[tuple[np.ndarray, ALFIAOutput]]:
-        """Every text tokenised once (unpadded); batches of similar token counts, each padded to its own longest
-        text (longest batches first, so the peak memory is reached at once); ``runner`` (default ``self``)
-        computes each batch. Yields (row indices into ``texts``, output)."""
+        """Every text tokenised once (unpadded, a few bytes a token: :class:`~alfia.model.tokens.TokenizedTexts`);
+        batches of similar token counts, each padded to its own longest text (longest batches first, so the peak
+        memory is reached at once); ``runner`` (default ``self``) computes each batch. Yields (row indices into
+        ``texts``, output)."""
         if isinstance(texts, str) or not all(isinstance(t, str) for t in texts):
             raise AlfiaError("texts must be a list of strings")
         if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
             raise AlfiaError(f"batch size must be a positive integer, got {batch_size!r}")
         if not texts:
             return
-        ids = self.tokenizer(list(texts), truncation=True, max_length=self.max_length)["input_ids"]
-        lengths = np.fromiter((len(x) for x in ids), dtype=np.int64, count=len(ids))
-        order = np.argsort(-lengths, kind="stable")
-        pad = self.tokenizer.pad_token_id
-        pad = 0 if pad is None else int(pad)
+        tokens = TokenizedTexts.from_texts(self.tokenizer, list(texts), self.max_length)
+        order = np.argsort(-tokens.lengths, kind="stable")
         runner = self if runner is None else runner
         device = self.device
         for start in range(0, len(texts), batch_size):
             idx = order[start:start + batch_size]
-            width = int(lengths[idx[0]])
-            input_ids = torch.full((len(idx), width), pad, dtype=torch.long)
-            mask = torch.zeros((len(idx), width), dtype=torch.long)
-            for k, i in enumerate(idx):
-                input_ids[k, :lengths[i]] = torch.tensor(ids[i], dtype=torch.long)
-                mask[k, :lengths[i]] = 1
+            input_ids, mask = tokens.collate(idx)
             yield idx, runner(input_ids.to(device), mask.to(device))
 
     def _infer(self, texts: Sequence[str], batch_size: int, collect, quantize: bool = False,

@@ -1,4 +1,4 @@
-"""Tokenised texts, length-bucketed batches with dynamic padding, and the epoch's plan of steps across ranks.
+"""Length-bucketed batches with dynamic padding, and the epoch's plan of steps across ranks.
 
 Padding every text to the longest one of the whole cohort wastes most of the compute on pad tokens; here each
 batch is padded only to its own longest text, and texts of similar length are batched together.
@@ -14,53 +14,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
-import torch
-
-TOKENIZE_CHUNK = 4096  # texts tokenised at a time: the tokenizer's Python lists never hold a whole cohort
-
-
-@dataclass
-class TokenizedTexts:
-    """Token ids of every text, unpadded, truncated to ``max_length``: one flat int32 array and the offsets of each
-    text (a few bytes per token, where Python lists of ints cost ~36)."""
-
-    flat: np.ndarray
-    offsets: np.ndarray
-    pad_id: int
-
-    @classmethod
-    def from_texts(cls, tokenizer, texts: list[str], max_length: int) -> TokenizedTexts:
-        parts, lengths = [], []
-        for start in range(0, len(texts), TOKENIZE_CHUNK):
-            encoded = tokenizer(list(texts[start:start + TOKENIZE_CHUNK]), add_special_tokens=True,
-                                truncation=True, max_length=max_length)["input_ids"]
-            lengths += [len(x) for x in encoded]
-            parts += [np.asarray(x, dtype=np.int32) for x in encoded]
-        offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
-        np.cumsum(lengths, out=offsets[1:])
-        flat = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int32)
-        return cls(flat=flat, offsets=offsets, pad_id=int(tokenizer.pad_token_id or 0))
-
-    def __len__(self) -> int:
-        return len(self.offsets) - 1
-
-    @property
-    def lengths(self) -> np.ndarray:
-        return np.diff(self.offsets)
-
-    def ids(self, i: int) -> np.ndarray:
-        return self.flat[self.offsets[i]:self.offsets[i + 1]]
-
-    def collate(self, rows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-        """Pad the given rows to their own longest text: (input_ids, attention_mask), both [B, T]."""
-        lengths = self.lengths[rows]
-        width = int(lengths.max())
-        input_ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(rows), width), dtype=torch.long)
-        for k, i in enumerate(rows):
-            input_ids[k, :lengths[k]] = torch.from_numpy(self.ids(i).astype(np.int64))
-            mask[k, :lengths[k]] = 1
-        return input_ids, mask
 
 
 def bucketed_batches(lengths: np.ndarray, batch_size: int, *, shuffle: bool, seed: int = 0,

@@ -72,9 +72,10 @@ class TrainConfig(Config):
                         check=Interval(int))
     cache_prefix: bool = setting(True, help="with model.lora.layers=k (or no LoRA), compute the frozen bottom layers "
                                  "once per text")
-    cache_budget: int | None = setting(None, help="memory the frozen-layer cache may take, e.g. 8G (default: a "
-                                       "quarter of the available memory); above it the cache is a file in the run "
-                                       "folder", flag="--cache-budget", check=Interval(int, 0), parse="size")
+    cache_budget: int | None = setting(None, help="memory the frozen-layer caches (train and validation together) "
+                                       "may take, e.g. 8G (default: a tenth of the available memory); above it a "
+                                       "cache is a file in the run folder",
+                                       flag="--cache-budget", check=Interval(int, 0), parse="size")
     head_lr: float | None = setting(None, help="learning rate of fusion, head and readout (default: the profile's)",
                                     flag="--head-lr", check=POSITIVE_NUMBER)
     # its flag is every model-running command's --precision (alfia.cli.options.add_device)

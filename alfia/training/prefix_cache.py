@@ -25,11 +25,12 @@ import torch
 from tqdm.auto import tqdm
 
 from alfia.model.alfia import ALFIA, assemble_outputs, collect_outputs
-from alfia.training.batching import TokenizedTexts, bucketed_batches
+from alfia.model.tokens import TokenizedTexts
+from alfia.training.batching import bucketed_batches
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_BUDGET_SHARE = 0.25  # of the memory available when no budget is given, shared by a node's ranks
+DEFAULT_BUDGET_SHARE = 0.10  # of the memory available when no budget is given, shared by a node's ranks
 
 
 def available_memory() -> int:
@@ -125,6 +126,11 @@ class PrefixCache:
             if len(data) != raw.nbytes:
                 raise OSError(f"short read from the frozen-layer cache file ({len(data)} of {raw.nbytes} bytes)")
             raw[...] = np.frombuffer(data, dtype=np.uint8).reshape(raw.shape)
+
+    @property
+    def bytes_in_memory(self) -> int:
+        """What the cache holds in memory (0 in a file)."""
+        return 0 if self.data is None else self.data.numel() * self.data.element_size()
 
     def close(self) -> None:
         if self.file is not None:

@@ -47,10 +47,11 @@ from alfia.model.backbone import backbone_identity, load_tokenizer
 from alfia.model.readout import pooled_features
 from alfia.model.runtime import resolve_device
 from alfia.model.serialization import library_versions
+from alfia.model.tokens import TokenizedTexts
 from alfia.run_folder import RunFolder
-from alfia.training.batching import TokenizedTexts, epoch_plan, shard
+from alfia.training.batching import epoch_plan, shard
 from alfia.training.config import TrainConfig
-from alfia.training.prefix_cache import PrefixCache
+from alfia.training.prefix_cache import PrefixCache, default_budget
 
 logger = logging.getLogger(__name__)  # under "alfia": the CLI shows it, -q hides it
 
@@ -143,13 +144,15 @@ class Trainer:
         self.my_train = shard(len(train), self.rank, self.world)   # the rows this rank trains on and caches
         self.my_val = shard(len(val), self.rank, self.world)       # the rows this rank validates
         if c.cache_prefix and self.model.num_frozen_layers > 0:
-            cache = dict(batch_size=c.eval_batch_size, progress=self.progress, budget=c.cache_budget,
-                         folder=self.run.tmp)
+            # one budget for the run: the validation cache gets what the training cache left in memory
+            budget = default_budget() if c.cache_budget is None else c.cache_budget
+            cache = dict(batch_size=c.eval_batch_size, progress=self.progress, folder=self.run.tmp)
             self.train_cache = PrefixCache(self.model, self.train_tokens, rows=self.my_train,
-                                           desc="caching frozen layers (train)", **cache)
+                                           desc="caching frozen layers (train)", budget=budget, **cache)
             val_tokens = TokenizedTexts.from_texts(tokenizer, self.val_texts, self.model.max_length)
             self.val_cache = PrefixCache(self.model, val_tokens, rows=self.my_val,
-                                         desc="caching frozen layers (validation)", **cache)
+                                         desc="caching frozen layers (validation)",
+                                         budget=budget - self.train_cache.bytes_in_memory, **cache)
         self.y_train = torch.tensor(train[LABEL].to_numpy(), dtype=torch.float32)
         self.y_val = val[LABEL].to_numpy()
         n_pos = float(self.y_train.sum())

@@ -111,7 +111,7 @@ def _loss_and_grads(model: ALFIA, logits_fn, y: torch.Tensor):
 
 
 def test_the_frozen_layer_cache_is_the_full_path(family_dir):
-    from alfia.training.batching import TokenizedTexts
+    from alfia.model.tokens import TokenizedTexts
     from alfia.training.prefix_cache import PrefixCache
 
     model_type, folder = family_dir

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from alfia.model import ALFIA, ALFIAConfig, FusionConfig, LoraSettings
-from alfia.training.batching import TokenizedTexts
+from alfia.model.tokens import TokenizedTexts
 from alfia.training.prefix_cache import PrefixCache
 
 
