@@ -37,7 +37,7 @@ from alfia.io import atomic_path, metrics_path, write_text_atomic
 from alfia.model.alfia import ALFIA, assemble_outputs
 from alfia.model.serialization import DIGESTS_NAME, code_version, folder_digest
 from alfia.run_folder import RunFolder
-from alfia.text.encoder import TextEncoder
+from alfia.text.encoder import TextEncoder, saved_encoder
 
 CHUNK = 8192  # stays scored at a time: tokens, texts' outputs and embeddings of one chunk are in memory at once
 
@@ -304,12 +304,6 @@ def finish_run(folder: str | Path, cohort: Cohort, n_boot: int = 1000, *, model:
                                                   for split in ("train", "val", "test")}}}
     files.write_json(RunFolder.METRICS, metrics)
     return metrics
-
-
-def saved_encoder(files: RunFolder) -> TextEncoder | None:
-    """The run's text encoder, or None for a run trained on given texts."""
-    saved = files.encoder()
-    return None if saved is None else TextEncoder.from_dict(saved)
 
 
 def write_predictions(table: pd.DataFrame, info: dict, out: str | Path) -> None:

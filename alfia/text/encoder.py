@@ -151,3 +151,9 @@ def load_encoder(source: str | os.PathLike) -> TextEncoder:
             raise AlfiaError(f"{source} is not encoded; run `alfia encode` on it first")
         return TextEncoder.from_dict(info["text_encoder"])
     return TextEncoder.load(source)
+
+
+def saved_encoder(files: RunFolder) -> TextEncoder | None:
+    """The run's text encoder, or None for a run trained on given texts."""
+    saved = files.encoder()
+    return None if saved is None else TextEncoder.from_dict(saved)

@@ -11,7 +11,7 @@ from alfia.cohorts import TEXT, Cohort, load_cohort
 from alfia.cohorts.mapping import map_cohort
 from alfia.errors import AlfiaError
 from alfia.run_folder import RunFolder
-from alfia.text.encoder import DEFAULT_STYLE, TextEncoder
+from alfia.text.encoder import DEFAULT_STYLE, TextEncoder, saved_encoder
 
 logger = logging.getLogger(__name__)
 
@@ -30,7 +30,11 @@ def load_input(spec, schema: str | None = None, *, encoded: bool = False, traini
         return None
     cohort = load_cohort(spec, schema=schema, require_outcome=require_outcome)
     training = load_input(training)
-    target = _run_schema(run) if run is not None else None if training is None else training.schema.name
+    if run is not None:   # the schema of the run's text encoder; none for a run trained on given texts
+        encoder = saved_encoder(RunFolder(run))
+        target = None if encoder is None else encoder.schema_name
+    else:
+        target = None if training is None else training.schema.name
     if target is not None and cohort.schema.name != target:
         if training is None:
             raise AlfiaError(f"the cohort is schema {cohort.schema.name!r}, the run {target!r}: pass the run's "
@@ -44,8 +48,3 @@ def load_input(spec, schema: str | None = None, *, encoded: bool = False, traini
         cohort = TextEncoder(cohort.schema.name, style=style).fit(cohort.df).encode(cohort)
     return cohort
 
-
-def _run_schema(run: str | os.PathLike) -> str | None:
-    """The schema a run reads (its text encoder's); None for a run trained on given texts."""
-    saved = RunFolder(run).encoder()
-    return None if saved is None else TextEncoder.from_dict(saved).schema_name
