@@ -28,7 +28,8 @@ With ``external`` each run with a model also scores that cohort (``external.pred
 cohort) adds the tabular ``REFERENCE`` model's row. ``speed_stays`` test stays are then scored by every run's model
 back to back, in rounds, for a fair inference-time ratio on a shared machine.
 ``OUT/ablation.json`` and ``OUT/ablation.md`` hold the tables (:func:`ablation_tables`): validation, test and
-external AUPRC/AUROC with 95% bootstrap CIs, ECE and Brier score; parameters, training time and inference time.
+external AUPRC/AUROC with 95% bootstrap CIs, ECE and Brier score; parameters, training time and inference time;
+``OUT/figures/training-curves.png`` (and its numbers, ``.json``) the validation curves of every run (Fig. 3b/d).
 A variant whose folder already has metrics.json is not trained again (nor a step whose output exists).
 """
 
@@ -238,6 +239,8 @@ def run_ablation(cohort: Cohort, out: str | Path, backbones: list[str | None] | 
     (``ABLATION_BASE`` over the quick profile), ``"quick"`` or ``"paper"``; ``overrides`` go to
     :func:`alfia.training.config.make_config` on top, e.g. ``epochs=2``. ``external`` (shown as
     ``external_name``), ``boost``, ``baselines`` and ``speed_stays``: see the module's docstring."""
+    from alfia.analysis.figures import FigureWriter
+    from alfia.analysis.report.training import curves
     from alfia.baselines import boost as alfia_boost
     from alfia.baselines.boost import BOOST_ENSEMBLE
     from alfia.inference import finish_run, predict_cohort, write_predictions
@@ -339,6 +342,7 @@ def run_ablation(cohort: Cohort, out: str | Path, backbones: list[str | None] | 
         r.update(measured.get(r["name"], {}))
     write_text_atomic(out / "ablation.json", json.dumps(index, indent=2))
     write_text_atomic(out / "ablation.md", ablation_markdown(index))
+    curves(FigureWriter(out / "figures"), [(r["name"], out / r["folder"]) for r in runs])
     return out / "ablation.json"
 
 

@@ -123,6 +123,17 @@ def test_parameters_timings_and_inference_time(compared, tiny_bert_dir):
     assert compared["index"]["inference"]["stays"] == 6
 
 
+def test_the_curves_figure_plots_every_run(compared):
+    figures = compared["out"] / "figures"
+    numbers = json.loads((figures / "training-curves.json").read_text())
+    runs = compared["index"]["runs"]
+    assert numbers["legend"] == [r["name"] for r in runs] and (figures / "training-curves.png").stat().st_size
+    for r in runs:
+        history = [json.loads(x) for x in (compared["out"] / r["folder"] / "history.jsonl").read_text().splitlines()]
+        assert numbers[r["name"]]["val_auprc"] == [h["val_auprc"] for h in history]
+        assert numbers[r["name"]]["epoch"][0] == 0 and numbers[r["name"]]["best_epoch"] == r["best_epoch"]
+
+
 def test_markdown_shows_validation_first_then_test_then_external(compared):
     text = (compared["out"] / "ablation.md").read_text()
     assert text == ablation_markdown(compared["index"])
