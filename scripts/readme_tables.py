@@ -1,6 +1,6 @@
 """Regenerate the generated blocks of the README and of docs/: the results at a glance (README), the feature
-tables of every schema (docs/features.md), the study results and the ablation table (docs/results.md) and the
-speed benchmark (docs/speed.md), all from ``results/`` and the schemas.
+tables of every schema (docs/features.md), the study results, the ablation and the backbone comparison
+(docs/results.md) and the speed benchmark (docs/speed.md), all from ``results/`` and the schemas.
 
     .venv/bin/python scripts/readme_tables.py            # rewrite the files in place
     .venv/bin/python scripts/readme_tables.py --check    # exit 1 when a file is out of date (used by a test)
@@ -93,9 +93,10 @@ def blocks() -> dict[str, str]:
 
         out["results"] = readme_results(results)
         out["glance"] = glance(results)
-    ablation = ROOT / "results" / "ablation" / "ablation.md"
-    if ablation.exists():
-        out["ablation"] = ablation.read_text().strip()
+    for key, folder in (("ablation", "ablation"), ("backbones", "ablation-backbones")):
+        ablation = ROOT / "results" / folder / "ablation.md"
+        if ablation.exists():
+            out[key] = ablation.read_text().strip()
     bench = ROOT / "results" / "bench" / "cpu.md"
     if bench.exists():
         out["bench"] = bench.read_text().strip()

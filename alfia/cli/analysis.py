@@ -6,7 +6,14 @@ import argparse
 import logging
 from pathlib import Path
 
-from alfia.cli.options import add_device, add_external_predictions, add_n_boot, positive_int
+from alfia.cli.options import (
+    add_device,
+    add_external,
+    add_external_predictions,
+    add_n_boot,
+    non_negative_int,
+    positive_int,
+)
 from alfia.errors import AlfiaError
 from alfia.model.backbone import BACKBONE_HELP
 
@@ -45,12 +52,18 @@ def cmd_ablate(args: argparse.Namespace) -> None:
     backbones = [b.strip() or None for given in args.backbone for b in given.split(",")] if args.backbone else None
     variants = [v.strip() for v in args.variants.split(",")] if args.variants else None
     overrides = {"epochs": args.epochs} if args.epochs else {}
-    path = run_ablation(cohort, args.out, backbones=backbones, variants=variants, n_boot=args.n_boot, **overrides)
+    external = load_input(args.external, training=cohort)
+    name = Path(str(args.external)).stem if args.external else "external"
+    path = run_ablation(cohort, args.out, backbones=backbones, variants=variants, n_boot=args.n_boot,
+                        profile=args.setting, external=external, external_name=name, boost=args.boost,
+                        baselines=args.baselines, speed_stays=args.speed_stays, **overrides)
     print(Path(path).with_suffix(".md").read_text())
     print(f"wrote {path}")
 
 
 def add_commands(sub) -> None:
+    from alfia.analysis.ablation import PROFILES, REFERENCE  # here: the module imports torch
+
     p = sub.add_parser("report", help="one self-contained HTML page about a trained run (figures + numbers)")
     p.add_argument("run", help="run folder written by `alfia train` / `alfia study`")
     p.add_argument("--baselines", help="folder with results.json and predictions.parquet of the baselines")
@@ -76,6 +89,18 @@ def add_commands(sub) -> None:
                    "(or separate by commas) for several, the first gets every variant (default: all-MiniLM-L6-v2)")
     p.add_argument("--variants", help="comma-separated subset of: default, random-init, no-lora, nf1, nf2, nf6, "
                                       "mean-pool")
-    p.add_argument("--epochs", type=positive_int, help="override the quick profile's epochs")
+    p.add_argument("--setting", choices=PROFILES, default="ablation",
+                   help="ablation (default: the paper's mechanics at the quick budget, LoRA on the top layer, "
+                        "labels, no readout), or a training profile as it is: quick (frozen backbone, readout, "
+                        "teacher, calibration) or paper")
+    p.add_argument("--epochs", type=positive_int, help="override the profile's epochs")
+    add_external(p)
+    p.add_argument("--boost", action="store_true", help="also train and score ALFIA-boost on each run (with the "
+                   "external cohort where one is given)")
+    p.add_argument("--baselines", help="folder of `alfia baselines` on the same cohort: adds its "
+                   f"{REFERENCE} as the tabular reference row")
+    p.add_argument("--speed-stays", type=non_negative_int, default=64,
+                   help="test stays every run's model scores back to back for the inference ms/stay (default 64; "
+                        "0 skips the timing)")
     add_n_boot(p)
     p.set_defaults(func=cmd_ablate)

@@ -82,7 +82,7 @@ def built(tmp_path_factory, tiny_bert_dir):
     ablation = root / "ablation"
     run_ablation(cohort, ablation, backbones=[str(tiny_bert_dir)],
                  variants=["default", "random-init", "no-lora", "nf6", "mean-pool"], n_boot=20,
-                 progress=False, **{**TINY, "epochs": 1})
+                 progress=False, speed_stays=4, **{**TINY, "epochs": 1})
     out = root / "page" / "report.html"
     with pytest.MonkeyPatch.context() as mp:
         # finishing the run cached the ALF embeddings of its whole cohort: the report must not embed them again
@@ -197,6 +197,25 @@ def test_numbers_files_match_the_run(built):
     assert "nf6" in ablation["skipped"]
     assert not (built["ablation"] / "mean-pool" / "model").exists()
     assert (built["ablation"] / "mean-pool" / "predictions.parquet").exists()
+
+
+def test_training_section_shows_the_ablation_tables(built):
+    index = json.loads((built["ablation"] / "ablation.json").read_text())
+    training = section(parse_html(built["html"]), "training")
+    assert "Ablation: Validation, test and external metrics" in training.text()
+    rows = {}
+    for tr in training.find_all("tr"):
+        cells = [" ".join(td.text().split()) for td in tr.find_all("td")]
+        if cells:
+            rows.setdefault(cells[0], []).append(cells)
+    timed = [r for r in index["runs"] if "ms_per_stay" in r]
+    assert [r["name"] for r in timed] == ["default", "random-init", "no-lora"]   # mean-pool keeps no model
+    for r in timed:   # the cost table: the run's parameters and its back-to-back inference time
+        cost = next(c for c in rows[r["name"]] if len(c) == 10)
+        assert cost[-1] == str(r["ms_per_stay"]) and cost[2] == f"{r['parameters']['backbone'] / 1e3:.0f} k"
+    validation = rows["validation"]
+    assert [c[1] for c in validation] == [f"ALFIA ({r['name']})" for r in index["runs"]]
+    assert validation[0][2] == format_ci(index["runs"][0]["metrics"]["val"]["auprc"])
 
 
 def test_bad_inputs_are_one_line_errors(tmp_path, built):

@@ -1,11 +1,13 @@
 """Section 2, training dynamics (Fig. 3b-e): validation AUPRC/AUROC per epoch of this run and of the ablation
-runs, and the test scores of each run's kept epoch."""
+runs, the test scores of each run's kept epoch, and the ablation's tables where it has them (validation, test and
+external metrics with ALFIA-boost and the tabular reference; parameters, training and inference time)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from alfia.analysis.figures import COLOURS, integer_ticks, new_figure
+from alfia.analysis.ablation import ablation_tables
+from alfia.analysis.figures import COLOURS, FigureWriter, integer_ticks, new_figure
 from alfia.analysis.report import verdicts
 from alfia.analysis.report.inputs import METRIC_NAMES, Inputs, Table, best_epoch, read_history, read_json
 from alfia.evaluation.metrics import format_ci
@@ -20,7 +22,9 @@ def _ablation_runs(folder: Path) -> list[tuple[str, Path]]:
     return sorted((p.name, p) for p in folder.iterdir() if (p / RunFolder.HISTORY).exists())
 
 
-def _curves(inp: Inputs, runs: list[tuple[str, Path]]):
+def curves(figs: FigureWriter, runs: list[tuple[str, Path]]):
+    """Fig. 3b/d: validation AUPRC and AUROC per epoch of each ``(name, run folder)``, the kept epoch circled;
+    written as ``training-curves`` (PNG and numbers) by ``figs``. Returns (the figure's HTML or None, numbers)."""
     data = {}
     fig, axes = new_figure(10, 3.6, ncols=2)
     for i, (name, folder) in enumerate(runs):
@@ -44,7 +48,7 @@ def _curves(inp: Inputs, runs: list[tuple[str, Path]]):
         integer_ticks(ax)
         ax.grid(alpha=0.3)
     axes[0, 0].legend(fontsize=7)
-    return inp.figs.figure("training-curves", fig, data, "Validation metrics per epoch"), data
+    return figs.figure("training-curves", fig, data, "Validation metrics per epoch"), data
 
 
 def _finals(inp: Inputs, runs: list[tuple[str, Path]], data: dict):
@@ -75,11 +79,22 @@ def _finals(inp: Inputs, runs: list[tuple[str, Path]], data: dict):
     return figure, table
 
 
+def _comparison(folder: Path) -> list[tuple[str, Table]]:
+    """The ablation's tables beyond its list of runs (which the test-score table above already shows)."""
+    index = folder / "ablation.json"
+    if not index.exists():
+        return []
+    return [(title, Table(header, rows)) for title, header, rows in
+            ablation_tables(read_json(index, "ablation index"))[1:]]
+
+
 def build(inp: Inputs) -> dict:
     runs = [("this run", inp.run)]
+    comparison = []
     if inp.ablation is not None:
         runs += _ablation_runs(Path(inp.ablation))
-    curves, data = _curves(inp, runs)
-    finals, table = _finals(inp, runs, data) if curves is not None else (None, None)
-    return {"curves": curves, "finals": finals, "table": table,
+        comparison = _comparison(Path(inp.ablation))
+    figure, data = curves(inp.figs, runs)
+    finals, table = _finals(inp, runs, data) if figure is not None else (None, None)
+    return {"curves": figure, "finals": finals, "table": table, "comparison": comparison,
             "words": verdicts.training_verdict(inp.history, best_epoch(inp.history))}
