@@ -38,8 +38,9 @@ from alfia.model.alfia import ALFIA, assemble_outputs
 from alfia.model.serialization import DIGESTS_NAME, code_version, folder_digest
 from alfia.run_folder import RunFolder
 from alfia.text.encoder import TextEncoder, saved_encoder
+from alfia.text.stats import token_counts
 
-CHUNK = 8192  # stays scored at a time: tokens, texts' outputs and embeddings of one chunk are in memory at once
+CHUNK = 2048  # stays scored at a time: the tokens, outputs and embeddings of one chunk (~40 MB at hidden 1,024)
 
 
 def peak_rss_mb() -> float:
@@ -100,8 +101,8 @@ class TruncationWarning(UserWarning):
 
 def truncated_texts(model: ALFIA, texts: list[str], tokens: np.ndarray | None = None) -> np.ndarray:
     """Per text: does it have more tokens (special tokens included) than the model's ``max_length``? ``tokens``:
-    the texts' token counts (:func:`alfia.evaluation.drift.token_counts`), when already counted."""
-    tokens = drift.token_counts(model.tokenizer, texts, CHUNK) if tokens is None else tokens
+    the texts' token counts (:func:`alfia.text.stats.token_counts`), when already counted."""
+    tokens = token_counts(model.tokenizer, texts) if tokens is None else tokens
     return tokens > model.max_length
 
 
@@ -332,7 +333,7 @@ def predict_cohort(folder: str | Path, cohort: Cohort, batch_size: int = 32, qua
     p_raw, _ = infer_cohort(run, cohort, batch_size=batch_size, quantize=quantize, texts=texts, progress=progress)
     p = run.calibrator.transform(p_raw)
     seconds = time.perf_counter() - start
-    tokens = drift.token_counts(run.model.tokenizer, texts, CHUNK)
+    tokens = token_counts(run.model.tokenizer, texts)
     cut = truncated_texts(run.model, texts, tokens)
     warn_truncated(cut, run.model.max_length)
     out = pd.DataFrame({"stay_id": cohort.df["stay_id"], "probability": p, "p_raw": p_raw,

@@ -44,6 +44,7 @@ from alfia.cohorts import Cohort
 from alfia.cohorts.schema import SPLIT
 from alfia.errors import AlfiaError
 from alfia.run_folder import RunFolder
+from alfia.text.stats import token_counts
 
 REFERENCE_FILE = RunFolder.REFERENCE
 REFERENCE_VERSION = 1
@@ -69,16 +70,6 @@ def words_pattern(n: int) -> str:
     least ``n`` words (``n >= 1``). Flat on purpose: generators such as schemathesis draw from it quickly."""
     space, word = r"[ \t\n\r]", r"[^ \t\n\r]"
     return f"^{space}*(?:{word}+{space}+){{{n - 1}}}{word}" if n > 1 else f"^{space}*{word}"
-
-
-def token_counts(tokenizer, texts: list[str], chunk: int = 8192) -> np.ndarray:
-    """Tokens per text as the model sees them before truncation (special tokens included), tokenised ``chunk``
-    texts at a time: the token lists of a whole cohort are never held at once."""
-    counts = np.zeros(len(texts), dtype=int)
-    for start in range(0, len(texts), chunk):
-        ids = tokenizer(list(texts[start:start + chunk]), truncation=False, verbose=False)["input_ids"]
-        counts[start:start + len(ids)] = [len(x) for x in ids]
-    return counts
 
 
 def min_words(reference: dict | None) -> int:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-TOKENIZE_CHUNK = 4096  # texts tokenised at a time: the tokenizer's Python lists never hold a whole cohort
+from alfia.text.stats import token_ids
 
 
 @dataclass
@@ -24,9 +24,7 @@ class TokenizedTexts:
     @classmethod
     def from_texts(cls, tokenizer, texts: list[str], max_length: int) -> TokenizedTexts:
         parts, lengths = [], []
-        for start in range(0, len(texts), TOKENIZE_CHUNK):
-            encoded = tokenizer(list(texts[start:start + TOKENIZE_CHUNK]), add_special_tokens=True,
-                                truncation=True, max_length=max_length)["input_ids"]
+        for encoded in token_ids(tokenizer, texts, max_length):
             lengths += [len(x) for x in encoded]
             parts += [np.asarray(x, dtype=np.int32) for x in encoded]
         offsets = np.zeros(len(lengths) + 1, dtype=np.int64)

@@ -22,6 +22,7 @@ from alfia.inference import Run
 from alfia.run_folder import RunFolder
 from alfia.serving.batching import MicroBatcher
 from alfia.serving.scoring import DIGITS, Scored, Scorer
+from alfia.text.stats import token_counts
 
 TOP_WORDS = 10
 log = logging.getLogger("alfia.serving")
@@ -145,7 +146,7 @@ class RiskService:
         text against the training texts (a free text against their template too)."""
         model = self.run.model
         with self._counting:
-            tokens = drift.token_counts(self._counter, texts)
+            tokens = token_counts(self._counter, texts)
         out = []
         for record, text, n in zip(records, texts, tokens, strict=True):
             free = record is None

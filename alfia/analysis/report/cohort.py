@@ -12,6 +12,7 @@ from alfia.analysis.report.inputs import Inputs, Table
 from alfia.cohorts import LABEL
 from alfia.errors import AlfiaError
 from alfia.evaluation import drift
+from alfia.text.stats import token_counts
 
 WARNING_COLUMNS = (*drift.OUT_OF_DISTRIBUTION, "truncated")
 
@@ -69,7 +70,7 @@ def warnings_table(inp: Inputs) -> tuple[Table | None, str]:
         left_out.append("the run's own splits (pass --cohort)")
     else:
         model = inp.loaded.model
-        warned = drift.stay_warnings(reference, inp.texts, drift.token_counts(model.tokenizer, inp.texts),
+        warned = drift.stay_warnings(reference, inp.texts, token_counts(model.tokenizer, inp.texts),
                                      model.max_length, inp.cohort.df, free_text=inp.loaded.encoder is None)
         kinds = [{w["kind"] for w in ws} for ws in warned]
         splits = inp.cohort.df["split"].to_numpy() if "split" in inp.cohort.df.columns else None
