@@ -20,7 +20,7 @@ from pathlib import Path
 FILES = {"metrics.json": "alfia-run/metrics.json", "history.jsonl": "alfia-run/history.jsonl",
          "calibration.json": "alfia-run/calibration.json", "p12-b.metrics.json": "p12-b.metrics.json",
          "leaderboard.json": "leaderboard.json"}
-NOT_METRICS = {"seconds", "ms_per_sample", "peak_rss_mb", "fit_seconds", "predict_seconds", "time"}
+NOT_METRICS = {"seconds", "ms_per_sample", "peak_rss_mb", "fit_seconds", "predict_seconds", "time", "device"}
 
 
 def _read(path: Path):
