@@ -48,7 +48,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from alfia.cohorts import LABEL, Cohort
+from alfia.cohorts import ID, LABEL, Cohort
 from alfia.errors import AlfiaError
 from alfia.evaluation.metrics import format_ci
 from alfia.io import metrics_path, write_text_atomic
@@ -170,24 +170,24 @@ def _shown(metrics: dict) -> dict:
 
 
 def model_results(folder: Path, model: str, cohort: Cohort, n_boot: int) -> dict:
-    """Validation, test and external metrics of ``model`` in a baselines or boost folder (``results.json`` and
-    ``predictions.parquet``): test and external as written there, validation computed from its predictions of
-    this cohort's validation rows (refused when they are not exactly those rows)."""
+    """Validation, test and external metrics of ``model`` in a baselines or boost folder (read as the leaderboard
+    reads it): test and external as written there, validation computed from its predictions of this cohort's
+    validation rows (refused when they are not exactly those rows)."""
+    from alfia.baselines.leaderboard import read_results_dir
     from alfia.evaluation.metrics import evaluate
 
     folder = Path(folder)
-    results = json.loads((folder / "results.json").read_text())["models"]
-    if model not in results:
+    entries, _ = read_results_dir(folder)
+    entry = next((e for e in entries if e.name == model), None)
+    if entry is None:
         raise AlfiaError(f"{folder / 'results.json'} has no model {model!r}; train it there first")
-    predictions = pd.read_parquet(folder / RunFolder.PREDICTIONS)   # a baselines folder names it so too
-    val = predictions[(predictions["model"] == model) & (predictions["where"] == "val")]
-    labels = cohort.df[cohort.df["split"] == "val"].set_index("stay_id")[LABEL]
-    if len(val) != len(labels) or not val["stay_id"].isin(labels.index).all():
+    val = entry.predictions.get("val", pd.DataFrame(columns=[ID, "probability"]))
+    labels = cohort.df[cohort.df["split"] == "val"].set_index(ID)[LABEL]
+    if len(val) != len(labels) or not val[ID].isin(labels.index).all():
         raise AlfiaError(f"{folder}'s validation predictions are not of this cohort's validation rows; "
                          "train the baselines on the same cohort")
-    out = {"val": _shown(evaluate(labels.loc[val["stay_id"]].to_numpy(), val["probability"].to_numpy(),
-                                  n_boot=n_boot))}
-    out.update({where: _shown(results[model][where]) for where in ("test", "external") if where in results[model]})
+    out = {"val": _shown(evaluate(labels.loc[val[ID]].to_numpy(), val["probability"].to_numpy(), n_boot=n_boot))}
+    out.update({where: _shown(metrics) for where, metrics in entry.metrics.items()})
     return out
 
 

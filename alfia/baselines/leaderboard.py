@@ -49,7 +49,8 @@ class Entry:
     name: str
     family: str
     metrics: dict[str, dict]  # where -> evaluate dict
-    predictions: dict[str, pd.DataFrame] = field(default_factory=dict)  # where -> stay_id, probability
+    # where -> stay_id, probability; a baselines folder's entries also hold "val" (the tables show test and external)
+    predictions: dict[str, pd.DataFrame] = field(default_factory=dict)
     source: str = ""
 
 
@@ -104,7 +105,8 @@ def _read_parquet(path: Path) -> pd.DataFrame:
 
 
 def read_results_dir(folder: Path) -> tuple[list[Entry], dict[str, str]]:
-    """The entries of a baselines/boost folder, and the models it skipped ``{name: reason}``."""
+    """The entries of a baselines/boost folder (metrics of test and external, predictions of every split it
+    scored), and the models it skipped ``{name: reason}``."""
     results = _read_json(folder / "results.json")
     if not isinstance(results, dict) or "models" not in results:
         raise AlfiaError(f"{folder / 'results.json'} is not a baselines result (no 'models'); run `alfia baselines`")
@@ -114,8 +116,8 @@ def read_results_dir(folder: Path) -> tuple[list[Entry], dict[str, str]]:
         entry = Entry(name, m.get("family", "tabular"), {w: m[w] for w in WHERE if w in m}, source=str(folder))
         if preds is not None:
             mine = preds[preds["model"] == name]
-            entry.predictions = {w: mine.loc[mine["where"] == w, [ID, "probability"]].reset_index(drop=True)
-                                 for w in WHERE if (mine["where"] == w).any()}
+            entry.predictions = {w: rows[[ID, "probability"]].reset_index(drop=True)
+                                 for w, rows in mine.groupby("where", sort=False)}
         entries.append(entry)
     return entries, dict(results.get("skipped") or {})
 

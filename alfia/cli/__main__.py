@@ -4,4 +4,4 @@ import sys
 
 from alfia.cli import main
 
-sys.exit(main())
+sys.exit(main())  # no argv: main ignores a Ctrl-C during the interpreter's shutdown

@@ -16,11 +16,12 @@ import os
 import sys
 from collections.abc import Callable
 
+from alfia.cli import EXIT_INTERRUPTED, interrupted
 from alfia.errors import AlfiaError, SettingError, UsageError
 
 N_BOOT = 1000  # bootstrap resamples for every 95% CI a command reports
 BATCH_SIZE = 32  # inference batch
-EXIT_OK, EXIT_BAD_DATA, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_BAD_DATA, EXIT_USAGE = 0, 1, 2
 
 
 def whole_number(value: str, least: int) -> int:
@@ -211,12 +212,10 @@ def run_command(func: Callable[[argparse.Namespace], None], args: argparse.Names
     except AlfiaError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_DATA
-    except KeyboardInterrupt:
+    except BaseException as exc:
+        if not interrupted(exc):
+            raise
         print("error: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except Exception as exc:
-        if isinstance(exc.__cause__, KeyboardInterrupt):  # Ctrl-C inside a C extension's import
-            print("error: interrupted", file=sys.stderr)
-            return EXIT_INTERRUPTED
-        raise
     return EXIT_OK
+
