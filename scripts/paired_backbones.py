@@ -10,8 +10,11 @@ from pathlib import Path
 
 import pandas as pd
 
+from alfia.baselines.boost import BOOST_ENSEMBLE
+from alfia.baselines.leaderboard import read_results_dir
 from alfia.cohorts import LABEL
 from alfia.cohorts.registry import load_cohort
+from alfia.errors import AlfiaError
 from alfia.evaluation.metrics import paired_difference
 
 root = Path(sys.argv[1])
@@ -28,17 +31,17 @@ def scores(run: Path, model: str, where: str) -> pd.Series:
             d = pd.read_parquet(run / "predictions.parquet")
             d = d[d["split"] == where]
     else:
-        d = pd.read_parquet(run / "boost" / "predictions.parquet")
-        d = d[(d["model"] == model) & (d["where"] == where)]
+        entries, _ = read_results_dir(run / "boost")
+        d = next(e for e in entries if e.name == BOOST_ENSEMBLE).predictions[where]
     return d.set_index("stay_id")["probability"]
 
 
 out = {}
-for model in ("ALFIA", "ALFIA-boost"):
+for model in ("ALFIA", BOOST_ENSEMBLE):
     for where in ("val", "test", "external"):
         try:
             a, b = scores(runs["MPNet"], model, where), scores(runs["MiniLM"], model, where)
-        except (FileNotFoundError, KeyError):
+        except (FileNotFoundError, KeyError, StopIteration, AlfiaError):
             continue
         if len(a) == 0:
             continue

@@ -218,4 +218,3 @@ def run_command(func: Callable[[argparse.Namespace], None], args: argparse.Names
         print("error: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     return EXIT_OK
-
