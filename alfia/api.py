@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from alfia.cohorts import ID, LABEL, Cohort
+from alfia.cohorts import ID, Cohort
 from alfia.errors import AlfiaError
 from alfia.inference import Run, cached_embeddings, labelled_metrics
 from alfia.run_folder import RunFolder
@@ -105,7 +105,7 @@ class ALFIAPredictor:
         p = self.run.predict_proba(cohort, batch_size=batch_size, quantize=self.int8)
         metrics = labelled_metrics(cohort, p, self.threshold, n_boot=n_boot)
         if metrics is None:
-            raise AlfiaError(f"evaluate needs stays of both outcomes in a {LABEL} column; "
+            raise AlfiaError(f"evaluate needs stays of both outcomes in a {cohort.label} column; "
                              "use predict_proba for unlabelled stays")
         return metrics
 
@@ -117,13 +117,13 @@ class ALFIAPredictor:
 
         cohort = self._cohort(data)
         rows = {"ALFIA": self.evaluate(cohort, n_boot=n_boot, batch_size=batch_size)}
-        known = cohort.df[LABEL].notna().to_numpy()
+        known = cohort.df[cohort.label].notna().to_numpy()
         for column, name in cohort.schema.score_labels.items():
             if column not in cohort.df.columns:
                 continue
             p = scaled_score(cohort, column).to_numpy()
             scored = known & ~np.isnan(p)
-            y = cohort.df[LABEL].to_numpy()[scored].astype(int)
+            y = cohort.df[cohort.label].to_numpy()[scored].astype(int)
             if len(np.unique(y)) == 2:
                 rows[name] = evaluate_score(y, p[scored], n_boot=n_boot)
         table = pd.DataFrame([{"model": name, "n": m["n"],

@@ -17,6 +17,7 @@ import contextlib
 import dataclasses
 import hashlib
 import json
+import logging
 import resource
 import time
 import warnings
@@ -28,7 +29,8 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from alfia import distributed as dist
-from alfia.cohorts import LABEL, Cohort
+from alfia.cohorts import Cohort
+from alfia.cohorts.task import Task, task_of_run
 from alfia.errors import AlfiaError
 from alfia.evaluation import drift
 from alfia.evaluation.calibration import Calibrator
@@ -39,6 +41,8 @@ from alfia.model.serialization import DIGESTS_NAME, code_version, folder_digest
 from alfia.run_folder import RunFolder
 from alfia.text.encoder import TextEncoder, saved_encoder
 from alfia.text.stats import token_counts
+
+logger = logging.getLogger(__name__)
 
 CHUNK = 2048  # stays scored at a time: the tokens, outputs and embeddings of one chunk (~40 MB at hidden 1,024)
 
@@ -72,6 +76,11 @@ class Run:
     @property
     def files(self) -> RunFolder:
         return RunFolder(self.folder)
+
+    @property
+    def task(self) -> Task:
+        """The task the run was trained for (its config's; older runs: their schema's)."""
+        return task_of_run(self.files)
 
     def texts(self, data: Cohort | list[str]) -> list[str]:
         if isinstance(data, Cohort):
@@ -287,7 +296,7 @@ def finish_run(folder: str | Path, cohort: Cohort, n_boot: int = 1000, *, model:
     files = run.files
     # what a stay is compared with when the run is used
     files.write_json(RunFolder.REFERENCE, drift.build_reference(cohort, texts, run.model.tokenizer))
-    y = df[LABEL].to_numpy()
+    y = df[cohort.label].to_numpy()
     val, test = (df["split"] == "val").to_numpy(), (df["split"] == "test").to_numpy()
     calibrator = Calibrator(files.setting("calibration", "none")).fit(y[val], p_raw[val])
     files.write_json(RunFolder.CALIBRATION, calibrator.to_dict())
@@ -295,7 +304,7 @@ def finish_run(folder: str | Path, cohort: Cohort, n_boot: int = 1000, *, model:
     threshold = choose_threshold(y[val], p[val])
     files.write_json(RunFolder.THRESHOLD, {"threshold": threshold, "chosen_on": "validation split, best F1",
                                            "scale": "calibrated probability"})
-    files.write_predictions(pd.DataFrame({"stay_id": df["stay_id"], "split": df["split"], LABEL: y,
+    files.write_predictions(pd.DataFrame({"stay_id": df["stay_id"], "split": df["split"], cohort.label: y,
                                           "probability": p, "p_raw": p_raw, "label": (p >= threshold).astype(int),
                                           "truncated": cut}))
     metrics = {"val": evaluate(y[val], p[val], threshold=threshold, n_boot=n_boot),
@@ -341,8 +350,13 @@ def predict_cohort(folder: str | Path, cohort: Cohort, batch_size: int = 32, qua
     reference = drift.load_reference(folder)  # how far each stay lies from the training data (never silent)
     warned = drift.stay_warnings(reference, texts, tokens, run.model.max_length, cohort.df,
                                  free_text=run.encoder is None)
+    other_task = drift.task_mismatch(run.task, cohort)
+    if other_task is not None:
+        logger.warning(f"warning: {other_task['message']}")
+        warned = [[*w, other_task] for w in warned]
     out = out.assign(**drift.warning_columns(warned, reference))
-    info = {"ms_per_sample": 1000 * seconds / len(p), "peak_rss_mb": peak_rss_mb(), "rows": len(p),
+    info = {"task": run.task.to_dict(), "cohort_task": cohort.task.name,
+            "ms_per_sample": 1000 * seconds / len(p), "peak_rss_mb": peak_rss_mb(), "rows": len(p),
             "threshold": run.threshold, "precision": "int8" if quantize else run.model.precision.name,
             "device": str(run.model.device),
             "calibration": run.calibrator.to_dict(), "truncated_texts": int(cut.sum()),
@@ -357,9 +371,9 @@ def predict_cohort(folder: str | Path, cohort: Cohort, batch_size: int = 32, qua
 def labelled_metrics(cohort: Cohort, p: np.ndarray, threshold: float, n_boot: int = 1000) -> dict | None:
     """Metrics with CIs over the stays whose outcome is known; None when the table has no outcome column or its
     known outcomes are all one class (new patients are scored without one)."""
-    if LABEL not in cohort.df.columns:
+    if cohort.label not in cohort.df.columns:
         return None
-    y = cohort.df[LABEL]
+    y = cohort.df[cohort.label]
     known = y.notna().to_numpy()
     y = y[known].to_numpy(dtype=int)
     if len(np.unique(y)) < 2:

@@ -131,7 +131,8 @@ def run_study(out: str | Path, style: str | None = None, profile: str = "quick",
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     clock = StageClock()
-    summary: list[str] = [f"# ALFIA study (development: {dev_name}; external: {ext_name})", ""]
+    summary: list[str] = [f"# ALFIA study (development: {dev_name}; external: {ext_name})", "",
+                          f"Task: {dev.task.name}: {dev.task.title}.", ""]
 
     with clock.stage("cohorts"):
         write_cohort(dev, out / f"{dev_name}.parquet")
@@ -148,7 +149,7 @@ def run_study(out: str | Path, style: str | None = None, profile: str = "quick",
 
     with clock.stage("table1"):
         shown = SHOWN.get(dev_name, dev_name)
-        table = to_markdown(table1(dev), title=f"Table 1: {shown}, baseline characteristics by hospital mortality")
+        table = to_markdown(table1(dev), title=f"Table 1: {shown}, baseline characteristics by {dev.task.outcome}")
         logger.info(table)
         write_text_atomic(out / "table1.md", table + "\n")
         summary += [table, ""]
@@ -192,7 +193,8 @@ def run_study(out: str | Path, style: str | None = None, profile: str = "quick",
     write_text_atomic(out / "summary.md", "\n".join(summary))
     write_text_atomic(out / "timings.json", json.dumps(clock.seconds, indent=2))
     manifest.write_manifest(out, started, backbone=backbone_identity(None), cohort={dev_name: cohort_checksum(dev_text),
-                                                                  ext_name: cohort_checksum(ext_text)})
+                                                                  ext_name: cohort_checksum(ext_text)},
+                            extra={"task": dev.task.to_dict()})
     logger.info(clock.markdown())
     logger.info(f"study summary: {out / 'summary.md'}")
     logger.info(f"study report: {report}")

@@ -12,10 +12,12 @@ import pandas as pd
 
 from alfia.baselines.boost import BOOST_ENSEMBLE
 from alfia.baselines.leaderboard import read_results_dir
-from alfia.cohorts import LABEL
+from alfia.cohorts import CW24
 from alfia.cohorts.registry import load_cohort
 from alfia.errors import AlfiaError
 from alfia.evaluation.metrics import paired_difference
+
+LABEL = CW24.label  # the outcome column of the CW-24 cohorts these tests build
 
 root = Path(sys.argv[1])
 runs = {"MPNet": root / "all-mpnet-base-v2-default", "MiniLM": root / "all-MiniLM-L6-v2-default"}

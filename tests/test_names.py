@@ -1,6 +1,6 @@
 """Names written once: the files of a run folder are spelled only in ``alfia.run_folder.RunFolder`` and the outcome
-column only as ``alfia.cohorts.LABEL``. The scan reads string constants in code (docstrings and help texts may
-name the files for the reader)."""
+columns (each task's label) only in ``alfia.cohorts.task``: code reads them from a cohort's task. The scan reads
+string constants in code (docstrings and help texts may name the files for the reader)."""
 
 from __future__ import annotations
 
@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from alfia.cohorts import LABEL
+from alfia.cohorts.task import TASKS
 from alfia.run_folder import RunFolder
 
 ROOT = Path(__file__).resolve().parents[1] / "alfia"
 RUN_FILES = {v for k, v in vars(RunFolder).items() if k.isupper() and isinstance(v, str) and "." in v[1:]}
-HOMES = {LABEL: {"cohorts/schema.py"}, **{name: {"run_folder.py"} for name in RUN_FILES}}
+HOMES = {**{t.label: {"cohorts/task.py"} for t in TASKS.values()}, **{name: {"run_folder.py"} for name in RUN_FILES}}
 # a saved model folder is a HuggingFace-style folder: its own config.json is the model's, not the run's
 ALLOWED = {("config.json", "model/serialization.py"), ("config.json", "model/backbone.py")}
 
@@ -42,7 +42,7 @@ def test_run_files_and_the_outcome_are_spelled_in_one_place():
 
 
 @pytest.mark.parametrize("source", ['def f(run):\n    return run / "metrics.json"\n',
-                                    'y = df["hospital_mortality"]\n'])
+                                    'y = df["hospital_mortality"]\n', 'y = df["icu_mortality"]\n'])
 def test_the_scan_catches_a_spelled_name(source):
     assert len(misplaced("inference.py", source)) == 1
     assert misplaced("inference.py", '"""Reads metrics.json."""\n') == []

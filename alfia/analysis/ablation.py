@@ -48,7 +48,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from alfia.cohorts import ID, LABEL, Cohort
+from alfia.cohorts import ID, Cohort
 from alfia.errors import AlfiaError
 from alfia.evaluation.metrics import format_ci
 from alfia.io import metrics_path, write_text_atomic
@@ -182,7 +182,7 @@ def model_results(folder: Path, model: str, cohort: Cohort, n_boot: int) -> dict
     if entry is None:
         raise AlfiaError(f"{folder / 'results.json'} has no model {model!r}; train it there first")
     val = entry.predictions.get("val", pd.DataFrame(columns=[ID, "probability"]))
-    labels = cohort.df[cohort.df["split"] == "val"].set_index(ID)[LABEL]
+    labels = cohort.df[cohort.df["split"] == "val"].set_index(ID)[cohort.label]
     if len(val) != len(labels) or not val[ID].isin(labels.index).all():
         raise AlfiaError(f"{folder}'s validation predictions are not of this cohort's validation rows; "
                          "train the baselines on the same cohort")

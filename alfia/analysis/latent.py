@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from alfia.cohorts import LABEL, Cohort
+from alfia.cohorts import Cohort
 from alfia.errors import AlfiaError
 from alfia.evaluation.metrics import evaluate
 
@@ -242,7 +242,7 @@ def latent_analysis(run, cohort: Cohort, texts: list[str], max_stays: int | None
 
     resolve_classifier(classifier)
     df = cohort.df
-    y_all = df[LABEL].to_numpy().astype(int)
+    y_all = df[cohort.label].to_numpy().astype(int)
     rng = np.random.default_rng(seed)
     split = df["split"].to_numpy()
     train_rows = _sample(np.flatnonzero(split == "train"), y_all, max_stays, rng)

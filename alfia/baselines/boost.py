@@ -113,4 +113,4 @@ def run_boost(run_dir: str | Path, dev: Cohort, out_dir: str | Path, external: C
     seconds["total"] = round(time.perf_counter() - start, 1)
     info = tabular.run_info(sets, given, seconds, preset) | {"run": str(run_dir), "embedding_columns": emb_cols,
                                                               "with_embeddings": with_embeddings}
-    return tabular.write_results(out_dir, results, skipped, preset, features, frames, info)
+    return tabular.write_results(out_dir, results, skipped, preset, features, frames, info, dev.task)

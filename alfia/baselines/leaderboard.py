@@ -5,7 +5,7 @@ Inputs are result folders of three kinds, recognised by their files:
 
 - a baselines or boost folder (``results.json`` + ``predictions.parquet`` from ``run_baselines``/``run_boost``);
 - an ALFIA run folder (``metrics.json`` ``{"val", "test"}`` + ``predictions.parquet`` with stay_id, split,
-  hospital_mortality, probability, label), shown as ``ALFIA``;
+  the task's label column, probability, label), shown as ``ALFIA``;
 - optionally ALFIA's external predictions (``<study>/p12-b.predictions.parquet``: stay_id, probability, label)
   with its metrics beside it (``p12-b.metrics.json``: ``{"metrics": evaluate-dict}``).
 
@@ -15,7 +15,10 @@ Tables (test split, external cohort): model, family, AUPRC, AUROC, best F1, best
 Paired comparison: ``paired_difference`` of AUPRC, ALFIA (and ALFIA-boost) minus the best tabular baseline
 (highest AUPRC on that table's rows), on the stays both models scored, with the same bootstrap resamples for
 both models. It needs labels: the ALFIA run's own predictions carry them for the test split; for the external
-cohort pass its labels (a cohort or a table with stay_id and hospital_mortality).
+cohort pass its labels (a cohort, or a table with stay_id and its task's label column).
+
+Every folder names the task its models were trained for (results.json's ``task``, the run's config): the
+leaderboard names it, and refuses folders of two different tasks.
 """
 
 from __future__ import annotations
@@ -28,12 +31,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from alfia.cohorts import ID, LABEL, SPLIT, Cohort
+from alfia.cohorts import ID, SPLIT, Cohort
+from alfia.cohorts.task import task_labels, task_of_run
 from alfia.errors import AlfiaError
 from alfia.evaluation.metrics import format_ci, paired_difference
 from alfia.io import atomic_path, metrics_path, write_text_atomic
 from alfia.run_folder import RunFolder
 
+OUTCOME = "outcome"   # the labels tables' outcome column, whatever the task calls it
 PREDICTIONS = RunFolder.PREDICTIONS   # a baselines folder names its predictions as a run folder does
 
 WHERE = {"test": "test split", "external": "external cohort (all rows)"}
@@ -65,6 +70,7 @@ class Leaderboard:
     markdown: str
     skipped: dict[str, str] = field(default_factory=dict)  # model -> why it is not in the tables
     numbers: dict[str, pd.DataFrame] = field(default_factory=dict)  # where -> numeric rows, same order
+    task: dict | None = None  # the task every model was trained for (None: no folder named one)
 
     def to_dict(self) -> dict:
         """JSON-ready: per table, one record per model with ``{metric: {"estimate", "ci_low", "ci_high"}}``."""
@@ -78,7 +84,7 @@ class Leaderboard:
                                    "ci_high": _number(row[f"{key}_ci_high"])}
                 records.append(record)
             tables[where] = records
-        return {"tables": tables, "comparisons": self.comparisons, "skipped": self.skipped}
+        return {"task": self.task, "tables": tables, "comparisons": self.comparisons, "skipped": self.skipped}
 
 
 def _number(value: Any) -> float | None:
@@ -124,7 +130,7 @@ def read_results_dir(folder: Path) -> tuple[list[Entry], dict[str, str]]:
 
 def read_alfia_run(folder: Path, external_predictions: Path | None = None,
                    name: str = ALFIA) -> tuple[Entry, pd.DataFrame]:
-    """ALFIA's entry and the test labels its predictions carry (stay_id, hospital_mortality)."""
+    """ALFIA's entry and the test labels its predictions carry (stay_id, outcome)."""
     metrics = _read_json(folder / RunFolder.METRICS)
     if "test" not in metrics:
         raise AlfiaError(f"{folder / RunFolder.METRICS} has no test metrics; finish the run with `alfia train`")
@@ -135,7 +141,9 @@ def read_alfia_run(folder: Path, external_predictions: Path | None = None,
     test = preds[preds[SPLIT] == "test"]
     entry = Entry(name, "alfia", {"test": metrics["test"]},
                   {"test": test[[ID, "probability"]].reset_index(drop=True)}, source=str(folder))
-    labels = test[[ID, LABEL]].reset_index(drop=True) if LABEL in test.columns else pd.DataFrame(columns=[ID, LABEL])
+    label = task_of_run(RunFolder(folder)).label
+    labels = (test[[ID, label]].rename(columns={label: OUTCOME}).reset_index(drop=True) if label in test.columns
+              else pd.DataFrame(columns=[ID, OUTCOME]))
     if external_predictions is not None:
         external_predictions = Path(external_predictions)
         ext = _read_parquet(external_predictions)
@@ -155,9 +163,10 @@ def _labels_table(labels: Cohort | pd.DataFrame | None, where: str) -> pd.DataFr
     df = labels.df if isinstance(labels, Cohort) else labels
     if isinstance(labels, Cohort) and where == "test":
         df = df[df[SPLIT] == "test"]
-    if not {ID, LABEL} <= set(df.columns):
-        raise AlfiaError(f"labels need columns {ID} and {LABEL}")
-    return df[[ID, LABEL]].reset_index(drop=True)
+    label = labels.label if isinstance(labels, Cohort) else next((c for c in df.columns if c in task_labels()), None)
+    if ID not in df.columns or label is None:
+        raise AlfiaError(f"labels need columns {ID} and the task's label ({', '.join(sorted(task_labels()))})")
+    return df[[ID, label]].rename(columns={label: OUTCOME}).reset_index(drop=True)
 
 
 # ----------------------------------------------------------------------------------------------- build
@@ -206,9 +215,9 @@ def _compare(entries: list[Entry], where: str, labels: pd.DataFrame | None, n_bo
         a, b = mine[0].predictions[where], best.predictions[where]
         merged = (labels.merge(a.rename(columns={"probability": "p_a"}), on=ID)
                   .merge(b.rename(columns={"probability": "p_b"}), on=ID).sort_values(ID))
-        if merged.empty or merged[LABEL].nunique() < 2:
+        if merged.empty or merged[OUTCOME].nunique() < 2:
             continue
-        diff = paired_difference(merged[LABEL].to_numpy(), merged["p_a"].to_numpy(), merged["p_b"].to_numpy(),
+        diff = paired_difference(merged[OUTCOME].to_numpy(), merged["p_a"].to_numpy(), merged["p_b"].to_numpy(),
                                  metric="auprc", n_boot=n_boot, seed=seed)
         out.append({"model": name, "baseline": best.name, "n": int(len(merged)), **diff})
     return out
@@ -230,6 +239,7 @@ def leaderboard(dirs: list[str | Path], test_labels: Cohort | pd.DataFrame | Non
         raise AlfiaError("give at least one result folder (baselines, boost or an ALFIA run)")
     entries: list[Entry] = []
     skipped: dict[str, str] = {}
+    tasks: dict[str, dict] = {}  # folder -> the task its models were trained for
     run_labels = None
     for d in map(Path, dirs):
         if not d.is_dir():
@@ -238,11 +248,15 @@ def leaderboard(dirs: list[str | Path], test_labels: Cohort | pd.DataFrame | Non
             found, skipped_here = read_results_dir(d)
             entries += found
             skipped.update(skipped_here)
+            task = _read_json(d / "results.json").get("task")
+            if isinstance(task, dict):
+                tasks[str(d)] = task
         elif (d / RunFolder.METRICS).exists() and (d / PREDICTIONS).exists():
             if run_labels is not None:
                 raise AlfiaError("give one ALFIA run folder only")
             entry, run_labels = read_alfia_run(d, alfia_external)
             entries.append(entry)
+            tasks[str(d)] = task_of_run(RunFolder(d)).to_dict()
         else:
             raise AlfiaError(f"{d} holds neither results.json (baselines/boost) nor metrics.json + "
                              "predictions.parquet (an ALFIA run)")
@@ -259,7 +273,13 @@ def leaderboard(dirs: list[str | Path], test_labels: Cohort | pd.DataFrame | Non
     numbers = {w: t for w, t in numbers.items() if len(t)}
     tables = {w: _formatted(t) for w, t in numbers.items()}
     comparisons = {w: _compare(entries, w, labels[w], n_boot, seed) for w in tables}
-    board = Leaderboard(tables, comparisons, _markdown(tables, comparisons, skipped), skipped, numbers)
+    names = {t.get("name") for t in tasks.values()}
+    if len(names) > 1:
+        raise AlfiaError("the result folders were trained for different tasks ("
+                         + "; ".join(f"{d}: {t.get('name')}" for d, t in tasks.items())
+                         + "); a leaderboard compares models of one task")
+    task = next(iter(tasks.values()), None)
+    board = Leaderboard(tables, comparisons, _markdown(tables, comparisons, skipped, task), skipped, numbers, task)
     if out_dir is not None:
         out_dir = Path(out_dir)
         write_text_atomic(out_dir / "leaderboard.md", board.markdown)
@@ -271,8 +291,10 @@ def leaderboard(dirs: list[str | Path], test_labels: Cohort | pd.DataFrame | Non
 
 
 def _markdown(tables: dict[str, pd.DataFrame], comparisons: dict[str, list[dict]],
-              skipped: dict[str, str] | None = None) -> str:
+              skipped: dict[str, str] | None = None, task: dict | None = None) -> str:
     lines: list[str] = []
+    if task is not None:
+        lines += [f"Task: {task.get('name')} (label {task.get('label')}: {task.get('outcome')}).", ""]
     for where, table in tables.items():
         lines += [f"### Leaderboard: {WHERE[where]}", "",
                   "Values: estimate (95% stratified bootstrap CI); best F1/F2 are test-optimal (optimistic).", "",

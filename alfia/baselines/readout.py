@@ -23,7 +23,7 @@ from sklearn.preprocessing import StandardScaler
 
 from alfia import inference
 from alfia.baselines import tabular
-from alfia.cohorts import LABEL, Cohort
+from alfia.cohorts import Cohort
 from alfia.errors import AlfiaError
 from alfia.model.alfia import ALFIA, ALFIAConfig
 from alfia.model.readout import ReadoutConfig
@@ -78,7 +78,7 @@ def run_frozen_readout(run_dir: str | Path, dev: Cohort, out_dir: str | Path, ex
         frames.append(pred)
     info = {"run": str(run_dir), "C": c, "seconds": round(time.perf_counter() - start, 1),
             "features": "masked token mean of each fused layer, averaged, next to the top layer's (standardised)"}
-    return tabular.write_results(out_dir, models, skipped, "fixed", [], frames, info)
+    return tabular.write_results(out_dir, models, skipped, "fixed", [], frames, info, dev.task)
 
 
 def out_of_fold_readout(run_dir: str | Path, dev: Cohort, external: Cohort | None = None, folds: int = 5,
@@ -95,7 +95,7 @@ def out_of_fold_readout(run_dir: str | Path, dev: Cohort, external: Cohort | Non
     means = inference.layer_means(run_dir, dev, **on)
     train = (dev.df["split"] == "train").to_numpy()
     ids = dev.df["stay_id"].to_numpy()
-    x, y = means.loc[ids].to_numpy(np.float64), dev.df[LABEL].to_numpy(np.float64)
+    x, y = means.loc[ids].to_numpy(np.float64), dev.df[dev.label].to_numpy(np.float64)
     train_rows = np.flatnonzero(train)
 
     def fit(rows: np.ndarray):

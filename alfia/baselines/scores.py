@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from alfia.cohorts import ID, LABEL, SPLIT, Cohort
+from alfia.cohorts import ID, SPLIT, Cohort
 from alfia.errors import AlfiaError
 from alfia.evaluation.metrics import choose_threshold, evaluate
 
@@ -54,7 +54,7 @@ def score_severity(dev: Cohort, external: Cohort | None = None, *, n_boot: int =
         for where, df in data.items():
             p = scaled_score(cohorts[where], column, df)
             known = p.notna().to_numpy()
-            probs[where], ys[where], ids[where] = p.to_numpy()[known], df[LABEL].to_numpy()[known], \
+            probs[where], ys[where], ids[where] = p.to_numpy()[known], df[cohorts[where].label].to_numpy()[known], \
                 df[ID].to_numpy()[known]
         if any(len(np.unique(ys[w])) < 2 for w in ys):
             continue  # a score missing on (almost) every row cannot be ranked

@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from alfia.baselines import _autogluon
-from alfia.cohorts import ID, LABEL, SPLIT, Cohort
+from alfia.cohorts import ID, SPLIT, Cohort, Task
 from alfia.cohorts.features import check_feature_columns, feature_frame
 from alfia.errors import AlfiaError
 from alfia.evaluation.metrics import choose_threshold, evaluate
@@ -163,6 +163,7 @@ class Rows:
     X: pd.DataFrame
     y: np.ndarray
     ids: np.ndarray
+    label: str  # the outcome's name: the cohort's task's label column
 
 
 def split_rows(dev: Cohort, external: Cohort | None = None, extra: pd.DataFrame | None = None,
@@ -195,7 +196,7 @@ def _rows(cohort: Cohort, mask, extra: pd.DataFrame | None) -> Rows:
             raise AlfiaError(f"{int(missing.sum())} stays have no embedding (e.g. stay_id {ids[missing][0]}); "
                              "embed the same cohort the run scores")
         X = pd.concat([X, extra.loc[ids].reset_index(drop=True)], axis=1)
-    return Rows(X=X, y=df[LABEL].to_numpy(dtype=np.int64), ids=ids)
+    return Rows(X=X, y=df[cohort.label].to_numpy(dtype=np.int64), ids=ids, label=cohort.label)
 
 
 # -------------------------------------------------------------------------------------------- fit + score
@@ -218,9 +219,10 @@ def fit_zoo(sets: dict[str, Rows], specs: list[ModelSpec], path: Path, preset: s
         hyperparameters.setdefault(spec.ag_key(), []).append(params)
     if path.exists():
         shutil.rmtree(path)
-    train = sets["train"].X.assign(**{LABEL: sets["train"].y})
-    val = sets["val"].X.assign(**{LABEL: sets["val"].y})
-    predictor = TabularPredictor(label=LABEL, eval_metric="average_precision", problem_type="binary", path=str(path),
+    label = sets["train"].label
+    train = sets["train"].X.assign(**{label: sets["train"].y})
+    val = sets["val"].X.assign(**{label: sets["val"].y})
+    predictor = TabularPredictor(label=label, eval_metric="average_precision", problem_type="binary", path=str(path),
                                  verbosity=verbosity)
     predictor.fit(train_data=train, tuning_data=val, hyperparameters=hyperparameters, time_limit=time_limit,
                   num_bag_folds=0, num_stack_levels=0, auto_stack=False, fit_weighted_ensemble=True,
@@ -283,8 +285,10 @@ def ag_features(predictor) -> list[str]:
 
 
 def write_results(out_dir: Path, models: dict, skipped: dict, preset: str, features: list[str],
-                  predictions: list[pd.DataFrame], info: dict) -> dict:
-    results = {"models": models, "skipped": skipped, "preset": preset, "features": features}
+                  predictions: list[pd.DataFrame], info: dict, task: Task) -> dict:
+    """results.json (the models' metrics, what was skipped, the task they were trained for), predictions.parquet
+    and run_info.json."""
+    results = {"models": models, "skipped": skipped, "preset": preset, "features": features, "task": task.to_dict()}
     table = (pd.concat(predictions, ignore_index=True) if predictions
              else pd.DataFrame({"model": [], "where": [], "stay_id": [], "probability": []}))
     table = table.astype({"model": str, "where": str, "stay_id": "int64", "probability": "float64"})
@@ -351,7 +355,7 @@ def run_baselines(dev: Cohort, out_dir: str | Path, external: Cohort | None = No
         seconds["severity scores"] = round(time.perf_counter() - t0, 1)
     seconds["total"] = round(time.perf_counter() - start, 1)
     info = run_info(sets, given, seconds, preset)
-    out = write_results(out_dir, results, skipped, preset, features, frames, info)
+    out = write_results(out_dir, results, skipped, preset, features, frames, info, dev.task)
     _log(f"{len(results)} models scored, {len(skipped)} skipped, {seconds['total']:.0f} s; results in "
          f"{out_dir / 'results.json'}")
     return out

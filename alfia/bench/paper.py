@@ -53,7 +53,6 @@ from alfia.bench.measure import (
     torch_threads,
 )
 from alfia.bench.report import paper_markdown, rounded
-from alfia.cohorts import LABEL
 from alfia.errors import AlfiaError
 
 BERT_LARGE = {"num_hidden_layers": 24, "hidden_size": 1024, "num_attention_heads": 16, "intermediate_size": 4096}
@@ -119,7 +118,7 @@ def set_a_texts(stays: int, seed: int = 0) -> tuple[list[str], np.ndarray]:
     sample = df.sample(n=min(stays, len(df)), random_state=seed).reset_index(drop=True)
     encoder = TextEncoder("physionet2012", "banded").fit(df[df["split"] == "train"])
     encoded = encoder.encode(Cohort(df=sample, schema=cohort.schema, info=cohort.info)).df
-    return encoded["text"].tolist(), encoded[LABEL].to_numpy()
+    return encoded["text"].tolist(), encoded[cohort.label].to_numpy()
 
 
 def full_batches(tokenizer, texts: list[str], labels: np.ndarray, sizes: Sizes) -> list[tuple]:

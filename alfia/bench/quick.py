@@ -37,7 +37,6 @@ import torch
 from alfia.bench.measure import PeakMemory, hardware_floor, machine_info, sync, torch_threads
 from alfia.bench.reference import reference_inference, reference_training
 from alfia.bench.report import inference_summary, quick_markdown, rounded, training_summary
-from alfia.cohorts import LABEL
 from alfia.errors import SettingError
 from alfia.run_folder import RunFolder
 
@@ -63,7 +62,7 @@ def _set_a(stays: int, seed: int = 0):
     def sample(part: pd.DataFrame, n: int) -> pd.DataFrame:
         if n >= len(part):
             return part
-        pos, neg = part[part[LABEL] == 1], part[part[LABEL] == 0]
+        pos, neg = part[part[cohort.label] == 1], part[part[cohort.label] == 0]
         n_pos = min(len(pos), max(2, round(n * len(pos) / len(part))))
         take = [pos.iloc[rng.permutation(len(pos))[:n_pos]], neg.iloc[rng.permutation(len(neg))[:n - n_pos]]]
         return pd.concat(take).sort_index()
@@ -77,13 +76,13 @@ def _set_a(stays: int, seed: int = 0):
     return df, Cohort(df=train_df, schema=cohort.schema, info=cohort.info)
 
 
-def _inference_texts(df, stays: int) -> tuple[list[str], np.ndarray, int]:
+def _inference_texts(df, stays: int, label: str) -> tuple[list[str], np.ndarray, int]:
     """``stays`` texts: set A's test split first, then the other rows, repeated cyclically when more are asked
     for. Returns texts, labels, and how many leading rows are the test split."""
     test = df[df["split"] == "test"]
     rest = df[df["split"] != "test"]
     texts = test["text"].tolist() + rest["text"].tolist()
-    labels = np.concatenate([test[LABEL].to_numpy(), rest[LABEL].to_numpy()])
+    labels = np.concatenate([test[label].to_numpy(), rest[label].to_numpy()])
     reps = math.ceil(stays / len(texts))
     return (texts * reps)[:stays], np.tile(labels, reps)[:stays], min(len(test), stays)
 
@@ -156,7 +155,7 @@ def run_bench(out: str | os.PathLike, *, stays: int = 1000, sizes: Sequence[int]
     result: dict = {"machine": machine_info(), "backbone": backbone or "all-MiniLM-L6-v2", "stays": stays,
                     "sizes": sizes, "device": str(device), "precision": precision}
     df, train_cohort = _set_a(stays)
-    texts, labels, n_test = _inference_texts(df, max(sizes + [stays]))
+    texts, labels, n_test = _inference_texts(df, max(sizes + [stays]), train_cohort.label)
 
     with torch_threads(threads), tempfile.TemporaryDirectory(prefix="alfia-bench-") as tmp:
         run_dir = Path(tmp) / "run"
@@ -190,7 +189,7 @@ def run_bench(out: str | os.PathLike, *, stays: int = 1000, sizes: Sequence[int]
 
         log(f"reference training ({reference_steps} steps of batch 4, LoRA on every layer, padded) ...")
         train = train_cohort.df[train_cohort.df["split"] == "train"]
-        ref_train = reference_training(backbone, train["text"].tolist(), train[LABEL].to_numpy(),
+        ref_train = reference_training(backbone, train["text"].tolist(), train[train_cohort.label].to_numpy(),
                                        reference_steps, device=device)
         log(f"  {ref_train['samples_per_s']:.2f} samples/s")
 

@@ -6,7 +6,6 @@ import argparse
 from pathlib import Path
 
 from alfia.cli.options import add_schema, add_style, positive_int
-from alfia.cohorts import LABEL
 from alfia.errors import AlfiaError, UsageError
 
 
@@ -24,7 +23,7 @@ def cmd_cohort(args: argparse.Namespace) -> None:
     options = BuildOptions(source=args.source, outcomes=args.outcomes, n=args.n, seed=args.seed)
     cohort = build_cohort(args.name, options)
     write_cohort(cohort, args.out)
-    y = cohort.df[LABEL]
+    y = cohort.df[cohort.label]
     counts = cohort.df["split"].value_counts()
     note = " [SYNTHETIC: says nothing about patients]" if cohort.synthetic else ""
     print(f"wrote {args.out}: {len(y):,} stays, {int(y.sum()):,} deaths ({y.mean():.2%}); split "

@@ -6,13 +6,13 @@ from __future__ import annotations
 import pandas as pd
 
 from alfia.cohorts.io import Cohort
-from alfia.cohorts.schema import ID, LABEL, SPLIT, TEXT
+from alfia.cohorts.schema import ID, SPLIT, TEXT
 from alfia.errors import AlfiaError
 
 
 def forbidden_columns(cohort: Cohort) -> set[str]:
     """Columns that never reach a model: id, label, split, text and the reference columns."""
-    return {ID, LABEL, SPLIT, TEXT, *cohort.schema.reference_columns}
+    return {ID, cohort.label, SPLIT, TEXT, *cohort.schema.reference_columns}
 
 
 def check_feature_columns(columns, cohort: Cohort, allowed_extra=()) -> None:

@@ -1,4 +1,4 @@
-"""Reading and writing cohort tables (parquet) with their schema name and provenance in the file metadata."""
+"""Reading and writing cohort tables (parquet) with their schema name, task and provenance in the file metadata."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from alfia.cohorts.registry import dataset_names, get_schema
-from alfia.cohorts.schema import Schema
+from alfia.cohorts.schema import SPLIT, Schema
+from alfia.cohorts.task import Task
 from alfia.errors import AlfiaError
 from alfia.io import atomic_path
 
@@ -21,18 +22,29 @@ META_KEY = b"alfia.cohort"
 
 @dataclass
 class Cohort:
-    """A validated cohort table with its schema and provenance (``info``: source, synthetic, license ...)."""
+    """A validated cohort table with its schema, its prediction task (default: the schema's own) and provenance
+    (``info``: source, synthetic, license ...). The label column is ``cohort.task.label`` (``cohort.label``)."""
 
     df: pd.DataFrame
     schema: Schema
     info: dict = field(default_factory=dict)
+    task: Task | None = None
+
+    def __post_init__(self) -> None:
+        if self.task is None:
+            self.task = self.schema.task
+
+    @property
+    def label(self) -> str:
+        """The label column (the task's)."""
+        return self.task.label
 
     @property
     def synthetic(self) -> bool:
         return bool(self.info.get("synthetic", False))
 
     def split(self, name: str) -> pd.DataFrame:
-        return self.df[self.df["split"] == name].reset_index(drop=True)
+        return self.df[self.df[SPLIT] == name].reset_index(drop=True)
 
 
 def read_cohort(path: str | os.PathLike, schema: str | None = None, require_outcome: bool = True) -> Cohort:
@@ -58,15 +70,18 @@ def read_cohort(path: str | os.PathLike, schema: str | None = None, require_outc
         raise AlfiaError(f"{path} names no schema in its metadata; pass --schema "
                          f"({', '.join(dataset_names())}) or build it with `alfia cohort`")
     resolved = get_schema(name)
-    df = resolved.validate(table.to_pandas(), where=str(path), require_outcome=require_outcome)
-    return Cohort(df=df, schema=resolved, info={**info, "schema": resolved.name})
+    # files written before tasks existed hold the schema's own task (every builder then was CW-24)
+    task = Task.from_dict(info["task"]) if isinstance(info.get("task"), dict) else resolved.task
+    df = resolved.validate(table.to_pandas(), task=task, where=str(path), require_outcome=require_outcome)
+    return Cohort(df=df, schema=resolved, info={**info, "schema": resolved.name, "task": task.to_dict()}, task=task)
 
 
 def write_cohort(cohort: Cohort, path: str | os.PathLike, require_outcome: bool = True) -> Path:
     """Validate and write atomically: on any error nothing is left at ``path``."""
     path = Path(path)
-    df = cohort.schema.validate(cohort.df, where="cohort to write", require_outcome=require_outcome)
-    info = {**cohort.info, "schema": cohort.schema.name}
+    df = cohort.schema.validate(cohort.df, task=cohort.task, where="cohort to write",
+                                require_outcome=require_outcome)
+    info = {**cohort.info, "schema": cohort.schema.name, "task": cohort.task.to_dict()}
     table = pa.Table.from_pandas(df, preserve_index=False)
     table = table.replace_schema_metadata({**(table.schema.metadata or {}),
                                            META_KEY: json.dumps(info).encode()})

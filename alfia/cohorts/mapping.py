@@ -23,7 +23,7 @@ import pandas as pd
 
 from alfia.cohorts.io import Cohort
 from alfia.cohorts.registry import dataset_names, get_dataset
-from alfia.cohorts.schema import ID, LABEL, SPLIT
+from alfia.cohorts.schema import ID, SPLIT
 from alfia.errors import AlfiaError
 
 MIN_OVERLAP = 0.5
@@ -86,7 +86,7 @@ def map_cohort(cohort: Cohort, training: Cohort, mapping: FeatureMapping | None 
                          "the model would read mostly imputed values; validate on a cohort closer to the training "
                          "data")
     src = cohort.df
-    df = pd.DataFrame({ID: src[ID].to_numpy(), LABEL: src[LABEL].to_numpy()})
+    df = pd.DataFrame({ID: src[ID].to_numpy(), cohort.label: src[cohort.label].to_numpy()})  # the source's task
     mapped = []
     for link in mapping.links:
         col = target[link.target]
@@ -114,14 +114,15 @@ def map_cohort(cohort: Cohort, training: Cohort, mapping: FeatureMapping | None 
     for name in target.reference_columns:  # never a model input: nothing to carry over
         df[name] = np.nan
     df[SPLIT] = src[SPLIT].to_numpy()
-    df = df[target.required_columns]
+    df = df[target.required_columns(cohort.task)]
     report = {"source_schema": cohort.schema.name, "target_schema": target.name,
               "shared": f"{len(linked)} of {len(features)} features", "mapped": mapped,
               "imputed": [{"variable": n, "value": modes[n], "from": "mode of the training cohort's train split"}
                           for n in imputed_names]}
     info = {**cohort.info, "schema": target.name, "mapping": report}
     info.pop("text_encoder", None)  # the source's texts are not the target's
-    return Cohort(df=target.validate(df, where="mapped cohort"), schema=target, info=info)
+    return Cohort(df=target.validate(df, task=cohort.task, where="mapped cohort"), schema=target, info=info,
+                  task=cohort.task)
 
 
 def describe(report: dict) -> str:

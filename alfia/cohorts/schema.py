@@ -1,8 +1,9 @@
 """Cohort schemas: each schema is declared once (names, types, units, valid ranges, roles) and every
 cohort table is validated against it when it is read or written.
 
-A cohort is one row per ICU stay with the id column ``stay_id``, the label ``hospital_mortality`` (0/1),
-the schema's columns and a ``split`` column (train/val/test). An encoded cohort may also carry ``text``.
+A cohort is one row per ICU stay with the id column ``stay_id``, the label column of its task (0/1; e.g.
+``hospital_mortality`` for CW-24, :mod:`alfia.cohorts.task`), the schema's columns and a ``split`` column
+(train/val/test). An encoded cohort may also carry ``text``.
 Stays to score (new patients) need neither outcome nor split: ``validate(..., require_outcome=False)``, as
 scikit-learn checks new data against a fitted estimator without asking for ``y``.
 """
@@ -15,10 +16,10 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from alfia.cohorts.task import CW24, Task, task_labels
 from alfia.errors import AlfiaError
 
 ID = "stay_id"
-LABEL = "hospital_mortality"
 SPLIT = "split"
 TEXT = "text"
 SPLITS = ("train", "val", "test")
@@ -64,13 +65,14 @@ class Schema:
     description: str
     columns: tuple[Column, ...]
     notes: tuple[str, ...] = field(default=())  # documented approximations and missing components
+    task: Task = CW24  # the task its builder produces (a cohort may carry another: Cohort.task)
 
     def __post_init__(self) -> None:
         names = [c.name for c in self.columns]
         if len(set(names)) != len(names):
             raise ValueError(f"schema {self.name!r} declares a column twice")
-        if {ID, LABEL, SPLIT, TEXT} & set(names):
-            raise ValueError(f"schema {self.name!r} must not declare the fixed columns")
+        if {ID, SPLIT, TEXT, self.task.label, *task_labels()} & set(names):
+            raise ValueError(f"schema {self.name!r} must not declare the fixed columns or a task's label")
 
     def __getitem__(self, name: str) -> Column:
         for c in self.columns:
@@ -91,12 +93,14 @@ class Schema:
         """Severity-score column -> its display name, in schema order."""
         return {c.name: c.label for c in self.columns if c.label}
 
-    @property
-    def required_columns(self) -> list[str]:
-        return [ID, LABEL, *[c.name for c in self.columns], SPLIT]
+    def required_columns(self, task: Task | None = None) -> list[str]:
+        """The columns of a cohort of this schema under ``task`` (default: the schema's own), in order."""
+        return [ID, (task or self.task).label, *[c.name for c in self.columns], SPLIT]
 
-    def validate(self, df: pd.DataFrame, *, where: str = "cohort", require_outcome: bool = True) -> pd.DataFrame:
-        """Check ``df`` against the schema and return it with canonical dtypes and column order.
+    def validate(self, df: pd.DataFrame, *, task: Task | None = None, where: str = "cohort",
+                 require_outcome: bool = True) -> pd.DataFrame:
+        """Check ``df`` against the schema under ``task`` (default: the schema's own; its label column) and return
+        it with canonical dtypes and column order.
 
         ``require_outcome=False`` (stays to score): the label and split columns may be absent, and a present label
         may be missing for some stays (then a nullable integer column). Raises ``AlfiaError`` with one line naming
@@ -104,16 +108,18 @@ class Schema:
         """
         if len(df) == 0:
             raise AlfiaError(f"{where} is empty: it has no rows; build it again with `alfia cohort`")
-        optional = set() if require_outcome else {LABEL, SPLIT}
-        expected = [c for c in self.required_columns if c not in optional or c in df.columns]
-        mismatch = column_mismatch(df.columns, expected, ignored={TEXT})
+        label = (task or self.task).label
+        optional = set() if require_outcome else {label, SPLIT}
+        expected = [c for c in self.required_columns(task) if c not in optional or c in df.columns]
+        other_labels = task_labels() - {label}
+        mismatch = column_mismatch(df.columns, expected, ignored={TEXT} | (set() if require_outcome else other_labels))
         if mismatch:
-            raise AlfiaError(f"{where} does not match schema {self.name!r}: {mismatch}; "
-                             "rebuild it with `alfia cohort` or pass the right schema")
+            raise AlfiaError(f"{where} does not match schema {self.name!r} under task {(task or self.task).name!r}: "
+                             f"{mismatch}; rebuild it with `alfia cohort` or pass the right schema")
         out = pd.DataFrame(index=pd.RangeIndex(len(df)))
         out[ID] = _stay_ids(df[ID], where)
-        if LABEL in df.columns:
-            out[LABEL] = _labels(df[LABEL], where, allow_missing=not require_outcome)
+        if label in df.columns:
+            out[label] = _labels(df[label], label, where, allow_missing=not require_outcome)
         for col in self.columns:
             out[col.name] = _column(df[col.name].reset_index(drop=True), col, where)
         if SPLIT in df.columns:
@@ -205,13 +211,13 @@ def _number(v, booleans: bool) -> float | None:
     return None
 
 
-def _labels(s: pd.Series, where: str, allow_missing: bool = False) -> pd.Series:
-    values = _numbers(s, where, LABEL, refuse=False)
+def _labels(s: pd.Series, label: str, where: str, allow_missing: bool = False) -> pd.Series:
+    values = _numbers(s, where, label, refuse=False)
     missing = s.isna().to_numpy() if allow_missing else np.zeros(len(s), dtype=bool)
     bad = (values.isna() | ~values.isin([0, 1])).to_numpy() & ~missing
     if bad.any():
         shown = sorted(map(str, s[bad].astype(str).unique()))[:5]
-        raise AlfiaError(f"{where}: label {LABEL!r} must be 0 or 1, found {', '.join(shown)}")
+        raise AlfiaError(f"{where}: label {label!r} must be 0 or 1, found {', '.join(shown)}")
     return values.astype("Int64" if missing.any() else "int64").reset_index(drop=True)
 
 

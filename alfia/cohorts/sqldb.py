@@ -13,14 +13,14 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
 from alfia.cohorts.io import Cohort
-from alfia.cohorts.schema import ID, LABEL, SPLIT
+from alfia.cohorts.schema import ID, SPLIT
 from alfia.cohorts.splits import assign_splits
 from alfia.errors import AlfiaError
 
@@ -167,21 +167,36 @@ def check_leakage(db: Database, sources: dict[str, str], violation: str, *, wher
     return checked
 
 
-def dynamic_stats(rows: pd.DataFrame, prefix: str) -> pd.DataFrame:
-    """max/min/first/last/mean/std (ddof=1, 0 for a single value) of ``value`` per ``stay_id`` ordered by ``t``.
+def dynamic_stats(rows: pd.DataFrame, prefix: str | Mapping[str, str], *, time: str = "t") -> pd.DataFrame:
+    """max/min/first/last/mean/std (ddof=1, 0 for a single value) of each series per ``stay_id`` ordered by time:
+    the one definition of the CW-24 aggregates, for the database builders and the YAIB reader.
 
-    Rows at the same time are ordered by value, so the result does not depend on the database's row order.
+    ``prefix``: the prefix of the one ``value`` column of a long table (``stay_id``, ``t``, ``value``: the SQL
+    builders), or a mapping from each value column of a wide table (one column per variable, one row per stay and
+    time, e.g. YAIB's ``dyn.parquet``) to its prefix. Missing values are skipped; a stay without any value of a
+    series has no row for it (its aggregates are missing after a join). Rows at the same time are ordered by value,
+    so the result does not depend on the source's row order. Columns ``{prefix}_{stat}`` in the order of
+    :data:`STATS`, series after series.
     """
-    cols = [f"{prefix}_{s}" for s in STATS]
-    if rows.empty:
-        return pd.DataFrame(columns=cols, index=pd.Index([], name="stay_id"), dtype="float64")
-    rows = rows.assign(value=pd.to_numeric(rows["value"], errors="coerce").astype("float64"))
-    rows = rows.dropna(subset=["value"]).sort_values(["stay_id", "t", "value"], kind="stable")
-    g = rows.groupby("stay_id")["value"]
-    out = pd.DataFrame({"max": g.max(), "min": g.min(), "first": g.first(), "last": g.last(), "mean": g.mean(),
-                        "std": g.std(ddof=1).fillna(0.0)})
-    out.columns = cols
-    return out
+    columns = {"value": prefix} if isinstance(prefix, str) else dict(prefix)
+    parts = []
+    for column, name in columns.items():
+        cols = [f"{name}_{s}" for s in STATS]
+        if rows.empty:
+            parts.append(pd.DataFrame(columns=cols, index=pd.Index([], name="stay_id"), dtype="float64"))
+            continue
+        series = rows[["stay_id", time, column]].rename(columns={time: "t", column: "value"})
+        series = series.assign(value=pd.to_numeric(series["value"], errors="coerce").astype("float64"))
+        series = series.dropna(subset=["value"]).sort_values(["stay_id", "t", "value"], kind="stable")
+        if series.empty:
+            parts.append(pd.DataFrame(columns=cols, index=pd.Index([], name="stay_id"), dtype="float64"))
+            continue
+        g = series.groupby("stay_id")["value"]
+        out = pd.DataFrame({"max": g.max(), "min": g.min(), "first": g.first(), "last": g.last(), "mean": g.mean(),
+                            "std": g.std(ddof=1).fillna(0.0)})
+        out.columns = cols
+        parts.append(out)
+    return parts[0] if len(parts) == 1 else pd.concat(parts, axis=1)
 
 
 def clean_ranges(df: pd.DataFrame, schema) -> dict[str, int]:
@@ -206,12 +221,13 @@ def finish_cohort(df: pd.DataFrame, schema, *, where: str, source: str, builder:
     info = {"source": source, "builder": builder, "leakage_check": {"rows_checked": checked, "violations": 0},
             "unmapped_categories": unmapped, "split_by": split_by, **(extra_info or {})}
     dropped = clean_ranges(df, schema)
-    df[LABEL] = pd.to_numeric(df[LABEL], errors="coerce")  # anything else than 0/1 fails validation below
+    label = schema.task.label
+    df[label] = pd.to_numeric(df[label], errors="coerce")  # anything else than 0/1 fails validation below
     df = df.reset_index(drop=True).sort_values(ID, kind="stable").reset_index(drop=True)
     patients = None if patient_ids is None else df[ID].map(patient_ids).astype(str)
-    df[SPLIT] = assign_splits(df[ID], df[LABEL], patient_ids=patients)
-    df = schema.validate(df[schema.required_columns], where=where)
-    info = {**info, "synthetic": False, "n_stays": int(len(df)), "deaths": int(df[LABEL].sum()),
+    df[SPLIT] = assign_splits(df[ID], df[label], patient_ids=patients)
+    df = schema.validate(df[schema.required_columns()], where=where)
+    info = {**info, "synthetic": False, "n_stays": int(len(df)), "deaths": int(df[label].sum()),
             "out_of_range_set_missing": dropped}
     return Cohort(df=df, schema=schema, info=info)
 

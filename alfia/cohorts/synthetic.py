@@ -43,7 +43,7 @@ from scipy import optimize, special
 
 from alfia.cohorts.io import Cohort
 from alfia.cohorts.registry import get_dataset
-from alfia.cohorts.schema import ID, LABEL, SPLIT
+from alfia.cohorts.schema import ID, SPLIT
 from alfia.cohorts.splits import assign_splits
 from alfia.errors import AlfiaError
 
@@ -296,10 +296,10 @@ def generate_synthetic(schema_name: str, n: int, seed: int = 0, *, id_offset: in
     for name, share in spec["missing"].items():
         cols[name] = np.where(rng.random(n) < share, np.nan, cols[name])
 
-    df = pd.DataFrame({ID: np.arange(id_offset + 1, id_offset + n + 1, dtype=np.int64), LABEL: y})
+    df = pd.DataFrame({ID: np.arange(id_offset + 1, id_offset + n + 1, dtype=np.int64), schema.task.label: y})
     for c in schema.columns:
         df[c.name] = cols[c.name]
-    df[SPLIT] = assign_splits(df[ID], df[LABEL])
+    df[SPLIT] = assign_splits(df[ID], y)
     info = {"source": f"synthetic, calibrated to the ALFIA paper's {spec['table']}", "synthetic": True,
             "seed": seed}
     return Cohort(df=schema.validate(df, where=f"synthetic {schema_name} cohort"), schema=schema, info=info)

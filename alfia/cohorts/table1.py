@@ -1,4 +1,4 @@
-"""Table 1: baseline characteristics by hospital mortality, for a cohort of any schema.
+"""Table 1: baseline characteristics by outcome (the cohort task's label), for a cohort of any schema.
 
 Rows follow the paper's layout: the label rate, then numeric features as "mean ± SD", or as "median [IQR]"
 when skewed (|sample skewness| > 1 over all stays, e.g. urine output), and categorical/binary features (and small
@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from alfia.cohorts.io import Cohort
-from alfia.cohorts.schema import LABEL, SPLITS, Column
+from alfia.cohorts.schema import SPLIT, SPLITS, Column
 from alfia.errors import AlfiaError
 from alfia.io import write_text_atomic
 
@@ -66,20 +66,22 @@ def is_skewed(x: pd.Series) -> bool:
     return bool(np.isfinite(skew) and abs(skew) > SKEWED)
 
 
-def standardised_differences(df: pd.DataFrame, numeric: list[str], categorical: list[str]) -> dict[str, float]:
-    """SMD Died vs Survived of each feature, by ``tableone`` (NaN where a group has no value)."""
+def standardised_differences(df: pd.DataFrame, numeric: list[str], categorical: list[str],
+                             label: str) -> dict[str, float]:
+    """SMD Died vs Survived (the ``label`` column) of each feature, by ``tableone`` (NaN where a group has no
+    value)."""
     from tableone import TableOne
 
     columns = [c for c in [*numeric, *categorical] if df[c].notna().any()]
-    if df[LABEL].nunique() < 2 or not columns:
+    if df[label].nunique() < 2 or not columns:
         return {}
     with warnings.catch_warnings():
         # tableone 0.9.6 writes one row with a partial MultiIndex key, which pandas 3 flags as deprecated
         warnings.simplefilter("ignore", category=FutureWarning)
         warnings.simplefilter("ignore", category=DeprecationWarning)
         warnings.simplefilter("ignore", category=RuntimeWarning)  # a constant column's SMD is 0/0
-        t = TableOne(df[[*columns, LABEL]], columns=columns, categorical=[c for c in categorical if c in columns],
-                     groupby=LABEL, smd=True, pval=False, display_all=True)
+        t = TableOne(df[[*columns, label]], columns=columns, categorical=[c for c in categorical if c in columns],
+                     groupby=label, smd=True, pval=False, display_all=True)
     smd = t.smd_table.iloc[:, 0]
     return {str(k): float(v) for k, v in smd.items()}
 
@@ -89,7 +91,7 @@ def _smd_cell(value: float | None) -> str:
 
 
 def title_for(cohort: Cohort, split: str | None = None) -> str:
-    title = f"Baseline characteristics by hospital mortality — {cohort.schema.name}"
+    title = f"Baseline characteristics by {cohort.task.outcome} — {cohort.schema.name}"
     if split:
         title += f", {split} split"
     return f"{SYNTHETIC_MARK}: {title}" if cohort.synthetic else title
@@ -101,21 +103,23 @@ def table1(cohort: Cohort, split: str | None = None) -> pd.DataFrame:
     if split is not None:
         if split not in SPLITS:
             raise AlfiaError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
-        df = df[df["split"] == split]
+        df = df[df[SPLIT] == split]
     if len(df) == 0:
         raise AlfiaError("the cohort has no rows for Table 1" + (f" in split {split!r}" if split else ""))
-    groups = {"Survived": df[df[LABEL] == 0], "Died": df[df[LABEL] == 1], "Overall": df}
+    label = cohort.label
+    groups = {"Survived": df[df[label] == 0], "Died": df[df[label] == 1], "Overall": df}
     headers = [f"{name} (N={len(g):,})" for name, g in groups.items()]
     rows: list[list[str]] = []
     features = [c for c in cohort.schema.columns if c.role == "feature"]
     numeric = [c for c in features if not _as_levels(c)]
     levels = [c for c in features if _as_levels(c)]
-    smd = standardised_differences(df, [c.name for c in numeric], [c.name for c in levels])
+    smd = standardised_differences(df, [c.name for c in numeric], [c.name for c in levels], label)
 
     def line(text: str, cells: list[str] | None = None, name: str | None = None) -> None:
         rows.append([text, *(cells if cells is not None else [""] * len(groups)), _smd_cell(smd.get(name))])
 
-    line("Hospital mortality, n (%)", [_count(int(g[LABEL].sum()), len(g)) for g in groups.values()])
+    outcome = cohort.task.outcome[:1].upper() + cohort.task.outcome[1:]
+    line(f"{outcome}, n (%)", [_count(int(g[label].sum()), len(g)) for g in groups.values()])
     skewed = [c for c in numeric if is_skewed(df[c.name])]
     for title, cols, summary in (("Numeric characteristics, mean ± SD", [c for c in numeric if c not in skewed],
                                   _mean_sd),

@@ -53,7 +53,7 @@ TEMPLATE_SHARE = 0.5      # a sentence opening belongs to the template when half
 TEMPLATE_QUANTILE = 0.01  # a free text warns when it has fewer openings than 99% of the training texts
 SHOWN_VARIABLES = 5       # missing variables named in a warning (the ones most often recorded in training)
 OUT_OF_DISTRIBUTION = ("outside_training_range", "missing_variables", "token_count", "template")
-KINDS = (*OUT_OF_DISTRIBUTION, "truncated", "reference_unavailable")
+KINDS = (*OUT_OF_DISTRIBUTION, "truncated", "reference_unavailable", "task")
 _WORD = re.compile(r"[^ \t\n\r]+")  # a word: what lies between spaces, tabs, newlines and carriage returns
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 _DIGITS = re.compile(r"\d+")
@@ -239,6 +239,19 @@ def text_warnings(reference: dict | None, tokens: int, max_tokens: int, free_tex
                     "message": f"the text has {tokens} tokens; the model reads the first {max_tokens}, the rest "
                                "was not read"})
     return out
+
+
+def task_mismatch(run_task, cohort) -> dict | None:
+    """The warning for stays scored under another task than the run's (:class:`alfia.cohorts.task.Task`): e.g. a
+    run trained on death in the ICU scoring stays labelled with death in hospital. None when the tasks agree, or
+    when the cohort neither carries outcomes nor names its task (new stays: they are scored for the run's task)."""
+    if "task" not in cohort.info and cohort.label not in cohort.df.columns:
+        return None
+    how = run_task.differs(cohort.task)
+    if not how:
+        return None
+    return {"kind": "task", "message": f"the run was trained for {run_task.name!r} ({run_task.title}); these stays "
+                                       f"are of {how}, so the probabilities are not of their outcome"}
 
 
 def unavailable() -> dict:

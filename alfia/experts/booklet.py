@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from alfia.cohorts import LABEL, Cohort
+from alfia.cohorts import Cohort
 from alfia.errors import AlfiaError, SettingError
 from alfia.io import atomic_path, write_text_atomic
 from alfia.run_folder import RunFolder
@@ -42,15 +42,16 @@ def unseen_rows(cohort: Cohort, run: str | Path) -> pd.DataFrame:
     return cohort.df[~cohort.df["stay_id"].isin(seen_ids)]
 
 
-def draw_cases(rows: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
-    """``n`` rows stratified by outcome (the cohort's prevalence, at least one of each), in random order."""
+def draw_cases(rows: pd.DataFrame, n: int, seed: int, label: str) -> pd.DataFrame:
+    """``n`` rows stratified by outcome (the ``label`` column; the cohort's prevalence, at least one of each), in
+    random order."""
     if n < 2:
         raise SettingError("n", "must be at least 2 (both outcomes must be present)")
     if len(rows) < n:
         raise AlfiaError(f"only {len(rows)} stays are unseen by the run, fewer than the {n} asked for; "
                          f"ask for {len(rows)} or fewer")
     rng = np.random.default_rng(seed)
-    pos, neg = rows[rows[LABEL] == 1], rows[rows[LABEL] == 0]
+    pos, neg = rows[rows[label] == 1], rows[rows[label] == 0]
     n_pos = min(len(pos), max(1, round(n * len(pos) / len(rows))))
     if n_pos == 0 or n - n_pos > len(neg) or n - n_pos < 1:
         raise AlfiaError("the unseen stays do not hold both outcomes in the numbers asked for; change --n")
@@ -71,7 +72,7 @@ def write_booklet(cohort: Cohort, run: str | Path, out: str | Path, n: int = 100
     out = Path(out)
     if out.exists() and any(out.iterdir()):
         raise AlfiaError(f"{out} is not empty; choose a new folder for the booklet (nothing was written)")
-    picked = draw_cases(unseen_rows(cohort, run), n, seed)
+    picked = draw_cases(unseen_rows(cohort, run), n, seed, cohort.label)
     # numbers with units, the way a clinician reads a chart (the model's banded words would hint at its cut points)
     readable = TextEncoder(cohort.schema.name, style="numeric").fit(cohort.df)
     width = len(str(n))

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from alfia.cohorts import LABEL, Cohort
+from alfia.cohorts import Cohort
 from alfia.errors import AlfiaError
 from alfia.evaluation.metrics import evaluate, paired_difference
 from alfia.experts.booklet import RATING_COLUMNS
@@ -88,7 +88,7 @@ def compare(booklet: str | Path, ratings: list[str | Path], run: str | Path, coh
                          "cohort the booklet was drawn from")
     if not ratings:
         raise AlfiaError("pass at least one ratings file with --ratings")
-    y = rows.loc[stay_ids, LABEL].to_numpy().astype(int)
+    y = rows.loc[stay_ids, cohort.label].to_numpy().astype(int)
     raters = {"ALFIA": {}}
     for path in ratings:  # every file is checked before the model is loaded
         name = Path(path).stem

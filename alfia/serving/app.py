@@ -76,8 +76,9 @@ def create_app(service: RiskService) -> FastAPI:
         raise AlfiaError("the service needs a run with a text encoder (encoder.json) to generate its record form")
     _, PredictRequest = request_models(service.schema, limits.max_stays, limits.max_text_chars, service.min_words)
     monitor = Monitor(service.feature_columns, service.ranges)
+    task = service.run.task
     app = FastAPI(title="ALFIA risk service", version="1",
-                  description="P(in-hospital death) of ICU stays from their first 24 hours, with explanations. "
+                  description=f"P({task.outcome}) of ICU stays, {task.title}, with explanations. "
                               "Decision support only.")
     app.state.service = service
     app.state.monitor = monitor

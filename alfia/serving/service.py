@@ -179,8 +179,10 @@ class RiskService:
         metrics = _read_json(folder / RunFolder.METRICS)
         model = self.run.model
         n_f = model.config.fusion.num_fusion_layers
+        task = self.run.task
         card = {
-            "name": "ALFIA: in-hospital mortality from the first 24 hours of an ICU stay",
+            "name": f"ALFIA: {task.outcome}, from the first {task.window[1]:g} hours of an ICU stay",
+            "task": task.to_dict(),
             "intended_use": "decision support for clinical staff; not a diagnosis; research software",
             "backbone": config.get("backbone") or model.config.backbone,
             "fused_layers": list(range(model.num_layers - n_f + 1, model.num_layers + 1)),

@@ -22,7 +22,8 @@ from alfia import __version__
 from alfia.codec import config_from_dict
 from alfia.cohorts.io import Cohort
 from alfia.cohorts.registry import get_dataset
-from alfia.cohorts.schema import ID, LABEL, SPLIT, TEXT, column_mismatch
+from alfia.cohorts.schema import ID, SPLIT, TEXT, column_mismatch
+from alfia.cohorts.task import task_labels
 from alfia.errors import AlfiaError
 from alfia.io import write_text_atomic
 from alfia.run_folder import RunFolder
@@ -131,7 +132,7 @@ class TextEncoder:
     # -- checks ---------------------------------------------------------------------------------
     def _check_columns(self, df: pd.DataFrame, expected: list[str]) -> None:
         mismatch = column_mismatch(df.columns, expected,
-                                   ignored={ID, LABEL, SPLIT, TEXT, *self.schema.reference_columns})
+                                   ignored={ID, SPLIT, TEXT, *task_labels(), *self.schema.reference_columns})
         if mismatch:
             raise AlfiaError(f"the table does not match the text encoder for {self.schema_name!r}: {mismatch}")
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from alfia.cohorts import LABEL, Cohort
+from alfia.cohorts import Cohort
 from alfia.cohorts.features import feature_frame
 
 LGBM_PARAMS = {"objective": "binary", "learning_rate": 0.03, "num_leaves": 15, "min_child_samples": 20,
@@ -33,7 +33,7 @@ def out_of_fold_teacher(cohort: Cohort, folds: int = 5, seed: int = 42, rows: np
         train = train & rows
     train = pd.Series(train, index=cohort.df.index)
     x = feature_frame(cohort, train)
-    y = cohort.df.loc[train, LABEL].to_numpy(dtype=np.int64)
+    y = cohort.df.loc[train, cohort.label].to_numpy(dtype=np.int64)
     p = np.zeros(len(y))
     for fit_rows, held_out in KFold(folds, shuffle=True, random_state=seed).split(x):
         model = lgb.LGBMClassifier(**LGBM_PARAMS, random_state=seed)

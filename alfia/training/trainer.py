@@ -38,7 +38,7 @@ from tqdm.auto import tqdm
 
 from alfia import __version__, manifest
 from alfia import distributed as dist
-from alfia.cohorts import LABEL, Cohort
+from alfia.cohorts import ID, SPLIT, TEXT, Cohort
 from alfia.errors import AlfiaError
 from alfia.evaluation.metrics import average_precision, roc_auc
 from alfia.io import replace_folder
@@ -67,7 +67,7 @@ class EpochResult:
 
 def cohort_checksum(cohort: Cohort) -> str:
     """SHA-256 of the rows the model sees (ids, labels, split, text): a run says which data made it."""
-    cols = ["stay_id", LABEL, "split", "text"]
+    cols = [ID, cohort.label, SPLIT, TEXT]
     digest = hashlib.sha256(pd.util.hash_pandas_object(cohort.df[cols], index=False).values.tobytes())
     return digest.hexdigest()
 
@@ -76,7 +76,7 @@ def check_cohort(cohort: Cohort) -> None:
     if "text" not in cohort.df.columns:
         raise AlfiaError("the cohort has no text column; run `alfia encode` on it first")
     for split in ("train", "val"):
-        y = cohort.df.loc[cohort.df["split"] == split, LABEL]
+        y = cohort.df.loc[cohort.df[SPLIT] == split, cohort.label]
         if len(y) == 0 or y.nunique() < 2:
             raise AlfiaError(f"the {split} split needs stays of both outcomes to train and select a model")
         if len(y) < dist.world_size():
@@ -153,8 +153,8 @@ class Trainer:
             self.val_cache = PrefixCache(self.model, val_tokens, rows=self.my_val,
                                          desc="caching frozen layers (validation)",
                                          budget=budget - self.train_cache.bytes_in_memory, **cache)
-        self.y_train = torch.tensor(train[LABEL].to_numpy(), dtype=torch.float32)
-        self.y_val = val[LABEL].to_numpy()
+        self.y_train = torch.tensor(train[self.cohort.label].to_numpy(), dtype=torch.float32)
+        self.y_val = val[self.cohort.label].to_numpy()
         n_pos = float(self.y_train.sum())
         # pos_weight = negatives / positives of the training split (our choice: the paper names BCE only)
         self.pos_weight = torch.tensor((len(self.y_train) - n_pos) / n_pos, device=self.device) \
@@ -485,6 +485,7 @@ class Trainer:
         config = {
             "train": self.config.to_dict(),
             "backbone": self.config.model.backbone,
+            "task": self.cohort.task.to_dict(),
             "cohort": {"schema": self.cohort.schema.name, "source": self.cohort.info.get("source"),
                        "checksum": cohort_checksum(self.cohort), "rows": len(self.cohort.df),
                        "synthetic": self.cohort.synthetic},
@@ -538,7 +539,8 @@ def train(cohort: Cohort, out: str | Path, config: TrainConfig, backbone: str | 
         dist.barrier()
         if dist.is_main():  # last: the manifest lists the digest of every file written above
             manifest.write_manifest(out, started, backbone=backbone_identity(backbone),
-                                    cohort={"train": cohort_checksum(cohort)}, extra={"runtime": trainer.runtime()})
+                                    cohort={"train": cohort_checksum(cohort)},
+                                    extra={"runtime": trainer.runtime(), "task": cohort.task.to_dict()})
         return metrics
     finally:
         if trainer is not None:

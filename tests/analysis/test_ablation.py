@@ -15,11 +15,13 @@ from alfia.analysis import ablation
 from alfia.analysis.ablation import SPEED_ROUNDS, ablation_markdown, run_ablation
 from alfia.baselines import boost as boost_mod
 from alfia.baselines.tabular import ModelSpec
-from alfia.cohorts import LABEL, Cohort
+from alfia.cohorts import CW24, Cohort
 from alfia.cohorts.bundled import load_bundled
 from alfia.errors import AlfiaError
 from alfia.evaluation.metrics import evaluate
 from tests.analysis.test_report import TINY, small_cohort
+
+LABEL = CW24.label  # the outcome column of the CW-24 cohorts these tests build
 
 pytest.importorskip("autogluon.tabular", reason="AutoGluon is not installed (make setup installs it)")
 

@@ -10,9 +10,11 @@ import pytest
 
 from alfia.baselines import boost as boost_mod
 from alfia.baselines.tabular import ENSEMBLE, ModelSpec, check_feature_columns, run_baselines, select_zoo
-from alfia.cohorts import ID, LABEL, SPLIT
+from alfia.cohorts import CW24, ID, SPLIT
 from alfia.cohorts.synthetic import generate_synthetic
 from alfia.errors import AlfiaError
+
+LABEL = CW24.label  # the outcome column of the CW-24 cohorts these tests build
 
 pytest.importorskip("autogluon.tabular", reason="AutoGluon is not installed (make setup installs it)")
 

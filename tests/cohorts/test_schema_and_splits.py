@@ -33,7 +33,7 @@ def toy_frame(n=8):
 
 def test_valid_frame_passes_and_keeps_order():
     out = TOY.validate(toy_frame())
-    assert list(out.columns) == TOY.required_columns
+    assert list(out.columns) == TOY.required_columns()
     assert TOY.feature_columns == ["age", "sex", "score"]
     assert TOY.reference_columns == ["ref"]
 

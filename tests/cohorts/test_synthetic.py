@@ -48,7 +48,7 @@ def test_mortality_ids_info_and_splits(cohort):
     shares = df["split"].value_counts(normalize=True)
     assert shares["train"] == pytest.approx(0.75, abs=0.002)
     assert shares["val"] == pytest.approx(0.125, abs=0.002)
-    assert list(df.columns) == cohort.schema.required_columns
+    assert list(df.columns) == cohort.schema.required_columns()
 
 
 def test_numeric_means_match_the_table_per_outcome(cohort):

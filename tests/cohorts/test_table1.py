@@ -47,7 +47,7 @@ def cell(t, characteristic, column, nth=0):
 def test_known_means_counts_and_headers():
     t = table1(toy())
     assert list(t.columns) == ["Characteristic", "Survived (N=4)", "Died (N=2)", "Overall (N=6)", "SMD"]
-    assert cell(t, "Hospital mortality, n (%)", "Overall (N=6)") == "2 (33.33%)"
+    assert cell(t, "Death in hospital, n (%)", "Overall (N=6)") == "2 (33.33%)"
     assert cell(t, "age (years)", "Survived (N=4)") == "30.00 ± 10.00"  # the missing age is excluded
     assert cell(t, "age (years)", "Died (N=2)") == f"80.00 ± {np.std([70, 90], ddof=1):.2f}"
     assert cell(t, "age (years)", "Overall (N=6)") == f"50.00 ± {np.std([20, 30, 40, 70, 90], ddof=1):.2f}"

@@ -14,10 +14,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from alfia.cohorts.bundled import load_bundled
-from alfia.cohorts.schema import ID, LABEL, SPLIT
+from alfia.cohorts.schema import ID, SPLIT
 from alfia.cohorts.synthetic import generate_synthetic
+from alfia.cohorts.task import CW24
 from alfia.errors import AlfiaError
 from alfia.text.encoder import TextEncoder
+
+LABEL = CW24.label  # the outcome column of the CW-24 cohorts these tests build
 
 SCHEMAS = ("physionet2012", "mimic-iv", "eicu")
 ROWS = 30

@@ -77,7 +77,7 @@ def build_report(run: str | Path, out: str | Path | None = None, *, baselines: s
     page = render("page.html.j2", sections=sections, include_texts=include_texts,
                   synthetic=bool(source.get("synthetic")) or (cohort is not None and cohort.synthetic),
                   run=run.resolve(), schema=source.get("schema", "?"), source=source.get("source", "?"),
-                  rows=source.get("rows", "?"), backbone=inp.loaded.model.config.backbone,
+                  rows=source.get("rows", "?"), backbone=inp.loaded.model.config.backbone, task=inp.task,
                   built=time.strftime("%Y-%m-%d %H:%M"), seconds=f"{time.perf_counter() - started:.0f}")
     inp.figs.data("report-timing", {"seconds": seconds})
     write_text_atomic(out, page)

@@ -10,7 +10,6 @@ import pandas as pd
 from alfia.analysis.figures import COLOURS, new_figure
 from alfia.analysis.report import verdicts
 from alfia.analysis.report.inputs import METRIC_NAMES, Inputs, Table
-from alfia.cohorts import LABEL
 from alfia.evaluation.calibration import calibration_summary, decision_curve
 from alfia.evaluation.metrics import evaluate, format_ci
 
@@ -26,7 +25,7 @@ def curves(inp: Inputs) -> dict[str, dict]:
     if "curves" in inp.cache:
         return inp.cache["curves"]
     t = inp.test
-    y = t[LABEL].to_numpy().astype(int)
+    y = t[inp.label].to_numpy().astype(int)
     models = {}
     if "p_raw" in t.columns:
         models["ALFIA (raw)"] = (y, t["p_raw"].to_numpy())
@@ -109,8 +108,8 @@ def _subgroups(df: pd.DataFrame) -> dict[str, pd.Series]:
 
 def _subgroup_table(inp: Inputs) -> tuple[Table | None, dict]:
     t = inp.test
-    y, p = t[LABEL].to_numpy().astype(int), t["probability"].to_numpy()
-    df = t.merge(inp.cohort.df.drop(columns=[LABEL, "split"], errors="ignore"), on="stay_id")
+    y, p = t[inp.label].to_numpy().astype(int), t["probability"].to_numpy()
+    df = t.merge(inp.cohort.df.drop(columns=[inp.cohort.label, "split"], errors="ignore"), on="stay_id")
     rows, data = [], {}
     for col, values in _subgroups(df).items():
         for level in sorted(v for v in values.dropna().unique()):

@@ -9,7 +9,6 @@ import numpy as np
 
 from alfia.analysis.figures import COLOURS, new_figure
 from alfia.analysis.report.inputs import Inputs, Table
-from alfia.cohorts import LABEL
 from alfia.errors import AlfiaError
 from alfia.evaluation import drift
 from alfia.text.stats import token_counts
@@ -22,9 +21,9 @@ def _splits(inp: Inputs) -> Table:
     rows = []
     for split in ("train", "val", "test"):
         s = p[p["split"] == split]
-        rows.append([split, f"{len(s):,}", f"{int(s[LABEL].sum()):,}",
-                     f"{s[LABEL].mean():.1%}" if len(s) else "n/a"])
-    y_all = p[LABEL]
+        rows.append([split, f"{len(s):,}", f"{int(s[inp.label].sum()):,}",
+                     f"{s[inp.label].mean():.1%}" if len(s) else "n/a"])
+    y_all = p[inp.label]
     rows.append(["all", f"{len(p):,}", f"{int(y_all.sum()):,}", f"{y_all.mean():.1%}"])
     inp.figs.data("cohort-splits", {"rows": rows})
     return Table(["split", "stays", "deaths", "label rate"], rows)

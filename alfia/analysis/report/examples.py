@@ -16,7 +16,6 @@ import re
 import numpy as np
 
 from alfia.analysis.report.inputs import Inputs
-from alfia.cohorts import LABEL
 
 PHRASE_END = re.compile(r"[,;:.](?=\s|$)|\n")
 BANDS = (("low", 0.0, 0.5), ("medium", 0.5, 0.9), ("high", 0.9, 1.0))  # quantiles of the test risks
@@ -108,12 +107,12 @@ def examples(inp: Inputs) -> dict:
         return inp.cache["examples"]
     t = inp.test
     prob_all = t["probability"].to_numpy()
-    bands = risk_bands(prob_all, t[LABEL].to_numpy().astype(int))
+    bands = risk_bands(prob_all, t[inp.label].to_numpy().astype(int))
     df = inp.cohort.df
     test_rows = np.flatnonzero(df["split"].to_numpy() == "test")
     pred = inp.predictions.set_index("stay_id")
     ids = df["stay_id"].to_numpy()[test_rows]
-    y = pred.loc[ids, LABEL].to_numpy().astype(int)
+    y = pred.loc[ids, inp.label].to_numpy().astype(int)
     label = pred.loc[ids, "label"].to_numpy().astype(int)
     prob = pred.loc[ids, "probability"].to_numpy()
     threshold = inp.threshold if inp.threshold is not None else 0.5

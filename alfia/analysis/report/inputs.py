@@ -11,7 +11,8 @@ import numpy as np
 import pandas as pd
 
 from alfia.analysis.figures import FigureWriter
-from alfia.cohorts import LABEL, Cohort
+from alfia.cohorts import Cohort
+from alfia.cohorts.task import task_of_run
 from alfia.errors import AlfiaError
 from alfia.io import metrics_path
 from alfia.run_folder import RunFolder
@@ -94,6 +95,8 @@ class Inputs:
         self.threshold = files.threshold()
         self.config = files.config()
         self.history = files.history()
+        self.task = task_of_run(files)   # the label column of its predictions, and what the report says it predicts
+        self.label = self.task.label
         if self.cohort is not None:
             missing = set(self.predictions["stay_id"]) - set(self.cohort.df["stay_id"])
             if missing:
@@ -140,8 +143,8 @@ class Inputs:
         """Test-split (labels, probabilities) of ALFIA and of every baseline with predictions (labels joined by
         stay_id from the run's predictions)."""
         t = self.test
-        models = {"ALFIA": (t[LABEL].to_numpy().astype(int), t["probability"].to_numpy())}
-        labels = t.set_index("stay_id")[LABEL]
+        models = {"ALFIA": (t[self.label].to_numpy().astype(int), t["probability"].to_numpy())}
+        labels = t.set_index("stay_id")[self.label]
         if self.baselines and self.baselines["predictions"] is not None:
             bp = self.baselines["predictions"]
             for name, group in bp[bp["where"] == "test"].groupby("model", sort=False):

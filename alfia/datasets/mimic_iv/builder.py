@@ -25,7 +25,7 @@ import pandas as pd
 
 from alfia.cohorts.io import Cohort
 from alfia.cohorts.registry import BuildOptions
-from alfia.cohorts.schema import ID, LABEL
+from alfia.cohorts.schema import ID
 from alfia.cohorts.sqldb import (
     SOURCE_HELP,
     Database,
@@ -217,7 +217,7 @@ def _build(conn: Database, progress: bool) -> Cohort:
         source=f"MIMIC-IV database ({conn.dialect}: {conn.label}) with mimic-code derived concepts",
         builder=f"{__name__}.build_mimic_iv", checked=checked, unmapped=unmapped,
         split_by="patient (subject_id: the cohort keeps one stay per subject, so stay and patient coincide)")
-    progress_line(progress, f"MIMIC-IV: {len(cohort.df)} stays, {cohort.df[LABEL].mean():.2%} deaths")
+    progress_line(progress, f"MIMIC-IV: {len(cohort.df)} stays, {cohort.df[cohort.label].mean():.2%} deaths")
     return cohort
 
 

@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 
 from alfia.cohorts.io import Cohort
 from alfia.cohorts.registry import BuildOptions
-from alfia.cohorts.schema import ID, LABEL, SPLIT
+from alfia.cohorts.schema import ID, SPLIT
 from alfia.cohorts.splits import assign_splits
 from alfia.datasets.physionet2012 import SOURCE_HELP
 from alfia.datasets.physionet2012.schema import CLEAN, ICU_TYPES, SCHEMA
@@ -203,7 +203,7 @@ def read_outcomes(path: Path) -> pd.DataFrame:
         raise AlfiaError(f"{path}: RecordID {int(dup.iloc[0])} appears twice; fix the file")
     return pd.DataFrame({
         ID: out["RecordID"].astype("int64"),
-        LABEL: labels.astype("int64"),
+        SCHEMA.task.label: labels.astype("int64"),
         "ref_saps1": out["SAPS-I"].where(out["SAPS-I"] >= 0).astype("float64"),
         "ref_sofa": out["SOFA"].where(out["SOFA"] >= 0).astype("float64"),
     })
@@ -356,7 +356,7 @@ def build_physionet2012(source: str | os.PathLike, outcomes: str | os.PathLike |
         raise AlfiaError(f"stay {ex} of {out_path} (and {len(out_ids - raw_ids) - 1} more) has no record in "
                          f"{source}; pass the complete set or the Outcomes file of the same set")
     df = feats.merge(labels, on=ID, how="inner").sort_values(ID).reset_index(drop=True)
-    df[SPLIT] = assign_splits(df[ID], df[LABEL]).to_numpy()
+    df[SPLIT] = assign_splits(df[ID], df[SCHEMA.task.label]).to_numpy()
     letter = _set_letter(source) or _set_letter(Path(out_path.name.replace("Outcomes-", "set-")))
     info = {
         "source": f"PhysioNet/CinC Challenge 2012 set {letter.upper() if letter else '?'}",
