@@ -17,6 +17,7 @@ plain list of clinical texts. The predictor's state is its run folder (``path``)
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from pathlib import Path
@@ -26,11 +27,14 @@ import pandas as pd
 
 from alfia.cohorts import ID, Cohort
 from alfia.errors import AlfiaError
+from alfia.evaluation.drift import task_mismatch
 from alfia.inference import Run, cached_embeddings, labelled_metrics
 from alfia.run_folder import RunFolder
 from alfia.text.encoder import DEFAULT_STYLE
 from alfia.text.inputs import load_input
 from alfia.training.config import make_config
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_ROOT = "ALFIAModels"  # where fit() writes when no path is given
 
@@ -100,13 +104,18 @@ class ALFIAPredictor:
         return cached_embeddings(self.run, self._cohort(data), batch_size=batch_size)
 
     def evaluate(self, data, n_boot: int = 1000, batch_size: int = 32) -> dict:
-        """Metrics with 95% bootstrap CIs over the stays whose outcome is known (all rows, whatever their split)."""
+        """Metrics with 95% bootstrap CIs over the stays whose outcome is known (all rows, whatever their split);
+        ``warnings`` lists what the numbers must be read with (a cohort of another task than the run's)."""
         cohort = self._cohort(data)
         p = self.run.predict_proba(cohort, batch_size=batch_size, quantize=self.int8)
         metrics = labelled_metrics(cohort, p, self.threshold, n_boot=n_boot)
         if metrics is None:
             raise AlfiaError(f"evaluate needs stays of both outcomes in a {cohort.label} column; "
                              "use predict_proba for unlabelled stays")
+        other_task = task_mismatch(self.run.task, cohort)
+        if other_task is not None:
+            logger.warning(f"warning: {other_task['message']}")
+            metrics["warnings"] = [f"task: {other_task['message']}"]
         return metrics
 
     def leaderboard(self, data, n_boot: int = 1000, batch_size: int = 32) -> pd.DataFrame:

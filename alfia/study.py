@@ -76,13 +76,14 @@ def alfia_results(metrics: dict, external: dict, history: list[dict],
     return lines
 
 
-def readme_results(folder: str | Path) -> str:
-    """The README's results block, from the files a study writes (copied to ``results/study``)."""
+def readme_results(folder: str | Path, names: tuple[str, str] = ("p12-a", "p12-b")) -> str:
+    """The README's results block, from the files a study writes (copied to ``results/study``); ``names``: its
+    development and external cohorts."""
     folder = Path(folder)
     metrics, history = RunFolder(folder).metrics(), RunFolder(folder).history()
-    external = json.loads((folder / "p12-b.metrics.json").read_text())
+    external = json.loads((folder / f"{names[1]}.metrics.json").read_text())
     timings = json.loads((folder / "timings.json").read_text())
-    lines = alfia_results(metrics, external, history)
+    lines = alfia_results(metrics, external, history, names)
     board = folder / "leaderboard.md"
     if board.exists():
         lines += ["", board.read_text().strip()]

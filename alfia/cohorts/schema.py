@@ -116,7 +116,7 @@ class Schema:
         if mismatch:
             raise AlfiaError(f"{where} does not match schema {self.name!r} under task {(task or self.task).name!r}: "
                              f"{mismatch}; rebuild it with `alfia cohort` or pass the right schema")
-        out = pd.DataFrame(index=pd.RangeIndex(len(df)))
+        out: dict[str, pd.Series] = {}  # one frame built at the end: hundreds of columns, inserted once
         out[ID] = _stay_ids(df[ID], where)
         if label in df.columns:
             out[label] = _labels(df[label], label, where, allow_missing=not require_outcome)
@@ -136,7 +136,7 @@ class Schema:
             if text.isna().any():
                 raise AlfiaError(f"{where}: column {TEXT!r} has missing texts; encode the cohort again")
             out[TEXT] = text.astype(str)
-        return out
+        return pd.DataFrame(out, index=pd.RangeIndex(len(df)))
 
 
     def check_features(self, df: pd.DataFrame, columns: list[str], *, where: str = "table") -> pd.DataFrame:
