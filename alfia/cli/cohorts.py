@@ -20,13 +20,15 @@ def cmd_cohort(args: argparse.Namespace) -> None:
     from alfia.cohorts import write_cohort
     from alfia.cohorts.registry import BuildOptions, build_cohort
 
-    options = BuildOptions(source=args.source, outcomes=args.outcomes, n=args.n, seed=args.seed)
+    options = BuildOptions(source=args.source, outcomes=args.outcomes, patients=args.patients, n=args.n,
+                           seed=args.seed)
     cohort = build_cohort(args.name, options)
     write_cohort(cohort, args.out)
     y = cohort.df[cohort.label]
     counts = cohort.df["split"].value_counts()
     note = " [SYNTHETIC: says nothing about patients]" if cohort.synthetic else ""
-    print(f"wrote {args.out}: {len(y):,} stays, {int(y.sum()):,} deaths ({y.mean():.2%}); split "
+    print(f"wrote {args.out}: {len(y):,} stays, {int(y.sum()):,} deaths ({cohort.task.outcome}, {y.mean():.2%}); "
+          "split "
           + "/".join(f"{counts.get(s, 0):,}" for s in ("train", "val", "test")) + " train/val/test" + note)
 
 
@@ -72,6 +74,8 @@ def add_commands(sub) -> None:
     p.add_argument("--source", help=f"the raw data: {source_help()}")
     p.add_argument("--db", dest="source", help=argparse.SUPPRESS)  # the old name of --source for databases
     p.add_argument("--outcomes", help="physionet2012: the Outcomes-X.txt file (default: beside --source)")
+    p.add_argument("--patients", help="yaib: a CSV or parquet file of stay_id and a patient id (patient_id, "
+                   "uniquepid or subject_id), to split by patient (default: by stay, with a warning)")
     p.add_argument("--n", type=positive_int, default=20000, help="synthetic cohorts: number of stays (default 20000)")
     p.add_argument("--seed", type=int, default=42, help="synthetic cohorts: random seed (default 42)")
     p.set_defaults(func=cmd_cohort)

@@ -6,10 +6,15 @@ Each data set is one package under ``alfia/datasets/`` whose ``__init__.py`` reg
                                                              # builder.py: build (BuildOptions -> Cohort)
                      bundled={"p12-a": f"{__name__}.data:p12_a.parquet"},  # tables shipped with it
                      source_help="a set-X directory or set-X.tar.gz")      # what --source is
+    register_dataset("yaib", package=__name__,
+                     bundled={"yaib-eicu-demo": f"{__name__}.builder:load_eicu_demo"})  # built from shipped files
 
 Schema, template, builder, synthetic targets and mappings are objects or ``"module:attribute"`` strings imported on
 first use (so that ``alfia --help`` stays fast). A builder is called as ``builder(options)`` with
-:class:`BuildOptions` (the ``alfia cohort`` flags); bundled tables are ``"package:file"`` resources or file paths.
+:class:`BuildOptions` (the ``alfia cohort`` flags). A bundled cohort is a table (a ``"package:file"`` resource, the
+file name with its extension, or a file path) or a ``"module:function"`` (the function's name an identifier) that
+returns the :class:`~alfia.cohorts.Cohort` when called without arguments: a cohort built on load from raw files
+shipped with its package.
 :func:`load_cohort` is how every command and the Python API turn what a user names (a file, a bundled name, a
 table) into a cohort. Users may also call :func:`register_dataset` from their own code.
 
@@ -46,6 +51,7 @@ class BuildOptions:
 
     source: str | None = None  # a raw-data folder or archive, a .duckdb file or a postgresql:// URL
     outcomes: str | None = None  # physionet2012: the Outcomes-X.txt file
+    patients: str | None = None  # a CSV/parquet file of stay ids and patient ids, for splits by patient (yaib)
     n: int = 20000  # synthetic cohorts: number of stays
     seed: int = 42  # synthetic cohorts: random seed
 
@@ -61,7 +67,7 @@ class DataSet:
     schema: Any  # Schema or "module:attribute"
     template: Any  # describe(writer) -> str, or "module:attribute"
     builder: Any = None  # builder(BuildOptions) -> Cohort, or "module:attribute"; None: bundled tables only
-    bundled: Mapping[str, str | os.PathLike] = field(default_factory=dict)
+    bundled: Mapping[str, str | os.PathLike] = field(default_factory=dict)  # table, resource or "module:function"
     synthetic: Any = None  # the targets of the "synth-<name>" cohorts (alfia.cohorts.synthetic), or None
     source_help: str = "the raw data"  # what --source is for this data set (shown by `alfia cohort --help`)
     mappings: Mapping[str, Any] = field(default_factory=dict)  # source schema -> FeatureMapping onto this one
@@ -143,7 +149,7 @@ def get_schema(name: str) -> Schema:
 
 
 def bundled_tables() -> dict[str, str | os.PathLike]:
-    """Every bundled cohort name -> its table (a ``package:file`` resource or a path)."""
+    """Every bundled cohort name -> its table (a ``package:file`` resource or a path) or its ``module:function``."""
     return {cohort: table for d in _datasets().values() for cohort, table in d.bundled.items()}
 
 
@@ -188,12 +194,18 @@ def load_bundled(name: str) -> Cohort:
     """Read a bundled cohort by name (e.g. ``p12-a``)."""
     from importlib import resources
 
-    from alfia.cohorts.io import read_cohort
+    from alfia.cohorts.io import Cohort, read_cohort
 
     tables = bundled_tables()
     if name not in tables:
         raise AlfiaError(f"unknown bundled cohort {name!r}; known are {', '.join(tables)}")
     table = tables[name]
+    if is_bundled_function(table):
+        cohort = _resolve(table)()
+        if not isinstance(cohort, Cohort):
+            raise AlfiaError(f"bundled cohort {name!r} ({table}) returned a {type(cohort).__name__}, not a Cohort; "
+                             "fix the data set's package")
+        return cohort
     if isinstance(table, str) and ":" in table and not Path(table).exists():
         package, file = table.split(":", 1)
         resource = resources.files(package).joinpath(file)
@@ -202,6 +214,15 @@ def load_bundled(name: str) -> Cohort:
         with resources.as_file(resource) as path:
             return read_cohort(path)
     return read_cohort(table)
+
+
+def is_bundled_function(table: str | os.PathLike) -> bool:
+    """Whether a bundled entry is a ``"module:function"`` building the cohort (not a table): a string whose part
+    after the colon is an identifier, as a file name with its extension never is."""
+    if not isinstance(table, str) or ":" not in table or Path(table).exists():
+        return False
+    module, _, attribute = table.partition(":")
+    return attribute.isidentifier() and all(part.isidentifier() for part in module.split("."))
 
 
 def load_cohort(spec: Cohort | pd.DataFrame | str | os.PathLike, schema: str | None = None,

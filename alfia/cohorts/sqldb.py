@@ -179,24 +179,24 @@ def dynamic_stats(rows: pd.DataFrame, prefix: str | Mapping[str, str], *, time: 
     :data:`STATS`, series after series.
     """
     columns = {"value": prefix} if isinstance(prefix, str) else dict(prefix)
+    names = [f"{name}_{s}" for name in columns.values() for s in STATS]
     parts = []
     for column, name in columns.items():
-        cols = [f"{name}_{s}" for s in STATS]
         if rows.empty:
-            parts.append(pd.DataFrame(columns=cols, index=pd.Index([], name="stay_id"), dtype="float64"))
-            continue
+            break
         series = rows[["stay_id", time, column]].rename(columns={time: "t", column: "value"})
         series = series.assign(value=pd.to_numeric(series["value"], errors="coerce").astype("float64"))
         series = series.dropna(subset=["value"]).sort_values(["stay_id", "t", "value"], kind="stable")
-        if series.empty:
-            parts.append(pd.DataFrame(columns=cols, index=pd.Index([], name="stay_id"), dtype="float64"))
+        if series.empty:  # no stay has a value: its columns are added below, all missing
             continue
         g = series.groupby("stay_id")["value"]
         out = pd.DataFrame({"max": g.max(), "min": g.min(), "first": g.first(), "last": g.last(), "mean": g.mean(),
                             "std": g.std(ddof=1).fillna(0.0)})
-        out.columns = cols
+        out.columns = [f"{name}_{s}" for s in STATS]
         parts.append(out)
-    return parts[0] if len(parts) == 1 else pd.concat(parts, axis=1)
+    if not parts:
+        return pd.DataFrame(columns=names, index=pd.Index([], name="stay_id"), dtype="float64")
+    return (parts[0] if len(parts) == 1 else pd.concat(parts, axis=1)).reindex(columns=names)
 
 
 def clean_ranges(df: pd.DataFrame, schema) -> dict[str, int]:

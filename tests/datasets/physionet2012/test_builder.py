@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from alfia.cohorts.registry import bundled_tables, load_bundled
+from alfia.cohorts.registry import bundled_tables, get_dataset, load_bundled
 from alfia.datasets.physionet2012.builder import build_physionet2012, parse_record, read_outcomes, stay_features
 from alfia.datasets.physionet2012.schema import SCHEMA
 from alfia.datasets.physionet2012.scores import hourly_sofa
@@ -98,7 +98,8 @@ def test_bundled_sanity():
     assert means.loc[1, "gcs_min"] < means.loc[0, "gcs_min"]
     with pytest.raises(AlfiaError, match="p12-a, p12-b"):
         load_bundled("p12-c")
-    assert set(bundled_tables()) == {"p12-a", "p12-b"}
+    assert set(get_dataset("physionet2012").bundled) == {"p12-a", "p12-b"}
+    assert {"p12-a", "p12-b"} <= set(bundled_tables())
 
 
 def test_bundled_tables_ship_with_their_license_and_citation_as_package_data():
@@ -108,7 +109,7 @@ def test_bundled_tables_ship_with_their_license_and_citation_as_package_data():
     root = Path(__file__).parents[3]
     patterns = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["alfia"]
     folders = set()
-    for table in bundled_tables().values():
+    for table in get_dataset("physionet2012").bundled.values():
         package, file = table.split(":")  # a resource of the source tree
         folder = root.joinpath(*package.split("."))
         assert (folder / file).is_file()
