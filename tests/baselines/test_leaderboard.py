@@ -188,3 +188,24 @@ def test_cli_json_on_bad_input_prints_nothing_on_stdout(tmp_path, capsys):
     assert main(["leaderboard", str(tmp_path / "missing"), "--json"]) != 0
     out, err = capsys.readouterr()
     assert out == "" and err.startswith("error: ") and len(err.strip().splitlines()) == 1
+
+
+def _with_task(folder, task):
+    """Name the task in a baselines folder's results.json, as run_baselines / run_boost write it."""
+    results = json.loads((folder / "results.json").read_text())
+    (folder / "results.json").write_text(json.dumps({**results, "task": task.to_dict()}))
+    return folder
+
+
+def test_the_leaderboard_names_its_task_and_refuses_two(tmp_path):
+    from alfia.cohorts.task import CW24, YAIB_MORTALITY24
+
+    base = _with_task(_results_dir(tmp_path / "baselines", {"Strong": ("tabular", 1.5)}), CW24)
+    run, _ = _alfia_run(tmp_path / "run", _probs(Y_TEST, 1.0, 7))  # a run without config.json: CW-24
+    board = leaderboard([base, run], out_dir=tmp_path / "board", n_boot=N_BOOT)
+    assert board.task["name"] == CW24.name
+    assert json.loads((tmp_path / "board" / "leaderboard.json").read_text())["task"]["label"] == "hospital_mortality"
+    assert (tmp_path / "board" / "leaderboard.md").read_text().startswith("Task: cw24-in-hospital-mortality")
+    icu = _with_task(_results_dir(tmp_path / "icu", {"Other": ("tabular", 1.0)}), YAIB_MORTALITY24)
+    with pytest.raises(AlfiaError, match="different tasks"):
+        leaderboard([base, icu], n_boot=N_BOOT)

@@ -67,6 +67,14 @@ def test_the_real_demo_trains_predicts_and_reports_with_its_task(demo_run, capsy
                  "--no-texts", "--max-stays", "200", "--projection", "pca", "--classifier", "mlp"]) == 0
     page = report.read_text()
     assert "yaib-mortality24" in page and "death in the ICU" in page
+    from fastapi.testclient import TestClient
+
+    from alfia.serving.app import create_app
+    from alfia.serving.service import RiskService
+
+    card = TestClient(create_app(RiskService.load(run))).get("/v1/model").json()
+    assert card["task"]["name"] == "yaib-mortality24" and "death in the ICU" in card["name"]
+    assert "in-hospital" not in json.dumps(card)
 
 
 def test_the_same_stays_under_the_in_hospital_task_are_flagged(demo_run, capsys):

@@ -191,6 +191,8 @@ def test_model_card_health_and_docs(client, tiny_run, service):
     assert card["training_cohort"]["checksum"] == config["cohort"]["checksum"]
     assert card["threshold"]["value"] == service.run.threshold
     assert card["schema"]["name"] == "physionet2012"
+    assert card["task"] == config["task"] and card["task"]["label"] == "hospital_mortality"
+    assert "death in hospital" in card["name"]
     assert {f["name"] for f in card["schema"]["fields"]} == set(tiny_run["cohort"].schema.feature_columns)
     test = json.loads((run / "metrics.json").read_text())["test"]
     assert card["metrics"]["test"]["auprc"] == {k: test["auprc"][k] for k in ("value", "ci_low", "ci_high")}
