@@ -31,7 +31,7 @@ def feature_frame(cohort: Cohort, rows: pd.Series | None = None) -> pd.DataFrame
     """The feature columns of ``cohort`` (optionally a row mask), categories as pandas categoricals with the
     schema's categories, so every split and the external cohort are encoded alike."""
     df = cohort.df if rows is None else cohort.df[rows.to_numpy()]
-    out = pd.DataFrame(index=pd.RangeIndex(len(df)))
+    out = {}  # one frame built at the end: a schema may have hundreds of columns
     for name in cohort.schema.feature_columns:
         col = cohort.schema[name]
         values = df[name].reset_index(drop=True)
@@ -39,5 +39,6 @@ def feature_frame(cohort: Cohort, rows: pd.Series | None = None) -> pd.DataFrame
             out[name] = pd.Categorical(values.astype(object).where(values.notna(), None), categories=col.categories)
         else:
             out[name] = values.astype("float64")
-    check_feature_columns(out.columns, cohort)
-    return out
+    frame = pd.DataFrame(out, index=pd.RangeIndex(len(df)))
+    check_feature_columns(frame.columns, cohort)
+    return frame

@@ -213,6 +213,9 @@ def mimic_rows(crowd: int = 0) -> dict[str, list[dict]]:
 # ----------------------------------------------------------------------------------------------------------------
 # eICU-CRD v2.0 (schema eicu_crd, as eicu-code's PostgreSQL build names it)
 # ----------------------------------------------------------------------------------------------------------------
+# Columns, types and NOT NULL constraints exactly as eicu-code's build-db/postgres/postgres_create_tables.sql
+# (github.com/MIT-LCP/eicu-code, eICU-CRD v2.0); tests/datasets/test_eicu_demo.py checks the real demo CSVs'
+# headers against them and loads the demo tables with these definitions.
 EICU_TABLES: dict[str, list[tuple[str, str]]] = {
     "eicu_crd.patient": [
         ("patientunitstayid", "INTEGER"), ("patienthealthsystemstayid", "INTEGER"), ("gender", "VARCHAR(25)"),
@@ -228,12 +231,12 @@ EICU_TABLES: dict[str, list[tuple[str, str]]] = {
         ("unitdischargeoffset", "INTEGER"), ("unitdischargelocation", "VARCHAR(100)"),
         ("unitdischargestatus", "VARCHAR(10)"), ("uniquepid", "VARCHAR(10)")],
     "eicu_crd.hospital": [
-        ("hospitalid", "INTEGER"), ("numbedscategory", "VARCHAR(32)"), ("teachingstatus", "BOOLEAN"),
+        ("hospitalid", "INTEGER NOT NULL"), ("numbedscategory", "VARCHAR(32)"), ("teachingstatus", "BOOLEAN"),
         ("region", "VARCHAR(64)")],
     "eicu_crd.apachepatientresult": [
-        ("apachepatientresultsid", "INTEGER"), ("patientunitstayid", "INTEGER"),
+        ("apachepatientresultsid", "INTEGER NOT NULL"), ("patientunitstayid", "INTEGER NOT NULL"),
         ("physicianspeciality", "VARCHAR(50)"), ("physicianinterventioncategory", "VARCHAR(50)"),
-        ("acutephysiologyscore", "INTEGER"), ("apachescore", "INTEGER"), ("apacheversion", "VARCHAR(5)"),
+        ("acutephysiologyscore", "INTEGER"), ("apachescore", "INTEGER"), ("apacheversion", "VARCHAR(5) NOT NULL"),
         ("predictedicumortality", "VARCHAR(50)"), ("actualicumortality", "VARCHAR(50)"),
         ("predictediculos", "DOUBLE PRECISION"), ("actualiculos", "DOUBLE PRECISION"),
         ("predictedhospitalmortality", "VARCHAR(50)"), ("actualhospitalmortality", "VARCHAR(50)"),
@@ -246,56 +249,70 @@ EICU_TABLES: dict[str, list[tuple[str, str]]] = {
         ("apacheapsvarid", "INTEGER"), ("patientunitstayid", "INTEGER"), ("intubated", "SMALLINT"),
         ("vent", "SMALLINT"), ("dialysis", "SMALLINT"), ("eyes", "SMALLINT"), ("motor", "SMALLINT"),
         ("verbal", "SMALLINT"), ("meds", "SMALLINT"), ("urine", "DOUBLE PRECISION"), ("wbc", "DOUBLE PRECISION"),
-        ("temperature", "DOUBLE PRECISION"), ("respiratoryrate", "DOUBLE PRECISION"),
-        ("sodium", "DOUBLE PRECISION"), ("heartrate", "DOUBLE PRECISION"), ("meanbp", "DOUBLE PRECISION"),
-        ("ph", "DOUBLE PRECISION"), ("hematocrit", "DOUBLE PRECISION"), ("creatinine", "DOUBLE PRECISION"),
-        ("albumin", "DOUBLE PRECISION"), ("pao2", "DOUBLE PRECISION"), ("pco2", "DOUBLE PRECISION"),
-        ("bun", "DOUBLE PRECISION"), ("glucose", "DOUBLE PRECISION"), ("bilirubin", "DOUBLE PRECISION"),
-        ("fio2", "DOUBLE PRECISION")],
+        ("temperature", "DOUBLE PRECISION"), ("respiratoryrate", "DOUBLE PRECISION"), ("sodium", "DOUBLE PRECISION"),
+        ("heartrate", "DOUBLE PRECISION"), ("meanbp", "DOUBLE PRECISION"), ("ph", "DOUBLE PRECISION"),
+        ("hematocrit", "DOUBLE PRECISION"), ("creatinine", "DOUBLE PRECISION"), ("albumin", "DOUBLE PRECISION"),
+        ("pao2", "DOUBLE PRECISION"), ("pco2", "DOUBLE PRECISION"), ("bun", "DOUBLE PRECISION"),
+        ("glucose", "DOUBLE PRECISION"), ("bilirubin", "DOUBLE PRECISION"), ("fio2", "DOUBLE PRECISION")],
     "eicu_crd.apachepredvar": [
         ("apachepredvarid", "INTEGER"), ("patientunitstayid", "INTEGER"), ("sicuday", "SMALLINT"),
-        ("gender", "INTEGER"), ("age", "SMALLINT"), ("admitdiagnosis", "VARCHAR(11)"),
-        ("electivesurgery", "SMALLINT"), ("aids", "SMALLINT"), ("hepaticfailure", "SMALLINT"),
+        ("saps3day1", "SMALLINT"), ("saps3today", "SMALLINT"), ("saps3yesterday", "SMALLINT"), ("gender", "SMALLINT"),
+        ("teachtype", "SMALLINT"), ("region", "SMALLINT"), ("bedcount", "SMALLINT"), ("admitsource", "SMALLINT"),
+        ("graftcount", "SMALLINT"), ("meds", "SMALLINT"), ("verbal", "SMALLINT"), ("motor", "SMALLINT"),
+        ("eyes", "SMALLINT"), ("age", "SMALLINT"), ("admitdiagnosis", "VARCHAR(11)"), ("thrombolytics", "SMALLINT"),
+        ("diedinhospital", "SMALLINT"), ("aids", "SMALLINT"), ("hepaticfailure", "SMALLINT"),
         ("lymphoma", "SMALLINT"), ("metastaticcancer", "SMALLINT"), ("leukemia", "SMALLINT"),
-        ("immunosuppression", "SMALLINT"), ("cirrhosis", "SMALLINT"), ("diabetes", "SMALLINT"),
-        ("ventday1", "SMALLINT"), ("diedinhospital", "SMALLINT")],
+        ("immunosuppression", "SMALLINT"), ("cirrhosis", "SMALLINT"), ("electivesurgery", "SMALLINT"),
+        ("activetx", "SMALLINT"), ("readmit", "SMALLINT"), ("ima", "SMALLINT"), ("midur", "SMALLINT"),
+        ("ventday1", "SMALLINT"), ("oobventday1", "SMALLINT"), ("oobintubday1", "SMALLINT"), ("diabetes", "SMALLINT"),
+        ("managementsystem", "SMALLINT"), ("var03hspxlos", "DOUBLE PRECISION"), ("pao2", "DOUBLE PRECISION"),
+        ("fio2", "DOUBLE PRECISION"), ("ejectfx", "DOUBLE PRECISION"), ("creatinine", "DOUBLE PRECISION"),
+        ("dischargelocation", "SMALLINT"), ("visitnumber", "SMALLINT"), ("amilocation", "SMALLINT"),
+        ("day1meds", "SMALLINT"), ("day1verbal", "SMALLINT"), ("day1motor", "SMALLINT"), ("day1eyes", "SMALLINT"),
+        ("day1pao2", "DOUBLE PRECISION"), ("day1fio2", "DOUBLE PRECISION")],
     "eicu_crd.pasthistory": [
-        ("pasthistoryid", "INTEGER"), ("patientunitstayid", "INTEGER"), ("pasthistoryoffset", "INTEGER"),
-        ("pasthistoryenteredoffset", "INTEGER"), ("pasthistorynotetype", "VARCHAR(40)"),
-        ("pasthistorypath", "VARCHAR(255)"), ("pasthistoryvalue", "VARCHAR(100)"),
-        ("pasthistoryvaluetext", "VARCHAR(255)")],
+        ("pasthistoryid", "INTEGER NOT NULL"), ("patientunitstayid", "INTEGER NOT NULL"),
+        ("pasthistoryoffset", "INTEGER NOT NULL"), ("pasthistoryenteredoffset", "INTEGER NOT NULL"),
+        ("pasthistorynotetype", "VARCHAR(40)"), ("pasthistorypath", "VARCHAR(255) NOT NULL"),
+        ("pasthistoryvalue", "VARCHAR(100)"), ("pasthistoryvaluetext", "VARCHAR(255)")],
     "eicu_crd.diagnosis": [
-        ("diagnosisid", "INTEGER"), ("patientunitstayid", "INTEGER"), ("activeupondischarge", "VARCHAR(64)"),
-        ("diagnosisoffset", "INTEGER"), ("diagnosisstring", "VARCHAR(200)"), ("icd9code", "VARCHAR(100)"),
-        ("diagnosispriority", "VARCHAR(10)")],
+        ("diagnosisid", "INTEGER NOT NULL"), ("patientunitstayid", "INTEGER NOT NULL"),
+        ("activeupondischarge", "VARCHAR(64)"), ("diagnosisoffset", "INTEGER NOT NULL"),
+        ("diagnosisstring", "VARCHAR(200) NOT NULL"), ("icd9code", "VARCHAR(100)"),
+        ("diagnosispriority", "VARCHAR(10) NOT NULL")],
     "eicu_crd.nursecharting": [
-        ("nursingchartid", "BIGINT"), ("patientunitstayid", "INTEGER"), ("nursingchartoffset", "INTEGER"),
-        ("nursingchartentryoffset", "INTEGER"), ("nursingchartcelltypecat", "VARCHAR(255)"),
-        ("nursingchartcelltypevallabel", "VARCHAR(255)"), ("nursingchartcelltypevalname", "VARCHAR(255)"),
-        ("nursingchartvalue", "VARCHAR(255)")],
+        ("nursingchartid", "BIGINT NOT NULL"), ("patientunitstayid", "INTEGER NOT NULL"),
+        ("nursingchartoffset", "INTEGER NOT NULL"), ("nursingchartentryoffset", "INTEGER NOT NULL"),
+        ("nursingchartcelltypecat", "VARCHAR(255) NOT NULL"), ("nursingchartcelltypevallabel", "VARCHAR(255)"),
+        ("nursingchartcelltypevalname", "VARCHAR(255)"), ("nursingchartvalue", "VARCHAR(255)")],
     "eicu_crd.lab": [
-        ("labid", "INTEGER"), ("patientunitstayid", "INTEGER"), ("labresultoffset", "INTEGER"),
-        ("labtypeid", "NUMERIC(3,0)"), ("labname", "VARCHAR(256)"), ("labresult", "NUMERIC(11,4)"),
-        ("labresulttext", "VARCHAR(255)"), ("labmeasurenamesystem", "VARCHAR(255)"),
+        ("labid", "INTEGER NOT NULL"), ("patientunitstayid", "INTEGER NOT NULL"),
+        ("labresultoffset", "INTEGER NOT NULL"), ("labtypeid", "NUMERIC(3,0) NOT NULL"), ("labname", "VARCHAR(256)"),
+        ("labresult", "NUMERIC(11,4)"), ("labresulttext", "VARCHAR(255)"), ("labmeasurenamesystem", "VARCHAR(255)"),
         ("labmeasurenameinterface", "VARCHAR(255)"), ("labresultrevisedoffset", "INTEGER")],
     "eicu_crd.vitalperiodic": [
         ("vitalperiodicid", "BIGINT"), ("patientunitstayid", "INTEGER"), ("observationoffset", "INTEGER"),
-        ("temperature", "NUMERIC(11,4)"), ("sao2", "INTEGER"), ("heartrate", "INTEGER"),
-        ("respiration", "INTEGER"), ("cvp", "INTEGER"), ("etco2", "INTEGER"), ("systemicsystolic", "INTEGER"),
-        ("systemicdiastolic", "INTEGER"), ("systemicmean", "INTEGER")],
+        ("temperature", "NUMERIC(11,4)"), ("sao2", "INTEGER"), ("heartrate", "INTEGER"), ("respiration", "INTEGER"),
+        ("cvp", "INTEGER"), ("etco2", "INTEGER"), ("systemicsystolic", "INTEGER"), ("systemicdiastolic", "INTEGER"),
+        ("systemicmean", "INTEGER"), ("pasystolic", "INTEGER"), ("padiastolic", "INTEGER"), ("pamean", "INTEGER"),
+        ("st1", "DOUBLE PRECISION"), ("st2", "DOUBLE PRECISION"), ("st3", "DOUBLE PRECISION"), ("icp", "INTEGER")],
     "eicu_crd.vitalaperiodic": [
-        ("vitalaperiodicid", "BIGINT"), ("patientunitstayid", "INTEGER"), ("observationoffset", "INTEGER"),
-        ("noninvasivesystolic", "DOUBLE PRECISION"), ("noninvasivediastolic", "DOUBLE PRECISION"),
-        ("noninvasivemean", "DOUBLE PRECISION")],
+        ("vitalaperiodicid", "INTEGER NOT NULL"), ("patientunitstayid", "INTEGER NOT NULL"),
+        ("observationoffset", "INTEGER NOT NULL"), ("noninvasivesystolic", "DOUBLE PRECISION"),
+        ("noninvasivediastolic", "DOUBLE PRECISION"), ("noninvasivemean", "DOUBLE PRECISION"),
+        ("paop", "DOUBLE PRECISION"), ("cardiacoutput", "DOUBLE PRECISION"), ("cardiacinput", "DOUBLE PRECISION"),
+        ("svr", "DOUBLE PRECISION"), ("svri", "DOUBLE PRECISION"), ("pvr", "DOUBLE PRECISION"),
+        ("pvri", "DOUBLE PRECISION")],
     "eicu_crd.intakeoutput": [
-        ("intakeoutputid", "INTEGER"), ("patientunitstayid", "INTEGER"), ("intakeoutputoffset", "INTEGER"),
-        ("intaketotal", "NUMERIC(12,4)"), ("outputtotal", "NUMERIC(12,4)"), ("dialysistotal", "NUMERIC(12,4)"),
-        ("nettotal", "NUMERIC(12,4)"), ("intakeoutputentryoffset", "INTEGER"), ("cellpath", "VARCHAR(500)"),
-        ("celllabel", "VARCHAR(255)"), ("cellvaluenumeric", "NUMERIC(12,4)"), ("cellvaluetext", "VARCHAR(255)")],
+        ("intakeoutputid", "INTEGER NOT NULL"), ("patientunitstayid", "INTEGER NOT NULL"),
+        ("intakeoutputoffset", "INTEGER NOT NULL"), ("intaketotal", "NUMERIC(12,4)"),
+        ("outputtotal", "NUMERIC(12,4)"), ("dialysistotal", "NUMERIC(12,4)"), ("nettotal", "NUMERIC(12,4)"),
+        ("intakeoutputentryoffset", "INTEGER NOT NULL"), ("cellpath", "VARCHAR(500)"), ("celllabel", "VARCHAR(255)"),
+        ("cellvaluenumeric", "NUMERIC(12,4) NOT NULL"), ("cellvaluetext", "VARCHAR(255) NOT NULL")],
 }
 
 # Expected cohort: 1001 (first unit stay of hospital stay 11), 1002 (age '> 89'), 1004 (sparse).
-# Excluded: 1011 (second unit stay of hospital stay 11), 1003 (age 17), 1005 (no discharge status).
+# Excluded: 1011 (second unit stay of hospital stay 11), 1003 (age 17), 1005 (no discharge status), 1006 (no age).
 EICU_EXPECTED = {1001: 1, 1002: 0, 1004: 0}
 
 
@@ -324,12 +341,19 @@ def eicu_rows(crowd: int = 0) -> dict[str, list[dict]]:
 
     def lab(uid, offset, name, value):
         rows["eicu_crd.lab"].append(dict(labid=len(rows["eicu_crd.lab"]) + 1, patientunitstayid=uid,
-                                         labresultoffset=offset, labname=name, labresult=value,
-                                         labresulttext=None if value is None else str(value)))
+                                         labresultoffset=offset, labtypeid=1, labname=name, labresult=value,
+                                         labresulttext=None if value is None else str(value),
+                                         labresultrevisedoffset=offset))
 
     def vital(uid, offset, **kw):
         rows["eicu_crd.vitalperiodic"].append(dict(vitalperiodicid=len(rows["eicu_crd.vitalperiodic"]) + 1,
                                                    patientunitstayid=uid, observationoffset=offset, **kw))
+
+    def nibp(uid, offset, systolic, mean, diastolic):
+        rows["eicu_crd.vitalaperiodic"].append(dict(
+            vitalaperiodicid=len(rows["eicu_crd.vitalaperiodic"]) + 1, patientunitstayid=uid,
+            observationoffset=offset, noninvasivesystolic=systolic, noninvasivemean=mean,
+            noninvasivediastolic=diastolic))
 
     def history(uid, offset, path):
         rows["eicu_crd.pasthistory"].append(dict(
@@ -358,8 +382,9 @@ def eicu_rows(crowd: int = 0) -> dict[str, list[dict]]:
         meds=0, urine=450.0, wbc=22.0, temperature=38.9, respiratoryrate=30.0, sodium=131.0, heartrate=125.0,
         meanbp=62.0, ph=7.21, hematocrit=30.0, creatinine=2.4, albumin=2.1, pao2=68.0, pco2=50.0, bun=45.0,
         glucose=210.0, bilirubin=2.5, fio2=60.0))
+    # electivesurgery is NULL, as in eICU for a non-operative admission
     rows["eicu_crd.apachepredvar"].append(dict(apachepredvarid=1, patientunitstayid=1001, age=67,
-                                               electivesurgery=0, aids=0, lymphoma=0, metastaticcancer=1,
+                                               electivesurgery=None, aids=0, lymphoma=0, metastaticcancer=1,
                                                leukemia=0, diedinhospital=1))
     for off, v in ((-30, "14"), (10, "11"), (300, "9"), (300, "10"), (1439, "8"), (1440, "3"), (1500, "3")):
         gcs(1001, off, v)
@@ -368,20 +393,24 @@ def eicu_rows(crowd: int = 0) -> dict[str, list[dict]]:
                          (200, "creatinine", 3.6), (60, "paO2", 68.0), (60, "FiO2", 60.0),
                          (60, "BUN", 45.0), (60, "WBC x 1000", 22.0), (60, "potassium", 5.6),
                          (60, "sodium", 131.0), (60, "bicarbonate", 14.0),
-                         (1600, "platelets x 1000", 15.0)):
+                         (1600, "platelets x 1000", 15.0), (45, "platelets x 1000", 0.0)):  # 0: an artefact
         lab(1001, off, name, v)
     for off, kw in ((5, dict(heartrate=125, systemicsystolic=85, systemicmean=62, temperature=38.9,
                              respiration=30)),
                     (600, dict(heartrate=110, systemicsystolic=95, systemicmean=68, temperature=38.0)),
                     (1800, dict(heartrate=180, systemicsystolic=50, systemicmean=30))):
         vital(1001, off, **kw)
+    nibp(1001, 120, 0.0, 0.0, 0.0)  # the real table holds non-invasive pressures of 0 (artefacts): never selected
+    nibp(1001, 240, 90.0, 65.0, 52.0)
     rows["eicu_crd.intakeoutput"].append(dict(intakeoutputid=1, patientunitstayid=1001, intakeoutputoffset=600,
                                               outputtotal=450.0, cellpath="flowsheet|Flowsheet Cell Labels|I&O|"
-                                              "Output (ml)|Urine", celllabel="Urine", cellvaluenumeric=450.0))
+                                              "Output (ml)|Urine", celllabel="Urine", cellvaluenumeric=450.0,
+                                              intakeoutputentryoffset=600, cellvaluetext="450"))
     history(1001, 20, "notes/Progress Notes/Past History/Organ Systems/Neurologic/Alcohol Abuse/alcohol abuse")
     history(1001, 20, "notes/Progress Notes/Past History/Past History Obtain Options/Tobacco Use/current smoker")
-    diagnosis(1001, 100, "endocrine|obesity|morbid obesity")
-    diagnosis(1001, 2000, "toxicology|drug overdose|drug abuse")  # after 24 h: must not count
+    diagnosis(1001, 100, "gastrointestinal|abdominal/ general|obesity|morbid")
+    # after 24 h: must not count
+    diagnosis(1001, 2000, "neurologic|altered mental status / pain|drug withdrawal syndrome|narcotic")
     # 1011: second unit stay of the same hospital stay -> excluded
     patient(1011, 11, "67", "Expired", hadmoff=-4000, visit=2, gender="Male")
     gcs(1011, 30, "3")
@@ -392,15 +421,20 @@ def eicu_rows(crowd: int = 0) -> dict[str, list[dict]]:
     gcs(1002, 15, "15")
     gcs(1002, 20, "14", label="Score (Glasgow Coma Scale)", name="Value")
     lab(1002, 100, "platelets x 1000", 90.0)
-    lab(1002, None, "creatinine", 6.0)  # no time: never selected (the leakage check refuses it if it were)
-    diagnosis(1002, 50, "toxicology|drug overdose|drug abuse")
+    # no time (lab, nursecharting, pasthistory and diagnosis offsets are NOT NULL in eICU, vitalperiodic's is not):
+    # never selected (the leakage check refuses it if it were)
+    vital(1002, None, heartrate=30)
+    diagnosis(1002, 50, "neurologic|altered mental status / pain|drug withdrawal syndrome|narcotic")
     # 1003: 17 years old -> excluded
     patient(1003, 13, "17", "Alive")
-    # 1004: sparse data
+    # 1004: sparse data; alcohol withdrawal, which eICU files under drug withdrawal: alcohol abuse, not drug abuse
     patient(1004, 14, "45", "Alive", gender="Other", ethnicity="Native American", unittype="CTICU",
             admissionheight=None, admissionweight=None)
-    # 1005: no hospital discharge status -> excluded (outcome unknown)
+    diagnosis(1004, 30, "neurologic|altered mental status / pain|drug withdrawal syndrome|alcohol")
+    # 1005: no hospital discharge status -> excluded (outcome unknown); 1006: no age (both '' as in eicu-code's
+    # PostgreSQL build of the real CSVs, where they are quoted empty strings) -> excluded
     patient(1005, 15, "50", "")
+    patient(1006, 16, "", "Alive")
     for i in range(crowd):
         uid, died = 5000 + i, int(i % 3 == 0)
         sick = 25 * died + (i * 11) % 30

@@ -23,6 +23,11 @@ How each score is obtained (see docs/databases.md for the differences from the p
   fixed: the series is NOT cut at unit discharge, because a discharge (or death) inside the first 24 h is an
   outcome-related signal that would otherwise shape ``sofa_mean``/``sofa_std``.
 
+Values outside eicu-code's plausible ranges (``LAB_RANGES``, ``VITAL_RANGES``; the real tables hold e.g.
+non-invasive blood pressures of 0) are not selected. A present but empty input table is allowed (the open eICU
+demo lacks ``lab``, ``vitalperiodic`` and ``nursecharting``): the cohort's info lists it and what it did to each
+feature (``FEATURE_TABLES``); a feature whose tables are all empty is missing, a score keeps its convention.
+
 Splits are by patient (``uniquepid``): a patient's hospital stays all land in one split.
 
 Leakage check (always on): every timed row a feature query selects is counted in SQL with the same SQL text for
@@ -33,12 +38,14 @@ cut short by discharge or death is refused).
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pandas as pd
 
 from alfia.cohorts.io import Cohort
 from alfia.cohorts.registry import BuildOptions
-from alfia.cohorts.schema import ID, LABEL
+from alfia.cohorts.schema import ID
 from alfia.cohorts.sqldb import (
     SOURCE_HELP,
     Database,
@@ -53,6 +60,8 @@ from alfia.cohorts.sqldb import (
 from alfia.datasets.eicu.schema import ETHNICITIES, SCHEMA, UNIT_TYPES
 from alfia.errors import AlfiaError
 
+logger = logging.getLogger(__name__)
+
 HOW_TO_BUILD = (
     "build it from the eICU-CRD v2.0 CSVs with eicu-code's build-db/postgres scripts (schema eicu_crd; "
     "github.com/MIT-LCP/eicu-code) or load the CSVs into a DuckDB file (schema eicu_crd or main); "
@@ -61,16 +70,46 @@ HOW_TO_BUILD = (
 TABLES = ("patient", "hospital", "apachepatientresult", "apacheapsvar", "apachepredvar", "pasthistory",
           "diagnosis", "nursecharting", "lab", "vitalperiodic", "vitalaperiodic")
 
+# The input tables of every feature of the schema (a name or the prefix of the gcs_*/sofa_* statistics). A feature
+# whose tables are all empty is missing; a score with some empty tables keeps its convention (missing components
+# score 0). Both are recorded in the cohort's info (a database may hold some tables empty, as the open demo does).
+FEATURE_TABLES = {
+    "region": ("hospital",), "ethnicity": ("patient",), "unit_type": ("patient",), "gender": ("patient",),
+    "age": ("patient",), "height": ("patient",), "weight": ("patient",), "smoker": ("pasthistory",),
+    "alcohol_abuse": ("pasthistory", "diagnosis"), "drug_abuse": ("pasthistory", "diagnosis"),
+    "obesity": ("pasthistory", "diagnosis"), "apache_iv": ("apachepatientresult",),
+    "sapsii": ("patient", "vitalperiodic", "vitalaperiodic", "lab", "nursecharting", "apacheapsvar", "apachepredvar"),
+    "oasis": ("patient", "vitalperiodic", "vitalaperiodic", "nursecharting", "apacheapsvar", "apachepredvar"),
+    "gcs": ("nursecharting",),
+    "sofa": ("lab", "nursecharting", "vitalperiodic", "vitalaperiodic", "apacheapsvar"),
+}
+SCORES = ("sapsii", "oasis", "sofa")  # missing components score 0
+
 # --- code lists: case-insensitive substrings of pasthistory.pasthistorypath and diagnosis.diagnosisstring ---------
 SMOKER_TERMS = ("smok", "tobacco", "nicotine")
-ALCOHOL_TERMS = ("alcohol abuse", "alcoholism", "alcohol dependence", "alcohol withdrawal", "etoh abuse")
+# eICU files alcohol withdrawal under drug withdrawal ("...|drug withdrawal syndrome|alcohol", "toxicology|drug
+# withdrawal|alcohol withdrawal": most "drug withdrawal" rows of the real demo): such a string is alcohol abuse, and a
+# drug term counts as drug abuse only when the string names no alcohol (DRUG_NOT)
+ALCOHOL_TERMS = ("alcohol abuse", "alcoholism", "alcohol dependence", "alcohol withdrawal", "etoh abuse",
+                 "withdrawal syndrome|alcohol", "etoh withdrawal")
 DRUG_TERMS = ("drug abuse", "substance abuse", "drug dependence", "drug withdrawal")
+DRUG_NOT = ("alcohol", "etoh", "ethanol")
 OBESITY_TERMS = ("obesity",)
 GCS_CELLS = (("Glasgow coma score", "GCS Total"), ("Score (Glasgow Coma Scale)", "Value"))
 LABS = {"platelets x 1000": "platelets", "total bilirubin": "bilirubin", "creatinine": "creatinine",
         "paO2": "pao2", "FiO2": "fio2", "BUN": "bun", "WBC x 1000": "wbc", "potassium": "potassium",
         "sodium": "sodium", "bicarbonate": "bicarbonate"}
 SURGICAL_SOURCES = ("OPERATING ROOM", "RECOVERY ROOM", "PACU")
+# plausible values (eicu-code's concepts/pivoted/pivoted-vital.sql, -lab.sql, -bg.sql); anything else is an artefact
+# (the real tables hold e.g. non-invasive blood pressures of 0) and is not selected
+LAB_RANGES = {"platelets x 1000": "v > 0 AND v <= 9999", "total bilirubin": "v >= 0.2 AND v <= 70.175",
+              "creatinine": "v >= 0.1 AND v <= 28.28", "paO2": "v >= 15 AND v <= 720",
+              "FiO2": "(v >= 0.2 AND v <= 1) OR (v >= 20 AND v <= 100)", "BUN": "v >= 1 AND v <= 280",
+              "WBC x 1000": "v > 0 AND v <= 100", "potassium": "v >= 0.05 AND v <= 12",
+              "sodium": "v >= 90 AND v <= 215", "bicarbonate": "v >= 0 AND v <= 9999"}
+VITAL_RANGES = {"heartrate": (25, 225), "systemicsystolic": (1, 300), "systemicmean": (1, 250),
+                "temperature": (25, 46), "respiration": (0, 60), "noninvasivesystolic": (25, 250),
+                "noninvasivemean": (1, 250)}
 
 # --- category mappings -----------------------------------------------------------------------------------------------
 REGION_MAP = {r.upper(): r for r in ("Midwest", "Northeast", "South", "West")}
@@ -99,19 +138,36 @@ def _ages() -> str:
     return sql_list([str(a) for a in range(0, 90)])
 
 
+def plausible(col: str, name: str | None = None) -> str:
+    """``col`` as DOUBLE PRECISION when inside its plausible range (VITAL_RANGES by ``name``), else NULL."""
+    lo, hi = VITAL_RANGES[name or col.rsplit(".", 1)[-1]]
+    return f"CASE WHEN {col} >= {lo} AND {col} <= {hi} THEN CAST({col} AS DOUBLE PRECISION) END"
+
+
+def _lab_ranges() -> str:
+    return " OR ".join(f"(l.labname = '{name}' AND ({ok.replace('v ', 'l.labresult ')}))"
+                       for name, ok in LAB_RANGES.items())
+
+
+def _text(col: str) -> str:
+    """A text column compared without case or surrounding spaces; the cast makes it work on a table loaded with
+    CSV type sniffing too (an all-numeric age column becomes an integer there)."""
+    return f"UPPER(TRIM(CAST({col} AS VARCHAR(100))))"
+
+
 def cohort_cte(s: str) -> str:
     return f"""
     ranked AS (
       SELECT p.*, ROW_NUMBER() OVER (PARTITION BY p.patienthealthsystemstayid
                                      ORDER BY p.hospitaladmitoffset DESC, p.unitvisitnumber,
                                               p.patientunitstayid) AS stay_rank,
-             CASE WHEN REPLACE(p.age, ' ', '') = '>89' THEN 90
-                  WHEN TRIM(p.age) IN {_ages()} THEN CAST(TRIM(p.age) AS INTEGER) END AS age_years
+             CASE WHEN REPLACE({_text('p.age')}, ' ', '') = '>89' THEN 90
+                  WHEN {_text('p.age')} IN {_ages()} THEN CAST({_text('p.age')} AS INTEGER) END AS age_years
       FROM {s}.patient p
     ),
     cohort AS (
       SELECT patientunitstayid AS stay_id, r.* FROM ranked r
-      WHERE r.stay_rank = 1 AND r.age_years >= 18 AND r.hospitaldischargestatus IN ('Alive', 'Expired')
+      WHERE r.stay_rank = 1 AND r.age_years >= 18 AND {_text('r.hospitaldischargestatus')} IN ('ALIVE', 'EXPIRED')
     )"""
 
 
@@ -137,20 +193,17 @@ def timed_sources(s: str) -> dict[str, str]:
         "lab": f"""{cte}
             SELECT c.stay_id, l.labresultoffset AS t, l.labname, CAST(l.labresult AS DOUBLE PRECISION) AS value
             FROM cohort c JOIN {s}.lab l ON l.patientunitstayid = c.stay_id
-            WHERE l.labname IN {sql_list(LABS)} AND l.labresult IS NOT NULL
+            WHERE l.labname IN {sql_list(LABS)} AND ({_lab_ranges()})
               AND {in_window('l.labresultoffset')}""",
         "vitalperiodic": f"""{cte}
-            SELECT c.stay_id, v.observationoffset AS t, CAST(v.heartrate AS DOUBLE PRECISION) AS heartrate,
-                   CAST(v.systemicsystolic AS DOUBLE PRECISION) AS sbp,
-                   CAST(v.systemicmean AS DOUBLE PRECISION) AS map,
-                   CAST(v.temperature AS DOUBLE PRECISION) AS temperature,
-                   CAST(v.respiration AS DOUBLE PRECISION) AS resprate
+            SELECT c.stay_id, v.observationoffset AS t, {plausible('v.heartrate')} AS heartrate,
+                   {plausible('v.systemicsystolic')} AS sbp, {plausible('v.systemicmean')} AS map,
+                   {plausible('v.temperature')} AS temperature, {plausible('v.respiration')} AS resprate
             FROM cohort c JOIN {s}.vitalperiodic v ON v.patientunitstayid = c.stay_id
             WHERE {in_window('v.observationoffset')}""",
         "vitalaperiodic": f"""{cte}
             SELECT c.stay_id, v.observationoffset AS t, CAST(NULL AS DOUBLE PRECISION) AS heartrate,
-                   CAST(v.noninvasivesystolic AS DOUBLE PRECISION) AS sbp,
-                   CAST(v.noninvasivemean AS DOUBLE PRECISION) AS map,
+                   {plausible('v.noninvasivesystolic')} AS sbp, {plausible('v.noninvasivemean')} AS map,
                    CAST(NULL AS DOUBLE PRECISION) AS temperature, CAST(NULL AS DOUBLE PRECISION) AS resprate
             FROM cohort c JOIN {s}.vitalaperiodic v ON v.patientunitstayid = c.stay_id
             WHERE {in_window('v.observationoffset')}""",
@@ -170,7 +223,7 @@ def static_sql(s: str) -> str:
     WITH {cohort_cte(s)},
     apache AS (
       SELECT patientunitstayid, MAX(apachescore) AS apachescore FROM {s}.apachepatientresult
-      WHERE apacheversion = 'IV' GROUP BY patientunitstayid
+      WHERE {_text('apacheversion')} = 'IV' GROUP BY patientunitstayid
     ),
     aps AS (
       SELECT patientunitstayid, MAX(urine) AS urine, MAX(vent) AS vent, MAX(intubated) AS intubated
@@ -181,7 +234,8 @@ def static_sql(s: str) -> str:
              MAX(lymphoma) AS lymphoma, MAX(leukemia) AS leukemia, MAX(metastaticcancer) AS metastaticcancer
       FROM {s}.apachepredvar GROUP BY patientunitstayid
     )
-    SELECT c.stay_id, CASE WHEN c.hospitaldischargestatus = 'Expired' THEN 1 ELSE 0 END AS hospital_mortality,
+    SELECT c.stay_id,
+           CASE WHEN {_text('c.hospitaldischargestatus')} = 'EXPIRED' THEN 1 ELSE 0 END AS {SCHEMA.task.label},
            hp.region, c.ethnicity, c.unittype AS unit_type, c.gender, c.age_years AS age,
            CAST(c.admissionheight AS DOUBLE PRECISION) AS height,
            CAST(c.admissionweight AS DOUBLE PRECISION) AS weight,
@@ -346,7 +400,54 @@ def _find_schema(conn: Database) -> str:
     return "eicu_crd"
 
 
+def feature_columns(feature: str) -> list[str]:
+    """The schema columns of a FEATURE_TABLES entry: the column itself, or the gcs_*/sofa_* statistics."""
+    return [c.name for c in SCHEMA.columns if c.name == feature or c.name.startswith(f"{feature}_")]
+
+
+def empty_tables(conn: Database, s: str) -> list[str]:
+    """The input tables that hold no row."""
+    return [t for t in TABLES if not int(conn.scalar(f"SELECT COUNT(*) FROM (SELECT 1 FROM {s}.{t} LIMIT 1) x"))]
+
+
+def inputs_report(empty: list[str]) -> dict[str, str]:
+    """What the empty tables do to each feature: missing (every input table empty), or a score computed without
+    some of its components (they score 0)."""
+    report = {}
+    for feature, tables in FEATURE_TABLES.items():
+        gone = [t for t in tables if t in empty]
+        if not gone:
+            continue
+        if len(gone) == len(tables):
+            report[feature] = f"missing: its input table{'s are' if len(gone) > 1 else ' is'} empty ({', '.join(gone)})"
+        elif feature in SCORES:
+            report[feature] = f"computed without the components from {', '.join(gone)} (empty; they score 0)"
+        else:
+            report[feature] = f"from {', '.join(t for t in tables if t not in gone)} only ({', '.join(gone)} empty)"
+    return report
+
+
+def _blank_features(out: pd.DataFrame, report: dict[str, str]) -> pd.DataFrame:
+    """Set the features whose input tables are all empty to missing (a category to its Unknown, if it has one)."""
+    for feature, effect in report.items():
+        if not effect.startswith("missing"):
+            continue
+        for name in feature_columns(feature):
+            col = SCHEMA[name]
+            if col.kind == "category":
+                out[name] = "Unknown" if "Unknown" in (col.categories or ()) else None
+            else:
+                out[name] = np.nan
+    return out
+
+
 def _build(conn: Database, s: str, progress: bool) -> Cohort:
+    empty = empty_tables(conn, s)
+    report = inputs_report(empty)
+    if empty:
+        logger.warning("eICU database %s: table%s %s %s empty; %s", conn.label, "s" if len(empty) > 1 else "",
+                       ", ".join(empty), "are" if len(empty) > 1 else "is",
+                       "; ".join(f"{k}: {v}" for k, v in report.items()))
     sources = timed_sources(s)
     progress_line(progress, f"eICU ({conn.dialect}): leakage check on {', '.join(sources)}")
     checked = check_leakage(conn, sources, LEAK, where="eICU")
@@ -362,7 +463,7 @@ def _build(conn: Database, s: str, progress: bool) -> Cohort:
         w[col] = w[col].astype("float64")
 
     progress_line(progress, "eICU: SAPS II, OASIS, GCS and SOFA statistics")
-    out = st[[ID, LABEL, "region", "ethnicity", "unit_type", "gender", "age", "height", "weight",
+    out = st[[ID, SCHEMA.task.label, "region", "ethnicity", "unit_type", "gender", "age", "height", "weight",
               "apache_iv"]].copy()
     unmapped: dict[str, int] = {}
     for name, mapping, unknown in (("region", REGION_MAP, "Unknown"), ("ethnicity", ETHNICITY_MAP, "Unknown"),
@@ -377,6 +478,7 @@ def _build(conn: Database, s: str, progress: bool) -> Cohort:
     sofa = sofa_hourly(hours, st)
     checked["SOFA hourly series"] = check_sofa_window(sofa)
     out = out.join(dynamic_stats(sofa, "sofa"), how="left")
+    out = _blank_features(out, report)
 
     approximations = ["SAPS II and OASIS computed from first-24-h worst values with APACHE day-1 urine output and "
                       "ventilation", "SOFA without vasopressor doses and urine output",
@@ -384,9 +486,11 @@ def _build(conn: Database, s: str, progress: bool) -> Cohort:
     cohort = finish_cohort(out, SCHEMA, where="eICU cohort",
                            source=f"eICU-CRD v2.0 database ({conn.dialect}: {conn.label}, schema {s})",
                            builder=f"{__name__}.build_eicu", checked=checked, unmapped=unmapped,
-                           split_by="patient (patient.uniquepid)", extra_info={"approximations": approximations},
+                           split_by="patient (patient.uniquepid)",
+                           extra_info={"approximations": approximations, "empty_tables": empty,
+                                       "features_from_empty_tables": report},
                            patient_ids=st["uniquepid"])
-    progress_line(progress, f"eICU: {len(cohort.df)} stays, {cohort.df[LABEL].mean():.2%} deaths")
+    progress_line(progress, f"eICU: {len(cohort.df)} stays, {cohort.df[SCHEMA.task.label].mean():.2%} deaths")
     return cohort
 
 
@@ -413,18 +517,20 @@ def _hourly_values(conn: Database, sources: dict, gcs_rows: pd.DataFrame) -> pd.
     labs = conn.query(hourly(sources["lab"], ", ".join(
         f"MIN(CASE WHEN r.labname = '{raw}' THEN r.value END) AS {name}_min, "
         f"MAX(CASE WHEN r.labname = '{raw}' THEN r.value END) AS {name}_max" for raw, name in LABS.items())))
-    vitals = pd.concat([conn.query(hourly(sources[v], "MIN(r.heartrate) AS hr_min, MAX(r.heartrate) AS hr_max, "
-                                          "MIN(r.sbp) AS sbp_min, MAX(r.sbp) AS sbp_max, MIN(r.map) AS map_min, "
-                                          "MAX(r.map) AS map_max, MIN(r.temperature) AS temp_min, "
-                                          "MAX(r.temperature) AS temp_max, MIN(r.resprate) AS rr_min, "
-                                          "MAX(r.resprate) AS rr_max"))
-                        for v in ("vitalperiodic", "vitalaperiodic")], ignore_index=True)
+    vitals = [conn.query(hourly(sources[v], "MIN(r.heartrate) AS hr_min, MAX(r.heartrate) AS hr_max, "
+                                "MIN(r.sbp) AS sbp_min, MAX(r.sbp) AS sbp_max, MIN(r.map) AS map_min, "
+                                "MAX(r.map) AS map_max, MIN(r.temperature) AS temp_min, "
+                                "MAX(r.temperature) AS temp_max, MIN(r.resprate) AS rr_min, MAX(r.resprate) AS rr_max"))
+              for v in ("vitalperiodic", "vitalaperiodic")]
     gcs_hourly = gcs_rows.assign(hr=(pd.to_numeric(gcs_rows["t"]) // 60).astype("int64"))
     gcs_hourly = gcs_hourly.groupby(["stay_id", "hr"], as_index=False)["value"].min().rename(
         columns={"value": "gcs_min"})
-    hours = pd.concat([labs, vitals, gcs_hourly], ignore_index=True)
-    for col in hours.columns:
-        hours[col] = pd.to_numeric(hours[col], errors="coerce")
+    parts = [labs, *vitals, gcs_hourly]
+    columns = list(dict.fromkeys(c for p in parts for c in p.columns))
+    # numeric first (DECIMAL and NULL-only columns come back as objects), empty parts left out (a table may be empty)
+    parts = [p.apply(pd.to_numeric, errors="coerce").astype("float64") for p in parts if not p.empty]
+    hours = (pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns, dtype="float64"))
+    hours = hours.reindex(columns=columns)
     hours = hours.groupby(["stay_id", "hr"], as_index=False).agg(
         {c: ("min" if c.endswith("_min") else "max") for c in hours.columns if c not in ("stay_id", "hr")})
     fio2_max = fio2_fraction(hours["fio2_max"])
@@ -437,7 +543,10 @@ def _history_flags(conn: Database, sources: dict, out: pd.DataFrame) -> pd.DataF
     flags = pd.concat([conn.query(sources["pasthistory"]), conn.query(sources["diagnosis"])], ignore_index=True)
     for col, terms in (("smoker", SMOKER_TERMS), ("alcohol_abuse", ALCOHOL_TERMS), ("drug_abuse", DRUG_TERMS),
                        ("obesity", OBESITY_TERMS)):
-        hit = flags["text"].fillna("").apply(lambda x, terms=terms: any(t in x for t in terms))
+        text = flags["text"].fillna("")
+        hit = text.apply(lambda x, terms=terms: any(t in x for t in terms))
+        if col == "drug_abuse":
+            hit &= ~text.apply(lambda x: any(t in x for t in DRUG_NOT))
         ids = set(pd.to_numeric(flags.loc[hit, "stay_id"]).astype("int64"))
         out[col] = out[ID].isin(ids).astype("float64")
     out["smoker"] = np.where(out["smoker"] == 1, "Yes", "Unknown").astype(object)

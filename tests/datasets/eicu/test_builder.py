@@ -39,6 +39,8 @@ def test_eicu_cohort_selection_and_values(eicu_db_url, tmp_path):
     assert (r2.gcs_mean, r2.sofa_first, r2.sofa_last) == (14.5, 1, 3)
     r4 = row(c, 1004)
     assert r4.gender == "Unknown" and math.isnan(r4.gcs_mean) and math.isnan(r4.sofa_mean)
+    assert (r4.alcohol_abuse, r4.drug_abuse) == (1, 0)  # "drug withdrawal syndrome|alcohol" is alcohol withdrawal
+    assert c.info["empty_tables"] == [] and c.info["features_from_empty_tables"] == {}
     assert c.info["synthetic"] is False and c.info["source"].startswith("eICU-CRD v2.0 database")
     back = read_cohort(write_cohort(c, tmp_path / "eicu.parquet"))
     same(back.df, c.df)
@@ -47,10 +49,11 @@ def test_eicu_cohort_selection_and_values(eicu_db_url, tmp_path):
 def test_eicu_late_values_change_nothing(eicu_db_url):
     before = build_eicu(eicu_db_url, progress=False).df
     fx.execute(eicu_db_url, "INSERT INTO eicu_crd.nursecharting (nursingchartid, patientunitstayid, "
-                            "nursingchartoffset, nursingchartcelltypevallabel, nursingchartcelltypevalname, "
-                            "nursingchartvalue) VALUES (900, 1002, 1500, 'Glasgow coma score', 'GCS Total', '3')")
-    fx.execute(eicu_db_url, "INSERT INTO eicu_crd.lab (labid, patientunitstayid, labresultoffset, labname, labresult) "
-                            "VALUES (900, 1002, 1440, 'creatinine', 7.0)")
+                            "nursingchartoffset, nursingchartentryoffset, nursingchartcelltypecat, "
+                            "nursingchartcelltypevallabel, nursingchartcelltypevalname, nursingchartvalue) "
+                            "VALUES (900, 1002, 1500, 1500, 'Scores', 'Glasgow coma score', 'GCS Total', '3')")
+    fx.execute(eicu_db_url, "INSERT INTO eicu_crd.lab (labid, patientunitstayid, labresultoffset, labtypeid, labname, "
+                            "labresult) VALUES (900, 1002, 1440, 1, 'creatinine', 7.0)")
     pd.testing.assert_frame_equal(build_eicu(eicu_db_url, progress=False).df, before)
 
 
@@ -59,9 +62,9 @@ def test_eicu_leakage_check_refuses_late_and_untimed_rows(eicu_db_url, monkeypat
     with pytest.raises(AlfiaError, match="leakage check failed for eICU"):
         build_eicu(eicu_db_url, progress=False)
     monkeypatch.setattr(builder, "WINDOW_MINUTES", 1440)
-    # a lab row without a time (stay 1002 has one) is refused when a query would select it
+    # a vital-sign row without a time (stay 1002 has one) is refused when a query would select it
     monkeypatch.setattr(builder, "in_window", lambda t: f"({t} IS NULL OR ({t} >= 0 AND {t} < 1440))")
-    with pytest.raises(AlfiaError, match=r"leakage check failed for eICU: 1 of \d+ rows of lab"):
+    with pytest.raises(AlfiaError, match=r"leakage check failed for eICU: 1 of \d+ rows of vitalperiodic"):
         build_eicu(eicu_db_url, progress=False)
 
 
@@ -107,3 +110,31 @@ def test_eicu_leakage_check_refuses_a_cut_sofa_series(eicu_db_url, monkeypatch):
     monkeypatch.setattr(builder, "sofa_hourly", lambda h, st: real(h, st).assign(t=lambda d: d["t"] + 1))
     with pytest.raises(AlfiaError, match="leakage check failed for eICU: the hourly SOFA series has [1-9]"):
         build_eicu(eicu_db_url, progress=False)
+
+
+def test_eicu_implausible_values_change_nothing(eicu_db_url):
+    """Regression (real eICU demo): non-invasive blood pressures of 0 were read as values (SAPS II +13 points);
+    values outside eicu-code's plausible ranges are not selected. Stay 1001 has a NIBP of 0/0 and platelets of 0."""
+    before = build_eicu(eicu_db_url, progress=False).df
+    fx.execute(eicu_db_url, "DELETE FROM eicu_crd.vitalaperiodic WHERE noninvasivesystolic = 0")
+    fx.execute(eicu_db_url, "DELETE FROM eicu_crd.lab WHERE labresult = 0")
+    pd.testing.assert_frame_equal(build_eicu(eicu_db_url, progress=False).df, before)
+
+
+def test_eicu_empty_tables_are_recorded_and_their_features_missing(eicu_db_url):
+    for table in ("nursecharting", "pasthistory", "diagnosis"):
+        fx.execute(eicu_db_url, f"DELETE FROM eicu_crd.{table}")
+    c = build_eicu(eicu_db_url, progress=False)
+    assert c.info["empty_tables"] == ["pasthistory", "diagnosis", "nursecharting"]
+    effects = c.info["features_from_empty_tables"]
+    assert set(effects) == {"smoker", "alcohol_abuse", "drug_abuse", "obesity", "gcs", "sapsii", "oasis", "sofa"}
+    assert effects["gcs"].startswith("missing") and "score 0" in effects["sapsii"]
+    assert c.df[["alcohol_abuse", "drug_abuse", "obesity", "gcs_mean", "gcs_max"]].isna().all().all()
+    assert (c.df["smoker"] == "Unknown").all() and c.df["sapsii"].notna().all()
+
+
+def test_eicu_every_feature_has_its_input_tables():
+    names = [c.name for c in builder.SCHEMA.columns]
+    covered = [n for f in builder.FEATURE_TABLES for n in builder.feature_columns(f)]
+    assert sorted(covered) == sorted(names)
+    assert {t for tables in builder.FEATURE_TABLES.values() for t in tables} <= set(builder.TABLES)
