@@ -201,7 +201,6 @@ def find_run_cohort(run: str | os.PathLike) -> Cohort | None:
     """The encoded cohort beside a run folder whose checksum is the one in the run's config.json (as ``alfia
     study`` leaves them), or None."""
     from alfia.cohorts import read_cohort
-    from alfia.training.trainer import cohort_checksum
 
     wanted = RunFolder(run).config().get("cohort", {}).get("checksum")
     if wanted is None:
@@ -211,6 +210,6 @@ def find_run_cohort(run: str | os.PathLike) -> Cohort | None:
             cohort = read_cohort(candidate)
         except AlfiaError:
             continue
-        if "text" in cohort.df.columns and cohort_checksum(cohort) == wanted:
+        if "text" in cohort.df.columns and cohort.checksum() == wanted:
             return cohort
     return None

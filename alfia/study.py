@@ -31,7 +31,7 @@ from alfia.model.backbone import backbone_identity
 from alfia.run_folder import RunFolder
 from alfia.text.encoder import DEFAULT_STYLE, TextEncoder
 from alfia.training.config import make_config
-from alfia.training.trainer import cohort_checksum, train
+from alfia.training.trainer import train
 
 logger = logging.getLogger(__name__)  # under "alfia": the CLI shows it, -q hides it
 
@@ -193,8 +193,8 @@ def run_study(out: str | Path, style: str | None = None, profile: str = "quick",
     summary += ["## Stage times", "", clock.markdown(), ""]
     write_text_atomic(out / "summary.md", "\n".join(summary))
     write_text_atomic(out / "timings.json", json.dumps(clock.seconds, indent=2))
-    manifest.write_manifest(out, started, backbone=backbone_identity(None), cohort={dev_name: cohort_checksum(dev_text),
-                                                                  ext_name: cohort_checksum(ext_text)},
+    manifest.write_manifest(out, started, backbone=backbone_identity(None), cohort={dev_name: dev_text.checksum(),
+                                                                  ext_name: ext_text.checksum()},
                             extra={"task": dev.task.to_dict()})
     logger.info(clock.markdown())
     logger.info(f"study summary: {out / 'summary.md'}")

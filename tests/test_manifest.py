@@ -7,7 +7,7 @@ import pytest
 
 from alfia import manifest
 from alfia.model.backbone import DEFAULT_BACKBONE, backbone_identity
-from alfia.training.trainer import cohort_checksum, train
+from alfia.training.trainer import train
 from tests.training.test_trainer import quick, toy_cohort
 
 
@@ -32,7 +32,7 @@ def test_manifest_records_how_the_run_was_made(trained, tiny_bert_dir):
     assert m["backbone"]["name"] == str(tiny_bert_dir)
     weights = m["backbone"]["weights_sha256"]
     assert weights and all(manifest.sha256_file(tiny_bert_dir / f) == d for f, d in weights.items())
-    assert m["cohort"] == {"train": cohort_checksum(cohort)}
+    assert m["cohort"] == {"train": cohort.checksum()}
     # every artefact written is listed, and every digest matches its file
     written = {p.relative_to(run).as_posix() for p in run.rglob("*") if p.is_file()} - {"manifest.json"}
     assert set(m["files"]) == written

@@ -225,10 +225,9 @@ def _sample(rows: np.ndarray, y: np.ndarray, limit: int | None, rng: np.random.G
 def latent_key(run_folder: Path, cohort: Cohort, max_stays: int | None, projection: str,
                classifier: str = "auto") -> str:
     from alfia.inference import model_key
-    from alfia.training.trainer import cohort_checksum
 
     # the model's weight digests and the code version: retraining or resuming into the same folder changes the key
-    parts = [cohort_checksum(cohort) if "text" in cohort.df.columns else str(len(cohort.df)),
+    parts = [cohort.checksum() if "text" in cohort.df.columns else str(len(cohort.df)),
              model_key(run_folder) or "no saved model", str(max_stays), projection, classifier_name(classifier)]
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -38,6 +39,13 @@ class Cohort:
     def label(self) -> str:
         """The label column (the task's)."""
         return self.task.label
+
+    def checksum(self) -> str:
+        """SHA-256 of the rows a model sees (ids, labels, split, text): a run or study says which data made it."""
+        from alfia.cohorts.schema import ID, TEXT
+
+        rows = self.df[[ID, self.label, SPLIT, TEXT]]
+        return hashlib.sha256(pd.util.hash_pandas_object(rows, index=False).values.tobytes()).hexdigest()
 
     @property
     def synthetic(self) -> bool:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
 import json
 import logging
 import math
@@ -31,14 +30,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
 from alfia import __version__, manifest
 from alfia import distributed as dist
-from alfia.cohorts import ID, SPLIT, TEXT, Cohort
+from alfia.cohorts import SPLIT, Cohort
 from alfia.errors import AlfiaError
 from alfia.evaluation.metrics import average_precision, roc_auc
 from alfia.io import replace_folder
@@ -63,13 +61,6 @@ class EpochResult:
     val_auprc: float
     val_auroc: float
     seconds: float
-
-
-def cohort_checksum(cohort: Cohort) -> str:
-    """SHA-256 of the rows the model sees (ids, labels, split, text): a run says which data made it."""
-    cols = [ID, cohort.label, SPLIT, TEXT]
-    digest = hashlib.sha256(pd.util.hash_pandas_object(cohort.df[cols], index=False).values.tobytes())
-    return digest.hexdigest()
 
 
 def check_cohort(cohort: Cohort) -> None:
@@ -487,7 +478,7 @@ class Trainer:
             "backbone": self.config.model.backbone,
             "task": self.cohort.task.to_dict(),
             "cohort": {"schema": self.cohort.schema.name, "source": self.cohort.info.get("source"),
-                       "checksum": cohort_checksum(self.cohort), "rows": len(self.cohort.df),
+                       "checksum": self.cohort.checksum(), "rows": len(self.cohort.df),
                        "synthetic": self.cohort.synthetic},
             "versions": {"alfia": __version__, **library_versions()},
             "world_size": self.world,
@@ -539,7 +530,7 @@ def train(cohort: Cohort, out: str | Path, config: TrainConfig, backbone: str | 
         dist.barrier()
         if dist.is_main():  # last: the manifest lists the digest of every file written above
             manifest.write_manifest(out, started, backbone=backbone_identity(backbone),
-                                    cohort={"train": cohort_checksum(cohort)},
+                                    cohort={"train": cohort.checksum()},
                                     extra={"runtime": trainer.runtime(), "task": cohort.task.to_dict()})
         return metrics
     finally:
