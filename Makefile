@@ -24,7 +24,7 @@ $(STAMP): pyproject.toml constraints.txt
 setup: $(STAMP)
 
 lint: setup
-	$(VENV)/bin/ruff check alfia tests scripts
+	$(VENV)/bin/ruff check alfia tests scripts experiments
 
 test: lint
 	$(PY) -m pytest -q
@@ -33,7 +33,7 @@ study: setup
 	$(ALFIA) study --out $(STUDY)
 
 # Not part of the main job: Figure 3's comparisons (pre-trained vs random init, LoRA, N_f, fusion vs mean pooling),
-# every variant with the paper's mechanics at the quick budget (alfia/analysis/ablation.py, ABLATION_BASE).
+# every variant with the paper's mechanics at the quick budget (the ablation profile, alfia/training/config.py).
 ablation: setup
 	test -f $(STUDY)/p12-a.encoded.parquet || $(ALFIA) study --out $(STUDY)
 	$(ALFIA) ablate $(STUDY)/p12-a.encoded.parquet --out $(ABLATION)

@@ -5,7 +5,7 @@
 
     predictor = ALFIAPredictor(schema="physionet2012", path="runs/p12").fit("p12-a")
     predictor.evaluate("p12-b")                       # AUPRC, AUROC, Brier, ECE ... with 95% CIs
-    predictor.leaderboard("p12-b")                    # ALFIA beside the data set's severity scores
+    predictor.leaderboard("p12-b")                    # ALFIA beside the data set's severity scores, with CIs
     predictor = ALFIAPredictor.load("runs/p12")
     predictor.predict_proba(new_stays)                # a Series by stay_id; no outcome or split column needed
 
@@ -22,11 +22,10 @@ import os
 import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from alfia.cohorts import ID, Cohort
-from alfia.errors import AlfiaError
+from alfia.errors import AlfiaError, SettingError
 from alfia.evaluation.drift import task_mismatch
 from alfia.inference import Run, cached_embeddings, labelled_metrics
 from alfia.run_folder import RunFolder
@@ -37,6 +36,13 @@ from alfia.training.config import make_config
 logger = logging.getLogger(__name__)
 
 DEFAULT_ROOT = "ALFIAModels"  # where fit() writes when no path is given
+
+
+def check_int8(int8: bool, device: str | None) -> None:
+    """int8 scoring is a CPU path (dynamic quantisation): refused beside another device, as the facade's
+    ``int8=True`` and ``alfia predict --int8`` both ask (a SettingError: the CLI names the flag)."""
+    if int8 and device not in ("auto", "cpu", None):
+        raise SettingError("int8", f"is a CPU path: it needs the device cpu or auto, not {device!r}")
 
 
 class ALFIAPredictor:
@@ -55,8 +61,7 @@ class ALFIAPredictor:
     def __init__(self, schema: str | None = None, style: str = DEFAULT_STYLE, profile: str = "quick",
                  backbone: str | None = None, path: str | os.PathLike | None = None, device: str | None = "auto",
                  precision: str | None = "auto", int8: bool = False, **settings):
-        if int8 and device not in ("auto", "cpu", None):
-            raise AlfiaError(f"int8 is a CPU path; leave out device={device!r} or int8")
+        check_int8(int8, device)
         self.schema = schema
         self.int8 = int8
         self.style = style
@@ -120,27 +125,19 @@ class ALFIAPredictor:
 
     def leaderboard(self, data, n_boot: int = 1000, batch_size: int = 32) -> pd.DataFrame:
         """ALFIA beside the severity scores the data set carries (SAPS II, SOFA ...: its labelled columns, read as
-        risk scores, :mod:`alfia.baselines.scores`), on the stays of ``data`` whose outcome is known: one row per
-        model, best AUPRC first, with 95% bootstrap CIs (a score has no Brier or ECE)."""
-        from alfia.baselines.scores import evaluate_score, scaled_score
+        risk scores by :func:`alfia.baselines.scores.score_severity`), on the stays of ``data`` whose outcome is
+        known: one row per model, best AUPRC first, with 95% bootstrap CIs, in the columns of the baselines'
+        leaderboard numbers (:func:`alfia.baselines.leaderboard.numbers_table`): model, family, n, then
+        ``auprc_estimate``, ``auprc_ci_low``, ``auprc_ci_high`` and the same for auroc, best_f1 and best_f2
+        (ALFIA's Brier and ECE, which a score has not: :meth:`evaluate`)."""
+        from alfia.baselines.leaderboard import ALFIA, Entry, numbers_table
+        from alfia.baselines.scores import score_severity
 
         cohort = self._cohort(data)
-        rows = {"ALFIA": self.evaluate(cohort, n_boot=n_boot, batch_size=batch_size)}
-        known = cohort.df[cohort.label].notna().to_numpy()
-        for column, name in cohort.schema.score_labels.items():
-            if column not in cohort.df.columns:
-                continue
-            p = scaled_score(cohort, column).to_numpy()
-            scored = known & ~np.isnan(p)
-            y = cohort.df[cohort.label].to_numpy()[scored].astype(int)
-            if len(np.unique(y)) == 2:
-                rows[name] = evaluate_score(y, p[scored], n_boot=n_boot)
-        table = pd.DataFrame([{"model": name, "n": m["n"],
-                               **{f"{key}{part}": m[key][field] if key in m else np.nan
-                                  for key in ("auprc", "auroc", "brier", "ece")
-                                  for part, field in (("", "value"), ("_low", "ci_low"), ("_high", "ci_high"))}}
-                              for name, m in rows.items()])
-        return table.sort_values("auprc", ascending=False, ignore_index=True)
+        entries = [Entry(ALFIA, "alfia", {"all": self.evaluate(cohort, n_boot=n_boot, batch_size=batch_size)})]
+        scores, _ = score_severity(cohort, n_boot=n_boot, by_split=False)
+        entries += [Entry(name, m["family"], {"all": m["all"]}) for name, m in scores.items()]
+        return numbers_table(entries, "all")
 
     # -- persistence ------------------------------------------------------------------------------
     def save(self, path: str | os.PathLike | None = None) -> Path:
@@ -200,14 +197,12 @@ class ALFIAPredictor:
 def find_run_cohort(run: str | os.PathLike) -> Cohort | None:
     """The encoded cohort beside a run folder whose checksum is the one in the run's config.json (as ``alfia
     study`` leaves them), or None."""
-    from alfia.cohorts import read_cohort
-
     wanted = RunFolder(run).config().get("cohort", {}).get("checksum")
     if wanted is None:
         return None
     for candidate in sorted(Path(run).parent.glob("*.parquet")):
         try:
-            cohort = read_cohort(candidate)
+            cohort = load_input(candidate)
         except AlfiaError:
             continue
         if "text" in cohort.df.columns and cohort.checksum() == wanted:

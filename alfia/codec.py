@@ -15,6 +15,7 @@ path (``model.lora.r must be at least 1``)::
 from __future__ import annotations
 
 import dataclasses
+import numbers
 import types
 import typing
 from dataclasses import dataclass
@@ -27,7 +28,8 @@ from alfia.errors import AlfiaError, SettingError
 @dataclass(frozen=True)
 class Interval:
     """A number of ``kind`` (int or float) between ``low`` and ``high`` (None: unbounded); ``closed``: which ends
-    belong to the interval ("both", "left", "right", "neither")."""
+    belong to the interval ("both", "left", "right", "neither"). Numbers are checked as scikit-learn does, by
+    ``numbers.Integral`` / ``numbers.Real`` (``np.int64(3)`` is a whole number), and a bool is never one."""
 
     kind: type
     low: float | None = None
@@ -35,11 +37,11 @@ class Interval:
     closed: str = "both"
 
     def problem(self, value) -> str | None:
-        integral = isinstance(value, int) and not isinstance(value, bool)
-        if self.kind is int and not integral:
+        if self.kind is int and not is_integral(value):
             return f"must be a whole number, got {value!r}"
-        if self.kind is float and not (integral or isinstance(value, float)):
+        if self.kind is float and not is_real(value):
             return f"must be a number, got {value!r}"
+        value = plain(value)   # np.int64(0) is shown as 0
         low_ok = self.low is None or (value >= self.low if self.closed in ("both", "left") else value > self.low)
         high_ok = self.high is None or (value <= self.high if self.closed in ("both", "right") else value < self.high)
         return None if low_ok and high_ok else f"must be {self.describe()}, got {value!r}"
@@ -64,6 +66,30 @@ class OneOf:
 
     def problem(self, value) -> str | None:
         return None if value in self.choices else f"must be one of {', '.join(map(str, self.choices))}, got {value!r}"
+
+
+def is_integral(value) -> bool:
+    """A whole number of any kind (``3``, ``np.int64(3)``), never a bool (numpy's bool is no number at all)."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def is_real(value) -> bool:
+    """A real number of any kind (``0.1``, ``3``, ``np.float32(0.1)``), never a bool."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def plain(value):
+    """A JSON-ready Python value: a numpy (or other) whole number as an ``int``, a real number as a ``float``,
+    tuples element by element; a built-in value as it is."""
+    if type(value) in (bool, int, float, str) or value is None:
+        return value
+    if is_integral(value):
+        return int(value)
+    if is_real(value):
+        return float(value)
+    if isinstance(value, tuple):
+        return tuple(plain(v) for v in value)
+    return value
 
 
 POSITIVE = Interval(int, 1)                               # a count: 1, 2, ...
@@ -97,7 +123,9 @@ class Config:
             if isinstance(value, Config):
                 value = value.to_dict()
             elif isinstance(value, tuple):
-                value = list(value)
+                value = list(plain(value))
+            else:
+                value = plain(value)
             out[f.name] = value
         return out
 
@@ -149,7 +177,9 @@ def settings_of(cls, prefix: str = ""):
 def config_from_dict(cls, data: dict, where: str, remedy: str = "save it again"):
     """Build dataclass ``cls`` from ``data``: unknown or missing fields and wrong types are an AlfiaError (ending
     with ``remedy``). A field whose type is a dataclass (or an optional one) is built from its nested dict the same
-    way. The one codec of every saved config: model parts, training settings, the text encoder."""
+    way. The one codec of every saved config: model parts, training settings, the text encoder. Numbers are typed
+    as ``numbers.Integral`` / ``numbers.Real`` (bools refused where a number is expected) and kept as plain Python
+    numbers (``np.int64(3)`` becomes ``3``)."""
     if not isinstance(data, dict):
         raise AlfiaError(f"{where}: {cls.__name__} must be an object, got {type(data).__name__}; {remedy}")
     fields = {f.name: f for f in dataclasses.fields(cls)}
@@ -168,7 +198,7 @@ def config_from_dict(cls, data: dict, where: str, remedy: str = "save it again")
         if not _type_ok(value, hints[name]):
             raise AlfiaError(f"{where}: {cls.__name__}.{name} = {value!r} has the wrong type "
                              f"(expected {hints[name]}); {remedy}")
-        values[name] = value
+        values[name] = plain(value)
     try:
         return cls(**values)
     except TypeError as exc:
@@ -188,9 +218,9 @@ def _type_ok(value, hint) -> bool:
     if hint is type(None):
         return value is None
     if hint is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
+        return is_real(value)
     if hint is int:
-        return isinstance(value, int) and not isinstance(value, bool)
+        return is_integral(value)
     if origin is tuple:
         args = typing.get_args(hint)
         return isinstance(value, tuple) and all(_type_ok(v, args[0]) for v in value)

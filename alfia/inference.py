@@ -36,7 +36,9 @@ from alfia.evaluation import drift
 from alfia.evaluation.calibration import Calibrator
 from alfia.evaluation.metrics import choose_threshold, evaluate
 from alfia.io import atomic_path, metrics_path, write_text_atomic
-from alfia.model.alfia import ALFIA, assemble_outputs
+from alfia.model import scoring
+from alfia.model.alfia import ALFIA
+from alfia.model.scoring import assemble_outputs
 from alfia.model.serialization import DIGESTS_NAME, code_version, folder_digest
 from alfia.run_folder import RunFolder
 from alfia.text.encoder import TextEncoder, saved_encoder
@@ -172,8 +174,8 @@ def _chunk_outputs(run: Run, cohort: Cohort, texts: list[str], rows: np.ndarray,
             parts.append((mine, outputs))
     rest = rows[todo][rank::world]
     if len(rest):
-        parts.append((rest, run.model.predict_embed([texts[i] for i in rest], batch_size=batch_size,
-                                                    quantize=quantize, on_batch=on_batch)))
+        parts.append((rest, scoring.predict_embed(run.model, [texts[i] for i in rest], batch_size=batch_size,
+                                                  quantize=quantize, on_batch=on_batch)))
     return parts
 
 
@@ -218,7 +220,9 @@ def infer_cohort(run: Run, cohort: Cohort, batch_size: int = 32, caches: dict | 
             gathered = dist.gather(_chunk_outputs(run, cohort, texts, rows, usable, batch_size, quantize, bar.update))
             if not main:
                 continue
-            p, emb, weights, means = _in_row_order([part for parts in gathered for part in parts], rows)
+            # a chunk is a run of consecutive rows
+            p, emb, weights, means = assemble_outputs([part for parts in gathered for part in parts], len(rows),
+                                                      first=rows[0])
             probs[rows] = p
             frame = _embedding_frame(stay_ids[rows], emb, weights, means)
             if sink is not None:
@@ -230,22 +234,6 @@ def infer_cohort(run: Run, cohort: Cohort, batch_size: int = 32, caches: dict | 
     if not keep_frame:
         return probs, None
     return probs, pd.read_parquet(cache) if cache is not None else pd.concat(frames, ignore_index=True)
-
-
-def _in_row_order(parts: list, rows: np.ndarray):
-    """The outputs of one chunk's parts (``(cohort rows, outputs)``), in the order of ``rows``."""
-    probs = np.zeros(len(rows), dtype=np.float64)
-    emb = weights = means = None
-    for part_rows, (p, e, w, m) in parts:
-        where = part_rows - rows[0]   # a chunk is a run of consecutive rows
-        if emb is None:
-            emb = np.zeros((len(rows), e.shape[1]), dtype=np.float32)
-            weights = np.zeros((len(rows), w.shape[1]), dtype=np.float32)
-            means = None if m is None else np.zeros((len(rows), m.shape[1]), dtype=np.float32)
-        probs[where], emb[where], weights[where] = p, e, w
-        if means is not None:
-            means[where] = m
-    return probs, emb, weights, means
 
 
 class _ParquetChunks:

@@ -61,14 +61,21 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> None:
         tmp.write_text(text, encoding="utf-8")
 
 
+def previous_folder(final: str | os.PathLike) -> Path:
+    """Where :func:`replace_folder` keeps the previous ``final`` while it renames the new one into place
+    (``.<name>.old`` beside it): after a kill between the two renames, the complete copy is there."""
+    final = Path(final)
+    return final.parent / f".{final.name}.old"
+
+
 def replace_folder(tmp: str | os.PathLike, final: str | os.PathLike) -> None:
     """Replace the folder ``final`` by the complete folder ``tmp`` (beside it) with renames only: a kill at any
-    moment leaves a complete ``final`` or a complete ``.<name>.old`` beside it, never a half-written ``final``.
-    Model folders and training checkpoints are written this way."""
+    moment leaves a complete ``final`` or a complete :func:`previous_folder` beside it, never a half-written
+    ``final``. Model folders and training checkpoints are written this way."""
     import shutil
 
     tmp, final = Path(tmp), Path(final)
-    old = final.parent / f".{final.name}.old"
+    old = previous_folder(final)
     shutil.rmtree(old, ignore_errors=True)
     if final.exists():
         os.replace(final, old)

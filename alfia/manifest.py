@@ -11,7 +11,8 @@ Written last, by ``write_manifest(folder, started, ...)`` (the trainer and the s
 - ``cohort``: the cohort checksum(s) given by the caller;
 - ``files``: the SHA-256 and size of every file in the folder (``manifest.json`` itself aside).
 
-With ``ALFIA_MLFLOW_URI`` set (the CLI's ``--mlflow URI`` sets it), the folder is also logged to MLflow
+With an MLflow URI (``write_manifest(..., mlflow=URI)``: the CLI's ``--mlflow URI``, passed down; else the
+``ALFIA_MLFLOW_URI`` environment variable, for any entry point), the folder is also logged to MLflow
 (``alfia.tracking``).
 """
 
@@ -32,6 +33,7 @@ from alfia.io import sha256_file, write_text_atomic
 from alfia.run_folder import RunFolder
 
 MANIFEST = RunFolder.MANIFEST
+MLFLOW_ENV = "ALFIA_MLFLOW_URI"  # logs every folder to MLflow when set (for entry points without --mlflow)
 # Distributions whose versions change results or speed; those not installed are left out.
 KEY_LIBRARIES = ("torch", "transformers", "tokenizers", "peft", "safetensors", "numpy", "pandas", "pyarrow",
                  "scikit-learn", "scipy", "lightgbm", "autogluon.tabular", "catboost", "xgboost-cpu", "umap-learn",
@@ -149,14 +151,19 @@ def build_manifest(folder: str | os.PathLike, started: str, *, backbone: dict[st
     return manifest
 
 
-def write_manifest(folder: str | os.PathLike, started: str, **kwargs: Any) -> Path:
-    """Write ``folder/manifest.json`` (see :func:`build_manifest`) and log the folder to MLflow when
-    ``ALFIA_MLFLOW_URI`` is set. Returns the manifest's path."""
+def mlflow_uri(given: str | None = None) -> str | None:
+    """Where MLflow logs: the URI given (``--mlflow``), else ``ALFIA_MLFLOW_URI``; None: no logging."""
+    return given or os.environ.get(MLFLOW_ENV) or None
+
+
+def write_manifest(folder: str | os.PathLike, started: str, *, mlflow: str | None = None, **kwargs: Any) -> Path:
+    """Write ``folder/manifest.json`` (see :func:`build_manifest`) and log the folder to MLflow at ``mlflow``
+    (or ``ALFIA_MLFLOW_URI`` when it is set: :func:`mlflow_uri`). Returns the manifest's path."""
     folder = Path(folder)
     manifest = build_manifest(folder, started, **kwargs)
     path = folder / MANIFEST
     write_text_atomic(path, json.dumps(manifest, indent=2) + "\n")
-    uri = os.environ.get("ALFIA_MLFLOW_URI")
+    uri = mlflow_uri(mlflow)
     if uri:
         from alfia.tracking import log_folder
 

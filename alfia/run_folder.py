@@ -6,6 +6,7 @@ facade) reads. The one place that knows the names of its files::
     model/               the best epoch's ALFIA (alfia.model.alfia)
     history.jsonl        one line per epoch
     checkpoint/          the last completed epoch, for --resume (never copied with a saved predictor)
+    .checkpoint.tmp/     while a checkpoint is written (alfia.training.checkpoint), renamed to checkpoint/
     .tmp/                while training: the frozen-layer cache's file
     predictions.parquet  every split's probabilities (also the name of a baselines folder's predictions)
     metrics.json         validation and test metrics with CIs
@@ -14,6 +15,8 @@ facade) reads. The one place that knows the names of its files::
     reference.json       the train split's reference for out-of-distribution warnings
     embeddings/          cached embeddings of scored cohorts
     manifest.json        what made the folder (alfia.manifest), written last
+
+A study folder (``alfia study``) has its own type, :class:`StudyFolder`, with ALFIA's run folder inside it.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from alfia.errors import AlfiaError
-from alfia.io import atomic_path, replace_folder, write_text_atomic
+from alfia.io import atomic_path, previous_folder, replace_folder, write_text_atomic
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -40,6 +43,7 @@ class RunFolder:
     MODEL = "model"
     HISTORY = "history.jsonl"
     CHECKPOINT = "checkpoint"
+    CHECKPOINT_TMP = ".checkpoint.tmp"   # a checkpoint being written, renamed to CHECKPOINT when complete
     TMP = ".tmp"
     PREDICTIONS = "predictions.parquet"
     METRICS = "metrics.json"
@@ -66,6 +70,15 @@ class RunFolder:
     @property
     def checkpoint(self) -> Path:
         return self.path / self.CHECKPOINT
+
+    @property
+    def checkpoint_tmp(self) -> Path:
+        return self.path / self.CHECKPOINT_TMP
+
+    @property
+    def checkpoint_old(self) -> Path:
+        """The previous checkpoint while the new one is renamed into place (:func:`alfia.io.previous_folder`)."""
+        return previous_folder(self.checkpoint)
 
     @property
     def tmp(self) -> Path:
@@ -159,3 +172,131 @@ class RunFolder:
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         return RunFolder(target)
+
+
+class StudyFolder:
+    """The files of one study folder (``alfia study``), by name. Cohorts are named by their own names (a bundled
+    name as it is, a file by its stem: :func:`cohort_name`), so the study of ``p12-a`` with ``--external p12-b``
+    writes ``p12-b.metrics.json`` and one of ``dev.parquet`` with ``--external ext.parquet`` ``ext.metrics.json``::
+
+        <cohort>.parquet              the development and external cohorts as the study read them (mapped)
+        <cohort>.encoded.parquet      the same with their texts (the development cohort's encoder)
+        encoder.json                  that text encoder
+        external-mapping.json         how an external cohort of another schema was read (only then)
+        table1.md                     the development cohort's baseline characteristics
+        alfia-run/                    ALFIA's run folder (a RunFolder)
+        <external>.predictions.parquet  ALFIA on an external cohort, every row
+        <external>.metrics.json         its metrics, threshold and cost (beside its predictions)
+        baselines/ frozen-readout/ boost/   the baselines' folders
+        leaderboard.md, leaderboard.json, leaderboard-test.csv, leaderboard-external.csv
+        report.html                   the report page
+        summary.md, timings.json      the study's summary and the seconds of each stage
+        manifest.json                 what made the folder (alfia.manifest), written last
+    """
+
+    RUN = "alfia-run"
+    BASELINES = "baselines"
+    FROZEN_READOUT = "frozen-readout"
+    BOOST = "boost"
+    ENCODER = RunFolder.ENCODER
+    MAPPING = "external-mapping.json"
+    TABLE1 = "table1.md"
+    LEADERBOARD = "leaderboard.md"
+    LEADERBOARD_JSON = "leaderboard.json"
+    LEADERBOARD_TABLE = "leaderboard-{where}.csv"   # where: test, external (alfia.baselines.leaderboard)
+    REPORT = "report.html"
+    SUMMARY = "summary.md"
+    TIMINGS = "timings.json"
+    MANIFEST = RunFolder.MANIFEST
+    # what follows a cohort's name in the names of its files
+    COHORT_SUFFIX = ".parquet"
+    ENCODED_SUFFIX = ".encoded.parquet"
+    PREDICTIONS_SUFFIX = ".predictions.parquet"
+    METRICS_SUFFIX = ".metrics.json"
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+
+    def __truediv__(self, name: str) -> Path:
+        return self.path / name
+
+    def __repr__(self) -> str:
+        return f"StudyFolder({str(self.path)!r})"
+
+    @property
+    def run(self) -> RunFolder:
+        return RunFolder(self.path / self.RUN)
+
+    @property
+    def baselines(self) -> Path:
+        return self.path / self.BASELINES
+
+    @property
+    def frozen_readout(self) -> Path:
+        return self.path / self.FROZEN_READOUT
+
+    @property
+    def boost(self) -> Path:
+        return self.path / self.BOOST
+
+    def leaderboard_table(self, where: str) -> Path:
+        """The leaderboard's numbers on ``where`` (test, external) as CSV."""
+        return self.path / self.LEADERBOARD_TABLE.format(where=where)
+
+    # -- a cohort's files, by the cohort's name ---------------------------------------------------------------
+    def cohort(self, name: str) -> Path:
+        return self.path / f"{name}{self.COHORT_SUFFIX}"
+
+    def encoded(self, name: str) -> Path:
+        return self.path / f"{name}{self.ENCODED_SUFFIX}"
+
+    def predictions(self, name: str) -> Path:
+        """ALFIA's predictions on the external cohort ``name`` (its metrics beside: :meth:`metrics_path`)."""
+        return self.path / f"{name}{self.PREDICTIONS_SUFFIX}"
+
+    def metrics_path(self, name: str) -> Path:
+        """The external cohort ``name``'s metrics (what ``alfia.inference.write_predictions`` writes beside its
+        predictions)."""
+        return self.path / f"{name}{self.METRICS_SUFFIX}"
+
+    # -- reading ----------------------------------------------------------------------------------------------
+    def read_json(self, name: str) -> Any | None:
+        """A JSON file of the study, or None when it is not there; a damaged one is one clear error."""
+        path = self.path / name
+        if not path.is_file():
+            return None
+        try:
+            return json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise AlfiaError(f"{path} is unreadable ({type(exc).__name__}); the study folder is damaged, run the "
+                             "study again") from None
+
+    def externals(self) -> list[str]:
+        """The names of the external cohorts ALFIA scored in this folder (each ``<name>.metrics.json``), sorted."""
+        if not self.path.is_dir():
+            return []
+        return sorted(p.name.removesuffix(self.METRICS_SUFFIX) for p in self.path.glob(f"*{self.METRICS_SUFFIX}")
+                      if p.is_file())
+
+    def external_metrics(self, name: str) -> dict | None:
+        """``<name>.metrics.json``: ``{"metrics": evaluate-dict, "threshold", "ms_per_sample", ...}``, or None."""
+        return self.read_json(self.metrics_path(name).name)
+
+    def timings(self) -> dict[str, float]:
+        """timings.json: seconds per stage (empty before the study has finished)."""
+        return self.read_json(self.TIMINGS) or {}
+
+    def has(self, name: str) -> bool:
+        return (self.path / name).exists()
+
+    # -- writing (each file atomically) -----------------------------------------------------------------------
+    def write_json(self, name: str, data: Any) -> None:
+        write_text_atomic(self.path / name, json.dumps(data, indent=2))
+
+    def save_text(self, name: str, text: str) -> None:
+        write_text_atomic(self.path / name, text)
+
+
+def cohort_name(spec: str | os.PathLike) -> str:
+    """The name a study gives a cohort in its file names: a bundled name as it is, a file by its stem."""
+    return Path(spec).stem if Path(str(spec)).suffix else str(spec)

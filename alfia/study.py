@@ -1,16 +1,17 @@
 """The main job (`make study`): the whole study on the bundled real cohort, stage by stage, each timed.
 
-Set A (PhysioNet 2012) is the development cohort with its train/val/test split; set B is the held-out
-("external") validation cohort -- a second partition of the same challenge pool, not another hospital --
-encoded with set A's text encoder and scored on all rows. ``alfia study COHORT --external EXTERNAL`` runs the
-same stages on a user's own cohorts (an external cohort of another schema is mapped onto the development
-cohort's, with every mapped and imputed variable logged and written to ``external-mapping.json``).
+By default the study is the pair a data set declares at its registration (``alfia.cohorts.registry.default_study``):
+PhysioNet 2012's set A is the development cohort with its train/val/test split; set B is the held-out ("external")
+validation cohort -- a second partition of the same challenge pool, not another hospital -- encoded with set A's
+text encoder and scored on all rows. ``alfia study COHORT --external EXTERNAL`` runs the same stages on a user's
+own cohorts (an external cohort of another schema is mapped onto the development cohort's, with every mapped and
+imputed variable logged and written to ``external-mapping.json``). Every file is named by
+:class:`alfia.run_folder.StudyFolder`, each cohort's by the cohort's own name.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import time
 from collections.abc import Iterator
@@ -23,13 +24,15 @@ from alfia.baselines.leaderboard import leaderboard
 from alfia.baselines.readout import run_frozen_readout
 from alfia.baselines.tabular import run_baselines
 from alfia.cohorts import write_cohort
+from alfia.cohorts.registry import declared_study, default_study, shown_name
 from alfia.cohorts.table1 import table1, to_markdown
+from alfia.errors import AlfiaError
 from alfia.evaluation.metrics import format_ci, format_metrics
 from alfia.inference import predict_cohort, write_predictions
-from alfia.io import write_text_atomic
 from alfia.model.backbone import backbone_identity
-from alfia.run_folder import RunFolder
+from alfia.run_folder import RunFolder, StudyFolder, cohort_name
 from alfia.text.encoder import DEFAULT_STYLE, TextEncoder
+from alfia.text.inputs import load_input
 from alfia.training.config import make_config
 from alfia.training.trainer import train
 
@@ -56,15 +59,18 @@ class StageClock:
         return "\n".join(["| stage | seconds |", "| --- | ---: |", *rows, f"| **total** | **{total:.1f}** |"])
 
 
-SHOWN = {"p12-a": "set A", "p12-b": "set B"}  # how the bundled cohorts are named in the study's text
+def default_names() -> tuple[str, str]:
+    """The development and external cohorts of the default study (declared by their data set)."""
+    pair = default_study()
+    return pair.development, pair.external
 
 
-def alfia_results(metrics: dict, external: dict, history: list[dict],
-                  names: tuple[str, str] = ("p12-a", "p12-b")) -> list[str]:
+def alfia_results(metrics: dict, external: dict, history: list[dict], names: tuple[str, str] | None = None,
+                  profile: str = "quick") -> list[str]:
     """ALFIA's own lines of the summary (and of the README, through ``readme_results``); ``names``: the
-    development and external cohorts' labels."""
-    dev, ext = (SHOWN.get(n, n) for n in names)
-    lines = ["| ALFIA (quick profile, calibrated) | n | deaths | AUPRC (95% CI) | AUROC (95% CI) | Brier | ECE |",
+    development and external cohorts' names (default: the default study's); ``profile``: the training profile."""
+    dev, ext = (shown_name(n) for n in (names or default_names()))
+    lines = [f"| ALFIA ({profile} profile, calibrated) | n | deaths | AUPRC (95% CI) | AUROC (95% CI) | Brier | ECE |",
              "| --- | ---: | ---: | --- | --- | ---: | ---: |"]
     for data, m in ((f"{dev} test split", metrics["test"]), (f"{ext}, external (all rows)", external["metrics"])):
         lines.append(f"| {data} | {m['n']:,} | {m['n_pos']:,} | {format_ci(m['auprc'])} | {format_ci(m['auroc'])} | "
@@ -76,15 +82,18 @@ def alfia_results(metrics: dict, external: dict, history: list[dict],
     return lines
 
 
-def readme_results(folder: str | Path, names: tuple[str, str] = ("p12-a", "p12-b")) -> str:
-    """The README's results block, from the files a study writes (copied to ``results/study``); ``names``: its
-    development and external cohorts."""
-    folder = Path(folder)
-    metrics, history = RunFolder(folder).metrics(), RunFolder(folder).history()
-    external = json.loads((folder / f"{names[1]}.metrics.json").read_text())
-    timings = json.loads((folder / "timings.json").read_text())
-    lines = alfia_results(metrics, external, history, names)
-    board = folder / "leaderboard.md"
+def readme_results(folder: str | Path, names: tuple[str, str] | None = None) -> str:
+    """The README's results block, from the files a study writes (copied to ``results/study``: the run's files
+    beside the study's); ``names``: its development and external cohorts (default: the default study's)."""
+    names = names or default_names()
+    run, study = RunFolder(folder), StudyFolder(folder)
+    metrics, history = run.metrics(), run.history()
+    external = study.external_metrics(names[1])
+    if external is None:
+        raise AlfiaError(f"{study.metrics_path(names[1])} is missing; pass the folder the study's files were copied to")
+    timings = study.timings()
+    lines = alfia_results(metrics, external, history, names, profile=run.setting("profile", "quick"))
+    board = study / StudyFolder.LEADERBOARD
     if board.exists():
         lines += ["", board.read_text().strip()]
     lines += ["", "Stage times of that `make study` run (seconds): "
@@ -92,111 +101,113 @@ def readme_results(folder: str | Path, names: tuple[str, str] = ("p12-a", "p12-b
     return "\n".join(lines)
 
 
-def cohort_label(spec) -> str:
-    """The name a study gives a cohort in its file names: a bundled name as it is, a file by its stem."""
-    return Path(spec).stem if Path(str(spec)).suffix else str(spec)
-
-
-def study_cohorts(cohort: str | Path = "p12-a", external: str | Path | None = None):
-    """The development and external cohorts of a study and their labels; the bundled pair by default. An external
-    cohort of another schema is mapped onto the development cohort's (``alfia.cohorts.mapping``)."""
-    from alfia.cohorts import load_cohort
-    from alfia.errors import AlfiaError
-
+def study_cohorts(cohort: str | Path | None = None, external: str | Path | None = None):
+    """The development and external cohorts of a study and their names; by default the pair a data set declares
+    (:func:`alfia.cohorts.registry.default_study`), and for a bundled development cohort its declared external
+    one. An external cohort of another schema is mapped onto the development cohort's (``alfia.cohorts.mapping``).
+    Both are read by :func:`alfia.text.inputs.load_input`, as every command reads its cohorts."""
+    if cohort is None:
+        cohort = default_study().development
     if external is None:
-        if str(cohort) != "p12-a":
+        declared = declared_study(str(cohort))
+        if declared is None:
             raise AlfiaError("a study validates on a held-out cohort: pass --external (a parquet file or bundled "
                              "name) with your own development cohort")
-        external = "p12-b"
-    dev, ext = load_cohort(cohort), load_cohort(external)
-    if ext.schema.name != dev.schema.name:
-        from alfia.cohorts.mapping import describe, map_cohort
+        external = declared.external
+    dev = load_input(cohort)
+    ext = load_input(external, training=dev)   # mapped onto the development cohort's schema when it has another
+    if "mapping" in ext.info:
+        from alfia.cohorts.mapping import describe
 
-        ext = map_cohort(ext, dev)
         logger.info(describe(ext.info["mapping"]))
-    names = cohort_label(cohort), cohort_label(external)
+    names = cohort_name(cohort), cohort_name(external)
     if names[0] == names[1]:
         raise AlfiaError(f"the development and external cohorts are both named {names[0]!r}; pass two cohorts")
     return dev, ext, names
 
 
-def run_study(out: str | Path, style: str | None = None, profile: str = "quick", cohort: str | Path = "p12-a",
-              external: str | Path | None = None, device: str | None = "auto", precision: str | None = "auto") -> Path:
+def run_study(out: str | Path, style: str | None = None, profile: str = "quick", cohort: str | Path | None = None,
+              external: str | Path | None = None, device: str | None = "auto", precision: str | None = "auto",
+              mlflow: str | None = None) -> Path:
     """The whole study into ``out``; ``cohort``/``external``: the development and external cohorts (files or
-    bundled names; by default PhysioNet 2012 sets A and B); ``device`` / ``precision``: where and how every stage
-    that runs the model computes (:mod:`alfia.model.runtime`)."""
+    bundled names; by default the declared study, PhysioNet 2012 sets A and B); ``device`` / ``precision``: where
+    and how every stage that runs the model computes (:mod:`alfia.model.runtime`); ``mlflow``: a tracking URI that
+    the study folder and its run are logged to (else ``ALFIA_MLFLOW_URI``, when set: :mod:`alfia.tracking`)."""
     on = {"device": device, "precision": precision}
     style = style or DEFAULT_STYLE
     started = manifest.now()
     dev, ext, (dev_name, ext_name) = study_cohorts(cohort, external)
-    out = Path(out)
+    folder = StudyFolder(out)
+    out = folder.path
     out.mkdir(parents=True, exist_ok=True)
     clock = StageClock()
     summary: list[str] = [f"# ALFIA study (development: {dev_name}; external: {ext_name})", "",
                           f"Task: {dev.task.name}: {dev.task.title}.", ""]
 
     with clock.stage("cohorts"):
-        write_cohort(dev, out / f"{dev_name}.parquet")
-        write_cohort(ext, out / f"{ext_name}.parquet")
+        write_cohort(dev, folder.cohort(dev_name))
+        write_cohort(ext, folder.cohort(ext_name))
         if "mapping" in ext.info:
-            write_text_atomic(out / "external-mapping.json", json.dumps(ext.info["mapping"], indent=2))
+            folder.write_json(StudyFolder.MAPPING, ext.info["mapping"])
 
     with clock.stage("encode"):
         encoder = TextEncoder(dev.schema.name, style=style).fit(dev.df)
         dev_text, ext_text = encoder.encode(dev), encoder.encode(ext)
-        encoder.save(out / RunFolder.ENCODER)
-        write_cohort(dev_text, out / f"{dev_name}.encoded.parquet")
-        write_cohort(ext_text, out / f"{ext_name}.encoded.parquet")
+        encoder.save(folder / StudyFolder.ENCODER)
+        write_cohort(dev_text, folder.encoded(dev_name))
+        write_cohort(ext_text, folder.encoded(ext_name))
 
     with clock.stage("table1"):
-        shown = SHOWN.get(dev_name, dev_name)
-        table = to_markdown(table1(dev), title=f"Table 1: {shown}, baseline characteristics by {dev.task.outcome}")
+        table = to_markdown(table1(dev), title=f"Table 1: {shown_name(dev_name)}, baseline characteristics by "
+                                               f"{dev.task.outcome}")
         logger.info(table)
-        write_text_atomic(out / "table1.md", table + "\n")
+        folder.save_text(StudyFolder.TABLE1, table + "\n")
         summary += [table, ""]
 
-    run = out / "alfia-run"
-    with clock.stage("train ALFIA (quick profile)"):
+    run = folder.run.path
+    with clock.stage(f"train ALFIA ({profile} profile)"):
         config = make_config(profile, precision=precision or "auto")
         logger.info(f"settings: {config.describe()}")
-        metrics = train(dev_text, run, config, resume=RunFolder(run).checkpoint.exists(), finish=True, device=device)
+        metrics = train(dev_text, run, config, resume=RunFolder(run).checkpoint.exists(), finish=True, device=device,
+                        mlflow=mlflow)
         logger.info(f"{dev_name} test split (scored once, after training):")
         logger.info(format_metrics(metrics["test"]))
 
-    with clock.stage(f"external validation on {SHOWN.get(ext_name, ext_name)} (all rows)"):
+    external_predictions = folder.predictions(ext_name)
+    with clock.stage(f"external validation on {shown_name(ext_name)} (all rows)"):
         table, info = predict_cohort(run, ext, progress=True, **on)
-        write_predictions(table, info, out / f"{ext_name}.predictions.parquet")
+        write_predictions(table, info, external_predictions)   # and its metrics beside: folder.metrics_path
         logger.info(format_metrics(info["metrics"]))
 
     with clock.stage("baselines: AutoGluon zoo and severity scores"):
-        run_baselines(dev, out / "baselines", external=ext, preset=profile)
+        run_baselines(dev, folder.baselines, external=ext, profile=profile)
 
     with clock.stage("frozen encoder + logistic regression"):
-        run_frozen_readout(run, dev, out / "frozen-readout", external=ext, **on)
+        run_frozen_readout(run, dev, folder.frozen_readout, external=ext, **on)
 
     with clock.stage("ALFIA-boost / ALFIA-nn"):
-        run_boost(run, dev, out / "boost", external=ext, preset=profile, **on)
+        run_boost(run, dev, folder.boost, external=ext, profile=profile, **on)
 
     with clock.stage("leaderboard"):
-        board = leaderboard([out / "baselines", out / "frozen-readout", out / "boost", run], external_labels=ext,
-                            alfia_external=out / f"{ext_name}.predictions.parquet", out_dir=out)
+        board = leaderboard([folder.baselines, folder.frozen_readout, folder.boost, run], external_labels=ext,
+                            alfia_external=external_predictions, out_dir=out)
         logger.info(board.markdown)
 
     with clock.stage("report"):
-        report = build_report(run, out / "report.html", cohort=dev_text, baselines=out / "baselines",
-                              external_predictions=out / f"{ext_name}.predictions.parquet", classifier="mlp", **on)
+        report = build_report(run, folder / StudyFolder.REPORT, cohort=dev_text, baselines=folder.baselines,
+                              external_predictions=external_predictions, classifier="mlp", **on)
 
     history = RunFolder(run).history()
     summary += ["## Results (95% bootstrap CIs, 1,000 stratified resamples)", "",
-                *alfia_results(metrics, info, history, (dev_name, ext_name)), "", board.markdown, "",
-                f"Report: {report}", ""]
+                *alfia_results(metrics, info, history, (dev_name, ext_name), profile=profile), "", board.markdown,
+                "", f"Report: {report}", ""]
     summary += ["## Stage times", "", clock.markdown(), ""]
-    write_text_atomic(out / "summary.md", "\n".join(summary))
-    write_text_atomic(out / "timings.json", json.dumps(clock.seconds, indent=2))
+    folder.save_text(StudyFolder.SUMMARY, "\n".join(summary))
+    folder.write_json(StudyFolder.TIMINGS, clock.seconds)
     manifest.write_manifest(out, started, backbone=backbone_identity(None), cohort={dev_name: dev_text.checksum(),
                                                                   ext_name: ext_text.checksum()},
-                            extra={"task": dev.task.to_dict()})
+                            extra={"task": dev.task.to_dict()}, mlflow=mlflow)
     logger.info(clock.markdown())
-    logger.info(f"study summary: {out / 'summary.md'}")
+    logger.info(f"study summary: {folder / StudyFolder.SUMMARY}")
     logger.info(f"study report: {report}")
-    return out / "summary.md"
+    return folder / StudyFolder.SUMMARY

@@ -2,22 +2,21 @@
 
 Off unless asked for: nothing here is imported otherwise. One MLflow run per folder, logged once its manifest
 is written: parameters (``config.json``'s settings, the backbone and the cohort checksum), per-epoch metrics
-from ``history.jsonl`` (step = epoch), final metrics from ``metrics.json`` and ``p12-b.metrics.json``, and the
-folder's files as artefacts. Patient-level files stay out of MLflow: cohort tables and predictions
-(``*.parquet``), the report page and its figures (they quote patient texts); so do the resumable checkpoint and
-AutoGluon's pickled models.
+from ``history.jsonl`` (step = epoch), final metrics from ``metrics.json`` and, for a study folder, each external
+cohort's ``<external>.metrics.json`` (:class:`alfia.run_folder.StudyFolder`), and the folder's files as artefacts.
+Patient-level files stay out of MLflow: cohort tables and predictions (``*.parquet``), the report page and its
+figures (they quote patient texts); so do the resumable checkpoint and AutoGluon's pickled models.
 """
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
 
 from alfia.codec import flatten
 from alfia.errors import AlfiaError
-from alfia.run_folder import RunFolder
+from alfia.run_folder import RunFolder, StudyFolder
 
 KEPT_OUT_SUFFIXES = (".parquet", ".html")
 # Resumable state; AutoGluon's pickled models (large, not portable); the report's figures (token attention quotes
@@ -39,12 +38,17 @@ def params_of(folder: Path) -> dict[str, Any]:
 
 def final_metrics(folder: Path) -> dict[str, float]:
     """``{"where.metric": estimate}`` (e.g. ``test.auprc``, apart from the per-epoch ``val_auprc``) from
-    metrics.json (``{"val"|"test": evaluate-dict}``) and a study's external metrics (``p12-b.metrics.json``)."""
+    metrics.json (``{"val"|"test": evaluate-dict}``) and every external cohort's metrics of a study folder
+    (``<external>.metrics.json``): ``external.auprc`` for a study's one external cohort, ``external.<name>.auprc``
+    for each of several."""
     out: dict[str, float] = {}
     sources = []
     sources += list((RunFolder(folder).metrics() or {}).items())
-    if (folder / "p12-b.metrics.json").exists():
-        sources.append(("external", json.loads((folder / "p12-b.metrics.json").read_text()).get("metrics", {})))
+    study = StudyFolder(folder)
+    externals = study.externals()
+    for name in externals:
+        where = "external" if len(externals) == 1 else f"external.{name}"
+        sources.append((where, (study.external_metrics(name) or {}).get("metrics", {})))
     for where, metrics in sources:
         if not isinstance(metrics, dict):
             continue

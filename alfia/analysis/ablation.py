@@ -1,11 +1,12 @@
 """``alfia ablate``: what each part of ALFIA contributes, and what another backbone changes, on one cohort and its
 fixed split.
 
-By default (``profile="ablation"``) the variants share the paper's mechanics at the quick profile's CPU budget
-(``ABLATION_BASE``: LoRA on the top layer, labels with the class-weighted loss, no pooled readout, no teacher, no
-recalibration): the default quick profile's readout would carry every variant alike and hide what the parts of the
-paper's model contribute. ``profile="quick"`` or ``"paper"`` trains with that profile as it is (the backbone
-comparison of Fig. 3 asks how each backbone does in the model users get).
+By default (``profile="ablation"``, a profile of :data:`alfia.training.config.PROFILES`) the variants share the
+paper's mechanics at the quick profile's CPU budget (``alfia.training.config.ABLATION`` over the quick profile: LoRA
+on the top layer, labels with the class-weighted loss, no pooled readout, no teacher, no recalibration): the default
+quick profile's readout would carry every variant alike and hide what the parts of the paper's model contribute.
+``profile="quick"`` or ``"paper"`` trains with that profile as it is (the backbone comparison of Fig. 3 asks how
+each backbone does in the model users get).
 
 Variants (first backbone; every further ``--backbone`` gets only the default variant, for Fig. 3):
 
@@ -15,8 +16,9 @@ random-init     the same architecture randomly initialised (written to ``OUT/_ba
 no-lora         the backbone frozen: only the fusion module and the head are trained (skipped, with the reason,
                 where the profile has no LoRA)
 nf1 nf2 nf6     N_f = 1, 2, 6 fused layers (a value above the backbone's depth is skipped, with the reason)
-mean-pool       no fusion: the plain attention-mask mean of the last layer's tokens goes straight to the head
-                (same LoRA, head, optimiser and early stopping; the run keeps no model/ folder, its best
+mean-pool       no fusion (``model.fusion.kind="mean"``, N_f = 1): the plain attention-mask mean of the last
+                layer's tokens goes straight to the head (same LoRA, head, optimiser, early stopping and
+                initial weights as N_f = 1; the run keeps no model/ folder, its best
                 epoch's predictions and metrics are written exactly as ``finish_run`` writes them)
 ==============  ==========================================================================================
 
@@ -46,7 +48,6 @@ from pathlib import Path
 
 import pandas as pd
 import torch
-from torch import nn
 
 from alfia.cohorts import ID, Cohort
 from alfia.errors import AlfiaError
@@ -57,9 +58,6 @@ from alfia.run_folder import RunFolder
 
 logger = logging.getLogger(__name__)  # under "alfia": the CLI shows it, -q hides it
 
-ABLATION_BASE = {"model.lora": {"layers": 1, "dropout": 0.0}, "model.readout": None, "head_lr": 3e-4,
-                 "distill": 0.0, "class_weight": True, "calibration": "none"}
-PROFILES = ("ablation", "quick", "paper")  # "ablation": ABLATION_BASE over the quick profile
 VARIANTS = ("default", "random-init", "no-lora", "nf1", "nf2", "nf6", "mean-pool")
 REFERENCE = "WeightedEnsemble"   # the tabular model of a baselines folder that the runs are compared with
 SPEED_ROUNDS = 3   # rounds of the back-to-back inference timing (the median is reported)
@@ -69,35 +67,15 @@ DATA = {"val": "validation", "test": "test", "external": "external"}
 SHOWN_METRICS = ("n", "n_pos", "auprc", "auroc", "ece", "brier")
 
 
-class MeanPooling(nn.Module):
-    """Stands in for the fusion module: the masked mean of the last layer (no parameters)."""
-
-    def forward(self, hidden_states, attention_mask):
-        from alfia.model.fusion import FusionOutput, masked_mean
-
-        last = hidden_states[-1]
-        mask = attention_mask.bool()
-        weights = mask.float() / mask.float().sum(1, keepdim=True).clamp(min=1)
-        ones = torch.ones(last.shape[0], 1, dtype=last.dtype, device=last.device)
-        means = masked_mean(torch.stack(tuple(hidden_states)), mask.unsqueeze(0)).transpose(0, 1)
-        return FusionOutput(masked_mean(last, mask), ones, weights, means)
-
-
-def _mean_pool_trainer():
-    from alfia.training.trainer import Trainer
-
-    class MeanPoolTrainer(Trainer):
-        """The quick-profile trainer with the fusion module replaced by :class:`MeanPooling`. The model cannot be
-        saved as an ALFIA folder; the trainer keeps the best epoch's weights in memory and restores them."""
-
-        def _build(self) -> None:
-            super()._build()
-            self.model.fusion = MeanPooling()
-
-        def _save_best(self) -> None:
-            pass
-
-    return MeanPoolTrainer
+def variant_settings(variant: str) -> dict:
+    """The settings that make a variant (on top of the profile's): every variant is configuration."""
+    if variant == "no-lora":
+        return {"model.lora": None}
+    if variant.startswith("nf"):
+        return {"model.fusion.num_fusion_layers": int(variant[2:])}
+    if variant == "mean-pool":   # no fusion module: the mean of the top layer's tokens (alfia.model.fusion)
+        return {"model.fusion.num_fusion_layers": 1, "model.fusion.kind": "mean"}
+    return {}   # default; random-init is the default on another backbone (random_init_copy)
 
 
 def random_init_copy(backbone: str | None, folder: Path, seed: int = 0) -> Path:
@@ -135,8 +113,6 @@ def _short(backbone: str | None) -> str:
 def _config(profile: str, overrides: dict, settings: dict):
     from alfia.training.config import make_config
 
-    if profile == "ablation":
-        return make_config("quick", **{**ABLATION_BASE, **overrides, **settings})
     return make_config(profile, **{**overrides, **settings})
 
 
@@ -147,7 +123,7 @@ def describe(variant: str, config) -> str:
     parts = ["random-init backbone" if variant == "random-init" else "pre-trained",
              "frozen (no LoRA)" if lora is None else "LoRA on every layer" if lora.layers is None
              else f"LoRA on the top {lora.layers} layer{'s' if lora.layers > 1 else ''}",
-             "plain mean pooling of the last layer (no fusion)" if variant == "mean-pool"
+             "plain mean pooling of the last layer (no fusion)" if config.model.fusion.kind == "mean"
              else f"N_f={config.model.fusion.num_fusion_layers}, fusion"]
     parts += [name for name, on in (("readout", config.model.readout is not None), ("teacher", config.distill > 0),
                                     (config.calibration, config.calibration != "none")) if on]
@@ -238,7 +214,8 @@ def run_ablation(cohort: Cohort, out: str | Path, backbones: list[str | None] | 
                  boost: bool = False, baselines: str | Path | None = None, speed_stays: int = 0,
                  **overrides) -> Path:
     """Train every variant into ``out``; returns the path of ``ablation.json``. ``profile``: ``"ablation"``
-    (``ABLATION_BASE`` over the quick profile), ``"quick"`` or ``"paper"``; ``overrides`` go to
+    (the ablation's budget over the quick profile), ``"quick"``, ``"paper"`` or any registered profile
+    (:data:`alfia.training.config.PROFILES`); ``overrides`` go to
     :func:`alfia.training.config.make_config` on top, e.g. ``epochs=2``. ``external`` (shown as
     ``external_name``), ``boost``, ``baselines`` and ``speed_stays``: see the module's docstring."""
     from alfia.analysis.figures import FigureWriter
@@ -246,7 +223,8 @@ def run_ablation(cohort: Cohort, out: str | Path, backbones: list[str | None] | 
     from alfia.baselines import boost as alfia_boost
     from alfia.baselines.boost import BOOST_ENSEMBLE
     from alfia.inference import finish_run, predict_cohort, write_predictions
-    from alfia.training.trainer import check_cohort, train
+    from alfia.training.config import PROFILES
+    from alfia.training.trainer import Trainer, check_cohort, train
 
     check_cohort(cohort)
     if profile not in PROFILES:
@@ -270,22 +248,16 @@ def run_ablation(cohort: Cohort, out: str | Path, backbones: list[str | None] | 
             plan.append((f"{tag}{v}", backbone, v))
     runs, skipped = [], {}
     for name, backbone, variant in plan:
-        settings: dict = {}
+        settings = variant_settings(variant)
         used_backbone = backbone
         if variant == "random-init":
             used_backbone = str(random_init_copy(backbone, out / "_backbones" / f"random-init-{_short(backbone)}"))
-        elif variant == "no-lora":
-            if _config(profile, overrides, {}).model.lora is None:
-                skipped[name] = f"the {profile} profile's backbone is frozen already (no LoRA)"
-                continue
-            settings["model.lora"] = None
-        elif variant.startswith("nf"):
-            settings["model.fusion.num_fusion_layers"] = int(variant[2:])
-            if int(variant[2:]) > _depth(backbone):
-                skipped[name] = f"the backbone has only {_depth(backbone)} layers"
-                continue
-        elif variant == "mean-pool":
-            settings["model.fusion.num_fusion_layers"] = 1
+        elif variant == "no-lora" and _config(profile, overrides, {}).model.lora is None:
+            skipped[name] = f"the {profile} profile's backbone is frozen already (no LoRA)"
+            continue
+        elif variant.startswith("nf") and int(variant[2:]) > _depth(backbone):
+            skipped[name] = f"the backbone has only {_depth(backbone)} layers"
+            continue
         config = _config(profile, overrides, settings)
         folder = out / name
         timing = json.loads((folder / TIMING_FILE).read_text()) if (folder / TIMING_FILE).exists() else {}
@@ -293,12 +265,15 @@ def run_ablation(cohort: Cohort, out: str | Path, backbones: list[str | None] | 
         if not (folder / RunFolder.METRICS).exists():
             if progress:
                 logger.info(f"== ablation {name}: {describe(variant, config)}")
-            if variant == "mean-pool":
+            if variant == "mean-pool":   # the run keeps no model/: its best epoch scores every split from memory
                 shutil.rmtree(folder, ignore_errors=True)
-                trainer = _mean_pool_trainer()(cohort, folder, config, backbone=used_backbone, progress=progress)
-                with _timed(timing, "train", folder):
-                    trainer.fit()
-                    finish_run(trainer.out, cohort, n_boot=n_boot, model=trainer.model)
+                trainer = Trainer(cohort, folder, config, backbone=used_backbone, progress=progress, save_model=False)
+                try:
+                    with _timed(timing, "train", folder):
+                        trainer.fit()
+                        finish_run(trainer.out, cohort, n_boot=n_boot, model=trainer.model)
+                finally:
+                    trainer.close()
             else:
                 with _timed(timing, "train", folder):  # the best model then scores every split, from its caches
                     train(cohort, folder, config, backbone=used_backbone, resume=folder.exists(), progress=progress,
@@ -312,7 +287,7 @@ def run_ablation(cohort: Cohort, out: str | Path, backbones: list[str | None] | 
         if boost and has_model and not (folder / "boost" / "results.json").exists():
             with _timed(timing, "boost", folder):
                 alfia_boost.run_boost(folder, cohort, folder / "boost", external=external,
-                                      preset="paper" if profile == "paper" else "quick", n_boot=n_boot, verbosity=0)
+                                      profile=profile, n_boot=n_boot, verbosity=0)
         metrics, history = RunFolder(folder).metrics(), RunFolder(folder).history()
         best = [h["epoch"] for h in history if h.get("best")]
         entry = {"name": name, "folder": name, "variant": variant, "backbone": backbone or "default",
@@ -403,5 +378,5 @@ def ablation_markdown(index: dict) -> str:
     return "\n\n".join(parts) + "\n"
 
 
-__all__ = ["PROFILES", "VARIANTS", "MeanPooling", "ablation_markdown", "ablation_tables", "describe",
-           "measure_inference", "model_results", "random_init_copy", "run_ablation"]
+__all__ = ["VARIANTS", "ablation_markdown", "ablation_tables", "describe",
+           "measure_inference", "model_results", "random_init_copy", "run_ablation", "variant_settings"]

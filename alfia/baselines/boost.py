@@ -68,14 +68,15 @@ def _has_readout(run_dir: str | Path) -> bool:
 
 
 def run_boost(run_dir: str | Path, dev: Cohort, out_dir: str | Path, external: Cohort | None = None,
-              preset: str = "quick", *, n_boot: int = 1000, seed: int = 42, time_limit: float | None = None,
+              profile: str = "quick", *, n_boot: int = 1000, seed: int = 42, time_limit: float | None = None,
               verbosity: int = 1, models: list[str] | None = None,
               zoo: tuple[ModelSpec, ...] = BOOST_ZOO, with_embeddings: bool = False, device: str | None = "auto",
-              precision: str | None = "auto") -> dict:
-    """Train and score ALFIA-boost / ALFIA-nn on ``dev``'s splits; same outputs as ``run_baselines``
-    (family ``"alfia-derived"``). ``device`` / ``precision``: where the run's model embeds the stays."""
+              precision: str | None = "auto", preset: str | None = None) -> dict:
+    """Train and score ALFIA-boost / ALFIA-nn on ``dev``'s splits at the budget of ``profile`` (``preset``: its
+    old name, deprecated); same outputs as ``run_baselines`` (family ``"alfia-derived"``). ``device`` /
+    ``precision``: where the run's model embeds the stays."""
     on = {"device": device, "precision": precision}
-    tabular._check_preset(preset)
+    preset = tabular.budget_of(profile, preset, "run_boost")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()

@@ -36,7 +36,7 @@ from alfia.cohorts.task import task_labels, task_of_run
 from alfia.errors import AlfiaError
 from alfia.evaluation.metrics import format_ci, paired_difference
 from alfia.io import atomic_path, metrics_path, write_text_atomic
-from alfia.run_folder import RunFolder
+from alfia.run_folder import RunFolder, StudyFolder
 
 OUTCOME = "outcome"   # the labels tables' outcome column, whatever the task calls it
 PREDICTIONS = RunFolder.PREDICTIONS   # a baselines folder names its predictions as a run folder does
@@ -172,8 +172,11 @@ def _labels_table(labels: Cohort | pd.DataFrame | None, where: str) -> pd.DataFr
 # ----------------------------------------------------------------------------------------------- build
 
 
-def _numbers(entries: list[Entry], where: str) -> pd.DataFrame:
-    """The numeric rows of one table, sorted by AUPRC (highest first)."""
+def numbers_table(entries: list[Entry], where: str) -> pd.DataFrame:
+    """The numeric rows of one table (the entries' metrics on ``where``: ``test``, ``external``, or any set they
+    were scored on), sorted by AUPRC (highest first): model, family, n, then ``<metric>_estimate``,
+    ``<metric>_ci_low``, ``<metric>_ci_high`` for auprc, auroc, best_f1, best_f2 (NaN where undefined). The
+    leaderboard's CSV files hold these rows, and ``ALFIAPredictor.leaderboard`` returns them."""
     columns = ["model", "family", "n"] + [f"{k}{part}" for k in METRICS.values()
                                           for part in ("_estimate", "_ci_low", "_ci_high")]
     rows = []
@@ -269,7 +272,7 @@ def leaderboard(dirs: list[str | Path], test_labels: Cohort | pd.DataFrame | Non
     labels = {"test": _labels_table(test_labels, "test"), "external": _labels_table(external_labels, "external")}
     if labels["test"] is None and run_labels is not None and not run_labels.empty:
         labels["test"] = run_labels
-    numbers = {w: _numbers(entries, w) for w in WHERE}
+    numbers = {w: numbers_table(entries, w) for w in WHERE}
     numbers = {w: t for w, t in numbers.items() if len(t)}
     tables = {w: _formatted(t) for w, t in numbers.items()}
     comparisons = {w: _compare(entries, w, labels[w], n_boot, seed) for w in tables}
@@ -281,12 +284,12 @@ def leaderboard(dirs: list[str | Path], test_labels: Cohort | pd.DataFrame | Non
     task = next(iter(tasks.values()), None)
     board = Leaderboard(tables, comparisons, _markdown(tables, comparisons, skipped, task), skipped, numbers, task)
     if out_dir is not None:
-        out_dir = Path(out_dir)
-        write_text_atomic(out_dir / "leaderboard.md", board.markdown)
+        out = StudyFolder(out_dir)   # a study's leaderboard files, named as a study folder names them
+        write_text_atomic(out / StudyFolder.LEADERBOARD, board.markdown)
         for w, t in numbers.items():
-            with atomic_path(out_dir / f"leaderboard-{w}.csv") as tmp:
+            with atomic_path(out.leaderboard_table(w)) as tmp:
                 t.to_csv(tmp, index=False)
-        write_text_atomic(out_dir / "leaderboard.json", json.dumps(board.to_dict(), indent=2))
+        write_text_atomic(out / StudyFolder.LEADERBOARD_JSON, json.dumps(board.to_dict(), indent=2))
     return board
 
 

@@ -40,30 +40,38 @@ def evaluate_score(y: np.ndarray, p: np.ndarray, threshold: float | None = None,
     return result
 
 
-def score_severity(dev: Cohort, external: Cohort | None = None, *, n_boot: int = 1000,
-                   seed: int = 42) -> tuple[dict, list[pd.DataFrame]]:
+def score_severity(dev: Cohort, external: Cohort | None = None, *, n_boot: int = 1000, seed: int = 42,
+                   by_split: bool = True) -> tuple[dict, list[pd.DataFrame]]:
     """Results entries (family ``"score"``) and prediction rows of every severity score of the schema, in schema
-    order."""
+    order: ``test`` (and ``external``, all rows of ``external``) at the threshold chosen on the validation split.
+    ``by_split=False``: every row of ``dev`` as one set, ``"all"``, with no threshold chosen (``ALFIAPredictor
+    .leaderboard``: stays of any split). Rows whose score or outcome is missing are left out; a score that does
+    not rank both outcomes on every set is left out."""
     models, frames = {}, []
-    data = {where: dev.df[dev.df[SPLIT] == where] for where in ("val", "test")}
-    cohorts = {"val": dev, "test": dev}
+    if by_split:
+        data = {where: (dev, dev.df[dev.df[SPLIT] == where]) for where in ("val", "test")}
+    else:
+        data = {"all": (dev, dev.df)}
     if external is not None:
-        data["external"], cohorts["external"] = external.df, external
+        data["external"] = (external, external.df)
     for column, name in dev.schema.score_labels.items():
+        if any(column not in df.columns for _, df in data.values()):
+            continue
         probs, ys, ids = {}, {}, {}
-        for where, df in data.items():
-            p = scaled_score(cohorts[where], column, df)
-            known = p.notna().to_numpy()
-            probs[where], ys[where], ids[where] = p.to_numpy()[known], df[cohorts[where].label].to_numpy()[known], \
-                df[ID].to_numpy()[known]
+        for where, (cohort, df) in data.items():
+            p = scaled_score(cohort, column, df)
+            known = (p.notna() & df[cohort.label].notna()).to_numpy()
+            probs[where], ys[where], ids[where] = p.to_numpy()[known], \
+                df[cohort.label].to_numpy()[known].astype(int), df[ID].to_numpy()[known]
         if any(len(np.unique(ys[w])) < 2 for w in ys):
             continue  # a score missing on (almost) every row cannot be ranked
-        threshold = choose_threshold(ys["val"], probs["val"])
+        threshold = choose_threshold(ys["val"], probs["val"]) if by_split else None
         entry = {"family": "score"}
-        for where in ("test", "external"):
+        for where in ("test", "external", "all"):
             if where in probs:
                 entry[where] = evaluate_score(ys[where], probs[where], threshold, n_boot=n_boot, seed=seed)
-        entry["threshold"] = float(threshold)
+        if threshold is not None:
+            entry["threshold"] = float(threshold)
         models[name] = entry
         frames += [pd.DataFrame({"model": name, "where": where, "stay_id": ids[where], "probability": probs[where]})
                    for where in probs]

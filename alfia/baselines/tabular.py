@@ -8,9 +8,12 @@ scored on the test split and, when given, on all rows of the external cohort, wi
 :func:`alfia.evaluation.metrics.evaluate` and the threshold that maximises F1 on its own validation
 predictions (applied unchanged).
 
-Presets: ``quick`` (light hyper-parameters with fixed iteration budgets -- trees, boosting rounds, epochs --
-and no time limit, so that the same code and seed give the same leaderboard on any machine; about 2 minutes
-on a 2-core CPU for 3,000 training rows) and ``paper`` (the full zoo with AutoGluon's defaults, no limits).
+Budgets (``PRESETS``), chosen by the profile (``profile="quick"``, ``--profile``: each profile of
+:data:`alfia.training.config.PROFILES` names its budget): ``quick`` (light hyper-parameters with fixed iteration
+budgets -- trees, boosting rounds, epochs -- and no time limit, so that the same code and seed give the same
+leaderboard on any machine; about 2 minutes on a 2-core CPU for 3,000 training rows; the quick and ablation
+profiles) and ``paper`` (the full zoo with AutoGluon's defaults, no limits). results.json names the budget
+(``"preset"``).
 A model that cannot run (a missing optional package, no TabPFN weights, a failure inside AutoGluon) is
 skipped with one printed line, and its reason is kept in the results.
 """
@@ -23,6 +26,7 @@ import logging
 import platform
 import shutil
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,7 +44,7 @@ from alfia.run_folder import RunFolder
 
 logger = logging.getLogger(__name__)  # under "alfia": the CLI shows it, -q hides it
 
-PRESETS = ("quick", "paper")
+PRESETS = ("quick", "paper")  # the zoo's budgets (ModelSpec.quick / .paper); a profile names its own
 FAMILIES = ("tabular", "score", "alfia-derived")
 ENSEMBLE = "WeightedEnsemble"
 _AG_ENSEMBLE = "WeightedEnsemble_L2"
@@ -151,6 +155,18 @@ def select_zoo(preset: str, models: list[str] | None = None, tabpfn_weights: str
 def _check_preset(preset: str) -> None:
     if preset not in PRESETS:
         raise AlfiaError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
+
+
+def budget_of(profile: str, preset: str | None = None, caller: str = "run_baselines") -> str:
+    """The zoo's budget (one of ``PRESETS``) of a registered profile (:data:`alfia.training.config.PROFILES`);
+    ``preset``: the old keyword of the profile (accepted for one release, with a DeprecationWarning)."""
+    from alfia.training.config import profile_of
+
+    if preset is not None:
+        warnings.warn(f"{caller}(preset=...) is deprecated; pass profile={preset!r}", DeprecationWarning,
+                      stacklevel=3)
+        profile = preset
+    return profile_of(profile).baselines
 
 
 # ------------------------------------------------------------------------------------------------ inputs
@@ -315,18 +331,19 @@ def run_info(sets: dict[str, Rows], ag_columns: list[str], seconds: dict[str, fl
 # ------------------------------------------------------------------------------------------------ the API
 
 
-def run_baselines(dev: Cohort, out_dir: str | Path, external: Cohort | None = None, preset: str = "quick", *,
+def run_baselines(dev: Cohort, out_dir: str | Path, external: Cohort | None = None, profile: str = "quick", *,
                   models: list[str] | None = None, scores: bool = True, tabpfn_weights: str | Path | None = None,
                   n_boot: int = 1000, seed: int = 42, time_limit: float | None = None, verbosity: int = 1,
-                  zoo: tuple[ModelSpec, ...] = ZOO) -> dict:
-    """Train and score the tabular zoo (and, with ``scores``, the severity scores) on ``dev``'s splits.
+                  zoo: tuple[ModelSpec, ...] = ZOO, preset: str | None = None) -> dict:
+    """Train and score the tabular zoo (and, with ``scores``, the severity scores) on ``dev``'s splits, at the
+    budget of ``profile`` (a registered profile; ``preset``: its old name, deprecated).
 
     Writes ``out_dir/results.json``, ``out_dir/predictions.parquet`` and ``out_dir/run_info.json``; the fitted
     AutoGluon models stay in ``out_dir/autogluon``. ``models`` restricts the zoo (names of Table 3).
     """
     from alfia.baselines.scores import score_severity
 
-    _check_preset(preset)
+    preset = budget_of(profile, preset)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     seconds: dict[str, float] = {}

@@ -179,7 +179,7 @@ def hardware_floor(model, texts: list[str], batch_size: int, int8: bool) -> dict
     median_tokens = int(np.median(tokens))
     flops = flops_per_sample(model, texts[:16])
     hidden = int(model.backbone_info["hidden_size"])
-    ffn = int(getattr(model._base_model().config, "intermediate_size", 4 * hidden))
+    ffn = int(getattr(model.base_model().config, "intermediate_size", 4 * hidden))
     rows = batch_size * median_tokens
     gemm = gemm_gflops(rows, hidden, ffn, device=model.device)
     gemm_int8 = gemm_gflops(rows, hidden, ffn, int8=True) if int8 else None

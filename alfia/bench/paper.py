@@ -111,12 +111,13 @@ def set_a_texts(stays: int, seed: int = 0) -> tuple[list[str], np.ndarray]:
     training split."""
     from alfia.cohorts import Cohort
     from alfia.cohorts.bundled import load_bundled
+    from alfia.cohorts.registry import default_study
     from alfia.text.encoder import TextEncoder
 
-    cohort = load_bundled("p12-a")
+    cohort = load_bundled(default_study().development)   # PhysioNet 2012's set A, as its data set declares
     df = cohort.df
     sample = df.sample(n=min(stays, len(df)), random_state=seed).reset_index(drop=True)
-    encoder = TextEncoder("physionet2012", "banded").fit(df[df["split"] == "train"])
+    encoder = TextEncoder(cohort.schema.name, "banded").fit(df[df["split"] == "train"])
     encoded = encoder.encode(Cohort(df=sample, schema=cohort.schema, info=cohort.info)).df
     return encoded["text"].tolist(), encoded[cohort.label].to_numpy()
 
@@ -215,7 +216,7 @@ def measure_row(folder: str, tokenizer, precision: str, checkpointing: bool, dev
     row["train"] = {"stays_per_s": b / seconds, "step_ms": 1000 * seconds, "flops_per_step": flops,
                     "peak_gpu_mb": gpu_peak_mb(device), **throughput(flops, seconds, peak)}
     row["trainable_params"] = sum(p.numel() for p in trainable)
-    base = model._base_model()
+    base = model.base_model()
     row["backbone_params"] = sum(p.numel() for p in base.parameters())
     row["shape"] = {k: getattr(base.config, k, None) for k in BERT_LARGE}
     return row

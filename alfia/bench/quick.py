@@ -52,10 +52,11 @@ def _set_a(stays: int, seed: int = 0):
 
     from alfia.cohorts import Cohort
     from alfia.cohorts.bundled import load_bundled
+    from alfia.cohorts.registry import default_study
     from alfia.text.encoder import TextEncoder
 
-    cohort = load_bundled("p12-a")
-    cohort = TextEncoder("physionet2012", "banded").fit(cohort.df).encode(cohort)
+    cohort = load_bundled(default_study().development)   # PhysioNet 2012's set A, as its data set declares
+    cohort = TextEncoder(cohort.schema.name, "banded").fit(cohort.df).encode(cohort)
     df = cohort.df
     rng = np.random.Generator(np.random.PCG64(seed))
 

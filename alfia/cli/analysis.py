@@ -11,6 +11,7 @@ from alfia.cli.options import (
     add_external,
     add_external_predictions,
     add_n_boot,
+    add_profile,
     non_negative_int,
     positive_int,
 )
@@ -55,14 +56,14 @@ def cmd_ablate(args: argparse.Namespace) -> None:
     external = load_input(args.external, training=cohort)
     name = Path(str(args.external)).stem if args.external else "external"
     path = run_ablation(cohort, args.out, backbones=backbones, variants=variants, n_boot=args.n_boot,
-                        profile=args.setting, external=external, external_name=name, boost=args.boost,
+                        profile=args.profile, external=external, external_name=name, boost=args.boost,
                         baselines=args.baselines, speed_stays=args.speed_stays, **overrides)
     print(Path(path).with_suffix(".md").read_text())
     print(f"wrote {path}")
 
 
 def add_commands(sub) -> None:
-    from alfia.analysis.ablation import PROFILES, REFERENCE  # here: the module imports torch
+    from alfia.analysis.ablation import REFERENCE  # here: the module imports torch
 
     p = sub.add_parser("report", help="one self-contained HTML page about a trained run (figures + numbers)")
     p.add_argument("run", help="run folder written by `alfia train` / `alfia study`")
@@ -89,10 +90,7 @@ def add_commands(sub) -> None:
                    "(or separate by commas) for several, the first gets every variant (default: all-MiniLM-L6-v2)")
     p.add_argument("--variants", help="comma-separated subset of: default, random-init, no-lora, nf1, nf2, nf6, "
                                       "mean-pool")
-    p.add_argument("--setting", choices=PROFILES, default="ablation",
-                   help="ablation (default: the paper's mechanics at the quick budget, LoRA on the top layer, "
-                        "labels, no readout), or a training profile as it is: quick (frozen backbone, readout, "
-                        "teacher, calibration) or paper")
+    add_profile(p, "--setting", default="ablation")  # a training profile as it is, or the ablation's budget
     p.add_argument("--epochs", type=positive_int, help="override the profile's epochs")
     add_external(p)
     p.add_argument("--boost", action="store_true", help="also train and score ALFIA-boost on each run (with the "

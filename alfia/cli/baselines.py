@@ -11,6 +11,7 @@ from alfia.cli.options import (
     add_external_predictions,
     add_input,
     add_n_boot,
+    add_profile,
     add_schema,
     get_input,
 )
@@ -39,10 +40,9 @@ def cmd_baselines(args: argparse.Namespace) -> dict:
 
     models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None
     dev = load_input(get_input(args, "cohort"), args.schema)
-    results = run_baselines(dev, args.out, _external(dev, args.external, args.schema, args.out), preset=args.preset,
-                            models=models, scores=not args.no_scores, tabpfn_weights=args.tabpfn_weights,
-                            n_boot=args.n_boot,
-                            time_limit=args.time_limit)
+    results = run_baselines(dev, args.out, _external(dev, args.external, args.schema, args.out),
+                            profile=args.profile, models=models, scores=not args.no_scores,
+                            tabpfn_weights=args.tabpfn_weights, n_boot=args.n_boot, time_limit=args.time_limit)
     _print_results(results)
     return results
 
@@ -52,7 +52,7 @@ def cmd_boost(args: argparse.Namespace) -> dict:
 
     dev = load_input(get_input(args, "cohort"), args.schema)
     results = run_boost(get_input(args, "run"), dev, args.out, _external(dev, args.external, args.schema, args.out),
-                        preset=args.preset, n_boot=args.n_boot, time_limit=args.time_limit,
+                        profile=args.profile, n_boot=args.n_boot, time_limit=args.time_limit,
                         with_embeddings=args.with_embeddings, device=args.device, precision=args.precision)
     _print_results(results)
     return results
@@ -78,15 +78,15 @@ def _print_results(results: dict) -> None:
 
 def add_commands(sub) -> None:
     """Add ``baselines``, ``boost`` and ``leaderboard`` to the ``alfia`` sub-command parser."""
-    from alfia.baselines.tabular import MODEL_NAMES, PRESETS
+    from alfia.baselines.tabular import MODEL_NAMES
 
     def common(p: argparse.ArgumentParser) -> None:
         add_input(p, "cohort", "development cohort with train/val/test splits (a parquet file, or p12-a)",
                   "--cohort")
         add_external(p)
         p.add_argument("--out", required=True, help="output folder (results.json, predictions.parquet)")
-        p.add_argument("--preset", default="quick", choices=PRESETS, help="quick (default: fixed iteration "
-                       "budgets, ~5 min on 2 CPU cores for 3,000 training rows) or paper (the full zoo, defaults)")
+        add_profile(p, "--preset")  # the baselines' budget is the profile's: quick and ablation fixed iteration
+        # budgets (~5 min on 2 CPU cores for 3,000 training rows), paper the full zoo with AutoGluon's defaults
         p.add_argument("--time-limit", type=float, help="seconds for the whole AutoGluon fit (default: none; a "
                        "limit makes the results depend on the machine's speed)")
         add_n_boot(p)

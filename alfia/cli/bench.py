@@ -9,6 +9,8 @@ from pathlib import Path
 from alfia.cli.options import add_backbone, add_batch_size, add_device, add_profile, positive_int
 from alfia.errors import AlfiaError, UsageError
 
+BENCHES = ("quick", "paper")  # the profiles alfia bench measures (alfia.bench.quick, alfia.bench.paper)
+
 
 def _sizes(value: str) -> list[int]:
     try:
@@ -23,6 +25,9 @@ def _sizes(value: str) -> list[int]:
 def cmd_bench(args: argparse.Namespace) -> None:
     if not str(args.out).endswith(".json"):
         raise UsageError(f"--out must name a .json file, got {args.out!r}")
+    if args.profile not in BENCHES:
+        raise UsageError(f"alfia bench measures the {' or '.join(BENCHES)} profile; --profile {args.profile} is "
+                         "not one")
     if args.profile == "paper":
         return cmd_paper_bench(args)
     from alfia.bench.quick import run_bench

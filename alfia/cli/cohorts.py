@@ -7,6 +7,7 @@ from pathlib import Path
 
 from alfia.cli.options import add_schema, add_style, positive_int
 from alfia.errors import AlfiaError, UsageError
+from alfia.text.inputs import load_input
 
 
 def _existing_file(path: str) -> Path:
@@ -33,10 +34,9 @@ def cmd_cohort(args: argparse.Namespace) -> None:
 
 
 def cmd_table1(args: argparse.Namespace) -> None:
-    from alfia.cohorts import load_cohort
     from alfia.cohorts.table1 import table1, to_markdown, write_table1
 
-    cohort = load_cohort(args.cohort, schema=args.schema)
+    cohort = load_input(args.cohort, args.schema)
     table = table1(cohort)
     print(to_markdown(table))
     if args.out:
@@ -44,14 +44,14 @@ def cmd_table1(args: argparse.Namespace) -> None:
 
 
 def cmd_encode(args: argparse.Namespace) -> None:
-    from alfia.cohorts import load_cohort, write_cohort
+    from alfia.cohorts import write_cohort
     from alfia.model.backbone import load_tokenizer
     from alfia.text.encoder import DEFAULT_STYLE, TextEncoder, load_encoder
     from alfia.text.stats import token_lengths
 
     # a reused encoder writes texts for stays to score, which need no outcome or split
     require_outcome = not args.encoder
-    cohort = load_cohort(args.cohort, schema=args.schema, require_outcome=require_outcome)
+    cohort = load_input(args.cohort, args.schema, require_outcome=require_outcome)
     if args.encoder:
         if args.style:
             raise UsageError("--style and --encoder exclude each other: a reused encoder keeps its own style")

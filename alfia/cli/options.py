@@ -12,7 +12,6 @@ import contextlib
 import functools
 import json
 import logging
-import os
 import sys
 from collections.abc import Callable
 
@@ -124,17 +123,45 @@ def comma_list(value: str) -> tuple[str, ...]:
     return items
 
 
-def add_profile(p: argparse.ArgumentParser) -> None:
+def add_profile(p: argparse.ArgumentParser, *old_names: str, default: str = "quick") -> None:
+    """``--profile``: one of the registered profiles (alfia.training.config.PROFILES), the one flag that chooses the
+    settings of every command that trains. ``old_names``: earlier spellings (``--preset``, ``--setting``), accepted
+    for one release with a deprecation line on stderr, hidden from the help."""
     from alfia.training.config import PROFILES
 
-    p.add_argument("--profile", choices=tuple(PROFILES), default="quick",
-                   help="training profile: quick (default, 2 CPU cores) or paper (the paper's settings)")
+    choices = tuple(PROFILES)
+    p.add_argument("--profile", choices=choices, default=default,
+                   help="; ".join(profile.help for profile in PROFILES.values()) + " (default %(default)s)")
+    for name in old_names:
+        p.add_argument(name, dest="profile", choices=choices, action=DeprecatedFlag, new="--profile",
+                       help=argparse.SUPPRESS)
+
+
+class DeprecatedFlag(argparse.Action):
+    """An old spelling of a flag: stores its value as the new flag does and prints one deprecation line on
+    stderr."""
+
+    def __init__(self, option_strings, dest, new: str, **kwargs):
+        self.new = new
+        super().__init__(option_strings, dest, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(f"warning: {option_string} is deprecated and will be removed in the next release; use {self.new}",
+              file=sys.stderr)
+        setattr(namespace, self.dest, values)
 
 
 def add_style(p: argparse.ArgumentParser) -> None:
     from alfia.text.encoder import DEFAULT_STYLE, STYLES
 
     p.add_argument("--style", choices=STYLES, help=f"clinical text style (default {DEFAULT_STYLE})")
+
+
+def add_mlflow(p: argparse.ArgumentParser) -> None:
+    """``--mlflow URI``: the command passes it down to where its folders' manifests are written (alfia.manifest);
+    without it, ``ALFIA_MLFLOW_URI`` still turns the logging on."""
+    p.add_argument("--mlflow", metavar="URI", help="also log each folder written (a study's and its run's) to the "
+                   "MLflow tracking store at URI (default: ALFIA_MLFLOW_URI when set, else no logging)")
 
 
 def add_verbosity(p: argparse.ArgumentParser) -> None:
@@ -192,11 +219,9 @@ def flag_of(field: str) -> str:
 
 def run_command(func: Callable[[argparse.Namespace], None], args: argparse.Namespace) -> int:
     """Run a command; an error becomes one line on stderr and its exit status. ``--json``: stdout holds the
-    command's returned results alone, as JSON (progress lines go to stderr); ``--mlflow URI``: read where each
-    folder's manifest is written (alfia.manifest)."""
+    command's returned results alone, as JSON (progress lines go to stderr). A command's ``--mlflow URI`` is passed
+    down by the command itself, as an argument (``add_mlflow``)."""
     try:
-        if getattr(args, "mlflow", None):
-            os.environ["ALFIA_MLFLOW_URI"] = args.mlflow
         if getattr(args, "json", False):
             with contextlib.redirect_stdout(sys.stderr):
                 result = func(args)

@@ -5,21 +5,20 @@ from __future__ import annotations
 import argparse
 
 from alfia.cli.options import add_batch_size, add_device, add_schema
-from alfia.errors import UsageError
 from alfia.text.inputs import load_input
 
 
 def cmd_predict(args: argparse.Namespace) -> dict:
+    from alfia.api import check_int8
     from alfia.cohorts.mapping import describe
     from alfia.evaluation.drift import describe_warnings
     from alfia.evaluation.metrics import format_metrics
     from alfia.inference import predict_cohort, write_predictions
 
+    check_int8(args.int8, args.device)   # before the cohort is read; a SettingError names --int8
     cohort = load_input(args.cohort, args.schema, run=args.run, training=args.training_cohort, require_outcome=False)
     if "mapping" in cohort.info:
         print(describe(cohort.info["mapping"]))
-    if args.int8 and args.device not in ("auto", "cpu"):
-        raise UsageError(f"--int8 is a CPU path; leave out --device {args.device} or --int8")
     table, info = predict_cohort(args.run, cohort, batch_size=args.batch_size, quantize=args.int8, progress=True,
                                  device=args.device, precision=args.precision)
     if "mapping" in cohort.info:

@@ -4,24 +4,24 @@ from __future__ import annotations
 
 import argparse
 
-from alfia.cli.options import add_device, add_external, add_profile, add_style
+from alfia.cli.options import add_device, add_external, add_mlflow, add_profile, add_style
 
 
 def cmd_study(args: argparse.Namespace) -> None:
     from alfia.study import run_study
 
     run_study(args.out, style=args.style, profile=args.profile, cohort=args.cohort, external=args.external,
-              device=args.device, precision=args.precision)
+              device=args.device, precision=args.precision, mlflow=args.mlflow)
 
 
 def add_commands(sub) -> None:
     p = sub.add_parser("study", help="the main job: the whole study (default: the bundled PhysioNet 2012 cohorts)")
-    p.add_argument("cohort", nargs="?", default="p12-a", help="development cohort with train/val/test splits (a "
-                   "parquet file or bundled name; default p12-a)")
+    p.add_argument("cohort", nargs="?", help="development cohort with train/val/test splits (a parquet file or "
+                   "bundled name; default: the study its data set declares, p12-a with --external p12-b)")
     add_external(p)
     p.add_argument("--out", default="study", help="output folder (default study)")
     add_style(p)
     add_profile(p)
     add_device(p)
-    p.add_argument("--mlflow", metavar="URI", help="also log the study and its run to MLflow")
+    add_mlflow(p)
     p.set_defaults(func=cmd_study)

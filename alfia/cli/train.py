@@ -6,6 +6,7 @@ import argparse
 
 from alfia.cli.options import (
     add_device,
+    add_mlflow,
     add_n_boot,
     add_profile,
     add_schema,
@@ -31,7 +32,7 @@ def cmd_train(args: argparse.Namespace) -> dict | None:
     if dist.is_main():
         print(f"settings: {config.describe()}", flush=True)
     metrics = train(cohort, args.out, config, backbone=args.backbone, resume=args.resume, finish=True,
-                    n_boot=args.n_boot, device=args.device)
+                    n_boot=args.n_boot, device=args.device, mlflow=args.mlflow)
     if metrics is not None:  # under torchrun only rank 0 scores and writes
         print("test split (scored once, after training):")
         print(format_metrics(metrics["test"]))
@@ -49,10 +50,8 @@ def _train_overrides(args: argparse.Namespace) -> dict:
         overrides["precision"] = "bf16"
     if args.lora_layers is not None:
         overrides["model.lora.layers"] = None if args.lora_layers == "all" else args.lora_layers
-    for part, off, flags in (("lora", args.no_lora, ("--lora-r", "--lora-layers", "--lora-alpha", "--lora-dropout",
-                                                    "--lora-targets")),
-                             ("readout", args.readout is False, ("--readout-c",))):
-        given = [flag for flag in flags if getattr(args, flag[2:].replace("-", "_")) is not None]
+    for part, off in (("lora", args.no_lora), ("readout", args.readout is False)):
+        given = part_flags_given(args, f"model.{part}")
         if off and given:
             raise UsageError(f"--no-{part} with {given[0]}: give one or the other")
         if off:
@@ -60,6 +59,13 @@ def _train_overrides(args: argparse.Namespace) -> dict:
     if args.readout:
         overrides["model.readout"] = {}
     return overrides
+
+
+def part_flags_given(args: argparse.Namespace, part: str) -> list[str]:
+    """The flags given of the settings inside an optional part (``model.lora``: ``--lora-r``, ``--lora-alpha`` ...),
+    found from the part's declared settings (alfia.codec.setting), so that a new setting of the part is one field."""
+    return [flag for path, flag in setting_flags().items()
+            if path.startswith(part + ".") and getattr(args, dest_of(flag), None) is not None]
 
 
 def _lora_layers(value: str) -> int | str:
@@ -110,6 +116,6 @@ def add_commands(sub) -> None:
     p.add_argument("--bf16", action="store_true", help=argparse.SUPPRESS)   # the old spelling of --precision bf16
     add_n_boot(p)
     p.add_argument("--resume", action="store_true", help="continue from the last completed epoch")
-    p.add_argument("--mlflow", metavar="URI", help="also log the run to MLflow (the same as ALFIA_MLFLOW_URI)")
+    add_mlflow(p)
     p.add_argument("--json", action="store_true", help="print the test metrics as JSON (progress on stderr)")
     p.set_defaults(func=cmd_train)

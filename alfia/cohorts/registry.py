@@ -5,7 +5,9 @@ Each data set is one package under ``alfia/datasets/`` whose ``__init__.py`` reg
     register_dataset("physionet2012", package=__name__,     # schema.py: SCHEMA, template.py: describe,
                                                              # builder.py: build (BuildOptions -> Cohort)
                      bundled={"p12-a": f"{__name__}.data:p12_a.parquet"},  # tables shipped with it
-                     source_help="a set-X directory or set-X.tar.gz")      # what --source is
+                     source_help="a set-X directory or set-X.tar.gz",      # what --source is
+                     study={"development": "p12-a", "external": "p12-b",  # what `alfia study` runs by default
+                            "shown": {"p12-a": "set A", "p12-b": "set B"}})  # how its text names them
     register_dataset("yaib", package=__name__,
                      bundled={"yaib-eicu-demo": f"{__name__}.builder:load_eicu_demo"})  # built from shipped files
 
@@ -62,6 +64,17 @@ class BuildOptions:
 
 
 @dataclass(frozen=True)
+class StudyPair:
+    """A study a data set declares over its bundled cohorts (``register_dataset(..., study={...})``): the
+    development cohort (with its train/val/test split), the external one scored on all rows, and how the study's
+    text shows each cohort (``shown``: e.g. ``{"p12-a": "set A"}``; a cohort not in it is shown by its name)."""
+
+    development: str
+    external: str
+    shown: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class DataSet:
     name: str  # also the schema's name
     schema: Any  # Schema or "module:attribute"
@@ -71,6 +84,7 @@ class DataSet:
     synthetic: Any = None  # the targets of the "synth-<name>" cohorts (alfia.cohorts.synthetic), or None
     source_help: str = "the raw data"  # what --source is for this data set (shown by `alfia cohort --help`)
     mappings: Mapping[str, Any] = field(default_factory=dict)  # source schema -> FeatureMapping onto this one
+    study: StudyPair | None = None  # the bundled development / external pair `alfia study` runs by default
 
     def load_schema(self) -> Schema:
         return _resolve(self.schema)
@@ -105,12 +119,15 @@ def _datasets() -> dict[str, DataSet]:
 def register_dataset(name: str, *, package: str | None = None, schema: Any = None, template: Any = None,
                      builder: Any = None, bundled: Mapping[str, str | os.PathLike] | None = None,
                      synthetic: Any = None, source_help: str = "the raw data",
-                     mappings: Mapping[str, Any] | None = None) -> DataSet:
+                     mappings: Mapping[str, Any] | None = None,
+                     study: Mapping[str, Any] | None = None) -> DataSet:
     """Register a data set under ``name`` (its schema's name); bundled names must be new.
 
     ``package``: a data-set package (``__name__`` in its ``__init__.py``) whose ``schema.py`` (``SCHEMA``),
     ``template.py`` (``describe``) and ``builder.py`` (``build``), where it has one, stand in for the schema, template
-    and builder not given.
+    and builder not given. ``study``: ``{"development": NAME, "external": NAME, "shown": {NAME: words}}``, a pair of
+    its bundled cohorts that ``alfia study`` runs (the first data set registered with one is the default study:
+    :func:`default_study`).
     """
     if package is not None:
         schema = schema or f"{package}.schema:SCHEMA"
@@ -124,9 +141,45 @@ def register_dataset(name: str, *, package: str | None = None, schema: Any = Non
     if clashes:
         raise AlfiaError(f"data set names already registered: {', '.join(clashes)}; choose other names")
     dataset = DataSet(name, schema, template, builder, dict(bundled or {}), synthetic, source_help,
-                      dict(mappings or {}))
+                      dict(mappings or {}), _study_pair(name, study, bundled or {}))
     _REGISTRY[name] = dataset
     return dataset
+
+
+def _study_pair(name: str, study: Mapping[str, Any] | None, bundled: Mapping[str, Any]) -> StudyPair | None:
+    """A data set's declared study, checked: two of its own bundled cohorts."""
+    if study is None:
+        return None
+    unknown = set(study) - {"development", "external", "shown"}
+    if unknown or not {"development", "external"} <= set(study):
+        raise AlfiaError(f"data set {name!r}: study= takes development, external and optionally shown, not "
+                         f"{sorted(study)}")
+    pair = StudyPair(str(study["development"]), str(study["external"]), dict(study.get("shown") or {}))
+    outside = [n for n in (pair.development, pair.external) if n not in bundled]
+    if outside or pair.development == pair.external:
+        raise AlfiaError(f"data set {name!r}: a study pairs two of its own bundled cohorts ({', '.join(bundled)}), "
+                         f"not {pair.development!r} and {pair.external!r}")
+    return pair
+
+
+def default_study() -> StudyPair:
+    """The study ``alfia study`` runs without a cohort: the one declared by the first data set registered with one
+    (the bundled PhysioNet 2012 sets A and B)."""
+    for dataset in _datasets().values():
+        if dataset.study is not None:
+            return dataset.study
+    raise AlfiaError("no data set declares a default study; pass a development cohort and --external")
+
+
+def declared_study(development: str) -> StudyPair | None:
+    """The study declared with ``development`` as its development cohort, or None."""
+    return next((d.study for d in _datasets().values() if d.study and d.study.development == str(development)), None)
+
+
+def shown_name(cohort: str) -> str:
+    """How a study's text shows a cohort: the words its data set declared (``p12-b``: set B), else its name."""
+    return next((d.study.shown[cohort] for d in _datasets().values() if d.study and cohort in d.study.shown),
+                str(cohort))
 
 
 def unregister_dataset(name: str) -> None:

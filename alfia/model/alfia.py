@@ -1,7 +1,8 @@
 """The ALFIA model (paper Algorithm 1): backbone (+ LoRA) -> top N_f hidden states -> ALF -> ACH -> one logit.
 
 One definition serves training (``forward``, or ``top_hidden_states`` + ``from_hidden_states`` when the lower
-layers are cached) and inference (``predict_proba``; ``embed`` is Algorithm 2).
+layers are cached) and inference; the loop that scores texts in batches (``predict_proba``, ``embed``: Algorithm
+2, and the int8 CPU copy) is :mod:`alfia.model.scoring`.
 
 A saved model is a folder::
 
@@ -21,7 +22,7 @@ import dataclasses
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -33,7 +34,7 @@ from torch import nn
 from alfia.codec import DROPOUT, Config, Interval, OneOf, setting
 from alfia.errors import AlfiaError
 from alfia.io import replace_folder
-from alfia.model import serialization
+from alfia.model import scoring, serialization
 from alfia.model.backbone import (
     ATTN_IMPLEMENTATIONS,
     BACKBONE_HELP,
@@ -43,12 +44,11 @@ from alfia.model.backbone import (
 )
 from alfia.model.catalogue import named_backbone
 from alfia.model.families import Family, family_of
-from alfia.model.fusion import AdaptiveLayerFusion, FusionConfig
+from alfia.model.fusion import AdaptiveLayerFusion, FusionConfig, fusion_class
 from alfia.model.head import AttentionalClassifierHead, HeadConfig
 from alfia.model.lora import LoraSettings, apply_lora, freeze, lora_target_names, num_layers_of
 from alfia.model.readout import PooledReadout, ReadoutConfig
 from alfia.model.runtime import WEIGHT_DTYPES, Precision, resolve_device, resolve_precision, weight_dtype
-from alfia.model.tokens import TokenizedTexts
 
 _BACKBONE_INFO_KEYS = ("model_type", "hidden_size", "num_hidden_layers", "vocab_size")
 
@@ -149,7 +149,7 @@ class ALFIA(nn.Module):
         self.config = config
         self.backbone_info = {k: getattr(base.config, k, None) for k in _BACKBONE_INFO_KEYS}
         # built before LoRA touches the backbone, so that a bad head/fusion config fails without side effects
-        fusion = AdaptiveLayerFusion(fusion_config)
+        fusion = fusion_class(fusion_config.kind)(fusion_config)   # ALF, or the ablation's mean pooling
         head = AttentionalClassifierHead(head_config)
         readout = None if readout_config is None else PooledReadout(readout_config)
         if readout is not None:  # the model starts at the readout: the head's share of the logit starts at 0
@@ -208,7 +208,7 @@ class ALFIA(nn.Module):
         """Recompute the backbone's activations during backward instead of keeping them (the backbone's own
         mechanism, non-reentrant so that gradients reach LoRA behind frozen embeddings): much less GPU memory for a
         large backbone with LoRA, about a third more compute."""
-        base = self._base_model()
+        base = self.base_model()
         if not getattr(base, "supports_gradient_checkpointing", False):
             raise AlfiaError(f"{type(base).__name__} does not support gradient checkpointing; train without it")
         base.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
@@ -224,19 +224,19 @@ class ALFIA(nn.Module):
         elif mode and self.num_frozen_layers:
             # the bottom layers without LoRA are a fixed feature extractor too (no dropout), so that their
             # outputs can be cached once per text: training from a cache is then the same computation
-            base = self._base_model()
+            base = self.base_model()
             base.embeddings.eval()
             for layer in self._layers()[:self.num_frozen_layers]:
                 layer.eval()
         return self
 
     # -- frozen prefix (the bottom layers without LoRA never change during training) --------------------------
-    def _base_model(self) -> nn.Module:
+    def base_model(self) -> nn.Module:
         return self.backbone.get_base_model() if hasattr(self.backbone, "get_base_model") else self.backbone
 
     def _layers(self) -> Sequence[nn.Module]:
         """The module of each backbone layer, bottom first."""
-        return self.family.layers(self._base_model())
+        return self.family.layers(self.base_model())
 
     def prefix_indices(self) -> list[int]:
         """Hidden-state indices (0 = embeddings) that a cache must hold: the input of the first trainable
@@ -251,14 +251,14 @@ class ALFIA(nn.Module):
                       indices: set[int]) -> dict[int, torch.Tensor]:
         """The backbone's hidden states at ``indices`` (0: the embedding output H^(0); l: layer l's output; L: the
         backbone's ``last_hidden_state``), run layer by layer up to the highest index; only those are kept."""
-        base = self._base_model()
+        base = self.base_model()
         hidden = self.family.embed(base, input_ids, attention_mask)
         return self.family.hidden_states(base, hidden, attention_mask, 0, set(indices))
 
     @torch.no_grad()
     def frozen_prefix(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> dict[int, torch.Tensor]:
         """The hidden states of :meth:`prefix_indices`, computed once by the frozen bottom layers."""
-        base = self._base_model()
+        base = self.base_model()
         modes = [(m, m.training) for m in base.modules()]   # restored one by one: base.train(True) would also
         base.eval()                                            # switch the frozen layers back to training mode
         try:
@@ -272,7 +272,7 @@ class ALFIA(nn.Module):
         the fusion and the head run."""
         p, fused = self.num_frozen_layers, self._fused_indices()
         states = dict(prefix)
-        states.update(self.family.hidden_states(self._base_model(), prefix[p], attention_mask, p,
+        states.update(self.family.hidden_states(self.base_model(), prefix[p], attention_mask, p,
                                                 {p, *[j for j in fused if j > p]}))
         return self.from_hidden_states([states[j] for j in fused], attention_mask)
 
@@ -319,93 +319,16 @@ class ALFIA(nn.Module):
                              return_tensors="pt")
         return {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}
 
-    def _batches(self, texts: Sequence[str], batch_size: int,
-                 runner: nn.Module | None = None) -> Iterator[tuple[np.ndarray, ALFIAOutput]]:
-        """Every text tokenised once (unpadded, a few bytes a token: :class:`~alfia.model.tokens.TokenizedTexts`);
-        batches of similar token counts, each padded to its own longest text (longest batches first, so the peak
-        memory is reached at once); ``runner`` (default ``self``) computes each batch. Yields (row indices into
-        ``texts``, output)."""
-        if isinstance(texts, str) or not all(isinstance(t, str) for t in texts):
-            raise AlfiaError("texts must be a list of strings")
-        if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
-            raise AlfiaError(f"batch size must be a positive integer, got {batch_size!r}")
-        if not texts:
-            return
-        tokens = TokenizedTexts.from_texts(self.tokenizer, list(texts), self.max_length)
-        order = np.argsort(-tokens.lengths, kind="stable")
-        runner = self if runner is None else runner
-        device = self.device
-        for start in range(0, len(texts), batch_size):
-            idx = order[start:start + batch_size]
-            input_ids, mask = tokens.collate(idx)
-            yield idx, runner(input_ids.to(device), mask.to(device))
-
-    def _infer(self, texts: Sequence[str], batch_size: int, collect, quantize: bool = False,
-               progress: bool = False, on_batch=None) -> list:
-        """``collect(output)`` per batch, in eval mode and the model's precision (int8: fp32 around it), as (row
-        indices, value) pairs; ``progress``: a progress bar (stderr) over the batches; ``on_batch(n)``: called after
-        each batch of n texts."""
-        from tqdm.auto import tqdm
-
-        was_training = self.training
-        self.eval()
-        try:
-            runner = None
-            if quantize:
-                from alfia.model.quantize import quantized_copy
-
-                runner = quantized_copy(self)
-            total = -(-len(texts) // batch_size) if isinstance(batch_size, int) and batch_size > 0 else None
-            batches = tqdm(self._batches(texts, batch_size, runner), total=total, desc="scoring stays",
-                           unit="batch", disable=not progress, leave=False)
-            parts = []
-            with torch.inference_mode(), Precision().autocast() if quantize else self.precision.autocast():
-                for idx, out in batches:
-                    parts.append((idx, collect(out)))
-                    if on_batch is not None:
-                        on_batch(len(idx))
-        finally:
-            self.train(was_training)
-        return parts
-
     def predict_proba(self, texts: Sequence[str], batch_size: int = 32, quantize: bool = False) -> np.ndarray:
-        """P(in-hospital death) for each text, float64 ``[N]``, in the order of ``texts``.
-
-        ``quantize=False`` (default): fp32, the same computation as :meth:`forward` (each batch padded only to
-        its own longest text, which does not change a prediction). ``quantize=True``: a CPU-only int8 copy of
-        the backbone (LoRA merged, ``nn.Linear`` dynamically quantised, see :mod:`alfia.model.quantize`);
-        faster on CPUs, probabilities within ~1e-2 of fp32 (measured in ``docs/speed.md``)."""
-        parts = self._infer(texts, batch_size, lambda out: torch.sigmoid(out.logits.float()).cpu().numpy(),
-                            quantize)
-        probs = np.zeros(len(texts), dtype=np.float64)
-        for idx, p in parts:
-            probs[idx] = p
-        return probs
+        """P(in-hospital death) for each text, float64 ``[N]``, in the order of ``texts``; ``quantize``: the int8
+        CPU copy (:func:`alfia.model.scoring.predict_proba`, where the scoring loop lives)."""
+        return scoring.predict_proba(self, texts, batch_size, quantize)
 
     def embed(self, texts: Sequence[str], batch_size: int = 32,
               quantize: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """Algorithm 2: L2-normalised ALF embeddings ``[N, H]`` and layer weights lambda ``[N, N_f]``
-        (float32, order of ``texts``; lambda columns: lowest fused layer first). ``quantize``: as in
-        :meth:`predict_proba`."""
-        def collect(out: ALFIAOutput):
-            emb = torch.nn.functional.normalize(out.embedding.float(), p=2, dim=-1)
-            return emb.cpu().numpy(), out.layer_weights.float().cpu().numpy()
-
-        parts = self._infer(texts, batch_size, collect, quantize)
-        hidden, n_f = self.config.fusion.hidden_size, self.config.fusion.num_fusion_layers
-        emb = np.zeros((len(texts), hidden), dtype=np.float32)
-        weights = np.zeros((len(texts), n_f), dtype=np.float32)
-        for idx, (e, w) in parts:
-            emb[idx], weights[idx] = e, w
-        return emb, weights
-
-    def predict_embed(self, texts: Sequence[str], batch_size: int = 32, quantize: bool = False,
-                      progress: bool = False, on_batch=None
-                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
-        """Probabilities, L2-normalised embeddings, layer weights and (with a readout) the fused layers' means
-        from ONE pass (inference costs a backbone forward per text; the study needs them all)."""
-        parts = self._infer(texts, batch_size, collect_outputs, quantize, progress, on_batch)
-        return assemble_outputs(parts, len(texts))
+        (:func:`alfia.model.scoring.embed`)."""
+        return scoring.embed(self, texts, batch_size, quantize)
 
     # -- persistence ----------------------------------------------------------------------------------------
     def save(self, directory: str | os.PathLike) -> None:
@@ -484,6 +407,7 @@ class ALFIA(nn.Module):
         parts += [("readout", PooledReadout)] if config.readout is not None else []
         for part, sub in parts:
             saved = serialization.read_config(directory / part, sub.config_kind)
+            saved = {**sub.config_class().to_dict(), **saved}   # a setting added since it was saved: its default
             if saved != getattr(config, part).to_dict():
                 raise AlfiaError(f"{directory / part / serialization.CONFIG_NAME} disagrees with {where}; "
                                  "the model folder is inconsistent, save it again")
@@ -508,30 +432,6 @@ class ALFIA(nn.Module):
             serialization.load_weights(directory / "readout", self.readout)
         if self.config.lora is not None:
             _load_adapter(self.backbone, directory / "adapter")
-
-
-def collect_outputs(out: ALFIAOutput) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
-    """Per batch: P(death), the L2-normalised ALF embedding, the layer weights and, with a readout, the fused
-    layers' means side by side (its input), as numpy arrays."""
-    means = None if out.layer_means is None else out.layer_means.float().flatten(1).cpu().numpy()
-    return (torch.sigmoid(out.logits.float()).cpu().numpy(),
-            torch.nn.functional.normalize(out.embedding.float(), p=2, dim=-1).cpu().numpy(),
-            out.layer_weights.float().cpu().numpy(), means)
-
-
-def assemble_outputs(parts, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
-    """Put the per-batch ``collect_outputs`` of ``(row indices, outputs)`` pairs back into row order."""
-    probs = np.zeros(n, dtype=np.float64)
-    emb = weights = means = None
-    for idx, (p, e, w, m) in parts:
-        if emb is None:
-            emb = np.zeros((n, e.shape[1]), dtype=np.float32)
-            weights = np.zeros((n, w.shape[1]), dtype=np.float32)
-            means = None if m is None else np.zeros((n, m.shape[1]), dtype=np.float32)
-        probs[idx], emb[idx], weights[idx] = p, e, w
-        if means is not None:
-            means[idx] = m
-    return probs, emb, weights, means
 
 
 def _load_saved_tokenizer(path: Path):

@@ -23,6 +23,9 @@ eq.   step (names of the submodules below)
       ``out = LayerNorm_2(c_fused + output_projection(c_fused))``
 ====  =====================================================================================================
 
+``kind="mean"`` (:class:`MeanPooling`) replaces the module by the plain attention-mask mean of the top layer's
+tokens: the ablation's "no fusion" variant, a setting like any other (``model.fusion.kind``).
+
 The module holds no state between calls (nothing is cached on ``self`` in ``forward``), works on any stack of
 hidden states (from a live backbone or from a cache), and is indifferent to padding: pads enter only through
 the mask. Softmaxes over tokens are computed in float32 with a large negative fill, so ``beta`` is exactly 0
@@ -31,6 +34,7 @@ on padding and sums to 1 over real tokens, also under autocast.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -44,6 +48,7 @@ from alfia.errors import AlfiaError
 from alfia.model import serialization
 
 TOKEN_SCORERS = ("tanh", "authors")
+FUSION_KINDS = ("alf", "mean")   # Adaptive Layer Fusion; the ablation's plain mean of the top layer
 
 
 @dataclass
@@ -65,6 +70,8 @@ class FusionConfig(Config):
     dropout: float = setting(0.1, help="dropout inside the fusion module", check=DROPOUT)
     token_scorer: str = setting("tanh", help="the token scorer of eq. 10: tanh (ALFIA's) or authors (the authors' "
                                 "code's variant)", check=OneOf(TOKEN_SCORERS))
+    kind: str = setting("alf", help="alf (Adaptive Layer Fusion, default) or mean (no fusion: the attention-mask "
+                        "mean of the top layer's tokens, the ablation's mean-pool variant)", check=OneOf(FUSION_KINDS))
 
 
 class FusionOutput(NamedTuple):
@@ -89,6 +96,16 @@ def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Mean over dim -2 of ``x`` (``[..., T, H]``) weighted by ``mask`` (``[..., T]``), eqs. 2 and 12."""
     weights = mask.to(x.dtype).unsqueeze(-1)
     return (x * weights).sum(dim=-2) / weights.sum(dim=-2).clamp(min=1.0)
+
+
+def stacked_layers(hidden_states: torch.Tensor | Sequence[torch.Tensor], config: FusionConfig) -> torch.Tensor:
+    """The top N_f hidden states as one ``[N_f, B, T, H]`` tensor, their shape checked against ``config``."""
+    stack = hidden_states if isinstance(hidden_states, torch.Tensor) else torch.stack(tuple(hidden_states))
+    n_f, h = config.num_fusion_layers, config.hidden_size
+    if stack.dim() != 4 or stack.shape[0] != n_f or stack.shape[-1] != h:
+        raise AlfiaError(f"the fusion module expects {n_f} hidden-state tensors of shape [B, T, {h}], got "
+                         f"{tuple(stack.shape)}; pass the top {n_f} layers of a backbone with hidden size {h}")
+    return stack
 
 
 class AdaptiveLayerFusion(serialization.SavedModule, nn.Module):
@@ -130,12 +147,7 @@ class AdaptiveLayerFusion(serialization.SavedModule, nn.Module):
         self.output_norm = nn.LayerNorm(h)
 
     def _stack(self, hidden_states: torch.Tensor | Sequence[torch.Tensor]) -> torch.Tensor:
-        stack = hidden_states if isinstance(hidden_states, torch.Tensor) else torch.stack(tuple(hidden_states))
-        n_f, h = self.config.num_fusion_layers, self.config.hidden_size
-        if stack.dim() != 4 or stack.shape[0] != n_f or stack.shape[-1] != h:
-            raise AlfiaError(f"the fusion module expects {n_f} hidden-state tensors of shape [B, T, {h}], got "
-                             f"{tuple(stack.shape)}; pass the top {n_f} layers of a backbone with hidden size {h}")
-        return stack
+        return stacked_layers(hidden_states, self.config)
 
     def layer_attention(self, summaries: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Eqs. 3-6 on layer summaries ``[B, N_f, H]``: returns (c'_layer_attn ``[B, H]``, scores
@@ -176,3 +188,41 @@ class AdaptiveLayerFusion(serialization.SavedModule, nn.Module):
         c_fused = self.context_fusion(torch.cat([c_local, c_global], dim=-1))
         embedding = self.output_norm(c_fused + self.output_projection(c_fused))   # eq. 14
         return FusionOutput(embedding, layer_weights, token_weights, summaries)
+
+
+class MeanPooling(serialization.SavedModule, nn.Module):
+    """``kind="mean"``: no fusion. The embedding is the attention-mask mean of the top layer's tokens, the layer
+    weights put 1 on the top layer, the token weights are the mask's uniform weights; the layer means (eq. 2, what a
+    pooled readout reads) are those of every fused layer, as the ALF module gives them. No parameters.
+
+    Building it draws (and drops) the initial weights of the ALF module of the same config, so that every part
+    built after it (head, readout, LoRA) starts from exactly the weights it has with ``kind="alf"`` and the same
+    seed: the two models differ in the pooling alone."""
+
+    config_class = FusionConfig
+    config_kind = "alfia.fusion"
+
+    def __init__(self, config: FusionConfig):
+        super().__init__()
+        config.validate("fusion.").require("hidden_size", path="fusion.")
+        self.config = config
+        AdaptiveLayerFusion(dataclasses.replace(config, kind="alf"))   # the same random draws, weights dropped
+
+    def forward(self, hidden_states: torch.Tensor | Sequence[torch.Tensor],
+                attention_mask: torch.Tensor) -> FusionOutput:
+        stack = stacked_layers(hidden_states, self.config)
+        last = stack[-1]
+        mask = attention_mask.bool()
+        token_weights = mask.float() / mask.float().sum(1, keepdim=True).clamp(min=1)
+        layer_weights = torch.zeros(last.shape[0], stack.shape[0], dtype=last.dtype, device=last.device)
+        layer_weights[:, -1] = 1
+        means = masked_mean(stack, mask.unsqueeze(0)).transpose(0, 1)
+        return FusionOutput(masked_mean(last, mask), layer_weights, token_weights, means)
+
+
+FUSION_MODULES = {"alf": AdaptiveLayerFusion, "mean": MeanPooling}
+
+
+def fusion_class(kind: str) -> type[AdaptiveLayerFusion] | type[MeanPooling]:
+    """The module of a fusion ``kind`` (:data:`FUSION_KINDS`)."""
+    return FUSION_MODULES[kind]

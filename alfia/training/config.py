@@ -1,4 +1,4 @@
-"""Training settings and the two profiles.
+"""Training settings and the profiles (``PROFILES``: quick, paper and the ablation's).
 
 ``paper``: what the paper states (4 fusion layers, LoRA r 16, alpha 16, dropout 0.05 on every layer, max length
 512, early stopping on validation AUPRC with patience 5, seed 42); the rest is ours, as the paper does not state it
@@ -9,6 +9,9 @@ the backbone frozen (its fused layers cached once per text), the fusion + head t
 a pooled logistic-regression readout fitted to a tabular teacher's out-of-fold probabilities, no class weight,
 Platt scaling fitted on validation; the backbone's maximum length (the default; padding is per batch).
 Both profiles recalibrate on the validation split (``calibration="platt"``).
+``ablation``: ``ABLATION`` over the quick profile, the default of ``alfia ablate`` (:mod:`alfia.analysis.ablation`).
+Each profile also names the tabular baselines' budget at its scale (:class:`Profile`), so that one ``--profile``
+chooses the settings of every command.
 
 One config tree: the model's own config (:class:`alfia.model.alfia.ALFIAConfig`, saved with the model) is nested
 as ``TrainConfig.model``; a setting is named by its path, e.g. ``model.fusion.num_fusion_layers``::
@@ -102,27 +105,56 @@ class TrainConfig(Config):
         return ", ".join(f"{k}={v}" for k, v in flatten(self.to_dict()).items())
 
 
-# each profile: settings over TrainConfig's defaults, nested like TrainConfig.to_dict()
-PROFILES: dict[str, dict] = {
-    "paper": dict(epochs=25, lr=1e-4, batch_size=4, patience=5, calibration="platt",
-                  model=dict(max_length=512, lora=dict(layers=None))),
+@dataclass(frozen=True)
+class Profile:
+    """A named starting point of every command that trains (``--profile``: train, baselines, boost, ablate, bench,
+    study; ``ALFIAPredictor(profile=...)``): ``settings`` over TrainConfig's defaults (nested like
+    ``TrainConfig.to_dict()``, or by dotted path), ``baselines`` the tabular baselines' budget at the same scale
+    (``"quick"``: fixed iteration budgets; ``"paper"``: AutoGluon's defaults, :mod:`alfia.baselines.tabular`) and
+    ``help`` what ``--help`` says of it."""
+
+    settings: dict
+    baselines: str
+    help: str
+
+
+_QUICK = dict(epochs=2, lr=1e-4, head_lr=1e-4, batch_size=8, patience=2, distill=1.0, class_weight=False,
+              calibration="platt", model=dict(max_length=None, lora=None, backbone_dropout=0.0, readout=dict(C=0.3)))
+# the ablation's budget (alfia/analysis/ablation.py): the paper's mechanics at the quick profile's CPU budget -- LoRA
+# on the top layer, labels with the class-weighted loss, no pooled readout, no teacher, no recalibration -- whose
+# readout would otherwise carry every variant alike and hide what the parts of the paper's model contribute
+ABLATION = {"model.lora": {"layers": 1, "dropout": 0.0}, "model.readout": None, "head_lr": 3e-4, "distill": 0.0,
+            "class_weight": True, "calibration": "none"}
+
+# the one registry of profiles (the command line's --profile choices)
+PROFILES: dict[str, Profile] = {
+    "paper": Profile(dict(epochs=25, lr=1e-4, batch_size=4, patience=5, calibration="platt",
+                          model=dict(max_length=512, lora=dict(layers=None))), "paper",
+                     "paper: the paper's settings (LoRA on every layer, 25 epochs) and the full baselines zoo"),
     # chosen on set A's validation split (docs/experiments.md): a frozen backbone, the fusion + head trained
     # from a logistic-regression readout of the fused layers' means, fitted to a tabular teacher's out-of-fold
     # probabilities, no class weight, Platt scaling on validation
-    "quick": dict(epochs=2, lr=1e-4, head_lr=1e-4, batch_size=8, patience=2, distill=1.0, class_weight=False,
-                  calibration="platt",
-                  model=dict(max_length=None, lora=None, backbone_dropout=0.0, readout=dict(C=0.3))),
+    "quick": Profile(_QUICK, "quick", "quick: 2 CPU cores (frozen backbone, readout, teacher, calibration) and the "
+                     "baselines' fixed budgets"),
+    # ABLATION over the quick profile: applied after it, path by path
+    "ablation": Profile({**_QUICK, **ABLATION}, "quick", "ablation: the paper's mechanics at the quick budget "
+                        "(LoRA on the top layer, labels, no readout)"),
 }
+
+
+def profile_of(name: str) -> Profile:
+    """The registered profile ``name``, or an AlfiaError naming the choices."""
+    if name not in PROFILES:
+        raise AlfiaError(f"unknown profile {name!r}; choose one of {', '.join(PROFILES)}")
+    return PROFILES[name]
 
 
 def make_config(profile: str = "quick", **overrides) -> TrainConfig:
     """The profile's settings with ``overrides`` on top: field names, dotted paths (``"model.lora.r"``) or nested
     dicts (``model={"lora": {"r": 8}}``). ``None`` is a value: ``model.lora=None`` turns LoRA off,
     ``model.lora.layers=None`` puts it on every layer; ``{}`` turns an optional part on with its defaults."""
-    if profile not in PROFILES:
-        raise AlfiaError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
     settings = TrainConfig().to_dict()
-    for layer in (PROFILES[profile], overrides):
+    for layer in (profile_of(profile).settings, overrides):
         for path, value in _paths(layer):
             _set(settings, TrainConfig, path, value)
     settings["profile"] = profile

@@ -24,7 +24,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from alfia.model.alfia import ALFIA, assemble_outputs, collect_outputs
+from alfia.model.alfia import ALFIA
+from alfia.model.scoring import assemble_outputs, collect_outputs
 from alfia.model.tokens import TokenizedTexts
 from alfia.training.batching import bucketed_batches
 

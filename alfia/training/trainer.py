@@ -2,9 +2,9 @@
 
 Validation AUPRC and AUROC after every epoch, early stopping on validation AUPRC, the best epoch's weights
 kept; the test split is read exactly once, after training, by ``finish_run``. After every epoch a checkpoint
-(trainable weights, the best epoch's, optimizer, schedule, every rank's CPU and CUDA random states) is written
-atomically, so that ``resume=True`` continues from the last completed epoch after any interruption, SIGKILL
-included.
+(:mod:`alfia.training.checkpoint`: trainable weights, the best epoch's, optimizer, schedule, every rank's CPU and
+CUDA random states) is written atomically, so that ``resume=True`` continues from the last completed epoch
+after any interruption, SIGKILL included.
 
 One device and one precision for the whole run (:mod:`alfia.model.runtime`): training, validation and the final
 scoring. Under ``torchrun`` every rank owns a fixed shard of the rows, takes part in every collective of every step
@@ -19,11 +19,9 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import logging
 import math
 import multiprocessing as mp
-import os
 import shutil
 import time
 from dataclasses import dataclass
@@ -31,7 +29,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
 from alfia import __version__, manifest
@@ -39,7 +36,7 @@ from alfia import distributed as dist
 from alfia.cohorts import SPLIT, Cohort
 from alfia.errors import AlfiaError
 from alfia.evaluation.metrics import average_precision, roc_auc
-from alfia.io import replace_folder
+from alfia.model import scoring
 from alfia.model.alfia import ALFIA
 from alfia.model.backbone import backbone_identity, load_tokenizer
 from alfia.model.readout import pooled_features
@@ -48,6 +45,7 @@ from alfia.model.serialization import library_versions
 from alfia.model.tokens import TokenizedTexts
 from alfia.run_folder import RunFolder
 from alfia.training.batching import epoch_plan, shard
+from alfia.training.checkpoint import Checkpoint, Progress, random_states
 from alfia.training.config import TrainConfig
 from alfia.training.prefix_cache import PrefixCache, default_budget
 
@@ -106,7 +104,9 @@ def _on_main(action):
 
 class Trainer:
     def __init__(self, cohort: Cohort, out: str | Path, config: TrainConfig, backbone: str | None = None,
-                 progress: bool = True, device: str | torch.device | None = None):
+                 progress: bool = True, device: str | torch.device | None = None, save_model: bool = True):
+        """``save_model=False``: the best epoch's weights are kept in memory only, no ``model/`` is written (the
+        ablation's mean-pool variant); everything else, checkpoints included, is as with a saved model."""
         check_cohort(cohort)
         self.cohort = cohort
         self.out = Path(out)
@@ -117,19 +117,32 @@ class Trainer:
         self.progress = progress and dist.is_main()
         self.device = _training_device(device)
         self.world, self.rank = dist.world_size(), dist.rank()
+        self.save_model = save_model
         self.best_state: dict[str, torch.Tensor] | None = None
         self.train_cache = self.val_cache = None
 
-    # -- setup ----------------------------------------------------------------------------------
+    # -- setup: one step per job, in this order (every random draw of a run happens in the same place) ----------
     def _build(self) -> None:
         c = self.config
         _set_seed(c.seed)
         tokenizer = load_tokenizer(c.model.backbone)
-        train, val = self.cohort.split("train"), self.cohort.split("val")
         _set_seed(c.seed)  # the same initial weights whatever the tokenizer did
+        self._build_model(tokenizer)
+        self._build_inputs(tokenizer)
+        self._build_targets()
+        self._build_optimiser()
+
+    def _build_model(self, tokenizer) -> None:
+        """The model on the run's device and precision (gradient checkpointing when asked)."""
+        c = self.config
         self.model = ALFIA(c.model, tokenizer=tokenizer).to_runtime(self.device, c.precision)
         if c.gradient_checkpointing:
             self.model.enable_gradient_checkpointing()
+
+    def _build_inputs(self, tokenizer) -> None:
+        """The training rows' tokens, the validation texts, this rank's rows of each, and the frozen-layer caches."""
+        c = self.config
+        train, val = self.cohort.split("train"), self.cohort.split("val")
         self.train_tokens = TokenizedTexts.from_texts(tokenizer, train["text"].tolist(), self.model.max_length)
         self.val_texts = val["text"].tolist()
         self.my_train = shard(len(train), self.rank, self.world)   # the rows this rank trains on and caches
@@ -144,8 +157,13 @@ class Trainer:
             self.val_cache = PrefixCache(self.model, val_tokens, rows=self.my_val,
                                          desc="caching frozen layers (validation)",
                                          budget=budget - self.train_cache.bytes_in_memory, **cache)
-        self.y_train = torch.tensor(train[self.cohort.label].to_numpy(), dtype=torch.float32)
-        self.y_val = val[self.cohort.label].to_numpy()
+
+    def _build_targets(self) -> None:
+        """Labels, the class weight, the training target (labels or mixed with the teacher's out-of-fold
+        probabilities) and the readout's starting fit on that target."""
+        c = self.config
+        self.y_train = torch.tensor(self.cohort.split("train")[self.cohort.label].to_numpy(), dtype=torch.float32)
+        self.y_val = self.cohort.split("val")[self.cohort.label].to_numpy()
         n_pos = float(self.y_train.sum())
         # pos_weight = negatives / positives of the training split (our choice: the paper names BCE only)
         self.pos_weight = torch.tensor((len(self.y_train) - n_pos) / n_pos, device=self.device) \
@@ -157,6 +175,11 @@ class Trainer:
             self.target = (1 - c.distill) * self.y_train + c.distill * teacher
         if self.model.readout is not None:
             self._fit_readout_start()
+
+    def _build_optimiser(self) -> None:
+        """AdamW over the trainable parameters (LoRA at ``lr``, the rest at ``head_lr``), the gradient scaler, the
+        linear schedule, the DDP wrapper and the checkpoint of all of them."""
+        c = self.config
         self.trainable = [(n, p) for n, p in self.model.named_parameters() if p.requires_grad]
         groups = [{"params": [p for n, p in self.trainable if "lora_" in n], "lr": c.lr},
                   {"params": [p for n, p in self.trainable if "lora_" not in n], "lr": c.head_lr or c.lr}]
@@ -173,6 +196,8 @@ class Trainer:
 
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, linear)
         self.ddp_model = dist.wrap(self.model, self.device)
+        self.checkpoint = Checkpoint(self.run, self.trainable, self.optimizer, self.scheduler, self.scaler,
+                                     self.world)
 
     def _teacher(self) -> np.ndarray:
         from alfia.training.teacher import out_of_fold_teacher
@@ -220,8 +245,8 @@ class Trainer:
         if cache is not None:
             parts = cache.infer(self.model, self.config.eval_batch_size, collect, rows=rows, on_batch=on_batch)
         else:
-            parts = self.model._infer([texts[i] for i in rows], self.config.eval_batch_size, collect,
-                                      on_batch=on_batch)
+            parts = scoring.score(self.model, [texts[i] for i in rows], self.config.eval_batch_size, collect,
+                                  on_batch=on_batch)
         values = None
         for local, value in parts:
             if values is None:
@@ -301,7 +326,8 @@ class Trainer:
         """Validation AUPRC and AUROC: every rank scores its shard, rank 0 computes (NaN on the other ranks)."""
         bar = tqdm(total=len(self.my_val), desc="validation", unit="stay", disable=not self.progress, leave=False)
         with bar:
-            shards = dist.gather(self._score(self.my_val, _probability, self.val_cache, self.val_texts, bar.update))
+            shards = dist.gather(self._score(self.my_val, scoring.probability, self.val_cache, self.val_texts,
+                                             bar.update))
         if not dist.is_main():
             return float("nan"), float("nan")
         p = np.zeros(len(self.y_val))
@@ -309,79 +335,15 @@ class Trainer:
             p[rows] = probs
         return average_precision(self.y_val, p), roc_auc(self.y_val, p)
 
-    # -- checkpoints ----------------------------------------------------------------------------
-    def _random_states(self) -> dict[str, torch.Tensor]:
-        states = {"cpu": torch.get_rng_state()}
-        if self.device.type == "cuda":
-            states["cuda"] = torch.cuda.get_rng_state(self.device)
-        return states
-
-    def _save_checkpoint(self, epoch: int, best: float, bad_epochs: int, random_states: list[dict]) -> None:
-        tmp = self.out / ".checkpoint.tmp"
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        state = {f"param.{n}": p.detach().cpu().contiguous() for n, p in self.trainable}
-        state.update({f"best.{n}": p.cpu().contiguous() for n, p in (self.best_state or {}).items()})
-        for i, s in enumerate(self.optimizer.state_dict()["state"].values()):
-            for key, value in s.items():
-                state[f"optim.{i}.{key}"] = torch.as_tensor(value).detach().cpu().contiguous()
-        for r, states in enumerate(random_states):
-            state.update({f"rng.{kind}.{r}": value for kind, value in states.items()})
-        save_file(state, str(tmp / "state.safetensors"))
-        meta = {"epoch": epoch, "best_val_auprc": best, "bad_epochs": bad_epochs, "world_size": self.world,
-                "scheduler": self.scheduler.state_dict(),
-                "scaler": self.scaler.state_dict() if self.scaler else None,
-                "param_groups": [{k: v for k, v in g.items() if k != "params"}
-                                 for g in self.optimizer.state_dict()["param_groups"]]}
-        (tmp / "state.json").write_text(json.dumps(meta))
-        replace_folder(tmp, self.run.checkpoint)
-
-    def _read_checkpoint(self) -> tuple[dict, dict] | None:
-        """(tensors, meta) of the last checkpoint (rank 0 reads it), or None when there is none."""
-        folder = self.run.checkpoint
-        if not (folder / "state.json").exists():
-            if (self.out / ".checkpoint.old" / "state.json").exists():  # killed between the two renames
-                os.replace(self.out / ".checkpoint.old", folder)
-            else:
-                return None
-        try:
-            meta = json.loads((folder / "state.json").read_text())
-            state = load_file(str(folder / "state.safetensors"))
-        except Exception as exc:  # noqa: BLE001 - json, OS and safetensors errors: one line for the user
-            raise AlfiaError(f"the checkpoint in {folder} is damaged ({type(exc).__name__}); delete that folder "
-                             "to train from the start") from None
-        if meta.get("world_size", 1) != self.world:
-            raise AlfiaError(f"the checkpoint in {folder} was written by {meta.get('world_size', 1)} process(es), "
-                             f"this run has {self.world}; resume with the same number of processes")
-        return state, meta
-
+    # -- checkpoints (alfia.training.checkpoint) ---------------------------------------------------------------
     def _load_checkpoint(self) -> tuple[int, float, int]:
-        checkpoint = _on_main(self._read_checkpoint)   # every rank gets rank 0's copy: no shared file system needed
+        checkpoint = _on_main(self.checkpoint.read)   # every rank gets rank 0's copy: no shared file system needed
         if checkpoint is None:
             return 0, -1.0, 0
-        state, meta = checkpoint
-        with torch.no_grad():
-            for n, p in self.trainable:
-                p.copy_(state[f"param.{n}"])
-        if f"best.{self.trainable[0][0]}" in state:
-            self.best_state = {n: state[f"best.{n}"].to(self.device) for n, _ in self.trainable}
-        opt_state = self.optimizer.state_dict()
-        params = [i for g in opt_state["param_groups"] for i in g["params"]]
-        restored = {}
-        for i, pid in enumerate(params):
-            keys = [k for k in state if k.startswith(f"optim.{i}.")]
-            if keys:
-                restored[pid] = {k.split(".", 2)[2]: state[k] for k in keys}
-        groups = [{**g, **saved} for g, saved in zip(opt_state["param_groups"], meta["param_groups"], strict=True)]
-        self.optimizer.load_state_dict({"state": restored, "param_groups": groups})
-        self.scheduler.load_state_dict(meta["scheduler"])
-        if self.scaler and meta.get("scaler"):
-            self.scaler.load_state_dict(meta["scaler"])
-        rng = state.get(f"rng.cpu.{self.rank}", state.get("rng.torch"))   # rng.torch: checkpoints before 0.2
-        torch.set_rng_state(rng)
-        if self.device.type == "cuda" and f"rng.cuda.{self.rank}" in state:
-            torch.cuda.set_rng_state(state[f"rng.cuda.{self.rank}"], self.device)
-        return meta["epoch"], meta["best_val_auprc"], meta["bad_epochs"]
+        progress, best_state = self.checkpoint.restore(checkpoint, self.rank, self.device)
+        if best_state is not None:
+            self.best_state = best_state
+        return progress.epoch, progress.best_val_auprc, progress.bad_epochs
 
     # -- the loop -------------------------------------------------------------------------------
     def _record(self, result: EpochResult, best: float, bad: int, results: list) -> tuple[float, int]:
@@ -393,9 +355,9 @@ class Trainer:
                                               0 if improved else bad + 1))
         if improved:
             self.best_state = {n: p.detach().clone() for n, p in self.trainable}
-        random_states = dist.gather(self._random_states())
+        rank_states = dist.gather(random_states(self.device))
         if dist.is_main():
-            if improved:
+            if improved and self.save_model:
                 self._save_best()
             trained = not math.isnan(result.train_loss)  # epoch 0 (the starting readout) has no training loss
             self.run.append_history({**result.__dict__, "train_loss": result.train_loss if trained else None,
@@ -403,7 +365,7 @@ class Trainer:
             loss = f"loss {result.train_loss:.4f}" if trained else "starting readout"
             logger.info(f"epoch {result.epoch}: {loss}, val AUPRC {result.val_auprc:.4f}, "
                         f"AUROC {result.val_auroc:.4f}{' (best)' if improved else ''} [{result.seconds:.0f} s]")
-            self._save_checkpoint(result.epoch, best, bad, random_states)
+            self.checkpoint.save(Progress(result.epoch, best, bad), self.best_state, rank_states)
         return best, bad
 
     def _start(self, resume: bool) -> None:
@@ -508,17 +470,14 @@ class _Rows(torch.utils.data.Dataset):
         return self.collate(rows)
 
 
-def _probability(out) -> np.ndarray:
-    return torch.sigmoid(out.logits.float()).cpu().numpy()
-
-
 def train(cohort: Cohort, out: str | Path, config: TrainConfig, backbone: str | None = None,
           resume: bool = False, progress: bool = True, finish: bool = False, n_boot: int = 1000,
-          device: str | torch.device | None = None) -> dict | None:
+          device: str | torch.device | None = None, mlflow: str | None = None) -> dict | None:
     """Train ALFIA on ``cohort`` (encoded) into the run folder ``out``. With ``finish``, the best model then
     predicts every split, the threshold is chosen on validation and the test split scored once; returns those
     metrics (on rank 0; None on the other ranks). ``device``: auto (default: this process's GPU when there is one,
-    else the CPU), cpu, cuda or cuda:N; the precision is the config's (``config.precision``)."""
+    else the CPU), cpu, cuda or cuda:N; the precision is the config's (``config.precision``). ``mlflow``: a
+    tracking URI the finished run is logged to (else ``ALFIA_MLFLOW_URI`` when set: alfia.manifest)."""
     dist.setup()
     started = manifest.now()
     trainer = None
@@ -531,7 +490,8 @@ def train(cohort: Cohort, out: str | Path, config: TrainConfig, backbone: str | 
         if dist.is_main():  # last: the manifest lists the digest of every file written above
             manifest.write_manifest(out, started, backbone=backbone_identity(backbone),
                                     cohort={"train": cohort.checksum()},
-                                    extra={"runtime": trainer.runtime(), "task": cohort.task.to_dict()})
+                                    extra={"runtime": trainer.runtime(), "task": cohort.task.to_dict()},
+                                    mlflow=mlflow)
         return metrics
     finally:
         if trainer is not None:

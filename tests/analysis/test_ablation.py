@@ -154,7 +154,7 @@ def test_a_second_call_trains_nothing_again(compared, monkeypatch):
     def never(*_a, **_k):
         raise AssertionError("a finished step ran again")
 
-    monkeypatch.setattr(ablation, "_mean_pool_trainer", never)
+    monkeypatch.setattr("alfia.training.trainer.Trainer.fit", never)   # the mean-pool variant trains through it
     monkeypatch.setattr("alfia.training.trainer.train", never)
     monkeypatch.setattr(boost_mod, "run_boost", never)
     monkeypatch.setattr("alfia.inference.predict_cohort", never)
@@ -175,3 +175,18 @@ def test_refusals(compared, tmp_path):
     other.df["stay_id"] = other.df["stay_id"] + 10**7   # another cohort's stays
     with pytest.raises(AlfiaError, match="not of this cohort's validation rows"):
         ablation.model_results(fake_baselines(tmp_path / "b", other), "WeightedEnsemble", cohort, N_BOOT)
+
+
+def test_every_variant_is_configuration():
+    """No trainer subclass: each variant is settings on top of the profile's (random-init: another backbone)."""
+    from alfia.training.config import make_config
+
+    assert ablation.variant_settings("default") == {} == ablation.variant_settings("random-init")
+    assert ablation.variant_settings("no-lora") == {"model.lora": None}
+    assert ablation.variant_settings("nf2") == {"model.fusion.num_fusion_layers": 2}
+    mean = ablation.variant_settings("mean-pool")
+    assert mean == {"model.fusion.num_fusion_layers": 1, "model.fusion.kind": "mean"}
+    config = make_config("quick", **mean)
+    assert config.model.fusion.kind == "mean"
+    assert "plain mean pooling" in ablation.describe("mean-pool", config)
+    assert not hasattr(ablation, "MeanPooling") and not hasattr(ablation, "_mean_pool_trainer")

@@ -18,7 +18,7 @@ from alfia.errors import AlfiaError
 from alfia.evaluation import drift
 from alfia.evaluation.metrics import format_ci
 from alfia.inference import finish_run, predict_cohort
-from alfia.model.alfia import ALFIA
+from alfia.model import scoring
 from alfia.text.encoder import TextEncoder
 from alfia.training.config import make_config
 from alfia.training.trainer import train
@@ -90,7 +90,7 @@ def built(tmp_path_factory, tiny_bert_dir):
             raise AssertionError("the report recomputed ALF embeddings instead of reading the run's cache")
 
         for name in ("embed", "predict_embed", "predict_proba"):
-            mp.setattr(ALFIA, name, no_second_pass)
+            mp.setattr(scoring, name, no_second_pass)   # the ALFIA methods call these
         build_report(run, out, baselines=base, ablation=ablation, cohort=cohort, bench=bench, max_stays=40,
                      projection="pca", n_boot=20, classifier="mlp", progress=lambda *_: None)
     return {"root": root, "run": run, "out": out, "html": out.read_text(), "ablation": ablation}

@@ -58,10 +58,26 @@ def test_train_evaluate_save_load_predict_in_five_lines(dev, tiny_bert_dir, tmp_
     # ALFIA beside the data set's severity scores, best AUPRC first, ALFIA's row equal to evaluate()
     assert set(board["model"]) == {"ALFIA", "SIRS", "SAPS II (approx.)", "OASIS (approx.)", "SAPS-I (challenge)",
                                    "SOFA (challenge)"}
-    assert board["auprc"].is_monotonic_decreasing and (board["auprc_low"] <= board["auprc_high"]).all()
+    # the columns of the baselines' leaderboard numbers (its CSV files), the same names everywhere
+    assert list(board.columns) == ["model", "family", "n"] + [f"{m}_{part}" for m in ("auprc", "auroc", "best_f1",
+                                                                                     "best_f2")
+                                                             for part in ("estimate", "ci_low", "ci_high")]
+    assert board["auprc_estimate"].is_monotonic_decreasing
+    assert (board["auprc_ci_low"] <= board["auprc_estimate"]).all()
+    assert (board["auprc_estimate"] <= board["auprc_ci_high"]).all()
     alfia_row = board.set_index("model").loc["ALFIA"]
-    assert alfia_row["auprc"] == metrics["auprc"]["value"] and alfia_row["n"] == len(dev.df)
-    assert board.set_index("model").loc["SIRS", ["brier", "ece"]].isna().all()   # a score is not a probability
+    assert alfia_row["auprc_estimate"] == metrics["auprc"]["value"] and alfia_row["n"] == len(dev.df)
+    assert alfia_row["auprc_ci_low"] == metrics["auprc"]["ci_low"] and alfia_row["family"] == "alfia"
+    # a score row: the score on every stay where it is known (alfia.baselines.scores), read as a risk
+    from alfia.baselines.scores import evaluate_score, scaled_score
+
+    p_sirs = scaled_score(dev, "sirs").to_numpy()
+    known = ~np.isnan(p_sirs)
+    sirs = evaluate_score(dev.df["hospital_mortality"].to_numpy()[known], p_sirs[known], n_boot=20)
+    sirs_row = board.set_index("model").loc["SIRS"]
+    assert sirs_row["family"] == "score" and sirs_row["n"] == sirs["n"]
+    assert (sirs_row["auprc_estimate"], sirs_row["auprc_ci_low"], sirs_row["best_f1_ci_high"]) == (
+        sirs["auprc"]["value"], sirs["auprc"]["ci_low"], sirs["best_f1"]["ci_high"])
     # a plain list of texts keeps its order; int8 is the CPU path of `alfia predict --int8`
     texts = load_input(dev, encoded=True).df["text"].tolist()
     by_text = predictor.predict_proba(texts[::-1])

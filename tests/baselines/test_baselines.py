@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from alfia.baselines import boost as boost_mod
-from alfia.baselines.tabular import ENSEMBLE, ModelSpec, check_feature_columns, run_baselines, select_zoo
+from alfia.baselines.tabular import ENSEMBLE, ModelSpec, budget_of, check_feature_columns, run_baselines, select_zoo
 from alfia.cohorts import CW24, ID, SPLIT
 from alfia.cohorts.synthetic import generate_synthetic
 from alfia.errors import AlfiaError
@@ -38,7 +38,7 @@ def cohorts():
 def result(cohorts, tmp_path_factory):
     dev, ext = cohorts
     out = tmp_path_factory.mktemp("baselines")
-    results = run_baselines(dev, out, external=ext, preset="quick", zoo=TINY_ZOO, n_boot=N_BOOT, verbosity=0)
+    results = run_baselines(dev, out, external=ext, profile="quick", zoo=TINY_ZOO, n_boot=N_BOOT, verbosity=0)
     return out, results
 
 
@@ -46,8 +46,8 @@ def test_output_contract(result, cohorts):
     out, results = result
     on_disk = json.loads((out / "results.json").read_text())
     assert on_disk == results
-    assert set(results) == {"models", "skipped", "preset", "features"}
-    assert results["preset"] == "quick"
+    assert set(results) == {"models", "skipped", "preset", "features", "task"}
+    assert results["preset"] == "quick" and results["task"] == dev_task(cohorts)
     assert {"LinearModel", "RandomForestGini", ENSEMBLE} <= set(results["models"])
     for m in results["models"].values():
         assert m["family"] in ("tabular", "score")
@@ -164,9 +164,17 @@ def test_reference_columns_are_refused():
         check_feature_columns(["age", ID], p12_like)
 
 
-def test_unknown_preset_and_model(cohorts, tmp_path):
+def dev_task(cohorts) -> dict:
+    return cohorts[0].task.to_dict()
+
+
+def test_unknown_profile_and_model(cohorts, tmp_path):
     dev, _ = cohorts
-    with pytest.raises(AlfiaError, match="preset"):
+    with pytest.raises(AlfiaError, match="unknown profile 'fast'"):
+        run_baselines(dev, tmp_path, profile="fast")
+    # the old keyword still works for one release, with a DeprecationWarning
+    with pytest.warns(DeprecationWarning, match=r"preset=\.\.\.\) is deprecated"), \
+            pytest.raises(AlfiaError, match="unknown profile 'fast'"):
         run_baselines(dev, tmp_path, preset="fast")
     with pytest.raises(AlfiaError, match="unknown model"):
         select_zoo("quick", ["NoSuchModel"])
@@ -188,7 +196,10 @@ def test_boost_uses_embeddings_and_features(cohorts, tmp_path, monkeypatch):
            ModelSpec("ALFIA-boost (CatBoost)", "CAT", {"iterations": 20}),
            ModelSpec("ALFIA-nn (NeuralNetFastAI)", "FASTAI", requires=("alfia_no_such_module",),
                      missing_reason="fastai cannot run"))
-    results = boost_mod.run_boost("unused-run", dev, tmp_path, external=ext, zoo=zoo, n_boot=N_BOOT, verbosity=0)
+    monkeypatch.chdir(tmp_path)   # CatBoost writes no catboost_info/ where it runs (nor anywhere: AutoGluon's default)
+    results = boost_mod.run_boost("unused-run", dev, tmp_path / "out", external=ext, zoo=zoo, n_boot=N_BOOT,
+                                  verbosity=0)
+    assert not list(tmp_path.rglob("catboost_info"))
     assert {"ALFIA-boost (RandomForest)", "ALFIA-boost (CatBoost)", "ALFIA-boost"} <= set(results["models"])
     assert all(m["family"] == "alfia-derived" for m in results["models"].values())
     assert results["skipped"]["ALFIA-nn (NeuralNetFastAI)"] == "fastai cannot run"
@@ -196,3 +207,9 @@ def test_boost_uses_embeddings_and_features(cohorts, tmp_path, monkeypatch):
     assert not set(results["features"]) & {ID, SPLIT, LABEL}
     # the embeddings carry the label signal, so the boosters must beat chance clearly
     assert results["models"]["ALFIA-boost"]["test"]["auroc"]["value"] > 0.8
+
+
+def test_each_profile_names_the_zoos_budget():
+    from alfia.training.config import PROFILES
+
+    assert {name: budget_of(name) for name in PROFILES} == {"quick": "quick", "paper": "paper", "ablation": "quick"}

@@ -9,7 +9,8 @@ from alfia.cli.options import N_BOOT
 
 SHARED = ("--n-boot", "--schema", "--external", "--external-predictions", "--profile", "--style", "--device",
           "--precision")
-OLD_NAMES = ("--external-cohort", "--alfia-external", "--db", "--cohort", "--run", "--bf16")  # hidden, accepted
+OLD_NAMES = ("--external-cohort", "--alfia-external", "--db", "--cohort", "--run", "--bf16", "--preset",
+             "--setting")  # hidden, accepted
 
 
 def commands() -> dict[str, argparse.ArgumentParser]:
@@ -46,8 +47,16 @@ def test_shared_flags_are_the_same_everywhere():
     assert len(seen["--n-boot"]) >= 5 and all(d == N_BOOT for _, _, d, _ in seen["--n-boot"])
     for name, uses in seen.items():
         assert uses, f"no command has {name}"
-        assert len({(h, d, tuple(c or ())) for _, h, d, c in uses}) == 1, (name, uses)
-    assert seen["--profile"][0][3] == ("paper", "quick") or set(seen["--profile"][0][3]) == {"paper", "quick"}
+        # --profile: one registry, one help; its default is the command's own (ablate: the ablation profile)
+        assert len({(h, d if name != "--profile" else None, tuple(c or ())) for _, h, d, c in uses}) == 1, (name, uses)
+    from alfia.training.config import PROFILES
+
+    assert {command for command, *_ in seen["--profile"]} == {"train", "baselines", "boost", "ablate", "bench",
+                                                              "study"}
+    assert set(seen["--profile"][0][3]) == set(PROFILES) >= {"quick", "paper", "ablation"}
+    assert {command: d for command, _, d, _ in seen["--profile"]} == {
+        "train": "quick", "baselines": "quick", "boost": "quick", "ablate": "ablation", "bench": "quick",
+        "study": "quick"}
     assert set(seen["--style"][0][3]) == {"numeric", "banded"}
 
 

@@ -250,3 +250,53 @@ def test_a_config_saved_before_the_families_builds_the_same_model(tiny_bert_dir,
     _perturb(old)
     _perturb(new)
     np.testing.assert_array_equal(new.predict_proba(texts), old.predict_proba(texts))
+
+
+def test_mean_pooling_is_a_fusion_kind_with_the_same_initial_weights(tiny_bert_dir, texts, tmp_path):
+    """The ablation's mean-pool variant is configuration (``fusion.kind="mean"``): the plain attention-mask mean of
+    the top layer reaches the head, and every other part starts from the weights the ALF model of the same seed
+    has (building it draws the ALF module's random numbers), so the two differ in the pooling alone."""
+    from alfia.model.fusion import MeanPooling, masked_mean
+
+    def build(kind):
+        torch.manual_seed(0)
+        return ALFIA(ALFIAConfig(backbone=str(tiny_bert_dir), fusion=FusionConfig(num_fusion_layers=1, kind=kind),
+                                 lora=LoraSettings(r=4, alpha=8, layers=1), max_length=32))
+
+    alf, mean = build("alf"), build("mean")
+    assert isinstance(mean.fusion, MeanPooling) and not list(mean.fusion.parameters())
+    others = {n: p for n, p in alf.named_parameters() if not n.startswith("fusion.")}
+    assert set(others) == {n for n, _ in mean.named_parameters()}
+    for name, p in mean.named_parameters():
+        assert torch.equal(p, others[name]), name
+    ids, mask = _encode(mean, texts)
+    mean.eval()
+    with torch.no_grad():
+        out = mean(ids, mask)
+        top = mean.top_hidden_states(ids, mask)[-1]
+        torch.testing.assert_close(out.embedding, masked_mean(top, mask.bool()))
+        torch.testing.assert_close(out.logits, mean.head(masked_mean(top, mask.bool())))
+    assert torch.equal(out.layer_weights, torch.ones(len(texts), 1))
+    _perturb(mean)
+    mean.save(tmp_path / "m")
+    again = ALFIA.load(tmp_path / "m", device="cpu")
+    assert again.config.fusion.kind == "mean"
+    np.testing.assert_array_equal(again.predict_proba(texts), mean.predict_proba(texts))
+
+
+def test_a_model_saved_before_the_fusion_kind_loads_as_alf(tiny_bert_dir, texts, tmp_path):
+    model = _model(tiny_bert_dir)
+    _perturb(model)
+    model.save(tmp_path / "m")
+    for name in ("config.json", "fusion/config.json"):   # as saved before the setting existed
+        path = tmp_path / "m" / name
+        data = json.loads(path.read_text())
+        fusion = data["config"]["fusion"] if name == "config.json" else data["config"]
+        del fusion["kind"]
+        path.write_text(json.dumps(data))
+    from alfia.model.serialization import write_digests
+
+    write_digests(tmp_path / "m")
+    loaded = ALFIA.load(tmp_path / "m", device="cpu")
+    assert loaded.config.fusion.kind == "alf"
+    np.testing.assert_array_equal(loaded.predict_proba(texts), model.predict_proba(texts))

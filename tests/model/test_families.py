@@ -55,7 +55,7 @@ def test_hidden_states_are_hf_own_and_only_the_fused_ones_are_kept(family_dir):
     _perturb(model)   # LoRA B moved away from zero: the adapters take part
     model.eval()
     expected = "eager" if model_type in NO_SDPA else "sdpa"
-    assert model._base_model().config._attn_implementation == expected
+    assert model.base_model().config._attn_implementation == expected
     ids, mask = _encode(model)
     num_layers = model.num_layers
     with torch.no_grad():
@@ -86,7 +86,7 @@ def test_lora_lands_on_every_layers_attention_projections(family_dir):
     model_type, folder = family_dir
     model = _model(folder)
     names = set(model.lora_modules())
-    base = model._base_model()
+    base = model.base_model()
     module_names = {id(m): n for n, m in base.named_modules()}
     for layer in model._layers():
         for path in model.family.projections.values():
@@ -98,7 +98,7 @@ def test_lora_lands_on_every_layers_attention_projections(family_dir):
         assert "\n" not in str(info.value)
         return
     top = _model(folder, layers=1)   # peft finds each family's layer index (ModernBERT: "layers.<i>")
-    last = next(n for n, m in top._base_model().named_modules() if m is top._layers()[-1])
+    last = next(n for n, m in top.base_model().named_modules() if m is top._layers()[-1])
     assert top.lora_modules() and all(n.startswith(last + ".") for n in top.lora_modules())
     assert top.num_frozen_layers == top.num_layers - 1
 
@@ -142,7 +142,7 @@ def test_gradient_checkpointing_runs_through_the_layer_runner(family_dir):
     _perturb(model)
     _no_dropout(model)
     model.train()
-    base = model._base_model()
+    base = model.base_model()
     if model_type in NO_CHECKPOINTING:
         assert not base.supports_gradient_checkpointing
         return
@@ -254,12 +254,12 @@ def test_lora_targets_that_miss_a_projection_are_refused(tiny_family_dirs, model
 def test_attention_falls_back_to_eager_where_a_family_has_no_sdpa(tiny_family_dirs, caplog):
     with caplog.at_level(logging.INFO, logger="alfia"):
         model = _model(tiny_family_dirs["mpnet"])
-    assert model._base_model().config._attn_implementation == "eager"
+    assert model.base_model().config._attn_implementation == "eager"
     assert "MPNet has no SDPA attention in transformers: using eager attention" in caplog.text
     with pytest.raises(AlfiaError, match="MPNet has no SDPA attention") as info:
         _model(tiny_family_dirs["mpnet"], attn="sdpa")
     assert "\n" not in str(info.value)
-    assert _model(tiny_family_dirs["bert"], attn="eager")._base_model().config._attn_implementation == "eager"
+    assert _model(tiny_family_dirs["bert"], attn="eager").base_model().config._attn_implementation == "eager"
 
 
 def test_a_family_variant_alfia_cannot_run_is_refused(tiny_family_dirs):

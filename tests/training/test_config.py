@@ -34,7 +34,7 @@ def test_optional_parts_turn_on_and_off():
     assert make_config("paper", **{"model.readout.C": 0.1}).model.readout.C == 0.1
     assert make_config("quick", **{"model.readout": {}}).model.readout.C == 0.3  # already on: unchanged
     # the profiles themselves are not changed by what a caller asked
-    assert PROFILES["quick"]["model"]["lora"] is None and make_config("quick").model.lora is None
+    assert PROFILES["quick"].settings["model"]["lora"] is None and make_config("quick").model.lora is None
 
 
 def test_settings_round_trip_through_their_dict():

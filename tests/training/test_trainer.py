@@ -67,7 +67,7 @@ def test_learns_a_separable_signal_and_round_trips(tmp_path, tiny_bert_dir):
     assert saved_model.lora.r == 4 and saved_model.lora.alpha == 8 and saved_model.readout is None
     # LoRA B matrices moved away from their zero init; base weights are bit-identical
     loaded = Run.load(run)
-    dropouts = {n: m.p for n, m in loaded.model._base_model().named_modules() if isinstance(m, torch.nn.Dropout)}
+    dropouts = {n: m.p for n, m in loaded.model.base_model().named_modules() if isinstance(m, torch.nn.Dropout)}
     assert {p for n, p in dropouts.items() if "lora_" not in n} == {0.0}  # the backbone's own
     assert {p for n, p in dropouts.items() if "lora_" in n} == {0.05}  # LoRA's dropout is LoRA's setting
     lora_b = {n: p for n, p in loaded.model.backbone.named_parameters() if "lora_B" in n}
@@ -233,3 +233,40 @@ def test_feeding_batches_leaves_the_global_random_state_alone(tmp_path, tiny_ber
     assert torch.equal(state, torch.get_rng_state())
     ids, mask = batches[0]
     assert ids.shape[0] == 2 and torch.equal(ids, trainer.train_tokens.collate(np.array([0, 1]))[0])
+
+
+def test_the_checkpoint_lives_under_the_run_folders_names_and_survives_a_kill_between_renames(tmp_path,
+                                                                                              tiny_bert_dir):
+    from alfia.io import previous_folder
+    from alfia.run_folder import RunFolder
+    from alfia.training.checkpoint import META, Progress
+    from alfia.training.trainer import Trainer
+
+    out = tmp_path / "run"
+    train(toy_cohort(n=60), out, quick(epochs=1), backbone=str(tiny_bert_dir), progress=False)
+    run = RunFolder(out)
+    assert (run.checkpoint / META).is_file() and not run.checkpoint_tmp.exists() and not run.checkpoint_old.exists()
+    assert run.checkpoint_tmp.name == RunFolder.CHECKPOINT_TMP and run.checkpoint_old == previous_folder(run.checkpoint)
+    run.checkpoint.rename(run.checkpoint_old)   # killed after the old one moved aside, before the new one moved in
+    trainer = Trainer(toy_cohort(n=60), out, quick(epochs=1), backbone=str(tiny_bert_dir), progress=False)
+    trainer._build()
+    state, meta = trainer.checkpoint.read()
+    assert meta["epoch"] == 1 and (run.checkpoint / META).is_file() and not run.checkpoint_old.exists()
+    progress, best = trainer.checkpoint.restore((state, meta), rank=0, device=torch.device("cpu"))
+    assert progress == Progress(1, meta["best_val_auprc"], meta["bad_epochs"]) and set(best) == {
+        n for n, _ in trainer.trainable}
+
+
+def test_build_is_one_step_per_job(tmp_path, tiny_bert_dir):
+    """The model, its inputs, the targets and the optimiser are built by separate steps, in that order."""
+    from alfia.training.trainer import Trainer
+
+    trainer = Trainer(toy_cohort(n=60), tmp_path / "run", quick(epochs=1), backbone=str(tiny_bert_dir),
+                      progress=False)
+    calls = []
+    for step in ("_build_model", "_build_inputs", "_build_targets", "_build_optimiser"):
+        real = getattr(trainer, step)
+        setattr(trainer, step, lambda *a, _real=real, _name=step: (calls.append(_name), _real(*a))[1])
+    trainer._build()
+    assert calls == ["_build_model", "_build_inputs", "_build_targets", "_build_optimiser"]
+    assert trainer.checkpoint.optimizer is trainer.optimizer and trainer.checkpoint.trainable is trainer.trainable

@@ -23,6 +23,7 @@ from alfia.analysis.report.render import render
 from alfia.cohorts import Cohort
 from alfia.errors import AlfiaError
 from alfia.io import write_text_atomic
+from alfia.run_folder import StudyFolder
 
 SECTIONS = ("summary", "cohort", "training", "performance", "clinical", "patients", "learned", "latent", "cost")
 TITLES = {"summary": "Summary", "cohort": "1. Cohort", "training": "2. Training dynamics",
@@ -30,6 +31,14 @@ TITLES = {"summary": "Summary", "cohort": "1. Cohort", "training": "2. Training 
           "learned": "6. What the model learned", "latent": "7. Latent space", "cost": "8. Cost"}
 MODULES = {"summary": summary, "cohort": cohort, "training": training, "performance": performance,
            "clinical": clinical, "patients": patients, "learned": learned, "latent": latent_space, "cost": cost}
+
+
+def study_external(run: Path) -> Path | None:
+    """ALFIA's predictions on the external cohort of the study folder the run sits in (``<external>.predictions
+    .parquet`` beside the run, its metrics beside it), when that folder holds one external cohort's; else None."""
+    study = StudyFolder(run.parent)
+    found = [study.predictions(name) for name in study.externals() if study.predictions(name).is_file()]
+    return found[0] if len(found) == 1 else None
 
 
 def build_report(run: str | Path, out: str | Path | None = None, *, baselines: str | Path | None = None,
@@ -53,8 +62,8 @@ def build_report(run: str | Path, out: str | Path | None = None, *, baselines: s
     resolve_classifier(classifier)
     if projection not in ("umap", "pca"):
         raise AlfiaError(f"unknown projection {projection!r}; use umap or pca")
-    if external_predictions is None and (run.parent / "p12-b.predictions.parquet").exists():
-        external_predictions = run.parent / "p12-b.predictions.parquet"  # where the study writes them
+    if external_predictions is None:
+        external_predictions = study_external(run)
     started = time.perf_counter()
     data_dir = Path(figures_dir) if figures_dir else run / "figures"
     png_dirs = [] if out.parent.resolve() == run.resolve() else [out.parent / f"{out.stem}-figures"]

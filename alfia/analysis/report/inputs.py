@@ -15,7 +15,7 @@ from alfia.cohorts import Cohort
 from alfia.cohorts.task import task_of_run
 from alfia.errors import AlfiaError
 from alfia.io import metrics_path
-from alfia.run_folder import RunFolder
+from alfia.run_folder import RunFolder, StudyFolder
 
 METRIC_NAMES = {"auprc": "AUPRC", "auroc": "AUROC", "best_f1": "best F1", "best_f2": "best F2", "brier": "Brier",
                 "ece": "ECE", "sensitivity": "Sensitivity", "specificity": "Specificity", "ppv": "PPV",
@@ -133,7 +133,8 @@ class Inputs:
             raise AlfiaError(f"{path} needs stay_id and probability columns")
         info_path = metrics_path(path)
         info = read_json(info_path, "external metrics") if info_path.exists() else {}
-        return {"predictions": preds, "info": info, "name": info_path.name.removesuffix(".metrics.json")}
+        # the external cohort's own name (a study's <external>.predictions.parquet, with <external>.metrics.json)
+        return {"predictions": preds, "info": info, "name": info_path.name.removesuffix(StudyFolder.METRICS_SUFFIX)}
 
     @property
     def test(self) -> pd.DataFrame:

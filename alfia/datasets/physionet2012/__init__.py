@@ -12,4 +12,7 @@ SOURCE_HELP = "a set-X directory or set-X.tar.gz"
 
 register_dataset("physionet2012", package=__name__, source_help=SOURCE_HELP,
                  bundled={"p12-a": f"{__name__}.data:p12_a.parquet",  # set A: 4,000 stays, 554 deaths
-                          "p12-b": f"{__name__}.data:p12_b.parquet"})  # set B: 4,000 stays, 568 deaths
+                          "p12-b": f"{__name__}.data:p12_b.parquet"},  # set B: 4,000 stays, 568 deaths
+                 # `alfia study` without a cohort: develop on set A, validate on set B (held out: a second
+                 # partition of the same challenge pool, not another hospital)
+                 study={"development": "p12-a", "external": "p12-b", "shown": {"p12-a": "set A", "p12-b": "set B"}})

@@ -13,4 +13,8 @@ SOURCE_HELP = "a YAIB cohort folder (sta.parquet, dyn.parquet, outc.parquet)"
 
 register_dataset("yaib", package=__name__, source_help=SOURCE_HELP,
                  bundled={"yaib-eicu-demo": f"{__name__}.builder:load_eicu_demo",  # 1,367 stays, 70 ICU deaths
-                          "yaib-mimic-demo": f"{__name__}.builder:load_mimic_demo"})  # 99 stays, 21 ICU deaths
+                          "yaib-mimic-demo": f"{__name__}.builder:load_mimic_demo"},  # 99 stays, 21 ICU deaths
+                 # `alfia study yaib-eicu-demo`: develop on the eICU demo, validate on the MIMIC-III demo (another
+                 # database: Figure 5a-b's external validation across databases)
+                 study={"development": "yaib-eicu-demo", "external": "yaib-mimic-demo",
+                        "shown": {"yaib-eicu-demo": "eICU demo", "yaib-mimic-demo": "MIMIC-III demo"}})

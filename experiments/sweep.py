@@ -1,28 +1,34 @@
 """Issue 12's experiments: each idea trained on set A's training split, chosen on its validation split.
 
-    python results/experiments/sweep.py [NAME ...]      (OUT=folder for sweep.json; default results/experiments)
-
-Every row records validation AUPRC/AUROC (the decision) and, for the record, the test split and set B
-(reported after the decision, docs/experiments.md). Runs on a GPU when there is one, else on the CPU.
+Answered: a pooled logistic-regression readout, distilled from a tabular teacher and Platt-scaled on validation,
+carries the model on 2 CPU cores (docs/experiments.md, section 1: the quick profile's readout, teacher and
+calibration). Every row records validation AUPRC/AUROC (the decision) and, for the record, the test split and set
+B (reported after the decision). Runs on a GPU when there is one, else on the CPU. Output:
+results/experiments/sweep.json.
 
 Written against the flat training settings of its time (``lora=False``, ``readout=True``, ...), before they were
-nested under ``model`` (issue 13); to rerun it, check out the code it ran (commit 973456d).
+nested under ``model`` (issue 13): it does not run on today's settings. To rerun it, check out the code it ran
+(commit 973456d, where it is results/experiments/sweep.py) and run it there::
+
+    OUT=DIR python results/experiments/sweep.py [NAME ...]      (default OUT: results/experiments)
 """
+
 import json
 import os
 import sys
 import time
 import traceback
 
+import pandas as pd
+import torch
 
-sys.path.insert(0, ".")
-from alfia.cohorts import Cohort  # noqa: E402
-from alfia.cohorts.bundled import load_bundled  # noqa: E402
-from alfia.evaluation.metrics import evaluate  # noqa: E402
-from alfia.inference import Run  # noqa: E402
-from alfia.text.encoder import TextEncoder  # noqa: E402
-from alfia.training.config import make_config  # noqa: E402
-from alfia.training.trainer import train  # noqa: E402
+from alfia.cohorts import Cohort
+from alfia.cohorts.bundled import load_bundled
+from alfia.evaluation.metrics import evaluate
+from alfia.inference import Run
+from alfia.text.encoder import TextEncoder
+from alfia.training.config import make_config
+from alfia.training.trainer import train
 
 OUT = os.environ.get("OUT", "results/experiments")
 R = dict(readout=True, class_weight=False, calibration="platt")
@@ -58,19 +64,18 @@ def run_one(name, style, over, dev, ext, results):
     folder = f"/tmp/runs/{name}"
     metrics = train(cohort, folder, cfg, progress=False, finish=True, n_boot=200)
     run = Run.load(folder)
-    import torch
     run.model.to("cuda" if torch.cuda.is_available() else "cpu")
-    y_ext = ext.df["hospital_mortality"].to_numpy()
+    y_ext = ext.df[ext.label].to_numpy()
     p_raw = run.model.predict_proba(enc.transform(ext.df).tolist(), batch_size=128)
     p_ext = run.calibrator.transform(p_raw)
-    import pandas as pd
     pred = pd.read_parquet(f"{folder}/predictions.parquet")
     test = pred[pred.split == "test"]
-    hist = [json.loads(x) for x in open(f"{folder}/history.jsonl")]
+    with open(f"{folder}/history.jsonl") as f:
+        hist = [json.loads(x) for x in f]
     results[name] = {
         "style": style, "settings": over, "history": hist, "calibration": run.calibrator.to_dict(),
         "val": short(metrics["val"]), "test": short(metrics["test"]),
-        "test_raw": short(evaluate(test.hospital_mortality.to_numpy(), test.p_raw.to_numpy(), n_boot=0)),
+        "test_raw": short(evaluate(test[dev.label].to_numpy(), test.p_raw.to_numpy(), n_boot=0)),
         "set_b": short(evaluate(y_ext, p_ext, n_boot=0)), "set_b_raw": short(evaluate(y_ext, p_raw, n_boot=0)),
         "seconds": round(time.time() - t0, 1)}
     r = results[name]
@@ -84,7 +89,10 @@ def main():
     names = sys.argv[1:] or list(EXPS)
     dev, ext = load_bundled("p12-a"), load_bundled("p12-b")
     path = os.path.join(OUT, "sweep.json")
-    results = json.load(open(path)) if os.path.exists(path) else {}
+    results = {}
+    if os.path.exists(path):
+        with open(path) as f:
+            results = json.load(f)
     for name in names:
         style, over = EXPS[name]
         try:

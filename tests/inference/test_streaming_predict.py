@@ -25,14 +25,14 @@ def test_predict_and_embed_stream_in_chunks(fitted, dev, tmp_path, monkeypatch):
         cached.unlink()
 
     seen = []
-    real = inference.ALFIA.predict_embed
+    real = inference.scoring.predict_embed
 
-    def spy(self, texts, *args, **kwargs):
+    def spy(model, texts, *args, **kwargs):
         seen.append(len(texts))
-        return real(self, texts, *args, **kwargs)
+        return real(model, texts, *args, **kwargs)
 
     monkeypatch.setattr(inference, "CHUNK", 10)
-    monkeypatch.setattr(inference.ALFIA, "predict_embed", spy)
+    monkeypatch.setattr(inference.scoring, "predict_embed", spy)
     assert main(["predict", str(run), str(cohort), "--schema", "physionet2012", "--out",
                  str(tmp_path / "p.parquet")]) == 0
     assert seen == [10] * 8 + [4]   # 84 stays, 10 at a time: the model never held more than a chunk

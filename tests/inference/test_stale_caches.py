@@ -10,7 +10,7 @@ import torch
 from alfia.analysis.latent import latent_key
 from alfia.cohorts import Cohort, get_schema
 from alfia.inference import embed_cohort
-from alfia.model import ALFIA, ALFIAConfig, FusionConfig, LoraSettings
+from alfia.model import ALFIA, ALFIAConfig, FusionConfig, LoraSettings, scoring
 from tests.conftest import TEXTS
 
 
@@ -41,7 +41,7 @@ def test_retraining_into_the_same_folder_invalidates_the_embedding_and_latent_ca
     assert len(list((tmp_path / "embeddings").iterdir())) == 1
     retrained = _save_model(tiny_bert_dir, tmp_path / "model", seed=1)  # same config.json, other weights
     second = embed_cohort(tmp_path, cohort)
-    _, expected, _, _ = retrained.predict_embed(TEXTS)
+    _, expected, _, _ = scoring.predict_embed(retrained, TEXTS)
     emb = second[[c for c in second.columns if c.startswith("emb_")]].to_numpy()
     np.testing.assert_allclose(emb, expected, atol=1e-5)
     assert not np.allclose(emb, first[[c for c in first.columns if c.startswith("emb_")]].to_numpy())
