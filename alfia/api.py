@@ -54,13 +54,15 @@ class ALFIAPredictor:
     (``epochs=1``, ``**{"model.lora.r": 8}``, ``model={"max_length": 256}``: see
     :class:`alfia.training.config.TrainConfig`); ``device`` / ``precision``: where and how the model trains and
     predicts (``"auto"``: the GPU when there is one, with bf16 autocast where it has it natively; else the CPU in
-    fp32; :mod:`alfia.model.runtime`), kept by :meth:`load` and every later call; ``int8``: score with the int8
+    fp32; :mod:`alfia.model.runtime`; precision None: training in the settings' precision, auto by default, and
+    scoring in the run's own, :func:`alfia.model.runtime.run_precision`), kept by :meth:`load` and every later call;
+    ``int8``: score with the int8
     dynamic-quantised copy of the model (a CPU path, as ``alfia predict --int8``).
     """
 
     def __init__(self, schema: str | None = None, style: str = DEFAULT_STYLE, profile: str = "quick",
                  backbone: str | None = None, path: str | os.PathLike | None = None, device: str | None = "auto",
-                 precision: str | None = "auto", int8: bool = False, **settings):
+                 precision: str | None = None, int8: bool = False, **settings):
         check_int8(int8, device)
         self.schema = schema
         self.int8 = int8
@@ -70,7 +72,7 @@ class ALFIAPredictor:
         self.config = make_config(profile, **settings)  # checks the settings now, not after the data is read
         self.backbone = backbone
         self.device = device
-        self.precision = self.config.precision
+        self.precision = precision   # what scoring asks for (None: the run's own precision)
         self.path = Path(path) if path else Path(DEFAULT_ROOT) / time.strftime("run-%Y%m%d-%H%M%S")
         self.test_metrics: dict | None = None  # the test split's metrics, scored once after fit
         self._run: Run | None = None
@@ -148,10 +150,11 @@ class ALFIAPredictor:
         return run.files.copy_to(path).path
 
     @classmethod
-    def load(cls, path: str | os.PathLike, device: str | None = "auto", precision: str | None = "auto",
+    def load(cls, path: str | os.PathLike, device: str | None = "auto", precision: str | None = None,
              int8: bool = False) -> ALFIAPredictor:
-        """A predictor from a run folder (``fit``, ``save`` or ``alfia train``), its model on ``device`` (``int8``:
-        scored by the int8 CPU path)."""
+        """A predictor from a run folder (``fit``, ``save`` or ``alfia train``), its model on ``device`` computing in
+        ``precision`` (None, the default: the run's own where this device computes it, else auto; ``int8``: scored
+        by the int8 CPU path)."""
         saved = RunFolder(path).config()
         train_settings = dict(saved.get("train", {}))
         profile = train_settings.pop("profile", "quick")

@@ -1,5 +1,6 @@
 """Data-parallel training with no separate code path: under ``torchrun --nproc_per_node=N`` (or ``accelerate
-launch``) the environment names a world size above 1 and training runs as DDP, NCCL on GPUs and gloo on CPU.
+launch``) the environment names a world size above 1 and training runs as DDP, NCCL on GPUs and gloo on the CPU (the
+backend follows the run's ``--device``, not what the machine has).
 On its own, every helper here is a no-op for a single process.
 
 Every helper that communicates is a collective: all ranks call it, in the same order, or the run hangs. The trainer
@@ -27,12 +28,29 @@ def is_main() -> bool:
     return rank() == 0
 
 
-def setup() -> None:
+def on_cuda(spec: str | torch.device | None = "auto") -> bool:
+    """Whether the device ``spec`` names (``auto``/None, ``cpu``, ``cuda``, ``cuda:N``) is a GPU on this machine:
+    ``auto`` is one when CUDA is available; a named device is what it names (the model's runtime checks it)."""
+    spec = "auto" if spec is None else str(spec).strip().lower()
+    if spec == "auto":
+        return torch.cuda.is_available()
+    return spec.split(":", 1)[0] == "cuda"
+
+
+def backend(spec: str | torch.device | None = "auto") -> str:
+    """The process group's backend for a run on the device ``spec``: NCCL on GPUs, gloo on the CPU (also on a machine
+    that has GPUs: ``--device cpu`` under torchrun)."""
+    return "nccl" if on_cuda(spec) else "gloo"
+
+
+def setup(device: str | torch.device | None = "auto") -> None:
+    """Under torchrun, this process's group on the backend of the run's ``device`` (and, on a GPU, its LOCAL_RANK's
+    GPU as the current one); alone, nothing."""
     if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch_dist.is_initialized():
-        backend = "nccl" if torch.cuda.is_available() else "gloo"
-        if torch.cuda.is_available():
+        name = backend(device)
+        if name == "nccl":
             torch.cuda.set_device(local_rank())
-        torch_dist.init_process_group(backend=backend)
+        torch_dist.init_process_group(backend=name)
 
 
 def teardown() -> None:

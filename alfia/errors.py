@@ -11,8 +11,16 @@ class UsageError(AlfiaError):
 
 
 class SettingError(AlfiaError):
-    """A setting out of its range, named by its field (``epochs``); the CLI names the flag (``--epochs``)."""
+    """A setting out of its range, named by its field (``epochs``); the CLI names the flag (``--epochs``). A problem
+    that names other settings too writes them as ``{0}``, ``{1}`` ... and lists their fields in ``others``, so that
+    the CLI can name their flags as well (:meth:`named`)."""
 
-    def __init__(self, field: str, problem: str):
-        super().__init__(f"{field} {problem}")
-        self.field, self.problem = field, problem
+    def __init__(self, field: str, problem: str, others: tuple[str, ...] = ()):
+        self.field, self.others, self.template = field, tuple(others), problem
+        self.problem = problem.format(*self.others) if self.others else problem
+        super().__init__(f"{field} {self.problem}")
+
+    def named(self, name_of) -> str:
+        """The message with every setting named by ``name_of(field)`` (the command line: its flag)."""
+        problem = self.template.format(*map(name_of, self.others)) if self.others else self.problem
+        return f"{name_of(self.field)} {problem}"

@@ -38,6 +38,7 @@ from alfia.evaluation.metrics import choose_threshold, evaluate
 from alfia.io import atomic_path, metrics_path, write_text_atomic
 from alfia.model import scoring
 from alfia.model.alfia import ALFIA
+from alfia.model.runtime import resolve_device, run_precision
 from alfia.model.scoring import assemble_outputs
 from alfia.model.serialization import DIGESTS_NAME, code_version, folder_digest
 from alfia.run_folder import RunFolder
@@ -62,14 +63,18 @@ class Run:
     calibrator: Calibrator = dataclasses.field(default_factory=Calibrator)
 
     @classmethod
-    def load(cls, folder: str | Path, device: str | None = "auto", precision: str | None = "auto") -> Run:
-        """A trained run, its model on ``device`` computing in ``precision`` (:mod:`alfia.model.runtime`)."""
+    def load(cls, folder: str | Path, device: str | None = "auto", precision: str | None = None) -> Run:
+        """A trained run, its model on ``device`` computing in ``precision`` (:mod:`alfia.model.runtime`; None, the
+        default: the run's own precision where this device computes it, else auto, :func:`run_precision`)."""
         files = RunFolder(folder)
         if not files.path.is_dir():
             raise AlfiaError(f"run folder {folder} does not exist; train one with `alfia train`")
         if not files.model.is_dir():
             raise AlfiaError(f"run folder {folder} has no trained model (model/ is missing); "
                              "the training did not finish an epoch: run `alfia train ... --resume`")
+        if precision is None:
+            device = resolve_device(device)
+            precision = run_precision(trained_precision(files), device)
         model = ALFIA.load(files.model, device=device, precision=precision)
         calibration = files.calibration()
         calibrator = Calibrator.from_dict(calibration) if calibration is not None else Calibrator()
@@ -104,6 +109,14 @@ class Run:
 
     def embed(self, data: Cohort | list[str], batch_size: int = 32) -> tuple[np.ndarray, np.ndarray]:
         return self.model.embed(self.texts(data), batch_size=batch_size)
+
+
+def trained_precision(files: RunFolder) -> str | None:
+    """The precision a run computed in while training: its config.json's ``runtime`` (what ``auto`` chose), else
+    its training settings' (None: a run from before either was written)."""
+    config = files.config()
+    precision = (config.get("runtime") or {}).get("precision") or (config.get("train") or {}).get("precision")
+    return precision if isinstance(precision, str) else None
 
 
 class TruncationWarning(UserWarning):
@@ -317,7 +330,7 @@ def write_predictions(table: pd.DataFrame, info: dict, out: str | Path) -> None:
 
 def predict_cohort(folder: str | Path, cohort: Cohort, batch_size: int = 32, quantize: bool = False,
                    progress: bool = False, device: str | None = "auto",
-                   precision: str | None = "auto") -> tuple[pd.DataFrame, dict]:
+                   precision: str | None = None) -> tuple[pd.DataFrame, dict]:
     """Probabilities and labels for every row of ``cohort``, with each stay's ``warnings`` and whether it is
     ``out_of_distribution`` (:mod:`alfia.evaluation.drift`); metrics with CIs when it has labels. ``quantize``:
     the int8 dynamic-quantised CPU path (opt-in; docs/speed.md has its measured speed and AUPRC change);
@@ -380,7 +393,7 @@ def cached_embeddings(run: Run, cohort: Cohort, batch_size: int = 32, progress: 
 
 
 def embed_cohort(folder: str | Path, cohort: Cohort, batch_size: int = 32, progress: bool = False,
-                 device: str | None = "auto", precision: str | None = "auto") -> pd.DataFrame:
+                 device: str | None = "auto", precision: str | None = None) -> pd.DataFrame:
     """``stay_id``, ``emb_0..`` (L2-normalised ALF embedding) and ``layer_weight_0..`` per stay (Algorithm 2)."""
     frame = cached_embeddings(Run.load(folder, device, precision), cohort, batch_size, progress)
     return frame[_embedding_columns(frame.columns)]
@@ -391,7 +404,7 @@ def _embedding_columns(columns) -> list[str]:
 
 
 def write_embeddings(folder: str | Path, cohort: Cohort, out: str | Path, batch_size: int = 32,
-                     progress: bool = False, device: str | None = "auto", precision: str | None = "auto") -> int:
+                     progress: bool = False, device: str | None = "auto", precision: str | None = None) -> int:
     """:func:`embed_cohort`'s table written to ``out`` (parquet) a chunk at a time, from the run's embedding cache
     (filled first when these stays were never embedded): memory does not grow with the cohort. Returns the number
     of embedding dimensions."""
@@ -418,7 +431,7 @@ def write_embeddings(folder: str | Path, cohort: Cohort, out: str | Path, batch_
 
 
 def layer_means(folder: str | Path, cohort: Cohort, batch_size: int = 32, device: str | None = "auto",
-                precision: str | None = "auto") -> pd.DataFrame:
+                precision: str | None = None) -> pd.DataFrame:
     """The readout's input per stay (``layer_mean_0..``: the fused layers' token means side by side), indexed by
     stay_id; only runs with a readout have them."""
     frame = cached_embeddings(Run.load(folder, device, precision), cohort, batch_size)

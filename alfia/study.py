@@ -127,11 +127,12 @@ def study_cohorts(cohort: str | Path | None = None, external: str | Path | None 
 
 
 def run_study(out: str | Path, style: str | None = None, profile: str = "quick", cohort: str | Path | None = None,
-              external: str | Path | None = None, device: str | None = "auto", precision: str | None = "auto",
+              external: str | Path | None = None, device: str | None = "auto", precision: str | None = None,
               mlflow: str | None = None) -> Path:
     """The whole study into ``out``; ``cohort``/``external``: the development and external cohorts (files or
     bundled names; by default the declared study, PhysioNet 2012 sets A and B); ``device`` / ``precision``: where
-    and how every stage that runs the model computes (:mod:`alfia.model.runtime`); ``mlflow``: a tracking URI that
+    and how every stage that runs the model computes (:mod:`alfia.model.runtime`; precision None: training in auto,
+    every later stage in the run's own); ``mlflow``: a tracking URI that
     the study folder and its run are logged to (else ``ALFIA_MLFLOW_URI``, when set: :mod:`alfia.tracking`)."""
     on = {"device": device, "precision": precision}
     style = style or DEFAULT_STYLE

@@ -37,6 +37,7 @@ CONFIGS = (TrainConfig, ALFIAConfig, FusionConfig, HeadConfig, LoraSettings, Rea
 UNCONSTRAINED = {
     "ALFIAConfig.backbone": "a HuggingFace name or a folder: checked where it is loaded",
     "TrainConfig.profile": "written by make_config from the registry's name",
+    "TrainConfig.cache_dir": "a folder: refused with one line where the cache's file cannot be written there",
     "LoraSettings.target_modules": "checked by LoraSettings.check (a non-empty list of names)",
 }
 

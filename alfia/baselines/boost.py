@@ -46,7 +46,7 @@ BOOST_ENSEMBLE = "ALFIA-boost"
 
 
 def embeddings(run_dir: str | Path, cohort: Cohort, with_embeddings: bool = True, device: str | None = "auto",
-               precision: str | None = "auto") -> pd.DataFrame:
+               precision: str | None = None) -> pd.DataFrame:
     """ALF embedding columns (``emb_*``, ``layer_weight_*``; only the layer weights without
     ``with_embeddings``) of every stay, indexed by stay_id; ``device`` / ``precision``: where the run's model
     computes them when they are not cached (:mod:`alfia.model.runtime`)."""
@@ -71,7 +71,7 @@ def run_boost(run_dir: str | Path, dev: Cohort, out_dir: str | Path, external: C
               profile: str = "quick", *, n_boot: int = 1000, seed: int = 42, time_limit: float | None = None,
               verbosity: int = 1, models: list[str] | None = None,
               zoo: tuple[ModelSpec, ...] = BOOST_ZOO, with_embeddings: bool = False, device: str | None = "auto",
-              precision: str | None = "auto", preset: str | None = None) -> dict:
+              precision: str | None = None, preset: str | None = None) -> dict:
     """Train and score ALFIA-boost / ALFIA-nn on ``dev``'s splits at the budget of ``profile`` (``preset``: its
     old name, deprecated); same outputs as ``run_baselines`` (family ``"alfia-derived"``). ``device`` /
     ``precision``: where the run's model embeds the stays."""

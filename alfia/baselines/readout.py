@@ -51,7 +51,7 @@ def _logistic(c: float):
 
 def run_frozen_readout(run_dir: str | Path, dev: Cohort, out_dir: str | Path, external: Cohort | None = None, *,
                        n_boot: int = 1000, seed: int = 42, c: float = 0.01, device: str | None = "auto",
-                       precision: str | None = "auto") -> dict:
+                       precision: str | None = None) -> dict:
     """Fit and score the frozen-encoder logistic regression; writes results.json + predictions.parquet in
     ``out_dir`` (family ``"frozen encoder"``, read by the leaderboard like any baselines folder). ``device`` /
     ``precision``: where the run's model computes the layer means when they are not cached."""
@@ -82,7 +82,7 @@ def run_frozen_readout(run_dir: str | Path, dev: Cohort, out_dir: str | Path, ex
 
 
 def out_of_fold_readout(run_dir: str | Path, dev: Cohort, external: Cohort | None = None, folds: int = 5,
-                        device: str | None = "auto", precision: str | None = "auto"
+                        device: str | None = "auto", precision: str | None = None
                         ) -> tuple[pd.Series, pd.Series | None]:
     """The readout's logit per stay (indexed by stay_id): out of fold for the training rows, from one fit on all
     training rows for the others. Same features, target and C as the run's readout (``alfia.training``)."""

@@ -39,7 +39,7 @@ def cmd_bench(args: argparse.Namespace) -> None:
                   backbone=args.backbone, epochs=args.epochs, batch_size=args.batch_size,
                   reference_stays=args.reference_stays, reference_steps=args.reference_steps,
                   int8=not args.no_int8, exact_check=not args.no_exact, threads=args.threads,
-                  device=args.device, precision=args.precision)
+                  device=args.device, precision=args.precision or "auto")   # the bench trains: auto
     print(quick_markdown(r))
     print(f"wrote {args.out} and {Path(args.out).with_suffix('.md')}")
 
@@ -48,7 +48,7 @@ def cmd_paper_bench(args: argparse.Namespace) -> None:
     from alfia.bench.paper import run_paper_bench
     from alfia.bench.report import paper_markdown
 
-    r = run_paper_bench(args.out, device=args.device, precision=args.precision, tiny=args.tiny,
+    r = run_paper_bench(args.out, device=args.device, precision=args.precision or "auto", tiny=args.tiny,
                         backbone=args.backbone, steps=args.steps, threads=args.threads)
     print(paper_markdown(r))
     print(f"wrote {args.out} and {Path(args.out).with_suffix('.md')}")

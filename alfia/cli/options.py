@@ -52,12 +52,14 @@ def add_schema(p: argparse.ArgumentParser) -> None:
 
 
 def add_device(p: argparse.ArgumentParser) -> None:
-    """``--device`` and ``--precision``: where and how a command's model computes (alfia.model.runtime)."""
-    from alfia.model.runtime import DEVICE_HELP, PRECISION_HELP, PRECISIONS
+    """``--device`` and ``--precision``: where and how a command's model computes (alfia.model.runtime). No
+    ``--precision`` (None) is a trained run's own precision where the device computes it (the commands that load a
+    run), and auto for a run being trained."""
+    from alfia.model.runtime import DEVICE_HELP, PRECISION_HELP, PRECISIONS, RUN_PRECISION_HELP
 
     p.add_argument("--device", default="auto", help=f"where the model runs: {DEVICE_HELP} (default auto)")
-    p.add_argument("--precision", choices=PRECISIONS, default="auto", help=f"how it computes: {PRECISION_HELP} "
-                   "(default auto)")
+    p.add_argument("--precision", choices=PRECISIONS, default=None, help=f"how it computes: {PRECISION_HELP} "
+                   f"(default: {RUN_PRECISION_HELP})")
 
 
 def byte_size(value: str) -> int:
@@ -229,7 +231,7 @@ def run_command(func: Callable[[argparse.Namespace], None], args: argparse.Names
         else:
             func(args)
     except SettingError as exc:  # the library names the setting; the user typed its flag
-        print(f"error: {flag_of(exc.field)} {exc.problem}", file=sys.stderr)
+        print(f"error: {exc.named(flag_of)}", file=sys.stderr)
         return EXIT_USAGE
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -45,7 +45,7 @@ def _train_overrides(args: argparse.Namespace) -> dict:
     overrides = {path: getattr(args, dest_of(flag)) for path, flag in setting_flags().items()
                  if getattr(args, dest_of(flag)) is not None}
     if args.bf16:   # the old spelling of --precision bf16
-        if args.precision not in ("auto", "bf16"):
+        if args.precision not in (None, "auto", "bf16"):
             raise UsageError(f"--bf16 with --precision {args.precision}: give one or the other")
         overrides["precision"] = "bf16"
     if args.lora_layers is not None:

@@ -73,7 +73,7 @@ def load_key(booklet: str | Path) -> dict:
 
 
 def compare(booklet: str | Path, ratings: list[str | Path], run: str | Path, cohort: Cohort,
-            n_boot: int = 1000, device: str | None = "auto", precision: str | None = "auto") -> dict:
+            n_boot: int = 1000, device: str | None = "auto", precision: str | None = None) -> dict:
     """Every rater and ALFIA scored on the booklet's cases; ALFIA minus each rater, paired. ``device`` /
     ``precision``: where the run's model scores them (:mod:`alfia.model.runtime`)."""
     from alfia.inference import Run

@@ -48,7 +48,14 @@ from alfia.model.fusion import AdaptiveLayerFusion, FusionConfig, fusion_class
 from alfia.model.head import AttentionalClassifierHead, HeadConfig
 from alfia.model.lora import LoraSettings, apply_lora, freeze, lora_target_names, num_layers_of
 from alfia.model.readout import PooledReadout, ReadoutConfig
-from alfia.model.runtime import WEIGHT_DTYPES, Precision, resolve_device, resolve_precision, weight_dtype
+from alfia.model.runtime import (
+    WEIGHT_DTYPES,
+    Precision,
+    resolve_device,
+    resolve_precision,
+    use_device,
+    weight_dtype,
+)
 
 _BACKBONE_INFO_KEYS = ("model_type", "hidden_size", "num_hidden_layers", "vocab_size")
 
@@ -174,7 +181,7 @@ class ALFIA(nn.Module):
     def to_runtime(self, device: str | torch.device | None = "auto", precision: str | None = "auto") -> ALFIA:
         """Move the model to ``device`` and compute in ``precision`` from now on (see :mod:`alfia.model.runtime`):
         inference, validation and training all autocast the same way."""
-        device = resolve_device(device)
+        device = use_device(resolve_device(device))
         self.precision = resolve_precision(precision, device).apply()
         return self.to(device)
 
@@ -303,7 +310,16 @@ class ALFIA(nn.Module):
 
     def forward(self, input_ids: torch.Tensor | None, attention_mask: torch.Tensor,
                 prefix: dict[int, torch.Tensor] | None = None) -> ALFIAOutput:
-        """From token ids, or from cached bottom-layer states (``prefix``, see :meth:`frozen_prefix`)."""
+        """From token ids, or from cached bottom-layer states (``prefix``, see :meth:`frozen_prefix`).
+
+        Under autocast, the frozen bottom layers' states cross into the layers above in the autocast dtype, as a
+        cache of them holds them (:mod:`alfia.training.prefix_cache`): from token ids or from a cache, one
+        computation (validation scored from the cache and the test split scored live meet one threshold and one
+        calibrator). Without autocast nothing is rounded."""
+        if prefix is None and self.num_frozen_layers > 0 and torch.is_autocast_enabled(self.device.type):
+            dtype = torch.get_autocast_dtype(self.device.type)
+            states = self.hidden_states(input_ids, attention_mask, set(self.prefix_indices()))
+            prefix = {j: h.to(dtype) for j, h in states.items()}
         if prefix is not None:
             return self.forward_from_prefix(prefix, attention_mask)
         return self.from_hidden_states(self.top_hidden_states(input_ids, attention_mask), attention_mask)

@@ -16,6 +16,10 @@ Precision (``--precision``) is how the model computes, not how its weights are s
 ``fp16``   fp16 autocast + gradient scaler (CUDA only); TF32 on.
 =========  =============================================================================================
 
+A trained run is scored in its own precision unless another is asked for (:func:`run_precision`; the default of
+``Run.load``, ``ALFIAPredictor.load``, the service and every command that loads a run), so that its threshold and
+calibrator meet the outputs they were fitted on.
+
 Under autocast the backbone's matmuls run in the low precision while softmaxes, norms and the loss stay fp32
 (torch's autocast lists); the fusion, head and readout keep fp32 weights and read whatever dtype arrives.
 """
@@ -34,6 +38,7 @@ DEVICE_HELP = "auto (the GPU when CUDA is available, else the CPU), cpu, cuda or
 PRECISIONS = ("auto", "fp32", "tf32", "bf16", "fp16")
 PRECISION_HELP = ("auto (CUDA: bf16 autocast where the GPU has it natively, else fp16 with a gradient scaler, "
                   "TF32 on; CPU: fp32), fp32 (all off), tf32, bf16 or fp16")
+RUN_PRECISION_HELP = "a trained run's own precision where this device computes it (else auto); a new run: auto"
 WEIGHT_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
@@ -60,6 +65,15 @@ def resolve_device(spec: str | torch.device | None = "auto") -> torch.device:
         raise AlfiaError(f"device {spec!r} asked for, but this machine has {torch.cuda.device_count()} GPU(s); "
                          f"use cuda:0 .. cuda:{torch.cuda.device_count() - 1}")
     return torch.device("cuda", index)
+
+
+def use_device(device: torch.device) -> torch.device:
+    """Make ``device`` this process's current CUDA device when it is a GPU (a no-op on the CPU): what torch puts on
+    "cuda" without an index, the DataLoader's pin-memory thread and every lazily created CUDA context then use it,
+    so that a process on ``cuda:1`` opens nothing on GPU 0."""
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    return device
 
 
 def native_bf16(device: torch.device) -> bool:
@@ -123,6 +137,27 @@ def resolve_precision(name: str | None, device: torch.device) -> Precision:
         raise AlfiaError(f"this GPU has no native bf16 (compute capability {major}.{minor} < 8.0); use --precision "
                          "fp16 (or auto)")
     return Precision(name, device.type)
+
+
+def run_precision(trained: str | None, device: torch.device) -> str:
+    """The precision a run trained in ``trained`` (its config.json's ``runtime.precision``) is scored in on
+    ``device`` when none is asked for: its own where this device computes it, so that its threshold and calibrator
+    meet the outputs they were fitted on; else what ``auto`` chooses here (an fp16 or TF32 run on a CPU: fp32; a
+    bf16 run on a GPU without native bf16: fp16). A run that names none (older runs) was fp32."""
+    name = "fp32" if trained is None else str(trained).lower()
+    if name not in PRECISIONS:
+        name = "auto"
+    try:
+        return resolve_precision(name, device).name
+    except AlfiaError:   # this device cannot compute the run's precision
+        return resolve_precision("auto", device).name
+
+
+def unscaled_fp16(weights: str, precision: str) -> bool:
+    """fp16 weights trained under a precision without a gradient scaler (fp32, tf32: no autocast), whose LoRA
+    gradients can underflow to zero silently: training refuses it (``fp16`` precision scales the loss; bf16 weights
+    have fp32's range)."""
+    return weights == "fp16" and precision in ("fp32", "tf32")
 
 
 def weight_dtype(name: str) -> torch.dtype:

@@ -96,7 +96,7 @@ class RiskService:
     @classmethod
     def load(cls, folder: str | Path, bands: str | None = None, limits: Limits | None = None,
              training_cohort: Cohort | None = None, device: str | None = "auto",
-             precision: str | None = "auto") -> RiskService:
+             precision: str | None = None) -> RiskService:
         """``training_cohort``: for a run without reference.json, the cohort it was trained on, to build the
         reference from (the run's own reference.json is used whenever it exists)."""
         parsed = Bands.parse(bands) if bands else None  # a typo is reported before the model is loaded

@@ -45,7 +45,7 @@ from alfia.codec import (
 )
 from alfia.errors import AlfiaError, SettingError
 from alfia.model.alfia import ALFIAConfig
-from alfia.model.runtime import PRECISION_HELP, PRECISIONS
+from alfia.model.runtime import PRECISION_HELP, PRECISIONS, unscaled_fp16
 
 CALIBRATIONS = ("none", "platt", "temperature")
 
@@ -76,9 +76,12 @@ class TrainConfig(Config):
     cache_prefix: bool = setting(True, help="with model.lora.layers=k (or no LoRA), compute the frozen bottom layers "
                                  "once per text")
     cache_budget: int | None = setting(None, help="memory the frozen-layer caches (train and validation together) "
-                                       "may take, e.g. 8G (default: a tenth of the available memory); above it a "
-                                       "cache is a file in the run folder",
+                                       "may take, e.g. 8G (default: a tenth of the memory available to the job, the "
+                                       "host's or its cgroup's); above it a cache is a file (--cache-dir)",
                                        flag="--cache-budget", check=Interval(int, 0), parse="size")
+    cache_dir: str | None = setting(None, help="folder of a frozen-layer cache over its budget, e.g. node-local "
+                                    "scratch ($TMPDIR on a cluster node; default: the run folder's .tmp)",
+                                    flag="--cache-dir")
     head_lr: float | None = setting(None, help="learning rate of fusion, head and readout (default: the profile's)",
                                     flag="--head-lr", check=POSITIVE_NUMBER)
     # its flag is every model-running command's --precision (alfia.cli.options.add_device)
@@ -99,6 +102,10 @@ class TrainConfig(Config):
         if self.model.max_length is not None and self.model.max_length < 8:
             raise SettingError(path + "model.max_length", f"must be at least 8 tokens to train, got "
                                f"{self.model.max_length}")
+        if unscaled_fp16(self.model.dtype, self.precision):
+            raise SettingError(path + "precision", f"{self.precision} with {{0}} fp16 trains fp16 weights without a "
+                               "gradient scaler (LoRA gradients can underflow silently); use {1} fp16, or {0} bf16",
+                               others=(path + "model.dtype", path + "precision"))
 
     def describe(self) -> str:
         """One line of every setting by its path, for the log (``epochs=2, ..., model.lora=None, ...``)."""

@@ -6,11 +6,12 @@ dropout in both; ``tests/training/test_prefix_cache.py`` checks losses and gradi
 
 Memory: the cache is ``tokens x cached layers x hidden`` numbers, so it grows with the cohort (61,000 stays x 215
 tokens x 4 layers x 384 hidden is 81 GB in fp32). It is estimated before it is built and logged; it lives on the
-CPU (pinned when the model is on a GPU), in the autocast dtype when the run autocasts (else the backbone weights'
-dtype); above ``budget`` bytes it is written to a file in the run's temporary folder instead and read back batch
-by batch (explicit reads, not a memory map, so that the pages read never count as the process's memory). The file
-is unlinked as soon as it is open: nothing is left behind, even after a SIGKILL. Under data parallelism each rank
-caches only the rows it owns.
+CPU in ordinary (pageable) memory, in the autocast dtype when the run autocasts (else the backbone weights'
+dtype; a batch read from it is pinned on a GPU run, never the cache itself). Above ``budget`` bytes (by default a
+share of the memory available to the job: the host's, or its cgroup's where that is less) it is written to a file
+in the run's temporary folder (or ``--cache-dir``) instead and read back batch by batch (explicit reads, not a
+memory map, so that the pages read never count as the process's memory). The file is unlinked as soon as it is
+open: nothing is left behind, even after a SIGKILL. Under data parallelism each rank caches only the rows it owns.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from alfia.errors import AlfiaError
 from alfia.model.alfia import ALFIA
 from alfia.model.scoring import assemble_outputs, collect_outputs
 from alfia.model.tokens import TokenizedTexts
@@ -34,15 +36,98 @@ logger = logging.getLogger(__name__)
 DEFAULT_BUDGET_SHARE = 0.10  # of the memory available when no budget is given, shared by a node's ranks
 
 
-def available_memory() -> int:
-    """Bytes of memory available to new allocations (Linux: MemAvailable; else free pages)."""
+PROC = Path("/proc")
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+NO_LIMIT = 2**62   # cgroup v1 writes "no limit" as a huge number (LONG_MAX rounded to a page)
+
+
+def available_memory(proc: Path | None = None, cgroup_root: Path | None = None) -> int:
+    """Bytes of memory available to new allocations of this process: the host's (Linux: MemAvailable; else free
+    pages), or less where the job's cgroup (a SLURM job, a Kubernetes pod's limit) leaves less
+    (:func:`cgroup_available`), so that a cache over it spills to a file instead of the job being OOM-killed.
+    ``proc`` and ``cgroup_root``: where /proc and the cgroup file system are (default :data:`PROC`,
+    :data:`CGROUP_ROOT`; tests read fake ones)."""
+    proc = PROC if proc is None else Path(proc)
+    host = None
     try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
+        for line in (proc / "meminfo").read_text().splitlines():
             if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) * 1024
+                host = int(line.split()[1]) * 1024
+                break
+    except (OSError, ValueError, IndexError):
+        pass
+    if host is None:
+        host = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    job = cgroup_available(proc, cgroup_root)
+    return max(0, host if job is None else min(host, job))
+
+
+def cgroup_available(proc: Path | None = None, cgroup_root: Path | None = None) -> int | None:
+    """What this process's memory cgroup and every cgroup above it still allow, the tightest of them (None: no
+    limit, or no cgroup file system). Per cgroup: cgroup v2 ``memory.max`` - ``memory.current`` + the reclaimable
+    ``inactive_file`` of ``memory.stat`` (``max``: no limit); cgroup v1 ``memory.limit_in_bytes`` -
+    ``memory.usage_in_bytes`` + ``total_inactive_file``."""
+    proc = PROC if proc is None else Path(proc)
+    cgroup_root = CGROUP_ROOT if cgroup_root is None else Path(cgroup_root)
+    try:
+        lines = (proc / "self" / "cgroup").read_text().splitlines()
+    except OSError:
+        return None
+    v1 = v2 = None
+    for line in lines:
+        parts = line.split(":", 2)
+        if len(parts) != 3:
+            continue
+        if "memory" in parts[1].split(","):
+            v1 = parts[2]
+        elif parts[0] == "0" and parts[1] == "":
+            v2 = parts[2]
+    if v1 is not None:
+        mount = next((d for d in sorted(cgroup_root.glob("*")) if "memory" in d.name.split(",") and d.is_dir()),
+                     None)
+        if mount is None:
+            return None
+        files = ("memory.limit_in_bytes", "memory.usage_in_bytes", ("total_inactive_file", "inactive_file"))
+        return _tightest(mount, v1, *files)
+    if v2 is not None:
+        return _tightest(cgroup_root, v2, "memory.max", "memory.current", ("inactive_file",))
+    return None
+
+
+def _tightest(mount: Path, path: str, limit_file: str, usage_file: str, inactive: tuple[str, ...]) -> int | None:
+    """The least of limit - usage + inactive over the cgroup ``path`` (under ``mount``) and its parents up to the
+    mount itself (inside a container the mount is the container's own cgroup, which may not show ``path``)."""
+    folder = mount / path.strip("/")
+    if not folder.is_dir() or ".." in Path(path).parts:
+        folder = mount
+    best = None
+    while True:
+        room = _room(folder, limit_file, usage_file, inactive)
+        if room is not None:
+            best = room if best is None else min(best, room)
+        if folder == mount or mount not in folder.parents:
+            return best
+        folder = folder.parent
+
+
+def _room(folder: Path, limit_file: str, usage_file: str, inactive: tuple[str, ...]) -> int | None:
+    """limit - usage + reclaimable page cache of one cgroup; None without a limit (or without its files)."""
+    try:
+        limit = (folder / limit_file).read_text().strip()
+        if limit == "max" or int(limit) >= NO_LIMIT:
+            return None
+        usage = int((folder / usage_file).read_text().strip())
+    except (OSError, ValueError):
+        return None
+    stat = {}
+    try:
+        for line in (folder / "memory.stat").read_text().splitlines():
+            key, _, value = line.partition(" ")
+            stat[key] = value
     except OSError:
         pass
-    return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    reclaimable = next((int(stat[k]) for k in inactive if stat.get(k, "").strip().isdigit()), 0)
+    return max(0, int(limit) - usage + reclaimable)
 
 
 def default_budget() -> int:
@@ -76,22 +161,30 @@ class PrefixCache:
         self.hidden = int(model.config.fusion.hidden_size)
         self.width = len(self.indices) * self.hidden           # numbers per token
         self.dtype = model.precision.autocast_dtype or model.backbone_dtype
-        self.pin = model.device.type == "cuda"
+        self.pin = model.device.type == "cuda"   # batches read from it, not the cache itself
         itemsize = torch.empty((), dtype=self.dtype).element_size()
         nbytes = int(self.offsets[-1]) * self.width * itemsize
         budget = default_budget() if budget is None else budget
         self.file = None
-        where = "in memory" + (" (pinned)" if self.pin else "")
+        where = "in memory"
         if nbytes > budget:
             folder = Path(folder) if folder is not None else Path(tempfile.gettempdir())
-            folder.mkdir(parents=True, exist_ok=True)
-            fd, path = tempfile.mkstemp(prefix="frozen-layers.", suffix=".bin", dir=folder)
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+                fd, path = tempfile.mkstemp(prefix="frozen-layers.", suffix=".bin", dir=folder)
+            except OSError as exc:
+                raise AlfiaError(f"cannot write the frozen-layer cache's file ({_size(nbytes)}, over the "
+                                 f"{_size(budget)} budget) in {folder}: {exc.strerror or exc}; choose another "
+                                 "--cache-dir or a larger --cache-budget") from None
             os.unlink(path)   # the open descriptor keeps the data; no file outlives the process
             self.file = os.fdopen(fd, "r+b", buffering=0)
             where = f"in a file in {folder} (over the {_size(budget)} budget; --cache-budget)"
             self.data = None
         else:
-            self.data = torch.empty((int(self.offsets[-1]), self.width), dtype=self.dtype, pin_memory=self.pin)
+            # ordinary memory, never pinned: torch's caching host allocator rounds a pinned block up to a power of
+            # two (a cache of 2^34 + 1 bytes would take 2^35 of unswappable memory), and pinning buys nothing here:
+            # a batch is copied out of the cache into a fresh tensor (:meth:`padded`), which is what gets pinned
+            self.data = torch.empty((int(self.offsets[-1]), self.width), dtype=self.dtype)
         logger.info(f"{desc}: {len(self.rows):,} texts x {int(own.mean()) if len(own) else 0} tokens x "
                     f"{len(self.indices)} layers x {self.hidden} hidden, {str(self.dtype).removeprefix('torch.')}: "
                     f"{_size(nbytes)} {where}")

@@ -40,7 +40,7 @@ from alfia.model import scoring
 from alfia.model.alfia import ALFIA
 from alfia.model.backbone import backbone_identity, load_tokenizer
 from alfia.model.readout import pooled_features
-from alfia.model.runtime import resolve_device
+from alfia.model.runtime import resolve_device, resolve_precision, unscaled_fp16, use_device
 from alfia.model.serialization import library_versions
 from alfia.model.tokens import TokenizedTexts
 from alfia.run_folder import RunFolder
@@ -74,12 +74,13 @@ def check_cohort(cohort: Cohort) -> None:
 
 
 def _training_device(name: str | torch.device | None) -> torch.device:
-    """The run's device; under torchrun each rank keeps to the GPU of its LOCAL_RANK."""
+    """The run's device, made the process's current one (alone on ``cuda:1``, nothing is opened on GPU 0); under
+    torchrun each rank keeps to the GPU of its LOCAL_RANK."""
     device = resolve_device(name)
     if dist.world_size() > 1 and device.type == "cuda" and device != dist.device():
         raise AlfiaError(f"under torchrun every process trains on the GPU of its LOCAL_RANK ({dist.device()}), "
                          f"not {device}; leave --device at auto (or cuda)")
-    return device
+    return use_device(device)
 
 
 def _set_seed(seed: int) -> None:
@@ -116,6 +117,11 @@ class Trainer:
         self.config = config
         self.progress = progress and dist.is_main()
         self.device = _training_device(device)
+        precision = resolve_precision(config.precision, self.device).name
+        if unscaled_fp16(config.model.dtype, precision):   # the config refuses fp32|tf32; auto is fp32 on a CPU
+            raise AlfiaError(f"--dtype fp16 trains fp16 weights without a gradient scaler under precision {precision} "
+                             f"({config.precision} on {self.device}): LoRA gradients can underflow silently; use "
+                             "--dtype bf16 (or fp32), or --precision fp16 on a GPU")
         self.world, self.rank = dist.world_size(), dist.rank()
         self.save_model = save_model
         self.best_state: dict[str, torch.Tensor] | None = None
@@ -150,7 +156,9 @@ class Trainer:
         if c.cache_prefix and self.model.num_frozen_layers > 0:
             # one budget for the run: the validation cache gets what the training cache left in memory
             budget = default_budget() if c.cache_budget is None else c.cache_budget
-            cache = dict(batch_size=c.eval_batch_size, progress=self.progress, folder=self.run.tmp)
+            # a cache over its budget is a file: on node-local scratch when asked (--cache-dir), else in the run
+            folder = Path(c.cache_dir).expanduser() if c.cache_dir else self.run.tmp
+            cache = dict(batch_size=c.eval_batch_size, progress=self.progress, folder=folder)
             self.train_cache = PrefixCache(self.model, self.train_tokens, rows=self.my_train,
                                            desc="caching frozen layers (train)", budget=budget, **cache)
             val_tokens = TokenizedTexts.from_texts(tokenizer, self.val_texts, self.model.max_length)
@@ -393,16 +401,20 @@ class Trainer:
             auprc, auroc = self._validate()
             result = EpochResult(epoch, loss, auprc, auroc, round(time.perf_counter() - t0, 1))
             best, bad = self._record(result, best, bad, results)
-        if self.best_state is None and self.run.model.is_dir():   # a checkpoint written before 0.2 had no
-            self.best_state = _on_main(self._saved_best_state)           # best weights: the saved model has them
+        if self.best_state is None:   # a checkpoint written before 0.2 had no best weights: the saved model has
+            # them; rank 0 looks at its own disk and every rank takes its answer (the other nodes' disks need not
+            # hold the run folder: each rank deciding from its own would leave rank 0 alone in the broadcast)
+            self.best_state = _on_main(self._saved_best_state)
         if self.best_state is not None:  # the model in memory becomes the best epoch's, as saved
             with torch.no_grad():
                 for n, p in self.trainable:
                     p.copy_(self.best_state[n].to(p.device))
         return results
 
-    def _saved_best_state(self) -> dict[str, torch.Tensor]:
-        """The trainable weights of the saved best model (read on rank 0, into a copy of them)."""
+    def _saved_best_state(self) -> dict[str, torch.Tensor] | None:
+        """The trainable weights of the saved best model (read on rank 0, into a copy of them); None without one."""
+        if not self.run.model.is_dir():
+            return None
         now = {n: p.detach().clone() for n, p in self.trainable}
         self.model.load_trained_weights(self.run.model)
         best = {n: p.detach().cpu().clone() for n, p in self.trainable}
@@ -478,7 +490,7 @@ def train(cohort: Cohort, out: str | Path, config: TrainConfig, backbone: str | 
     metrics (on rank 0; None on the other ranks). ``device``: auto (default: this process's GPU when there is one,
     else the CPU), cpu, cuda or cuda:N; the precision is the config's (``config.precision``). ``mlflow``: a
     tracking URI the finished run is logged to (else ``ALFIA_MLFLOW_URI`` when set: alfia.manifest)."""
-    dist.setup()
+    dist.setup(device)   # the backend follows the run's device: gloo for --device cpu, also on a GPU machine
     started = manifest.now()
     trainer = None
     try:

@@ -153,3 +153,43 @@ def test_two_gloo_processes_resume_after_sigkill(tmp_path, tiny_bert_dir):
     wa, wb = _weights(full), _weights(killed)
     for key in wa:
         torch.testing.assert_close(wa[key], wb[key], atol=0, rtol=0, msg=key)
+
+
+@pytest.mark.parametrize("rank", [0, 1])
+def test_resuming_an_old_checkpoint_joins_the_same_collectives_on_every_node(tmp_path, monkeypatch, rank):
+    """Issue 30, item 1, row "resuming a checkpoint of an older format on several nodes without a shared file
+    system hangs": a checkpoint without the best epoch's weights takes them from the saved model, which only rank
+    0's node has; whether the broadcast runs is rank 0's decision, so rank 1 (no run folder on its disk) joins it
+    and gets rank 0's weights. (Faked: rank 0's broadcasts are replayed to this process.)"""
+    from types import SimpleNamespace
+
+    from alfia import distributed as dist
+    from alfia.run_folder import RunFolder
+    from alfia.training.trainer import Trainer
+
+    best = {"w": torch.ones(2)}   # the saved model's weights, as rank 0 read them
+    sent = [(None, None), (best, None)]   # rank 0's broadcasts: _start's, then the best weights
+    joined = []
+
+    def broadcast(obj):
+        joined.append(obj)
+        return sent[len(joined) - 1]
+
+    monkeypatch.setattr(dist, "broadcast", broadcast)
+    monkeypatch.setattr(dist, "is_main", lambda: rank == 0)
+    run = RunFolder(tmp_path / "run")
+    if rank == 0:   # rank 0's node has the run folder and its saved model
+        run.model.mkdir(parents=True)
+    trainer = Trainer.__new__(Trainer)
+    w = torch.nn.Parameter(torch.zeros(2))
+    trainer.__dict__.update(config=SimpleNamespace(epochs=1, patience=5), out=run.path, run=run, best_state=None,
+                            trainable=[("w", w)], model=SimpleNamespace(readout=None))
+    monkeypatch.setattr(trainer, "_start", lambda resume: None, raising=False)
+    monkeypatch.setattr(trainer, "_build", lambda: None, raising=False)
+    monkeypatch.setattr(trainer, "_load_checkpoint", lambda: (1, 0.5, 0), raising=False)   # epoch 1 of 1, no best
+    monkeypatch.setattr(trainer, "_write_config", lambda: None, raising=False)
+    monkeypatch.setattr(trainer, "_saved_best_state", lambda: best if run.model.is_dir() else None, raising=False)
+    monkeypatch.setattr(RunFolder, "write_history", lambda self, rows: None)
+    assert trainer.fit(resume=True) == []
+    assert len(joined) == 2   # every rank: the start and the best weights
+    assert torch.equal(w.detach(), torch.ones(2))

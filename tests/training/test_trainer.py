@@ -270,3 +270,24 @@ def test_build_is_one_step_per_job(tmp_path, tiny_bert_dir):
     trainer._build()
     assert calls == ["_build_model", "_build_inputs", "_build_targets", "_build_optimiser"]
     assert trainer.checkpoint.optimizer is trainer.optimizer and trainer.checkpoint.trainable is trainer.trainable
+
+
+def test_cache_dir_puts_a_cache_over_its_budget_on_scratch(tmp_path, tiny_bert_dir, caplog):
+    """Issue 30, item 1, row "the spill file goes to the run folder, often a network file system": ``--cache-dir``
+    (the ``cache_dir`` setting) puts the frozen-layer cache's file there, not in the run folder."""
+    import logging
+
+    from alfia.cli import build_parser
+    from alfia.cli.train import _train_overrides
+
+    args = build_parser().parse_args(["train", "x.parquet", "--out", "run", "--cache-dir", str(tmp_path / "s")])
+    assert _train_overrides(args)["cache_dir"] == str(tmp_path / "s")
+    scratch = tmp_path / "scratch"
+    with caplog.at_level(logging.INFO, logger="alfia"):
+        train(toy_cohort(n=64), tmp_path / "run", quick(epochs=1, cache_budget=0, cache_dir=str(scratch),
+                                                        **{"model.lora.layers": 1}),
+              backbone=str(tiny_bert_dir), progress=False)
+    assert f"in a file in {scratch} " in caplog.text and ".tmp" not in caplog.text
+    assert scratch.is_dir() and list(scratch.iterdir()) == []   # unlinked at once
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["train"]["cache_dir"] == str(scratch)

@@ -46,7 +46,7 @@ def build_report(run: str | Path, out: str | Path | None = None, *, baselines: s
                  external_predictions: str | Path | None = None, bench: str | Path | None = None,
                  max_stays: int | None = 1000, projection: str = "umap", n_boot: int = 200,
                  classifier: str = "auto", figures_dir: str | Path | None = None, include_texts: bool = True,
-                 progress=print, device: str | None = "auto", precision: str | None = "auto") -> Path:
+                 progress=print, device: str | None = "auto", precision: str | None = None) -> Path:
     """Write the study report of ``run`` to ``out`` (default ``RUN/report.html``); returns its path. ``device`` /
     ``precision``: where the run's model computes what the report needs (:mod:`alfia.model.runtime`).
 
