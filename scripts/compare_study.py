@@ -21,6 +21,9 @@ FILES = {"metrics.json": "alfia-run/metrics.json", "history.jsonl": "alfia-run/h
          "calibration.json": "alfia-run/calibration.json", "p12-b.metrics.json": "p12-b.metrics.json",
          "leaderboard.json": "leaderboard.json"}
 NOT_METRICS = {"seconds", "ms_per_sample", "peak_rss_mb", "fit_seconds", "predict_seconds", "time", "device"}
+# What a study names besides its numbers (the prediction task, since results record it): compared where both sides
+# have it; results written before it was recorded are not wrong for lacking it.
+DESCRIPTORS = {"task", "cohort_task"}
 
 
 def _read(path: Path):
@@ -35,6 +38,8 @@ def differences(expected, found, where: str = "", tol: float = 0.0) -> list[str]
         out = []
         for key in sorted(set(expected) | set(found), key=str):
             if key in NOT_METRICS:
+                continue
+            if key in DESCRIPTORS and (key not in expected or key not in found):
                 continue
             if key not in expected or key not in found:
                 out.append(f"{where}.{key}: only in the {'study' if key in found else 'expected results'}")

@@ -42,3 +42,12 @@ def test_same_metrics_pass_and_any_changed_metric_fails(tmp_path, capsys):
     assert script.main([str(study), "--expected", expected, "--tol", "1e-3"]) == 0
     (study / "leaderboard.json").unlink()
     assert script.main([str(study), "--expected", expected, "--tol", "1e-3"]) == 1
+
+
+def test_a_task_recorded_on_one_side_only_is_no_difference_but_another_task_is():
+    script = _script()
+    task = {"name": "cw24-in-hospital-mortality", "label": "hospital_mortality"}
+    assert script.differences({"auprc": 0.4}, {"auprc": 0.4, "task": task}) == []
+    other = {"name": "yaib-mortality24", "label": "icu_mortality"}
+    assert len(script.differences({"auprc": 0.4, "task": task}, {"auprc": 0.4, "task": other})) == 2
+    assert script.differences({"auprc": 0.4}, {"auprc": 0.4, "n": 3}) == [".n: only in the study"]
