@@ -8,7 +8,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 # Where each generated block lives.
-BLOCKS = {"README.md": ["glance"], "docs/results.md": ["results", "ablation", "backbones", "yaib"], "docs/speed.md": ["bench"],
+BLOCKS = {"README.md": ["glance"], "docs/results.md": ["results", "ablation", "backbones", "yaib"],
+          "docs/speed.md": ["bench"],
           "docs/features.md": ["schema:physionet2012", "schema:mimic-iv", "schema:eicu", "schema:yaib"]}
 # The pages that hold what the README used to: cohorts, text, model, training, results, speed, baselines, report,
 # databases, features.
