@@ -25,6 +25,10 @@ FLOPs       ``torch.utils.flop_counter`` on one training step and one inference 
             checkpointing the count includes the recomputed forward. (torch's counter has no formula for the CPU's
             fused attention kernel: on a CPU the attention's matmuls are not counted, ~8% at 512 tokens on BERT-large.)
 
+trainer     ``alfia train``'s own loop (:func:`trainer_loop_rows`: ``train`` with the paper profile's mechanics, batch 4
+            padded per batch, the DataLoader) on set-A stays of the paper's length, 2 epochs of 50 steps on the
+            BERT-large shape, fp32 / TF32 / bf16 / fp16: stays/s of the warm epoch and the backward/forward ratio.
+
 ``--tiny`` swaps BERT-large for a tiny BERT shape and shrinks batch, tokens and steps: a smoke run of seconds.
 """
 
@@ -293,6 +297,10 @@ def run_paper_bench(out: str | Path, *, device: str = "auto", precision: str = "
                     log(f"  skipped: {row['reason']}")
                 _release(device)
                 result["rows"].append(row)
+        log(f"alfia train's own loop on the {large_name} backbone ...")
+        result["trainer_loop"] = {"backbone": backbones[0][0], "rows": trainer_loop_rows(
+            backbones[0][1], device, steps=3 if tiny else TRAINER_STEPS, val_stays=8 if tiny else TRAINER_VAL_STAYS,
+            max_length=sizes.tokens if tiny else None, log=log)}
 
     torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = tf32_before
     result["seconds"] = time.perf_counter() - started
@@ -301,3 +309,102 @@ def run_paper_bench(out: str | Path, *, device: str = "auto", precision: str = "
     write_text_atomic(out, json.dumps(result, indent=2))
     write_text_atomic(out.with_suffix(".md"), paper_markdown(result))
     return result
+
+
+# -- the trainer's own loop (issue 30, item 3) ------------------------------------------------------------------------
+TRAINER_PRECISIONS = ("fp32", "tf32", "bf16", "fp16")
+TRAINER_STEPS = 50   # optimiser steps per epoch at the paper profile's batch 4 (TINY: 3)
+TRAINER_VAL_STAYS = 32
+
+
+def set_a_cohort(train_rows: int, val_rows: int, seed: int = 0):
+    """An encoded cohort of set-A stays (the paper's text lengths): ``train_rows`` training and ``val_rows``
+    validation stays, each split with stays of both outcomes (a quarter of them deaths)."""
+    from alfia.cohorts import Cohort
+    from alfia.cohorts.bundled import load_bundled
+    from alfia.cohorts.registry import default_study
+    from alfia.text.encoder import TextEncoder
+
+    cohort = load_bundled(default_study().development)
+    df = cohort.df
+    y = df[cohort.label].to_numpy()
+    rng = np.random.default_rng(seed)
+    pos, neg = rng.permutation(np.flatnonzero(y == 1)), rng.permutation(np.flatnonzero(y == 0))
+    picked, splits, p, n = [], [], 0, 0
+    for split, rows in (("train", train_rows), ("val", val_rows)):
+        k = max(1, rows // 4)
+        picked += [*pos[p:p + k], *neg[n:n + rows - k]]
+        splits += [split] * rows
+        p, n = p + k, n + rows - k
+    sample = df.iloc[picked].reset_index(drop=True)
+    sample["split"] = splits
+    encoder = TextEncoder(cohort.schema.name, "banded").fit(df[df["split"] == "train"])
+    return encoder.encode(Cohort(df=sample, schema=cohort.schema, info=cohort.info))
+
+
+def trainer_loop_rows(backbone: str, device: torch.device, *, steps: int = TRAINER_STEPS,
+                      val_stays: int = TRAINER_VAL_STAYS, max_length: int | None = None, log=None) -> list[dict]:
+    """``alfia train``'s own loop (``train`` with the paper profile's mechanics: LoRA on every layer, batch 4 padded
+    per batch, the DataLoader, class-weighted BCE, the gradient scaler for fp16) on set-A stays, two epochs of
+    ``steps`` steps, for each precision the device computes (the others: skipped with the reason). The second
+    (warm) epoch is timed from the run's history; the validation inside it is timed apart by scoring the same
+    stays with the saved run, and subtracted. ``backward_over_forward``: (a training step - an inference forward
+    of the same batch) / that forward, the backward and the optimiser step against the forward (None where the
+    history's 0.1 s resolution cannot tell)."""
+    from alfia.inference import Run
+    from alfia.model.runtime import resolve_precision
+    from alfia.run_folder import RunFolder
+    from alfia.training.config import make_config
+    from alfia.training.trainer import train
+
+    log = log or logging.getLogger("alfia").info
+    settings = {"epochs": 2, "patience": 5, "distill": 0.0, "calibration": "none", "model.readout": None}
+    if max_length is not None:
+        settings["model.max_length"] = max_length
+    batch = make_config("paper").batch_size
+    cohort = set_a_cohort(steps * batch, val_stays)
+    train_texts = cohort.df.loc[cohort.df["split"] == "train", "text"].tolist()
+    val_texts = cohort.df.loc[cohort.df["split"] == "val", "text"].tolist()
+    rows = []
+    for name in TRAINER_PRECISIONS:
+        row: dict = {"precision": name, "batch_size": batch, "steps_per_epoch": steps, "train_stays": len(train_texts)}
+        try:
+            resolve_precision(name, device)
+            config = make_config("paper", precision=name, **settings)
+            with tempfile.TemporaryDirectory(prefix="alfia-bench-trainer-") as tmp:
+                out = Path(tmp) / "run"
+                train(cohort, out, config, backbone=backbone, progress=False, device=str(device))
+                history = RunFolder(out).history()
+                run = Run.load(out, device=str(device), precision=name)
+                val_s = _timed(device, run.predict_proba, val_texts, batch_size=config.eval_batch_size)
+                forward_s = _timed(device, run.predict_proba, train_texts, batch_size=batch)
+            epoch_s = float(history[-1]["seconds"])
+            loop_s = epoch_s - val_s
+            measurable = loop_s > 0 and epoch_s >= 1.0
+            row.update(status="ok", epochs=len(history), epoch_s=epoch_s, validation_s=val_s,
+                       forward_s=forward_s, loop_s=loop_s if measurable else None,
+                       stays_per_s=len(train_texts) / loop_s if measurable else None,
+                       backward_over_forward=(loop_s - forward_s) / forward_s
+                       if measurable and loop_s > forward_s else None)
+            log(f"  trainer loop, {name}: {row['stays_per_s'] or float('nan'):.1f} stays/s, backward/forward "
+                f"{row['backward_over_forward'] or float('nan'):.2f}")
+        except AlfiaError as exc:   # a precision this device cannot do
+            row.update(status="skipped", reason=str(exc))
+            log(f"  trainer loop, {name}: skipped: {exc}")
+        except torch.cuda.OutOfMemoryError:
+            row.update(status="skipped", reason=f"out of GPU memory at batch {batch}")
+            log(f"  trainer loop, {name}: skipped: {row['reason']}")
+        _release(device)
+        rows.append(row)
+    return rows
+
+
+def _timed(device: torch.device, action, *args, **kwargs) -> float:
+    """Seconds ``action(*args, **kwargs)`` takes, the GPU's queue drained before and after."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    t0 = time.perf_counter()
+    action(*args, **kwargs)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter() - t0

@@ -127,3 +127,31 @@ def test_gpu_script_runs_the_paper_setting_on_a_cpu(tmp_path):
     table = out.with_suffix(".md").read_text()
     assert "Tiny smoke run, not a measurement" in table and table in done.stdout
     assert sum(line.startswith(("| tiny BERT", "| all-MiniLM")) for line in table.splitlines()) == len(r["rows"])
+    loop = r["trainer_loop"]   # issue 30, item 3: alfia train's own loop, every precision
+    assert loop["backbone"] == large and [x["precision"] for x in loop["rows"]] == ["fp32", "tf32", "bf16", "fp16"]
+    assert [x["status"] for x in loop["rows"]] == ["ok", "skipped", "ok", "skipped"]
+
+
+def test_the_trainer_loop_rows_come_from_alfia_train(tmp_path, monkeypatch):
+    """Issue 30, item 3: the paper bench runs `train` itself (the paper profile's mechanics, batch 4) on set-A stays
+    for every precision: fp32 and bf16 on a CPU, tf32 and fp16 skipped with their reason (not a timing test)."""
+    import torch
+
+    from alfia.bench import paper
+    from alfia.training import trainer
+
+    calls = []
+    real = trainer.train
+    monkeypatch.setattr(trainer, "train", lambda *a, **k: (calls.append(a[2]), real(*a, **k))[1])
+    backbone = paper.random_backbone(tmp_path / "b", TINY_BERT)
+    rows = paper.trainer_loop_rows(str(backbone), torch.device("cpu"), steps=3, val_stays=8, max_length=32)
+    assert [r["precision"] for r in rows] == ["fp32", "tf32", "bf16", "fp16"]
+    assert [c.precision for c in calls] == ["fp32", "bf16"]
+    assert all(c.batch_size == 4 and c.model.lora.layers is None and c.epochs == 2 for c in calls)
+    for row in rows:
+        if row["precision"] in ("tf32", "fp16"):
+            assert row["status"] == "skipped" and "CUDA" in row["reason"], row
+            continue
+        assert row["status"] == "ok" and row["epochs"] == 2 and row["train_stays"] == 12, row
+        assert row["forward_s"] > 0 and row["validation_s"] > 0
+        assert set(row) >= {"stays_per_s", "backward_over_forward", "loop_s", "epoch_s"}
