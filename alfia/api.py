@@ -17,7 +17,6 @@ plain list of clinical texts. The predictor's state is its run folder (``path``)
 
 from __future__ import annotations
 
-import logging
 import os
 import time
 from pathlib import Path
@@ -26,14 +25,11 @@ import pandas as pd
 
 from alfia.cohorts import ID, Cohort
 from alfia.errors import AlfiaError, SettingError
-from alfia.evaluation.drift import task_mismatch
 from alfia.inference import Run, cached_embeddings, labelled_metrics
 from alfia.run_folder import RunFolder
 from alfia.text.encoder import DEFAULT_STYLE
 from alfia.text.inputs import load_input
 from alfia.training.config import make_config
-
-logger = logging.getLogger(__name__)
 
 DEFAULT_ROOT = "ALFIAModels"  # where fit() writes when no path is given
 
@@ -119,9 +115,8 @@ class ALFIAPredictor:
         if metrics is None:
             raise AlfiaError(f"evaluate needs stays of both outcomes in a {cohort.label} column; "
                              "use predict_proba for unlabelled stays")
-        other_task = task_mismatch(self.run.task, cohort)
+        other_task = self.run.task_warning(cohort)
         if other_task is not None:
-            logger.warning(f"warning: {other_task['message']}")
             metrics["warnings"] = [f"task: {other_task['message']}"]
         return metrics
 

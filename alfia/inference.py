@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import hashlib
 import json
 import logging
@@ -84,10 +85,18 @@ class Run:
     def files(self) -> RunFolder:
         return RunFolder(self.folder)
 
-    @property
+    @functools.cached_property
     def task(self) -> Task:
         """The task the run was trained for (its config's; older runs: their schema's)."""
         return task_of_run(self.files)
+
+    def task_warning(self, cohort: Cohort) -> dict | None:
+        """The warning for ``cohort`` when its task is not the run's (:func:`alfia.evaluation.drift.task_mismatch`),
+        logged once as one line; None when the tasks agree."""
+        warned = drift.task_mismatch(self.task, cohort)
+        if warned is not None:
+            logger.warning(f"warning: {warned['message']}")
+        return warned
 
     def texts(self, data: Cohort | list[str]) -> list[str]:
         if isinstance(data, Cohort):
@@ -351,9 +360,8 @@ def predict_cohort(folder: str | Path, cohort: Cohort, batch_size: int = 32, qua
     reference = drift.load_reference(folder)  # how far each stay lies from the training data (never silent)
     warned = drift.stay_warnings(reference, texts, tokens, run.model.max_length, cohort.df,
                                  free_text=run.encoder is None)
-    other_task = drift.task_mismatch(run.task, cohort)
+    other_task = run.task_warning(cohort)
     if other_task is not None:
-        logger.warning(f"warning: {other_task['message']}")
         warned = [[*w, other_task] for w in warned]
     out = out.assign(**drift.warning_columns(warned, reference))
     info = {"task": run.task.to_dict(), "cohort_task": cohort.task.name,

@@ -28,15 +28,50 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from alfia.errors import AlfiaError
-from alfia.io import atomic_path, previous_folder, replace_folder, write_text_atomic
+from alfia.io import atomic_path, metrics_path, previous_folder, replace_folder, write_text_atomic
 
 if TYPE_CHECKING:
     import pandas as pd
 
 
+class _Folder:
+    """What a run folder and a study folder share: a path, its JSON files read (None when absent, one clear error
+    when damaged) and written atomically."""
 
-class RunFolder:
+    what = "folder"        # how the damaged-file error names the folder
+    remedy = "write it again"
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+
+    def __truediv__(self, name: str) -> Path:
+        return self.path / name
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({str(self.path)!r})"
+
+    def read_json(self, name: str) -> Any | None:
+        """A JSON file of the folder, or None when it is not there; a damaged one is one clear error."""
+        path = self.path / name
+        if not path.is_file():
+            return None
+        try:
+            return json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise AlfiaError(f"{path} is unreadable ({type(exc).__name__}); the {self.what} is damaged, "
+                             f"{self.remedy}") from None
+
+    def has(self, name: str) -> bool:
+        return (self.path / name).exists()
+
+    def write_json(self, name: str, data: Any) -> None:
+        write_text_atomic(self.path / name, json.dumps(data, indent=2))
+
+
+class RunFolder(_Folder):
     """The files of one run folder, by name; readers return None (or empty) for a file not written yet."""
+
+    what, remedy = "run folder", "train it again"
 
     CONFIG = "config.json"
     ENCODER = "encoder.json"
@@ -53,15 +88,6 @@ class RunFolder:
     EMBEDDINGS = "embeddings"
     MANIFEST = "manifest.json"   # written last (alfia.manifest), in study folders too
     NOT_COPIED = (CHECKPOINT, TMP, EMBEDDINGS)   # a saved copy of a run is what inference needs, not what resumes it
-
-    def __init__(self, path: str | os.PathLike):
-        self.path = Path(path)
-
-    def __truediv__(self, name: str) -> Path:
-        return self.path / name
-
-    def __repr__(self) -> str:
-        return f"RunFolder({str(self.path)!r})"
 
     @property
     def model(self) -> Path:
@@ -89,17 +115,6 @@ class RunFolder:
         return self.path / self.EMBEDDINGS
 
     # -- reading ----------------------------------------------------------------------------------------------
-    def read_json(self, name: str) -> Any | None:
-        """A JSON file of the run, or None when it is not there; a damaged one is one clear error."""
-        path = self.path / name
-        if not path.is_file():
-            return None
-        try:
-            return json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise AlfiaError(f"{path} is unreadable ({type(exc).__name__}); the run folder is damaged, train it "
-                             "again") from None
-
     def config(self) -> dict:
         """config.json (empty for a folder without one)."""
         return self.read_json(self.CONFIG) or {}
@@ -139,13 +154,7 @@ class RunFolder:
         path = self.path / self.PREDICTIONS
         return pd.read_parquet(path) if path.is_file() else None
 
-    def has(self, name: str) -> bool:
-        return (self.path / name).exists()
-
     # -- writing (each file atomically) -----------------------------------------------------------------------
-    def write_json(self, name: str, data: Any) -> None:
-        write_text_atomic(self.path / name, json.dumps(data, indent=2))
-
     def write_history(self, rows: list[dict]) -> None:
         write_text_atomic(self.path / self.HISTORY, "".join(json.dumps(row) + "\n" for row in rows))
 
@@ -174,7 +183,7 @@ class RunFolder:
         return RunFolder(target)
 
 
-class StudyFolder:
+class StudyFolder(_Folder):
     """The files of one study folder (``alfia study``), by name. Cohorts are named by their own names (a bundled
     name as it is, a file by its stem: :func:`cohort_name`), so the study of ``p12-a`` with ``--external p12-b``
     writes ``p12-b.metrics.json`` and one of ``dev.parquet`` with ``--external ext.parquet`` ``ext.metrics.json``::
@@ -213,15 +222,7 @@ class StudyFolder:
     ENCODED_SUFFIX = ".encoded.parquet"
     PREDICTIONS_SUFFIX = ".predictions.parquet"
     METRICS_SUFFIX = ".metrics.json"
-
-    def __init__(self, path: str | os.PathLike):
-        self.path = Path(path)
-
-    def __truediv__(self, name: str) -> Path:
-        return self.path / name
-
-    def __repr__(self) -> str:
-        return f"StudyFolder({str(self.path)!r})"
+    what, remedy = "study folder", "run the study again"
 
     @property
     def run(self) -> RunFolder:
@@ -257,20 +258,9 @@ class StudyFolder:
     def metrics_path(self, name: str) -> Path:
         """The external cohort ``name``'s metrics (what ``alfia.inference.write_predictions`` writes beside its
         predictions)."""
-        return self.path / f"{name}{self.METRICS_SUFFIX}"
+        return metrics_path(self.predictions(name))
 
     # -- reading ----------------------------------------------------------------------------------------------
-    def read_json(self, name: str) -> Any | None:
-        """A JSON file of the study, or None when it is not there; a damaged one is one clear error."""
-        path = self.path / name
-        if not path.is_file():
-            return None
-        try:
-            return json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise AlfiaError(f"{path} is unreadable ({type(exc).__name__}); the study folder is damaged, run the "
-                             "study again") from None
-
     def externals(self) -> list[str]:
         """The names of the external cohorts ALFIA scored in this folder (each ``<name>.metrics.json``), sorted."""
         if not self.path.is_dir():
@@ -286,13 +276,7 @@ class StudyFolder:
         """timings.json: seconds per stage (empty before the study has finished)."""
         return self.read_json(self.TIMINGS) or {}
 
-    def has(self, name: str) -> bool:
-        return (self.path / name).exists()
-
     # -- writing (each file atomically) -----------------------------------------------------------------------
-    def write_json(self, name: str, data: Any) -> None:
-        write_text_atomic(self.path / name, json.dumps(data, indent=2))
-
     def save_text(self, name: str, text: str) -> None:
         write_text_atomic(self.path / name, text)
 

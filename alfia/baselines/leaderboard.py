@@ -57,6 +57,7 @@ class Entry:
     # where -> stay_id, probability; a baselines folder's entries also hold "val" (the tables show test and external)
     predictions: dict[str, pd.DataFrame] = field(default_factory=dict)
     source: str = ""
+    task: dict | None = None  # the task the model was trained for (None: a folder written before tasks)
 
 
 @dataclass
@@ -117,9 +118,11 @@ def read_results_dir(folder: Path) -> tuple[list[Entry], dict[str, str]]:
     if not isinstance(results, dict) or "models" not in results:
         raise AlfiaError(f"{folder / 'results.json'} is not a baselines result (no 'models'); run `alfia baselines`")
     preds = _read_parquet(folder / PREDICTIONS) if (folder / PREDICTIONS).exists() else None
+    task = results.get("task") if isinstance(results.get("task"), dict) else None
     entries = []
     for name, m in results["models"].items():
-        entry = Entry(name, m.get("family", "tabular"), {w: m[w] for w in WHERE if w in m}, source=str(folder))
+        entry = Entry(name, m.get("family", "tabular"), {w: m[w] for w in WHERE if w in m}, source=str(folder),
+                      task=task)
         if preds is not None:
             mine = preds[preds["model"] == name]
             entry.predictions = {w: rows[[ID, "probability"]].reset_index(drop=True)
@@ -139,9 +142,11 @@ def read_alfia_run(folder: Path, external_predictions: Path | None = None,
     if not need <= set(preds.columns):
         raise AlfiaError(f"{folder / PREDICTIONS} lacks {', '.join(sorted(need - set(preds.columns)))}")
     test = preds[preds[SPLIT] == "test"]
+    task = task_of_run(RunFolder(folder))
     entry = Entry(name, "alfia", {"test": metrics["test"]},
-                  {"test": test[[ID, "probability"]].reset_index(drop=True)}, source=str(folder))
-    label = task_of_run(RunFolder(folder)).label
+                  {"test": test[[ID, "probability"]].reset_index(drop=True)}, source=str(folder),
+                  task=task.to_dict())
+    label = task.label
     labels = (test[[ID, label]].rename(columns={label: OUTCOME}).reset_index(drop=True) if label in test.columns
               else pd.DataFrame(columns=[ID, OUTCOME]))
     if external_predictions is not None:
@@ -242,7 +247,6 @@ def leaderboard(dirs: list[str | Path], test_labels: Cohort | pd.DataFrame | Non
         raise AlfiaError("give at least one result folder (baselines, boost or an ALFIA run)")
     entries: list[Entry] = []
     skipped: dict[str, str] = {}
-    tasks: dict[str, dict] = {}  # folder -> the task its models were trained for
     run_labels = None
     for d in map(Path, dirs):
         if not d.is_dir():
@@ -251,15 +255,11 @@ def leaderboard(dirs: list[str | Path], test_labels: Cohort | pd.DataFrame | Non
             found, skipped_here = read_results_dir(d)
             entries += found
             skipped.update(skipped_here)
-            task = _read_json(d / "results.json").get("task")
-            if isinstance(task, dict):
-                tasks[str(d)] = task
         elif (d / RunFolder.METRICS).exists() and (d / PREDICTIONS).exists():
             if run_labels is not None:
                 raise AlfiaError("give one ALFIA run folder only")
             entry, run_labels = read_alfia_run(d, alfia_external)
             entries.append(entry)
-            tasks[str(d)] = task_of_run(RunFolder(d)).to_dict()
         else:
             raise AlfiaError(f"{d} holds neither results.json (baselines/boost) nor metrics.json + "
                              "predictions.parquet (an ALFIA run)")
@@ -269,6 +269,12 @@ def leaderboard(dirs: list[str | Path], test_labels: Cohort | pd.DataFrame | Non
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
         raise AlfiaError(f"model(s) {', '.join(dup)} appear in two result folders; give each once")
+    tasks = {e.source: e.task for e in entries if e.task is not None}   # folder -> the task its models learnt
+    if len({t.get("name") for t in tasks.values()}) > 1:
+        raise AlfiaError("the result folders were trained for different tasks ("
+                         + "; ".join(f"{d}: {t.get('name')}" for d, t in tasks.items())
+                         + "); a leaderboard compares models of one task")
+    task = next(iter(tasks.values()), None)
     labels = {"test": _labels_table(test_labels, "test"), "external": _labels_table(external_labels, "external")}
     if labels["test"] is None and run_labels is not None and not run_labels.empty:
         labels["test"] = run_labels
@@ -276,12 +282,6 @@ def leaderboard(dirs: list[str | Path], test_labels: Cohort | pd.DataFrame | Non
     numbers = {w: t for w, t in numbers.items() if len(t)}
     tables = {w: _formatted(t) for w, t in numbers.items()}
     comparisons = {w: _compare(entries, w, labels[w], n_boot, seed) for w in tables}
-    names = {t.get("name") for t in tasks.values()}
-    if len(names) > 1:
-        raise AlfiaError("the result folders were trained for different tasks ("
-                         + "; ".join(f"{d}: {t.get('name')}" for d, t in tasks.items())
-                         + "); a leaderboard compares models of one task")
-    task = next(iter(tasks.values()), None)
     board = Leaderboard(tables, comparisons, _markdown(tables, comparisons, skipped, task), skipped, numbers, task)
     if out_dir is not None:
         out = StudyFolder(out_dir)   # a study's leaderboard files, named as a study folder names them
