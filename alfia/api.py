@@ -24,8 +24,10 @@ from pathlib import Path
 import pandas as pd
 
 from alfia.cohorts import ID, Cohort
+from alfia.cohorts.schema import Schema
 from alfia.errors import AlfiaError, SettingError
 from alfia.inference import Run, cached_embeddings, labelled_metrics
+from alfia.model.card import scored_metrics, write_model_card
 from alfia.run_folder import RunFolder
 from alfia.text.encoder import DEFAULT_STYLE
 from alfia.text.inputs import load_input
@@ -44,7 +46,8 @@ def check_int8(int8: bool, device: str | None) -> None:
 class ALFIAPredictor:
     """ALFIA behind one object: ``fit`` on a cohort with train/val/test splits, then score any stays.
 
-    ``schema``: the cohort's schema (default: the one the cohort names); ``style``: the text style (numeric or
+    ``schema``: the cohort's schema, a registered name or a :class:`~alfia.cohorts.schema.Schema` (one derived from
+    the data; default: the one the cohort names, after :meth:`load` the run's); ``style``: the text style (numeric or
     banded); ``profile``: quick or paper; ``backbone``: a HuggingFace name or local folder (default: the packaged
     MiniLM); ``path``: the run folder; ``settings``: training settings over the profile's, by field name or path
     (``epochs=1``, ``**{"model.lora.r": 8}``, ``model={"max_length": 256}``: see
@@ -56,7 +59,7 @@ class ALFIAPredictor:
     dynamic-quantised copy of the model (a CPU path, as ``alfia predict --int8``).
     """
 
-    def __init__(self, schema: str | None = None, style: str = DEFAULT_STYLE, profile: str = "quick",
+    def __init__(self, schema: str | Schema | None = None, style: str = DEFAULT_STYLE, profile: str = "quick",
                  backbone: str | None = None, path: str | os.PathLike | None = None, device: str | None = "auto",
                  precision: str | None = None, int8: bool = False, **settings):
         check_int8(int8, device)
@@ -125,8 +128,10 @@ class ALFIAPredictor:
         risk scores by :func:`alfia.baselines.scores.score_severity`), on the stays of ``data`` whose outcome is
         known: one row per model, best AUPRC first, with 95% bootstrap CIs, in the columns of the baselines'
         leaderboard numbers (:func:`alfia.baselines.leaderboard.numbers_table`): model, family, n, then
-        ``auprc_estimate``, ``auprc_ci_low``, ``auprc_ci_high`` and the same for auroc, best_f1 and best_f2
-        (ALFIA's Brier and ECE, which a score has not: :meth:`evaluate`)."""
+        ``auprc_estimate``, ``auprc_ci_low``, ``auprc_ci_high`` and the same for auroc, best_f1, best_f2, oe_ratio,
+        calibration_intercept and calibration_slope, then ``calibration_intercept_failed_resamples`` and
+        ``calibration_slope_failed_resamples`` (NaN where undefined: a severity score is no probability, so it has
+        no calibration; ALFIA's Brier and ECE: :meth:`evaluate`)."""
         from alfia.baselines.leaderboard import ALFIA, Entry, numbers_table
         from alfia.baselines.scores import score_severity
 
@@ -138,11 +143,17 @@ class ALFIAPredictor:
 
     # -- persistence ------------------------------------------------------------------------------
     def save(self, path: str | os.PathLike | None = None) -> Path:
-        """The run folder is the saved predictor; ``path``: copy it there (a new folder), atomically."""
+        """The run folder is the saved predictor; ``path``: copy it there (a new folder), atomically. Either way
+        with its model card written again (``MODEL_CARD.md``, :mod:`alfia.model.card`): the copy's names the
+        cohorts the original's did, a study's external ones included."""
         run = self.run
         if path is None or Path(path).resolve() == run.folder.resolve():
+            write_model_card(run.folder)
             return run.folder
-        return run.files.copy_to(path).path
+        scored = scored_metrics(run.folder)
+        saved = run.files.copy_to(path).path
+        write_model_card(saved, scored=scored)
+        return saved
 
     @classmethod
     def load(cls, path: str | os.PathLike, device: str | None = "auto", precision: str | None = None,
@@ -156,8 +167,8 @@ class ALFIAPredictor:
         predictor = cls(profile=profile if profile != "custom" else "quick", backbone=saved.get("backbone"),
                         path=path, device=device, precision=precision, int8=int8)
         predictor._run = run = predictor._load_run(path)
-        if run.encoder is not None:   # the schema and text style the run was trained on
-            predictor.schema, predictor.style = run.encoder.schema_name, run.encoder.style
+        if run.encoder is not None:   # the schema (the object: a derived one has no registered name) and text style
+            predictor.schema, predictor.style = run.encoder.schema, run.encoder.style
         return predictor
 
     # -- helpers ----------------------------------------------------------------------------------
@@ -166,6 +177,11 @@ class ALFIAPredictor:
         if self._run is None:
             raise AlfiaError("the predictor is not fitted; call fit() or ALFIAPredictor.load(path)")
         return self._run
+
+    @property
+    def schema_name(self) -> str | None:
+        """The name of the predictor's schema, whether it holds the name or the schema."""
+        return self.schema.name if isinstance(self.schema, Schema) else self.schema
 
     @property
     def threshold(self) -> float:
@@ -186,9 +202,9 @@ class ALFIAPredictor:
     def _cohort(self, data, require_outcome: bool = False, encoded: bool = False) -> Cohort:
         cohort = load_input(data, self.schema, require_outcome=require_outcome, encoded=encoded, style=self.style)
         if self.schema is None:
-            self.schema = cohort.schema.name
-        elif cohort.schema.name != self.schema:
-            raise AlfiaError(f"the predictor is for schema {self.schema!r}, the data is {cohort.schema.name!r}")
+            self.schema = cohort.schema   # the object: later DataFrames are validated with it, derived or not
+        elif cohort.schema.name != self.schema_name:
+            raise AlfiaError(f"the predictor is for schema {self.schema_name!r}, the data is {cohort.schema.name!r}")
         return cohort
 
 

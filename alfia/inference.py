@@ -39,6 +39,7 @@ from alfia.evaluation.metrics import choose_threshold, evaluate
 from alfia.io import atomic_path, metrics_path, write_text_atomic
 from alfia.model import scoring
 from alfia.model.alfia import ALFIA
+from alfia.model.card import write_model_card
 from alfia.model.runtime import resolve_device, run_precision
 from alfia.model.scoring import assemble_outputs
 from alfia.model.serialization import DIGESTS_NAME, code_version, folder_digest
@@ -290,10 +291,11 @@ def finish_run(folder: str | Path, cohort: Cohort, n_boot: int = 1000, *, model:
                caches: dict | None = None, batch_size: int = 32, progress: bool = False) -> dict | None:
     """After training: the best model predicts every split (and keeps their embeddings); the threshold is chosen
     on validation; the test split is scored here, once. Writes predictions.parquet, threshold.json and
-    metrics.json, and reference.json (the train split's reference for out-of-distribution warnings,
-    :mod:`alfia.evaluation.drift`). ``model``/``caches``: the trainer's best model (on its device, in its precision)
-    and frozen-layer caches, to skip recomputing; ``progress``: a progress bar over the stays. Under torchrun every
-    rank scores its share; rank 0 writes and returns the metrics, the others None."""
+    metrics.json, reference.json (the train split's reference for out-of-distribution warnings,
+    :mod:`alfia.evaluation.drift`) and, last, MODEL_CARD.md (:mod:`alfia.model.card`). ``model``/``caches``: the
+    trainer's best model (on its device, in its precision) and frozen-layer caches, to skip recomputing;
+    ``progress``: a progress bar over the stays. Under torchrun every rank scores its share; rank 0 writes and
+    returns the metrics, the others None."""
     run = Run.load(folder) if model is None else Run(Path(folder), model, saved_encoder(RunFolder(folder)), None)
     df = cohort.df
     texts = run.texts(cohort)
@@ -323,6 +325,7 @@ def finish_run(folder: str | Path, cohort: Cohort, n_boot: int = 1000, *, model:
                               "truncated_texts": {split: int(cut[(df["split"] == split).to_numpy()].sum())
                                                   for split in ("train", "val", "test")}}}
     files.write_json(RunFolder.METRICS, metrics)
+    write_model_card(files.path)
     return metrics
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from alfia import manifest
 from alfia.analysis.report import build_report
+from alfia.analysis.tripod import write_tripod
 from alfia.baselines.boost import run_boost
 from alfia.baselines.leaderboard import leaderboard
 from alfia.baselines.readout import run_frozen_readout
@@ -27,7 +28,7 @@ from alfia.cohorts import write_cohort
 from alfia.cohorts.registry import declared_study, default_study, shown_name
 from alfia.cohorts.table1 import table1, to_markdown
 from alfia.errors import AlfiaError
-from alfia.evaluation.metrics import format_ci, format_metrics
+from alfia.evaluation.metrics import CALIBRATION_FIT_METRICS, format_ci, format_metrics
 from alfia.inference import predict_cohort, write_predictions
 from alfia.model.backbone import backbone_identity
 from alfia.run_folder import RunFolder, StudyFolder, cohort_name
@@ -70,11 +71,15 @@ def alfia_results(metrics: dict, external: dict, history: list[dict], names: tup
     """ALFIA's own lines of the summary (and of the README, through ``readme_results``); ``names``: the
     development and external cohorts' names (default: the default study's); ``profile``: the training profile."""
     dev, ext = (shown_name(n) for n in (names or default_names()))
-    lines = [f"| ALFIA ({profile} profile, calibrated) | n | deaths | AUPRC (95% CI) | AUROC (95% CI) | Brier | ECE |",
-             "| --- | ---: | ---: | --- | --- | ---: | ---: |"]
-    for data, m in ((f"{dev} test split", metrics["test"]), (f"{ext}, external (all rows)", external["metrics"])):
+    rows = ((f"{dev} test split", metrics["test"]), (f"{ext}, external (all rows)", external["metrics"]))
+    fits = all(k in m for _, m in rows for k in CALIBRATION_FIT_METRICS)   # results written before them lack them
+    lines = [f"| ALFIA ({profile} profile, calibrated) | n | deaths | AUPRC (95% CI) | AUROC (95% CI) | Brier | ECE |"
+             + (" O:E (95% CI) | calibration intercept (95% CI) | calibration slope (95% CI) |" if fits else ""),
+             "| --- | ---: | ---: | --- | --- | ---: | ---: |" + (" --- | --- | --- |" if fits else "")]
+    for data, m in rows:
         lines.append(f"| {data} | {m['n']:,} | {m['n_pos']:,} | {format_ci(m['auprc'])} | {format_ci(m['auroc'])} | "
-                     f"{m['brier']['value']:.3f} | {m['ece']['value']:.3f} |")
+                     f"{m['brier']['value']:.3f} | {m['ece']['value']:.3f} |"
+                     + "".join(f" {format_ci(m[k])} |" for k in CALIBRATION_FIT_METRICS if fits))
     lines += ["", "Validation per epoch: " + "; ".join(
         f"epoch {h['epoch']}: AUPRC {h['val_auprc']:.3f}, AUROC {h['val_auroc']:.3f}" for h in history) + ".",
         f"Threshold (best F1 on the validation split, applied unchanged): {external['threshold']:.3f}; "
@@ -152,7 +157,7 @@ def run_study(out: str | Path, style: str | None = None, profile: str = "quick",
             folder.write_json(StudyFolder.MAPPING, ext.info["mapping"])
 
     with clock.stage("encode"):
-        encoder = TextEncoder(dev.schema.name, style=style).fit(dev.df)
+        encoder = TextEncoder(dev.schema, style=style).fit(dev.df)
         dev_text, ext_text = encoder.encode(dev), encoder.encode(ext)
         encoder.save(folder / StudyFolder.ENCODER)
         write_cohort(dev_text, folder.encoded(dev_name))
@@ -198,10 +203,11 @@ def run_study(out: str | Path, style: str | None = None, profile: str = "quick",
         report = build_report(run, folder / StudyFolder.REPORT, cohort=dev_text, baselines=folder.baselines,
                               external_predictions=external_predictions, classifier="mlp", **on)
 
+    tripod = write_tripod(folder, (dev_name, ext_name))   # TRIPOD+AI, each item from the files above
     history = RunFolder(run).history()
     summary += ["## Results (95% bootstrap CIs, 1,000 stratified resamples)", "",
                 *alfia_results(metrics, info, history, (dev_name, ext_name), profile=profile), "", board.markdown,
-                "", f"Report: {report}", ""]
+                "", f"Report: {report}", "", f"TRIPOD+AI checklist: {tripod}", ""]
     summary += ["## Stage times", "", clock.markdown(), ""]
     folder.save_text(StudyFolder.SUMMARY, "\n".join(summary))
     folder.write_json(StudyFolder.TIMINGS, clock.seconds)

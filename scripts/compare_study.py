@@ -1,7 +1,9 @@
 """Does a ``make study`` folder give the published metrics? Compares every metric of a study folder with
 ``results/study`` (the committed run): ALFIA's test and set B metrics, its per-epoch validation history, its
 calibration and the leaderboard (every model, CIs and paired comparisons). Timings, memory and paths are not
-metrics and are left out.
+metrics and are left out. The calibration metrics added later (O:E, calibration intercept and slope, with their CIs
+and failed bootstrap fits) are compared wherever the expected results have them; where only the study has them
+(results committed before they existed) they are listed as not compared, which is no difference.
 
 Usage: .venv/bin/python scripts/compare_study.py [STUDY] [--expected results/study] [--tol 0]
 
@@ -24,6 +26,9 @@ NOT_METRICS = {"seconds", "ms_per_sample", "peak_rss_mb", "fit_seconds", "predic
 # What a study names besides its numbers (the prediction task, since results record it): compared where both sides
 # have it; results written before it was recorded are not wrong for lacking it.
 DESCRIPTORS = {"task", "cohort_task"}
+# Metrics added after results were first committed: a study has them, older expected results do not. Compared where
+# the expected results have them (a study that lacks them then differs); only in the study: noted, not a difference.
+ADDED_METRICS = {"oe_ratio", "calibration_intercept", "calibration_slope"}
 
 
 def _read(path: Path):
@@ -32,8 +37,9 @@ def _read(path: Path):
     return json.loads(path.read_text())
 
 
-def differences(expected, found, where: str = "", tol: float = 0.0) -> list[str]:
-    """Every leaf where ``found`` differs from ``expected`` (numbers within ``tol``), timings aside."""
+def differences(expected, found, where: str = "", tol: float = 0.0, not_compared: list[str] | None = None) -> list[str]:
+    """Every leaf where ``found`` differs from ``expected`` (numbers within ``tol``), timings aside; an added metric
+    found only in the study goes to ``not_compared`` (when given) instead."""
     if isinstance(expected, dict) and isinstance(found, dict):
         out = []
         for key in sorted(set(expected) | set(found), key=str):
@@ -41,16 +47,20 @@ def differences(expected, found, where: str = "", tol: float = 0.0) -> list[str]
                 continue
             if key in DESCRIPTORS and (key not in expected or key not in found):
                 continue
+            if key in ADDED_METRICS and key not in expected:
+                if not_compared is not None:
+                    not_compared.append(f"{where}.{key}" if where else str(key))
+                continue
             if key not in expected or key not in found:
                 out.append(f"{where}.{key}: only in the {'study' if key in found else 'expected results'}")
                 continue
-            out += differences(expected[key], found[key], f"{where}.{key}" if where else str(key), tol)
+            out += differences(expected[key], found[key], f"{where}.{key}" if where else str(key), tol, not_compared)
         return out
     if isinstance(expected, list) and isinstance(found, list):
         if len(expected) != len(found):
             return [f"{where}: {len(expected)} entries expected, {len(found)} found"]
         return [d for i, (a, b) in enumerate(zip(expected, found, strict=True))
-                for d in differences(a, b, f"{where}[{i}]", tol)]
+                for d in differences(a, b, f"{where}[{i}]", tol, not_compared)]
     numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (expected, found))
     if numbers and (math.isclose(expected, found, rel_tol=0, abs_tol=tol) or
                     (math.isnan(expected) and math.isnan(found))):
@@ -65,13 +75,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tol", type=float, default=0.0, help="absolute tolerance on numbers (default 0: identical)")
     args = parser.parse_args(argv)
     study, expected = Path(args.study), Path(args.expected)
-    problems = []
+    problems, not_compared = [], []
     for name, rel in FILES.items():
         if not (expected / name).is_file() or not (study / rel).is_file():
             missing = expected / name if not (expected / name).is_file() else study / rel
             problems.append(f"{missing} is missing")
             continue
-        problems += [f"{name}: {d}" for d in differences(_read(expected / name), _read(study / rel), tol=args.tol)]
+        only_here: list[str] = []
+        problems += [f"{name}: {d}" for d in differences(_read(expected / name), _read(study / rel), tol=args.tol,
+                                                         not_compared=only_here)]
+        not_compared += [f"{name}: {path}" for path in only_here]
+    if not_compared:
+        print(f"not compared: {len(not_compared)} calibration metric(s) ({', '.join(sorted(ADDED_METRICS))}) the "
+              f"study has and {expected} predates, e.g. {not_compared[0]}; commit a new study's results to compare "
+              "them")
     for line in problems:
         print(line)
     print(f"{len(problems)} difference(s) between {study} and {expected}" if problems

@@ -156,3 +156,18 @@ def _one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def tiny_facade(tiny_bert_dir, tmp_path_factory):
+    """``tiny_facade(cohort, name)``: an ALFIAPredictor with the tiny BERT fitted on ``cohort`` (1 epoch, 20 bootstrap
+    samples) in a new run folder: the facade's and the model card's tests."""
+    from alfia import ALFIAPredictor
+    from tests.api.test_predictor import TINY
+
+    def fit(cohort, name: str):
+        path = tmp_path_factory.mktemp(name) / "run"
+        return ALFIAPredictor(schema="physionet2012", backbone=str(tiny_bert_dir), path=path, device="cpu",
+                              **TINY).fit(cohort, progress=False, n_boot=20)
+
+    return fit

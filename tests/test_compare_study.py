@@ -51,3 +51,38 @@ def test_a_task_recorded_on_one_side_only_is_no_difference_but_another_task_is()
     other = {"name": "yaib-mortality24", "label": "icu_mortality"}
     assert len(script.differences({"auprc": 0.4, "task": task}, {"auprc": 0.4, "task": other})) == 2
     assert script.differences({"auprc": 0.4}, {"auprc": 0.4, "n": 3}) == [".n: only in the study"]
+
+
+def test_the_calibration_metrics_are_compared_where_the_expected_results_have_them(tmp_path, capsys):
+    script = _script()
+    slope = {"value": 0.9, "ci_low": 0.8, "ci_high": 1.0, "failed_resamples": 0}
+    cal = {"oe_ratio": {"value": 1.0, "ci_low": 0.9, "ci_high": 1.1}, "calibration_slope": slope}
+    # both sides have them: every number is compared, the failed fits too
+    assert script.differences({"auprc": 0.4, **cal}, {"auprc": 0.4, **cal}) == []
+    moved = {**cal, "calibration_slope": {**slope, "ci_high": 1.01}}
+    assert script.differences({"test": cal}, {"test": moved}) == [
+        "test.calibration_slope.ci_high: expected 1.0, found 1.01"]
+    failed = {**cal, "calibration_slope": {**slope, "failed_resamples": 3}}
+    assert script.differences(cal, failed) == ["calibration_slope.failed_resamples: expected 0, found 3"]
+    # a study that lost them differs
+    assert script.differences({"auprc": 0.4, **cal}, {"auprc": 0.4}) == [".calibration_slope: only in the expected "
+                                                                         "results", ".oe_ratio: only in the expected "
+                                                                         "results"]
+    # only in the study (the committed results predate them): noted, no difference
+    noted: list[str] = []
+    assert script.differences({"test": {"auprc": 0.4}}, {"test": {"auprc": 0.4, **cal}}, not_compared=noted) == []
+    assert noted == ["test.calibration_slope", "test.oe_ratio"]
+    # the script: a study with the new metrics against committed results without them passes and says so
+    study = _study_from_results(tmp_path / "study", script)
+    metrics = json.loads((study / "alfia-run" / "metrics.json").read_text())
+    metrics["test"].update(cal)
+    (study / "alfia-run" / "metrics.json").write_text(json.dumps(metrics))
+    expected = tmp_path / "expected"
+    shutil.copytree(ROOT / "results" / "study", expected)
+    capsys.readouterr()
+    assert script.main([str(study), "--expected", str(expected)]) == 0
+    assert "not compared: 2 calibration metric(s)" in capsys.readouterr().out
+    # once the committed results have them, a change is a difference
+    (expected / "metrics.json").write_text(json.dumps({**metrics, "test": {**metrics["test"], **moved}}))
+    assert script.main([str(study), "--expected", str(expected)]) == 1
+    assert "metrics.json: test.calibration_slope.ci_high: expected 1.01, found 1.0" in capsys.readouterr().out

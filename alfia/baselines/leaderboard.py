@@ -9,8 +9,12 @@ Inputs are result folders of three kinds, recognised by their files:
 - optionally ALFIA's external predictions (``<study>/p12-b.predictions.parquet``: stay_id, probability, label)
   with its metrics beside it (``p12-b.metrics.json``: ``{"metrics": evaluate-dict}``).
 
-Tables (test split, external cohort): model, family, AUPRC, AUROC, best F1, best F2 (each ``value (low–high)``,
-95% stratified bootstrap), n; sorted by AUPRC, highest first. Best F1/F2 are test-optimal (optimistic).
+Tables (test split, external cohort): model, family, AUPRC, AUROC, best F1, best F2, O:E, calibration intercept,
+calibration slope (each ``value (low–high)``, 95% stratified bootstrap), n; sorted by AUPRC, highest first. Best
+F1/F2 are test-optimal (optimistic). O:E (observed over expected deaths, 1 ideal), the calibration intercept (0
+ideal) and slope (1 ideal) are those of :func:`alfia.evaluation.metrics.evaluate`; a severity score is points, not a
+probability, and has none (n/a). Bootstrap resamples whose calibration fit failed are counted (the JSON's and CSV's
+``failed_resamples``) and named under the table.
 
 Paired comparison: ``paired_difference`` of AUPRC, ALFIA (and ALFIA-boost) minus the best tabular baseline
 (highest AUPRC on that table's rows), on the stays both models scored, with the same bootstrap resamples for
@@ -44,9 +48,12 @@ PREDICTIONS = RunFolder.PREDICTIONS   # a baselines folder names its predictions
 WHERE = {"test": "test split", "external": "external cohort (all rows)"}
 ALFIA = "ALFIA"
 BOOST = "ALFIA-boost"
-COLUMNS = ["model", "family", "AUPRC", "AUROC", "best F1", "best F2", "n"]
 # The metrics of the tables: column heading -> key in an evaluate dict.
-METRICS = {"AUPRC": "auprc", "AUROC": "auroc", "best F1": "best_f1", "best F2": "best_f2"}
+METRICS = {"AUPRC": "auprc", "AUROC": "auroc", "best F1": "best_f1", "best F2": "best_f2", "O:E": "oe_ratio",
+           "calibration intercept": "calibration_intercept", "calibration slope": "calibration_slope"}
+COLUMNS = ["model", "family", *METRICS, "n"]
+# The metrics fitted in each resample: how many resamples failed is kept beside them.
+FITTED = ("calibration_intercept", "calibration_slope")
 
 
 @dataclass
@@ -64,7 +71,9 @@ class Entry:
 class Leaderboard:
     """``tables`` hold the formatted strings of the markdown; ``numbers`` the same rows as numbers (one row per
     model: model, family, n, then ``<metric>_estimate``, ``<metric>_ci_low``, ``<metric>_ci_high`` for auprc, auroc,
-    best_f1, best_f2; NaN where undefined), which the CSV files and the JSON hold."""
+    best_f1, best_f2, oe_ratio, calibration_intercept, calibration_slope, then ``<fit>_failed_resamples`` for the
+    two calibration fits; NaN where undefined or absent, e.g. a score's calibration), which the CSV files and the
+    JSON hold."""
 
     tables: dict[str, pd.DataFrame]  # where -> rows in COLUMNS, sorted by AUPRC
     comparisons: dict[str, list[dict]]  # where -> paired differences
@@ -74,7 +83,8 @@ class Leaderboard:
     task: dict | None = None  # the task every model was trained for (None: no folder named one)
 
     def to_dict(self) -> dict:
-        """JSON-ready: per table, one record per model with ``{metric: {"estimate", "ci_low", "ci_high"}}``."""
+        """JSON-ready: per table, one record per model with ``{metric: {"estimate", "ci_low", "ci_high"}}`` (the
+        calibration fits also with ``failed_resamples``; null where absent, e.g. for a severity score)."""
         tables = {}
         for where, table in self.numbers.items():
             records = []
@@ -83,6 +93,9 @@ class Leaderboard:
                 for key in METRICS.values():
                     record[key] = {"estimate": _number(row[f"{key}_estimate"]), "ci_low": _number(row[f"{key}_ci_low"]),
                                    "ci_high": _number(row[f"{key}_ci_high"])}
+                    if key in FITTED:
+                        failed = _number(row[f"{key}_failed_resamples"])
+                        record[key]["failed_resamples"] = None if failed is None else int(failed)
                 records.append(record)
             tables[where] = records
         return {"task": self.task, "tables": tables, "comparisons": self.comparisons, "skipped": self.skipped}
@@ -180,10 +193,13 @@ def _labels_table(labels: Cohort | pd.DataFrame | None, where: str) -> pd.DataFr
 def numbers_table(entries: list[Entry], where: str) -> pd.DataFrame:
     """The numeric rows of one table (the entries' metrics on ``where``: ``test``, ``external``, or any set they
     were scored on), sorted by AUPRC (highest first): model, family, n, then ``<metric>_estimate``,
-    ``<metric>_ci_low``, ``<metric>_ci_high`` for auprc, auroc, best_f1, best_f2 (NaN where undefined). The
-    leaderboard's CSV files hold these rows, and ``ALFIAPredictor.leaderboard`` returns them."""
+    ``<metric>_ci_low``, ``<metric>_ci_high`` for auprc, auroc, best_f1, best_f2, oe_ratio, calibration_intercept,
+    calibration_slope, then ``calibration_intercept_failed_resamples`` and ``calibration_slope_failed_resamples``
+    (NaN where undefined or absent: a severity score has no calibration). The leaderboard's CSV files hold these
+    rows, and ``ALFIAPredictor.leaderboard`` returns them."""
     columns = ["model", "family", "n"] + [f"{k}{part}" for k in METRICS.values()
                                           for part in ("_estimate", "_ci_low", "_ci_high")]
+    columns += [f"{k}_failed_resamples" for k in FITTED]
     rows = []
     for e in entries:
         m = e.metrics.get(where)
@@ -194,6 +210,8 @@ def numbers_table(entries: list[Entry], where: str) -> pd.DataFrame:
             entry = m.get(key) or {}
             row[f"{key}_estimate"] = _number(entry.get("value"))
             row[f"{key}_ci_low"], row[f"{key}_ci_high"] = _number(entry.get("ci_low")), _number(entry.get("ci_high"))
+        for key in FITTED:
+            row[f"{key}_failed_resamples"] = _number((m.get(key) or {}).get("failed_resamples"))
         rows.append(row)
     table = pd.DataFrame(rows, columns=columns).astype({k: float for k in columns[3:]})
     return table.sort_values("auprc_estimate", ascending=False, kind="stable").reset_index(drop=True)
@@ -282,7 +300,9 @@ def leaderboard(dirs: list[str | Path], test_labels: Cohort | pd.DataFrame | Non
     numbers = {w: t for w, t in numbers.items() if len(t)}
     tables = {w: _formatted(t) for w, t in numbers.items()}
     comparisons = {w: _compare(entries, w, labels[w], n_boot, seed) for w in tables}
-    board = Leaderboard(tables, comparisons, _markdown(tables, comparisons, skipped, task), skipped, numbers, task)
+    notes = {w: _failed_fits(t) for w, t in numbers.items()}
+    board = Leaderboard(tables, comparisons, _markdown(tables, comparisons, skipped, task, notes), skipped, numbers,
+                        task)
     if out_dir is not None:
         out = StudyFolder(out_dir)   # a study's leaderboard files, named as a study folder names them
         write_text_atomic(out / StudyFolder.LEADERBOARD, board.markdown)
@@ -293,17 +313,36 @@ def leaderboard(dirs: list[str | Path], test_labels: Cohort | pd.DataFrame | Non
     return board
 
 
+def _failed_fits(numbers: pd.DataFrame) -> list[str]:
+    """"model: calibration slope k" for every model whose calibration fits failed in some bootstrap resamples."""
+    out = []
+    for row in numbers.to_dict(orient="records"):
+        failed = [f"{heading} {int(row[f'{key}_failed_resamples'])}" for heading, key in METRICS.items()
+                  if key in FITTED and (_number(row.get(f"{key}_failed_resamples")) or 0) > 0]
+        if failed:
+            out.append(f"{row['model']}: {', '.join(failed)}")
+    return out
+
+
 def _markdown(tables: dict[str, pd.DataFrame], comparisons: dict[str, list[dict]],
-              skipped: dict[str, str] | None = None, task: dict | None = None) -> str:
+              skipped: dict[str, str] | None = None, task: dict | None = None,
+              notes: dict[str, list[str]] | None = None) -> str:
     lines: list[str] = []
     if task is not None:
         lines += [f"Task: {task.get('name')} (label {task.get('label')}: {task.get('outcome')}).", ""]
     for where, table in tables.items():
         lines += [f"### Leaderboard: {WHERE[where]}", "",
-                  "Values: estimate (95% stratified bootstrap CI); best F1/F2 are test-optimal (optimistic).", "",
-                  "| " + " | ".join(COLUMNS) + " |", "| --- | --- | --- | --- | --- | --- | ---: |"]
+                  "Values: estimate (95% stratified bootstrap CI); best F1/F2 are test-optimal (optimistic). "
+                  "Calibration: O:E observed over expected deaths (1 is ideal), calibration intercept (0 is ideal; "
+                  "above 0 the predictions are too low) and slope (1 is ideal; below 1 over-confident), both from "
+                  "a logistic model of the outcome on logit(p); severity scores are points, not probabilities: "
+                  "n/a.", "",
+                  "| " + " | ".join(COLUMNS) + " |", "| " + " | ".join(["---"] * (len(COLUMNS) - 1)) + " | ---: |"]
         for row in table.itertuples(index=False):
             lines.append("| " + " | ".join(str(v) for v in row) + " |")
+        if (notes or {}).get(where):
+            lines += ["", "Bootstrap resamples whose calibration fit failed (separated or not converged; left out "
+                      "of the interval): " + "; ".join(notes[where]) + "."]
         for c in comparisons.get(where, []):
             ci = ("n/a" if c["ci_low"] is None else f"{c['ci_low']:+.3f} to {c['ci_high']:+.3f}")
             lines.append("")

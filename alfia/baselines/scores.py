@@ -3,9 +3,9 @@
 A score is not a probability: it is mapped onto [0, 1] by the fixed, increasing map
 ``(score - lo) / (hi - lo)`` with ``[lo, hi]`` the column's valid range in the schema. The map is the same for
 every split and cohort, so AUPRC, AUROC and best F1/F2 are those of the raw score, and a threshold chosen on
-the validation split transfers unchanged to test and external rows. Calibration metrics (Brier, ECE) do not
-apply and are dropped. Rows where a score is missing are left out of that score's metrics (``n`` says how
-many rows were scored).
+the validation split transfers unchanged to test and external rows. A score is points, not a probability: the
+calibration metrics (Brier, ECE, O:E, calibration intercept and slope) do not apply and are left out. Rows where a
+score is missing are left out of that score's metrics (``n`` says how many rows were scored).
 
 The scores are the columns a data set's schema labels (``Column(..., label="SAPS II")``), reference columns
 included (they are scored here and nowhere else); a schema without labelled columns has none.
@@ -33,11 +33,9 @@ def scaled_score(cohort: Cohort, column: str, df: pd.DataFrame | None = None) ->
 
 def evaluate_score(y: np.ndarray, p: np.ndarray, threshold: float | None = None, n_boot: int = 1000,
                    seed: int = 42) -> dict:
-    """``evaluate`` without the calibration metrics, which do not apply to a score."""
-    result = evaluate(y, p, threshold=threshold, n_boot=n_boot, seed=seed)
-    for key in ("brier", "ece"):
-        result.pop(key, None)
-    return result
+    """``evaluate`` without the calibration metrics (Brier, ECE, O:E, calibration intercept and slope), which do
+    not apply to a score."""
+    return evaluate(y, p, threshold=threshold, n_boot=n_boot, seed=seed, calibration=False)
 
 
 def score_severity(dev: Cohort, external: Cohort | None = None, *, n_boot: int = 1000, seed: int = 42,

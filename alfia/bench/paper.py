@@ -27,7 +27,10 @@ FLOPs       ``torch.utils.flop_counter`` on one training step and one inference 
 
 trainer     ``alfia train``'s own loop (:func:`trainer_loop_rows`: ``train`` with the paper profile's mechanics, batch 4
             padded per batch, the DataLoader) on set-A stays of the paper's length, 2 epochs of 50 steps on the
-            BERT-large shape, fp32 / TF32 / bf16 / fp16: stays/s of the warm epoch and the backward/forward ratio.
+            BERT-large shape, fp32 / TF32 / bf16 / fp16: stays/s of the warm epoch, the backward/forward ratio and
+            the peak GPU memory: the benchmark's training figures.
+cost        what the paper's setting costs (:func:`paper_cost`: BioLinkBERT-large on MIMIC-IV's training stays, the
+            paper profile's epochs), from the measured backward/forward ratio and trainer-loop rate.
 
 ``--tiny`` swaps BERT-large for a tiny BERT shape and shrinks batch, tokens and steps: a smoke run of seconds.
 """
@@ -56,7 +59,7 @@ from alfia.bench.measure import (
     time_calls,
     torch_threads,
 )
-from alfia.bench.report import paper_markdown, rounded
+from alfia.bench.report import describe_cost, paper_markdown, rounded
 from alfia.errors import AlfiaError
 
 BERT_LARGE = {"num_hidden_layers": 24, "hidden_size": 1024, "num_attention_heads": 16, "intermediate_size": 4096}
@@ -121,7 +124,7 @@ def set_a_texts(stays: int, seed: int = 0) -> tuple[list[str], np.ndarray]:
     cohort = load_bundled(default_study().development)   # PhysioNet 2012's set A, as its data set declares
     df = cohort.df
     sample = df.sample(n=min(stays, len(df)), random_state=seed).reset_index(drop=True)
-    encoder = TextEncoder(cohort.schema.name, "banded").fit(df[df["split"] == "train"])
+    encoder = TextEncoder(cohort.schema, "banded").fit(df[df["split"] == "train"])
     encoded = encoder.encode(Cohort(df=sample, schema=cohort.schema, info=cohort.info)).df
     return encoded["text"].tolist(), encoded[cohort.label].to_numpy()
 
@@ -301,6 +304,9 @@ def run_paper_bench(out: str | Path, *, device: str = "auto", precision: str = "
         result["trainer_loop"] = {"backbone": backbones[0][0], "rows": trainer_loop_rows(
             backbones[0][1], device, steps=3 if tiny else TRAINER_STEPS, val_stays=8 if tiny else TRAINER_VAL_STAYS,
             max_length=sizes.tokens if tiny else None, log=log)}
+        result["paper_cost"] = paper_cost(result["trainer_loop"]["rows"], measured_on=backbones[0][0],
+                                          paper_shape=not tiny)
+        log(describe_cost(result["paper_cost"]))
 
     torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = tf32_before
     result["seconds"] = time.perf_counter() - started
@@ -338,7 +344,7 @@ def set_a_cohort(train_rows: int, val_rows: int, seed: int = 0):
         p, n = p + k, n + rows - k
     sample = df.iloc[picked].reset_index(drop=True)
     sample["split"] = splits
-    encoder = TextEncoder(cohort.schema.name, "banded").fit(df[df["split"] == "train"])
+    encoder = TextEncoder(cohort.schema, "banded").fit(df[df["split"] == "train"])
     return encoder.encode(Cohort(df=sample, schema=cohort.schema, info=cohort.info))
 
 
@@ -373,7 +379,9 @@ def trainer_loop_rows(backbone: str, device: torch.device, *, steps: int = TRAIN
             config = make_config("paper", precision=name, **settings)
             with tempfile.TemporaryDirectory(prefix="alfia-bench-trainer-") as tmp:
                 out = Path(tmp) / "run"
+                reset_gpu_peak(device)
                 train(cohort, out, config, backbone=backbone, progress=False, device=str(device))
+                peak_mb = gpu_peak_mb(device)   # weights, LoRA gradients, AdamW state, activations at batch 4
                 history = RunFolder(out).history()
                 run = Run.load(out, device=str(device), precision=name)
                 val_s = _timed(device, run.predict_proba, val_texts, batch_size=config.eval_batch_size)
@@ -382,7 +390,7 @@ def trainer_loop_rows(backbone: str, device: torch.device, *, steps: int = TRAIN
             loop_s = epoch_s - val_s
             measurable = loop_s > 0 and epoch_s >= 1.0
             row.update(status="ok", epochs=len(history), epoch_s=epoch_s, validation_s=val_s,
-                       forward_s=forward_s, loop_s=loop_s if measurable else None,
+                       forward_s=forward_s, peak_gpu_mb=peak_mb, loop_s=loop_s if measurable else None,
                        stays_per_s=len(train_texts) / loop_s if measurable else None,
                        backward_over_forward=(loop_s - forward_s) / forward_s
                        if measurable and loop_s > forward_s else None)
@@ -397,6 +405,48 @@ def trainer_loop_rows(backbone: str, device: torch.device, *, steps: int = TRAIN
         _release(device)
         rows.append(row)
     return rows
+
+
+# -- what the paper's setting costs, from the measured ratio (issue 30, item 3; docs/training.md) --------------------
+# BioLinkBERT-large (the paper's best backbone: 24 layers, hidden 1,024, 335 M parameters, the BERT-large shape the
+# trainer loop runs) on MIMIC-IV v3.1's 65,366 stays, 75% of them training stays (the bundled cohorts' split), at set
+# A's median of ~215 tokens per stay (the same 24-hour template), for the paper profile's epochs (up to 25)
+PAPER_SETTING = {"backbone": "BioLinkBERT-large", "parameters": 335e6, "tokens_per_stay": 215, "stays": 65_366,
+                 "train_stays": 49_000}
+ASSUMED_BACKWARD_OVER_FORWARD = 2.0   # the fixed estimate this replaces: forward + backward = 3x the forward
+COST_PRECISION = "bf16"   # the headline estimate: auto's choice on a GPU with native bf16 (else the first measured)
+
+
+def paper_cost(rows: list[dict], *, measured_on: str, paper_shape: bool = True) -> dict:
+    """The paper's setting (:data:`PAPER_SETTING`, the paper profile's epochs) costed from :func:`trainer_loop_rows`'
+    measurements: per precision with a measured ratio, a training stay is (1 + backward/forward) forwards of 2 x 335 M
+    x 215 FLOPs (``pflop_per_epoch``, forward-equivalent FLOPs over the training stays), and an epoch takes the
+    training stays / the trainer loop's measured stays/s (``hours_per_epoch``: batch 4 padded per batch, validation
+    not included; only where the loop ran the BERT-large shape, ``paper_shape``). ``headline``: the bf16 estimate (else
+    the first one); None when no ratio was measured (a run too short for the history's 0.1 s, or no precision ran).
+    ``assumed``: the fixed 3x (backward = 2x forward) estimate it replaces, for comparison."""
+    from alfia.training.config import make_config
+
+    s, epochs = PAPER_SETTING, make_config("paper").epochs
+    forward = 2 * s["parameters"] * s["tokens_per_stay"] / 1e12   # TFLOP per stay
+
+    def pflop(ratio: float) -> float:
+        return forward * (1 + ratio) * s["train_stays"] / 1e3
+
+    estimates = []
+    for row in rows:
+        ratio = row.get("backward_over_forward")
+        if row.get("status") != "ok" or ratio is None:
+            continue
+        hours = s["train_stays"] / row["stays_per_s"] / 3600 if paper_shape and row.get("stays_per_s") else None
+        estimates.append({"precision": row["precision"], "backward_over_forward": ratio,
+                          "train_tflop_per_stay": forward * (1 + ratio), "pflop_per_epoch": pflop(ratio),
+                          "hours_per_epoch": hours, "hours_all_epochs": hours * epochs if hours else None})
+    headline = next((e for e in estimates if e["precision"] == COST_PRECISION), estimates[0] if estimates else None)
+    return {**s, "epochs": epochs, "forward_tflop_per_stay": forward, "measured_on": measured_on,
+            "estimates": estimates, "headline": headline,
+            "assumed": {"backward_over_forward": ASSUMED_BACKWARD_OVER_FORWARD,
+                        "pflop_per_epoch": pflop(ASSUMED_BACKWARD_OVER_FORWARD)}}
 
 
 def _timed(device: torch.device, action, *args, **kwargs) -> float:

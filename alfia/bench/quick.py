@@ -56,7 +56,7 @@ def _set_a(stays: int, seed: int = 0):
     from alfia.text.encoder import TextEncoder
 
     cohort = load_bundled(default_study().development)   # PhysioNet 2012's set A, as its data set declares
-    cohort = TextEncoder(cohort.schema.name, "banded").fit(cohort.df).encode(cohort)
+    cohort = TextEncoder(cohort.schema, "banded").fit(cohort.df).encode(cohort)
     df = cohort.df
     rng = np.random.Generator(np.random.PCG64(seed))
 

@@ -161,4 +161,60 @@ def paper_markdown(r: dict) -> str:
                      f"{f(i['ms_per_stay'], '{:.2f}')} | {share(i)} | {f(i['peak_gpu_mb'], '{:.0f}')} | "
                      f"{f(a['ms_per_stay'], '{:.2f}')} ({a['median_tokens']:.0f}) | {f(a['peak_gpu_mb'], '{:.0f}')} |")
     lines += ["", f"Anchor: {r['paper_anchor']}."]
+    if r.get("trainer_loop"):
+        lines += ["", *trainer_loop_markdown(r["trainer_loop"])]
+    if r.get("paper_cost"):
+        lines += ["", describe_cost(r["paper_cost"])]
     return "\n".join(lines) + "\n"
+
+
+def trainer_loop_markdown(loop: dict) -> list[str]:
+    """The trainer-loop table (:func:`alfia.bench.paper.trainer_loop_rows`): ``alfia train``'s own loop, one row per
+    precision."""
+    def f(x, fmt="{:.1f}"):
+        return "–" if x is None else fmt.format(x)
+
+    rows = loop["rows"]
+    first = rows[0] if rows else {}
+    lines = [f"Trainer loop: `alfia train`'s own loop (the paper profile's mechanics: LoRA on every layer, fusion, "
+             f"head; batch {first.get('batch_size', '?')} padded per batch, the DataLoader) on the {loop['backbone']}, "
+             f"{first.get('train_stays', '?')} set-A training stays ({first.get('steps_per_epoch', '?')} steps) x 2 "
+             "epochs; the warm epoch timed, its validation subtracted; backward/forward = (the loop - a forward "
+             "of the same stays) / that forward.",
+             "",
+             "| precision | trainer stays/s | backward/forward | warm epoch s | its validation s | forward s | "
+             "peak GPU MB |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for row in rows:
+        if row["status"] != "ok":
+            lines.append(f"| {row['precision']} | skipped: {row['reason']} |" + " |" * 5)
+            continue
+        lines.append(f"| {row['precision']} | {f(row['stays_per_s'])} | {f(row['backward_over_forward'], '{:.2f}')}"
+                     f" | {f(row['epoch_s'], '{:.1f}')} | {f(row['validation_s'], '{:.2f}')} | "
+                     f"{f(row['forward_s'], '{:.2f}')} | {f(row.get('peak_gpu_mb'), '{:.0f}')} |")
+    return lines
+
+
+def describe_cost(cost: dict) -> str:
+    """One paragraph: the measured backward/forward ratio and the paper's setting's cost computed from it."""
+    setting = (f"{cost['backbone']}, {cost['parameters'] / 1e6:.0f} M parameters, {cost['tokens_per_stay']} tokens "
+               f"per stay ({cost['forward_tflop_per_stay']:.3g} TFLOP forward), {cost['train_stays']:,} training "
+               f"stays of {cost['stays']:,}, up to {cost['epochs']} epochs")
+    assumed = cost["assumed"]
+    before = (f"the fixed {1 + assumed['backward_over_forward']:.0f}x, backward = "
+              f"{assumed['backward_over_forward']:.0f}x forward, gave {assumed['pflop_per_epoch']:.3g} PFLOP per epoch")
+    head = cost["headline"]
+    if head is None:
+        return (f"Backward/forward ratio: not measured (no precision ran a warm epoch long enough to time: the run "
+                f"history's resolution is 0.1 s). Cost of the paper's setting ({setting}): not computed ({before}).")
+    ratios = ", ".join(f"{e['precision']} {e['backward_over_forward']:.2f}" for e in cost["estimates"])
+    line = (f"Backward/forward ratio, measured in alfia train's loop on the {cost['measured_on']}: {ratios}. Cost "
+            f"of the paper's setting ({setting}) from the {head['precision']} ratio: "
+            f"{cost['forward_tflop_per_stay']:.3g} x (1 + {head['backward_over_forward']:.2f}) = "
+            f"{head['train_tflop_per_stay']:.3g} TFLOP per training stay, {head['pflop_per_epoch']:.3g} PFLOP per "
+            f"epoch ({before})")
+    if head["hours_per_epoch"] is not None:
+        line += (f"; at the trainer loop's measured {head['precision']} rate on this device, "
+                 f"{head['hours_per_epoch']:.3g} h per epoch, {head['hours_all_epochs']:.3g} h for {cost['epochs']} "
+                 "epochs (validation not included)")
+    return line + "."

@@ -1,4 +1,5 @@
-"""The ``predict`` and ``embed`` commands: a trained run applied to a cohort, encoded or not."""
+"""The ``predict`` and ``embed`` commands: a trained run applied to a cohort, encoded or not; and ``card``: the run's
+model card written again, with the cohorts it has scored since."""
 
 from __future__ import annotations
 
@@ -41,6 +42,19 @@ def cmd_embed(args: argparse.Namespace) -> None:
     print(f"wrote {args.out}: {len(cohort.df):,} stays, {dims} dims")
 
 
+def cmd_card(args: argparse.Namespace) -> dict:
+    from alfia.model.card import write_model_card
+    from alfia.run_folder import RunFolder
+
+    path, facts = write_model_card(args.run, args.out, scored=args.scored)
+    cohorts = [e["cohort"] for e in facts["evaluation"]]
+    print(f"wrote {path}: {len(cohorts)} scored cohort(s): {'; '.join(cohorts) or 'none'}")
+    if all(e["file"] == RunFolder.METRICS for e in facts["evaluation"]):
+        print("only the development cohort: a cohort scored by `alfia predict RUN ... --out X` outside the run "
+              "folder joins with --scored X")
+    return {"card": str(path), "cohorts": cohorts}
+
+
 def add_commands(sub) -> None:
     for name, func, what in (("predict", cmd_predict, "probabilities and labels per stay"),
                              ("embed", cmd_embed, "L2-normalised ALF embeddings and layer weights per stay")):
@@ -60,3 +74,16 @@ def add_commands(sub) -> None:
                                 "(docs/speed.md)")
             p.add_argument("--json", action="store_true", help="print the run's figures as JSON")
         p.set_defaults(func=func)
+    p = sub.add_parser("card", help="write the run's model card (MODEL_CARD.md) again, with every cohort it scored",
+                       description="The run's model card in the Hugging Face layout: task, intended and "
+                       "out-of-scope use, training data and licences, metrics with 95% CIs on every scored cohort, "
+                       "subgroups, calibration, limitations, how to load it, citations. Training writes it; run "
+                       "this after scoring more cohorts. No patient text and no stay id.")
+    p.add_argument("run", help="run folder (alfia train)")
+    p.add_argument("--out", help="the markdown file (default RUN/MODEL_CARD.md)")
+    p.add_argument("--scored", nargs="+", default=[], metavar="FILE",
+                   help="cohorts scored by `alfia predict RUN ... --out X` outside the run folder: their metrics "
+                   "files (X's NAME.metrics.json) or X itself; those in the run folder, and a study's external "
+                   "cohorts, are found without it")
+    p.add_argument("--json", action="store_true", help="print the card's path and cohorts as JSON")
+    p.set_defaults(func=cmd_card)

@@ -10,6 +10,7 @@ Each data set is one package under ``alfia/datasets/`` whose ``__init__.py`` reg
                             "shown": {"p12-a": "set A", "p12-b": "set B"}})  # how its text names them
     register_dataset("yaib", package=__name__,
                      bundled={"yaib-eicu-demo": f"{__name__}.builder:load_eicu_demo"})  # built from shipped files
+    register_dataset("meds", package=__name__, writer=f"{__name__}.builder:write")  # writes shard by shard
 
 Schema, template, builder, synthetic targets and mappings are objects or ``"module:attribute"`` strings imported on
 first use (so that ``alfia --help`` stays fast). A builder is called as ``builder(options)`` with
@@ -56,6 +57,14 @@ class BuildOptions:
     patients: str | None = None  # a CSV/parquet file of stay ids and patient ids, for splits by patient (yaib)
     n: int = 20000  # synthetic cohorts: number of stays
     seed: int = 42  # synthetic cohorts: random seed
+    labels: str | None = None  # meds: a label file or folder (ACES / MEDS-DEV: subject_id, prediction_time, ...)
+    task: str | None = None  # meds: a built-in task instead of labels (cw24-in-hospital, meds-dev-in-icu-first-24h)
+    concepts: str | None = None  # meds: a concept map (CSV: code pattern -> concept, unit, aggregate)
+    features_of: str | None = None  # meds: an earlier MEDS cohort file whose features (and schema) to reuse
+    max_codes: int = 24  # meds without a concept map: the most numeric codes that become features
+    min_share: float = 0.05  # meds without a concept map: the least share of training windows a code is in
+    codes: tuple[str, ...] = ()  # meds: code patterns of the built-in tasks, "ROLE=REGEX"
+    text_values: bool = False  # meds: read text_value (it may hold clinical notes) for category concepts
 
     def require_source(self, name: str, what: str) -> str:
         if not self.source:
@@ -85,6 +94,7 @@ class DataSet:
     source_help: str = "the raw data"  # what --source is for this data set (shown by `alfia cohort --help`)
     mappings: Mapping[str, Any] = field(default_factory=dict)  # source schema -> FeatureMapping onto this one
     study: StudyPair | None = None  # the bundled development / external pair `alfia study` runs by default
+    writer: Any = None  # writer(BuildOptions, out) -> Cohort: builds and writes in bounded memory; None: build, write
 
     def load_schema(self) -> Schema:
         return _resolve(self.schema)
@@ -120,7 +130,7 @@ def register_dataset(name: str, *, package: str | None = None, schema: Any = Non
                      builder: Any = None, bundled: Mapping[str, str | os.PathLike] | None = None,
                      synthetic: Any = None, source_help: str = "the raw data",
                      mappings: Mapping[str, Any] | None = None,
-                     study: Mapping[str, Any] | None = None) -> DataSet:
+                     study: Mapping[str, Any] | None = None, writer: Any = None) -> DataSet:
     """Register a data set under ``name`` (its schema's name); bundled names must be new.
 
     ``package``: a data-set package (``__name__`` in its ``__init__.py``) whose ``schema.py`` (``SCHEMA``),
@@ -141,7 +151,7 @@ def register_dataset(name: str, *, package: str | None = None, schema: Any = Non
     if clashes:
         raise AlfiaError(f"data set names already registered: {', '.join(clashes)}; choose other names")
     dataset = DataSet(name, schema, template, builder, dict(bundled or {}), synthetic, source_help,
-                      dict(mappings or {}), _study_pair(name, study, bundled or {}))
+                      dict(mappings or {}), _study_pair(name, study, bundled or {}), writer)
     _REGISTRY[name] = dataset
     return dataset
 
@@ -243,6 +253,20 @@ def build_cohort(name: str, options: BuildOptions = BuildOptions()) -> Cohort:
     raise UsageError(f"unknown cohort {name!r}; choose one of {', '.join(cohort_names())}")
 
 
+def write_built_cohort(name: str, options: BuildOptions, out: str | os.PathLike) -> Cohort:
+    """What ``alfia cohort NAME --out FILE`` does: build the cohort and write it atomically. A data set that
+    declares a ``writer`` (e.g. ``meds``: shard by shard) writes it itself in bounded memory and returns the cohort's
+    stays (ids, labels, splits) with its info; the others return the cohort written."""
+    from alfia.cohorts.io import write_cohort
+
+    dataset = _datasets().get(name)
+    if dataset is not None and dataset.writer is not None:
+        return _resolve(dataset.writer)(options, out)
+    cohort = build_cohort(name, options)
+    write_cohort(cohort, out)
+    return cohort
+
+
 def load_bundled(name: str) -> Cohort:
     """Read a bundled cohort by name (e.g. ``p12-a``)."""
     from importlib import resources
@@ -278,22 +302,23 @@ def is_bundled_function(table: str | os.PathLike) -> bool:
     return attribute.isidentifier() and all(part.isidentifier() for part in module.split("."))
 
 
-def load_cohort(spec: Cohort | pd.DataFrame | str | os.PathLike, schema: str | None = None,
+def load_cohort(spec: Cohort | pd.DataFrame | str | os.PathLike, schema: str | Schema | None = None,
                 require_outcome: bool = True) -> Cohort:
-    """A cohort from what a user names: a :class:`Cohort`, a ``DataFrame`` (with ``schema``), a parquet file, or
-    a bundled name such as ``p12-a``. ``require_outcome=False``: stays to score, without outcome or split."""
+    """A cohort from what a user names: a :class:`Cohort`, a ``DataFrame`` (with ``schema``: a registered name or a
+    :class:`~alfia.cohorts.schema.Schema`, e.g. one derived from the data), a parquet file, or a bundled name such
+    as ``p12-a``. ``require_outcome=False``: stays to score, without outcome or split."""
     import pandas as pd
 
-    from alfia.cohorts.io import Cohort, read_cohort
+    from alfia.cohorts.io import Cohort, read_cohort, schema_info
 
     if isinstance(spec, Cohort):
         return spec
     if isinstance(spec, pd.DataFrame):
         if not schema:
             raise AlfiaError(f"a DataFrame needs its schema; pass schema= (one of {', '.join(dataset_names())})")
-        resolved = get_schema(schema)
+        resolved = schema if not isinstance(schema, str) else get_schema(schema)
         df = resolved.validate(spec, where="the table", require_outcome=require_outcome)
-        return Cohort(df=df, schema=resolved, info={"source": "DataFrame", "schema": resolved.name})
+        return Cohort(df=df, schema=resolved, info=schema_info({"source": "DataFrame"}, resolved))
     if not Path(spec).exists() and str(spec) in bundled_tables():
         return load_bundled(str(spec))
     if not Path(spec).exists() and str(spec) in cohort_names():

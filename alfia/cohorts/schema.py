@@ -10,8 +10,8 @@ scikit-learn checks new data against a fitted estimator without asking for ``y``
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Literal
+from dataclasses import asdict, dataclass, field
+from typing import Literal, get_args
 
 import numpy as np
 import pandas as pd
@@ -24,7 +24,7 @@ SPLIT = "split"
 TEXT = "text"
 SPLITS = ("train", "val", "test")
 
-Kind = Literal["float", "int", "category", "binary"]
+Kind = Literal["float", "int", "category", "binary", "time"]  # time: a timestamp, reference columns only
 Role = Literal["feature", "reference"]
 
 
@@ -57,6 +57,8 @@ class Column:
     def __post_init__(self) -> None:
         if self.kind == "category" and not self.categories:
             raise ValueError(f"category column {self.name!r} needs its categories")
+        if self.kind == "time" and self.role != "reference":  # a date says nothing a model may read
+            raise ValueError(f"time column {self.name!r} must be a reference column")
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,9 @@ class Schema:
     columns: tuple[Column, ...]
     notes: tuple[str, ...] = field(default=())  # documented approximations and missing components
     task: Task = CW24  # the task its builder produces (a cohort may carry another: Cohort.task)
+    # the registered data set whose builder derived this schema from the data (e.g. "meds" for "meds-1a2b3c4d");
+    # None for a schema declared in code. A derived schema travels with its cohort file and run (to_dict).
+    derived_from: str | None = None
 
     def __post_init__(self) -> None:
         names = [c.name for c in self.columns]
@@ -73,6 +78,44 @@ class Schema:
             raise ValueError(f"schema {self.name!r} declares a column twice")
         if {ID, SPLIT, TEXT, self.task.label, *task_labels()} & set(names):
             raise ValueError(f"schema {self.name!r} must not declare the fixed columns or a task's label")
+
+    @property
+    def dataset(self) -> str:
+        """The registered data set whose text template writes this schema's texts."""
+        return self.derived_from or self.name
+
+    def to_dict(self) -> dict:
+        """The whole definition as JSON-ready data: a derived schema is stored this way in the cohort file's
+        metadata and the run's encoder.json, since no registry can give it back by name."""
+        columns = []
+        for col in self.columns:
+            data = asdict(col)
+            data["valid"] = None if col.valid is None else list(col.valid)
+            data["categories"] = None if col.categories is None else list(col.categories)
+            columns.append(data)
+        return {"name": self.name, "description": self.description, "columns": columns, "notes": list(self.notes),
+                "task": self.task.to_dict(), "derived_from": self.derived_from}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Schema:
+        """The schema :meth:`to_dict` wrote; AlfiaError in one line when ``data`` is not one."""
+        from alfia.codec import config_from_dict
+
+        remedy = "rebuild the cohort with `alfia cohort`"
+        try:
+            columns = tuple(config_from_dict(Column, c, "the schema recorded in the file", remedy)
+                            for c in data["columns"])
+            for col in columns:
+                if col.kind not in get_args(Kind) or col.role not in get_args(Role):
+                    raise ValueError(f"column {col.name!r} has kind {col.kind!r} and role {col.role!r}")
+                if col.valid is not None and len(col.valid) != 2:
+                    raise ValueError(f"column {col.name!r} has a valid range of {len(col.valid)} numbers, not 2")
+            derived_from = data.get("derived_from")
+            return cls(name=_text(data["name"]), description=_text(data["description"]), columns=columns,
+                       notes=tuple(_text(n) for n in data.get("notes", ())), task=Task.from_dict(data["task"]),
+                       derived_from=None if derived_from is None else _text(derived_from))
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise AlfiaError(f"the schema recorded in the file is not readable ({exc}); {remedy}") from None
 
     def __getitem__(self, name: str) -> Column:
         for c in self.columns:
@@ -144,6 +187,13 @@ class Schema:
         with canonical dtypes; raises ``AlfiaError`` with one line naming what is wrong."""
         return pd.DataFrame({name: _column(df[name].reset_index(drop=True), self[name], where)
                              for name in columns}, index=pd.RangeIndex(len(df)))
+
+
+def _text(value) -> str:
+    """A string of a saved schema, refused (TypeError) when it is anything else."""
+    if not isinstance(value, str):
+        raise TypeError(f"expected a string, got {type(value).__name__}")
+    return value
 
 
 def column_mismatch(columns, expected: list[str], ignored: set[str] = frozenset()) -> str:
@@ -222,6 +272,11 @@ def _labels(s: pd.Series, label: str, where: str, allow_missing: bool = False) -
 
 
 def _column(s: pd.Series, col: Column, where: str) -> pd.Series:
+    if col.kind == "time":
+        try:
+            return pd.Series(pd.to_datetime(s), index=s.index).astype("datetime64[us]")
+        except (ValueError, TypeError, OverflowError):
+            raise AlfiaError(f"{where}: column {col.name!r} must hold timestamps") from None
     if col.kind == "category":
         present = s.dropna().astype(str)
         bad = present[~present.isin(col.categories)]

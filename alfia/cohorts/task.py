@@ -29,6 +29,7 @@ class Task:
     prediction_time: float = 24.0  # hours from ICU admission
     exclusions: tuple[str, ...] = ()  # every exclusion criterion, in words
     source: str = ""  # where the definition comes from
+    inputs: str = ""  # the input window in words where it is not ``window`` of the ICU stay (e.g. a MEDS label file)
 
     def __post_init__(self) -> None:
         start, end = self.window
@@ -40,12 +41,16 @@ class Task:
     def title(self) -> str:
         """One line for people: 'death in hospital, predicted at 24 h from the first 24 h of the ICU stay'."""
         start, end = self.window
+        if self.inputs:
+            return f"{self.outcome}, from {self.inputs}"
         span = f"the first {end:g} h" if start == 0 else f"hours {start:g}-{end:g}"
         return f"{self.outcome}, predicted at {self.prediction_time:g} h from {span} of the ICU stay"
 
     def to_dict(self) -> dict:
         out = asdict(self)
         out["window"], out["exclusions"] = list(self.window), list(self.exclusions)
+        if not self.inputs:  # files written before the field existed read the same
+            del out["inputs"]
         return out
 
     @classmethod
@@ -57,7 +62,7 @@ class Task:
                        window=tuple(float(x) for x in data.get("window", (0.0, 24.0))),
                        prediction_time=float(data.get("prediction_time", 24.0)),
                        exclusions=tuple(str(x) for x in data.get("exclusions", ())),
-                       source=str(data.get("source", "")))
+                       source=str(data.get("source", "")), inputs=str(data.get("inputs", "")))
         except (KeyError, TypeError, ValueError) as exc:
             raise AlfiaError(f"the task recorded in the file is not readable ({exc}); rebuild the cohort with "
                              "`alfia cohort`") from None

@@ -3,8 +3,15 @@
 - Reliability curve: ``n_bins`` equal-width bins of the predicted probability on [0, 1] (bin ``b`` is
   ``[b/n_bins, (b+1)/n_bins)``, the last one closed); per non-empty bin the mean predicted probability, the
   observed event rate and the count.
-- Brier score ``mean((p - y)^2)`` and ECE ``sum_b (n_b / N) |mean(y_b) - mean(p_b)|`` over the same bins (see
-  :mod:`alfia.evaluation.metrics`, which also gives them bootstrap intervals in ``evaluate``).
+- Brier score ``mean((p - y)^2)`` and ECE ``sum_b (n_b / N) |mean(y_b) - mean(p_b)|`` over the same bins; O:E
+  ``sum(y) / sum(p)``, the calibration intercept (logistic model of ``y`` with ``logit(p)`` as an offset) and the
+  calibration slope (logistic regression of ``y`` on ``logit(p)``), ``p`` clipped to ``[1e-6, 1 - 1e-6]`` before the
+  logit (see :mod:`alfia.evaluation.metrics`, which also gives them bootstrap intervals in ``evaluate``).
+- Smoothed calibration curve: a lowess smooth (statsmodels, local linear, ``frac`` 2/3, no robustness iterations,
+  as for a 0/1 outcome) of ``y`` on ``p``, evaluated on ``n_points`` equally spaced predictions between the 1st and
+  99th percentiles of ``p`` (where there are data to smooth), clipped to [0, 1]; its 95% band is the 2.5th and
+  97.5th percentiles, at each point, of the same smooth over stratified bootstrap resamples (those of
+  :func:`alfia.evaluation.metrics.bootstrap_indices`).
 - Net benefit at threshold probability ``pt`` (Vickers & Elkin 2006), treating ``p >= pt`` as positive:
   ``TP/N - FP/N * pt / (1 - pt)``. Treat-all: ``prevalence - (1 - prevalence) * pt / (1 - pt)``; treat-none: 0.
 """
@@ -18,12 +25,18 @@ from numpy.typing import ArrayLike
 
 from alfia.errors import AlfiaError
 from alfia.evaluation.metrics import (
+    CI_LEVEL,
     _bin_index,
     _check_n_bins,
+    _check_n_boot,
+    bootstrap_indices,
     brier_score,
+    calibration_intercept,
+    calibration_slope,
     check_inputs,
     check_labels,
     expected_calibration_error,
+    observed_expected_ratio,
 )
 from alfia.run_folder import RunFolder
 
@@ -32,6 +45,7 @@ __all__ = [
     "brier_score",
     "expected_calibration_error",
     "calibration_summary",
+    "smoothed_calibration_curve",
     "net_benefit",
     "treat_all_net_benefit",
     "decision_curve",
@@ -67,13 +81,64 @@ def reliability_curve(y: ArrayLike, p: ArrayLike, n_bins: int = 10) -> list[dict
 
 
 def calibration_summary(y: ArrayLike, p: ArrayLike, n_bins: int = 10) -> dict[str, Any]:
-    """``{"brier", "ece", "n_bins", "bins"}`` with ``bins`` from :func:`reliability_curve` (JSON-serialisable)."""
+    """``{"brier", "ece", "oe_ratio", "calibration_intercept", "calibration_slope", "n_bins", "bins"}`` with
+    ``bins`` from :func:`reliability_curve` (JSON-serialisable; a fit that fails, or an O:E with nothing expected,
+    is ``None``). Point values only: :func:`alfia.evaluation.metrics.evaluate` gives their intervals."""
     return {
         "brier": brier_score(y, p),
         "ece": expected_calibration_error(y, p, n_bins),
+        "oe_ratio": observed_expected_ratio(y, p),
+        "calibration_intercept": calibration_intercept(y, p),
+        "calibration_slope": calibration_slope(y, p),
         "n_bins": int(n_bins),
         "bins": reliability_curve(y, p, n_bins),
     }
+
+
+LOWESS_FRAC = 2.0 / 3.0
+
+
+def _lowess(y: np.ndarray, p: np.ndarray, grid: np.ndarray, frac: float) -> np.ndarray:
+    from statsmodels.nonparametric.smoothers_lowess import lowess
+
+    return np.asarray(lowess(y, p, frac=frac, it=0, xvals=grid), dtype=np.float64)
+
+
+def smoothed_calibration_curve(y: ArrayLike, p: ArrayLike, n_boot: int = 200, seed: int = 42,
+                               frac: float = LOWESS_FRAC, n_points: int = 50) -> dict[str, Any]:
+    """Lowess-smoothed calibration curve with a stratified bootstrap 95% band (see the module doc).
+
+    Returns ``{"predicted", "observed", "ci_low", "ci_high", "frac", "n_boot", "seed", "ci_level"}`` as lists
+    (JSON-serialisable); ``ci_low``/``ci_high`` are ``None`` with ``n_boot=0``. Resamples whose smooth is not
+    finite at a point (too few distinct predictions around it) are left out of that point's band.
+    """
+    y, p = check_inputs(y, p)
+    n_boot = _check_n_boot(n_boot)
+    if not (isinstance(frac, int | float) and 0.0 < frac <= 1.0):
+        raise AlfiaError(f"frac must be a fraction in (0, 1], got {frac!r}")
+    if isinstance(n_points, bool) or not isinstance(n_points, int | np.integer) or n_points < 2:
+        raise AlfiaError(f"n_points must be a whole number >= 2, got {n_points!r}")
+    lo, hi = np.percentile(p, [1.0, 99.0])
+    grid = np.linspace(lo, hi, int(n_points)) if hi > lo else np.array([lo, hi], dtype=np.float64)
+    yf = y.astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        observed = _lowess(yf, p, grid, frac)
+        band_low = band_high = None
+        if n_boot:
+            curves = np.stack([_lowess(yf[idx], p[idx], grid, frac) for idx in bootstrap_indices(y, n_boot, seed)])
+            curves = np.where(np.isfinite(curves), np.clip(curves, 0.0, 1.0), np.nan)
+            alpha = 100.0 * (1.0 - CI_LEVEL) / 2.0
+            ok = np.isfinite(curves).any(axis=0)
+            band_low, band_high = np.full(grid.shape[0], np.nan), np.full(grid.shape[0], np.nan)
+            if ok.any():
+                band_low[ok], band_high[ok] = np.nanpercentile(curves[:, ok], [alpha, 100.0 - alpha], axis=0)
+    observed = np.clip(observed, 0.0, 1.0)
+
+    def listed(values: np.ndarray | None) -> list[float | None] | None:
+        return None if values is None else [float(v) if np.isfinite(v) else None for v in values]
+
+    return {"predicted": listed(grid), "observed": listed(observed), "ci_low": listed(band_low),
+            "ci_high": listed(band_high), "frac": float(frac), "n_boot": n_boot, "seed": seed, "ci_level": CI_LEVEL}
 
 
 def _check_thresholds(thresholds: ArrayLike) -> np.ndarray:

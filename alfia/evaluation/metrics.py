@@ -17,6 +17,21 @@ Definitions (``y`` in {0, 1}, ``p`` a predicted probability in [0, 1], a row is 
 - ECE (expected calibration error): ``sum_b (n_b / N) * |mean(y_b) - mean(p_b)|`` over ``n_bins`` equal-width
   bins of ``p`` on [0, 1] (bin ``b`` is ``[b/n_bins, (b+1)/n_bins)``, the last one closed so ``p = 1`` is
   counted); empty bins contribute nothing.
+- O:E ratio: observed over expected deaths, ``sum(y) / sum(p)``; 1 is ideal, above 1 more deaths were observed than
+  predicted (the predictions are too low on average). Undefined when ``sum(p) = 0``.
+- Calibration intercept (calibration-in-the-large): ``a`` of the unpenalised logistic model
+  ``logit P(y = 1) = a + z`` with ``z = logit(p)`` as an offset (its coefficient fixed at 1); 0 is ideal, above 0 the
+  predictions are too low on average (they need shifting up), below 0 too high. It equals statsmodels'
+  ``GLM(y, ones, family=Binomial(), offset=z)``.
+- Calibration slope: ``b`` of the unpenalised logistic regression ``logit P(y = 1) = c + b z``; 1 is ideal, below 1
+  the predictions are over-confident (too extreme: high risks too high, low risks too low), above 1 under-confident
+  (too moderate). It equals statsmodels' ``GLM(y, [1, z], family=Binomial())``. Undefined when ``z`` separates the
+  outcomes (every death's ``z`` at or above every survivor's, or at or below): no maximum-likelihood fit exists.
+- For both fits ``p`` is clipped to ``[1e-6, 1 - 1e-6]`` before the logit (so that ``p = 0`` or ``1`` stays finite).
+  They are fitted by Newton-Raphson with step halving (the point estimate from ``a = 0`` / ``(c, b) = (0, 1)``, each
+  resample from the point estimate) until every step is below ``1e-10 * (1 + |coefficient|)``, at most 100
+  iterations. A fit that is separated, does not converge or leaves the finite numbers *fails*: its value is
+  ``None``, and a resample whose fit fails is left out of the interval and counted (``failed_resamples``).
 - At a threshold: sensitivity TP/(TP+FN), specificity TN/(TN+FP), PPV TP/(TP+FP), NPV TN/(TN+FN), F1 and F2.
   A ratio with a zero denominator (e.g. PPV when nothing is predicted positive) is undefined: ``None``.
 
@@ -25,6 +40,10 @@ replacement, keeping their counts), seeded with ``seed``; 95% percentile interva
 percentiles, numpy's default linear interpolation). Resamples where a metric is undefined are left out of its
 interval. The resamples depend only on the labels, ``n_boot`` and ``seed``: every metric, and both models of
 :func:`paired_difference`, use the same ones.
+
+The calibration metrics (Brier, ECE, O:E, calibration intercept and slope) are those of probabilities: a severity
+score mapped onto [0, 1] is a point count, not a probability, and ``evaluate(..., calibration=False)`` leaves them
+out.
 """
 
 from __future__ import annotations
@@ -46,6 +65,11 @@ __all__ = [
     "threshold_metrics",
     "brier_score",
     "expected_calibration_error",
+    "observed_expected_ratio",
+    "calibration_intercept",
+    "calibration_slope",
+    "calibration_metrics",
+    "CALIBRATION_FIT_METRICS",
     "bootstrap_indices",
     "evaluate",
     "format_metrics",
@@ -342,6 +366,226 @@ def _check_n_bins(n_bins: Any) -> int:
     return int(n_bins)
 
 
+# ------------------------------------------------------------------------------ calibration intercept and slope
+
+# The calibration metrics of evaluate beyond Brier and ECE, in the order they are shown.
+CALIBRATION_FIT_METRICS = ("oe_ratio", "calibration_intercept", "calibration_slope")
+LOGIT_CLIP = 1e-6
+_FIT_TOL = 1e-10
+_FIT_MAX_ITER = 100
+_FIT_MAX_HALVINGS = 40
+_FIT_BLOCK_ELEMENTS = 250_000  # resamples x rows fitted at once
+
+
+def _expit(x: np.ndarray) -> np.ndarray:
+    from scipy.special import expit
+
+    return expit(x)
+
+
+def _clipped_logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(p, LOGIT_CLIP, 1.0 - LOGIT_CLIP)
+    return np.log(p) - np.log1p(-p)
+
+
+def _logistic_terms(theta: np.ndarray, z: np.ndarray, n_pos: int, slope: bool):
+    """Log-likelihood, gradient and information (minus the Hessian) of the logistic fits, per resample.
+
+    ``z`` is (resamples, rows) with each resample's positives first (``n_pos`` of them), as the bootstrap blocks
+    hold them; ``theta`` is (resamples, 1) for the intercept with offset ``z`` and (resamples, 2) ``(c, b)`` for the
+    slope. Returns ``ll`` (R,), ``grad`` (R, k) and ``info`` (R, k, k).
+    """
+    if slope:
+        eta = z * theta[:, 1:2]
+        eta += theta[:, :1]
+    else:
+        eta = z + theta[:, :1]
+    mu = _expit(eta)
+    soft = np.abs(eta)  # log(1 + exp(eta)) = max(eta, 0) + log1p(exp(-|eta|)), stable both ways
+    np.negative(soft, out=soft)
+    np.exp(soft, out=soft)
+    np.log1p(soft, out=soft)
+    soft += np.maximum(eta, 0.0)
+    ll = eta[:, :n_pos].sum(axis=1) - soft.sum(axis=1)
+    g0 = n_pos - mu.sum(axis=1)
+    w = mu * (1.0 - mu)
+    h00 = w.sum(axis=1)
+    if not slope:
+        return ll, g0[:, None], h00[:, None, None]
+    g1 = z[:, :n_pos].sum(axis=1) - np.einsum("ij,ij->i", z, mu)
+    w *= z
+    h01 = w.sum(axis=1)
+    h11 = np.einsum("ij,ij->i", w, z)
+    grad = np.stack([g0, g1], axis=1)
+    info = np.stack([np.stack([h00, h01], axis=1), np.stack([h01, h11], axis=1)], axis=1)
+    return ll, grad, info
+
+
+def _newton_step(grad: np.ndarray, info: np.ndarray) -> np.ndarray:
+    if grad.shape[1] == 1:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return grad / info[:, 0, :]
+    h00, h01, h11 = info[:, 0, 0], info[:, 0, 1], info[:, 1, 1]
+    g0, g1 = grad[:, 0], grad[:, 1]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        det = h00 * h11 - h01 * h01
+        det = np.where(det > 0, det, np.nan)  # a singular (or numerically indefinite) information: no step
+        return np.stack([(h11 * g0 - h01 * g1) / det, (h00 * g1 - h01 * g0) / det], axis=1)
+
+
+def _separated(z: np.ndarray, n_pos: int) -> np.ndarray:
+    """Per resample: does ``z`` separate the outcomes (no maximum-likelihood slope exists)?"""
+    if n_pos == 0 or n_pos == z.shape[1]:
+        return np.ones(z.shape[0], dtype=bool)
+    pos, neg = z[:, :n_pos], z[:, n_pos:]
+    return (pos.min(axis=1) >= neg.max(axis=1)) | (pos.max(axis=1) <= neg.min(axis=1))
+
+
+def _fit_logistic(z: np.ndarray, n_pos: int, start: np.ndarray, slope: bool) -> np.ndarray:
+    """Newton-Raphson with step halving for every resample (row of ``z``) at once; ``start``: (k,) or (R, k).
+
+    Returns the coefficients (R, k), NaN where the fit fails (separated, singular, not converged, not finite).
+    """
+    n_res, k = z.shape[0], (2 if slope else 1)
+    result = np.full((n_res, k), np.nan)
+    if slope:
+        live = np.flatnonzero(~_separated(z, n_pos))
+    else:
+        live = np.arange(n_res) if 0 < n_pos < z.shape[1] else np.arange(0)
+    if live.size == 0:
+        return result
+    theta = np.broadcast_to(np.asarray(start, dtype=np.float64), (n_res, k))[live].copy()
+    za = z[live]
+    ll, grad, info = _logistic_terms(theta, za, n_pos, slope)
+    for _ in range(_FIT_MAX_ITER):
+        step = _newton_step(grad, info)
+        bad = ~np.isfinite(step).all(axis=1) | ~np.isfinite(ll)
+        step[bad] = 0.0
+        size = np.abs(step).max(axis=1)
+        scale_of = 1.0 + np.abs(theta).max(axis=1)
+        small = ~bad & (size <= _FIT_TOL * scale_of)   # converged: take this last (negligible) step
+        result[live[small]] = theta[small] + step[small]
+        go = ~(small | bad)
+        if not go.any():
+            return result
+        live, theta, za, ll, step, size, scale_of = (live[go], theta[go], za[go], ll[go], step[go], size[go],
+                                                     scale_of[go])
+        new_theta = theta + step
+        new_ll, grad, info = _logistic_terms(new_theta, za, n_pos, slope)
+        # step halving where the log-likelihood fell (beyond rounding)
+        worse = ~(new_ll >= ll - 1e-12 * np.abs(ll))
+        scale = np.ones(theta.shape[0])
+        for _ in range(_FIT_MAX_HALVINGS):
+            if not worse.any():
+                break
+            rows = np.flatnonzero(worse)
+            scale[rows] /= 2.0
+            new_theta[rows] = theta[rows] + scale[rows, None] * step[rows]
+            new_ll[rows], grad[rows], info[rows] = _logistic_terms(new_theta[rows], za[rows], n_pos, slope)
+            worse[rows] = ~(new_ll[rows] >= ll[rows] - 1e-12 * np.abs(ll[rows]))
+        if worse.any():
+            # no halving helped: converged when the full step was already negligible (rounding), else failed
+            near = worse & (size <= 1e-6 * scale_of)
+            result[live[near]] = theta[near]
+            keep = ~worse
+            live, new_theta, za, new_ll, grad, info = (live[keep], new_theta[keep], za[keep], new_ll[keep],
+                                                       grad[keep], info[keep])
+            if live.size == 0:
+                return result
+        theta, ll = new_theta, new_ll
+    return result  # the rows still live did not converge: NaN
+
+
+class _CalibrationFit:
+    """O:E, calibration intercept and slope, prepared once for many resamples (positives' rows first)."""
+
+    def __init__(self, y: np.ndarray, p: np.ndarray) -> None:
+        self.p = p
+        self.z = _clipped_logit(p)
+        self.n_pos = int(y.sum())
+        self.start_intercept = np.array([0.0])
+        self.start_slope = np.array([0.0, 1.0])
+
+    def block(self, idx: np.ndarray) -> dict[str, np.ndarray]:
+        expected = self.p[idx].sum(axis=1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            oe = np.where(expected > 0, self.n_pos / expected, np.nan)
+        intercept, slope = np.empty(idx.shape[0]), np.empty(idx.shape[0])
+        rows = max(1, _FIT_BLOCK_ELEMENTS // idx.shape[1])  # small enough to stay in the CPU's cache
+        for i in range(0, idx.shape[0], rows):
+            z = self.z[idx[i:i + rows]]
+            intercept[i:i + rows] = _fit_logistic(z, self.n_pos, self.start_intercept, slope=False)[:, 0]
+            slope[i:i + rows] = _fit_logistic(z, self.n_pos, self.start_slope, slope=True)[:, 1]
+        return {"oe_ratio": oe, "calibration_intercept": intercept, "calibration_slope": slope}
+
+    def warm_start(self, point: dict[str, np.ndarray]) -> None:
+        """Start the resamples' fits from the point estimates (when they exist): fewer iterations."""
+        if np.isfinite(point["_intercept_theta"]).all():
+            self.start_intercept = point["_intercept_theta"]
+        if np.isfinite(point["_slope_theta"]).all():
+            self.start_slope = point["_slope_theta"]
+
+    def point(self, y: np.ndarray) -> dict[str, np.ndarray]:
+        idx = _point_index(y)
+        expected = self.p.sum()
+        z = self.z[idx]
+        a = _fit_logistic(z, self.n_pos, self.start_intercept, slope=False)
+        b = _fit_logistic(z, self.n_pos, self.start_slope, slope=True)
+        return {"oe_ratio": np.array([self.n_pos / expected if expected > 0 else np.nan]),
+                "calibration_intercept": a[:, 0], "calibration_slope": b[:, 1],
+                "_intercept_theta": a[0], "_slope_theta": b[0]}
+
+
+def observed_expected_ratio(y: ArrayLike, p: ArrayLike) -> float | None:
+    """O:E ``sum(y) / sum(p)``: observed over expected deaths; ``None`` when ``sum(p) = 0``."""
+    y, p = check_inputs(y, p)
+    expected = float(p.sum())
+    return float(y.sum()) / expected if expected > 0 else None
+
+
+def calibration_intercept(y: ArrayLike, p: ArrayLike) -> float | None:
+    """Calibration-in-the-large: ``a`` of ``logit P(y = 1) = a + logit(p)`` (offset; ``p`` clipped to
+    ``[1e-6, 1 - 1e-6]``), unpenalised maximum likelihood; ``None`` when the fit fails (one outcome only)."""
+    y, p = check_inputs(y, p)
+    return _float_or_none(_CalibrationFit(y, p).point(y)["calibration_intercept"])
+
+
+def calibration_slope(y: ArrayLike, p: ArrayLike) -> float | None:
+    """Calibration slope: ``b`` of ``logit P(y = 1) = c + b logit(p)`` (``p`` clipped to ``[1e-6, 1 - 1e-6]``),
+    unpenalised maximum likelihood; ``None`` when the fit fails (``logit(p)`` separates the outcomes)."""
+    y, p = check_inputs(y, p)
+    return _float_or_none(_CalibrationFit(y, p).point(y)["calibration_slope"])
+
+
+def calibration_metrics(y: ArrayLike, p: ArrayLike, n_boot: int = 1000, seed: int = 42) -> dict[str, dict]:
+    """O:E, calibration intercept and slope as in :func:`evaluate` (the same resamples for the same ``y``,
+    ``n_boot`` and ``seed``), without the other metrics: ``{name: {"value", "ci_low", "ci_high"}}``, the two fits
+    also with ``failed_resamples``."""
+    y, p = check_inputs(y, p, both_classes=True)
+    n_boot = _check_n_boot(n_boot)
+    fit = _CalibrationFit(y, p)
+    point = fit.point(y)
+    fit.warm_start(point)
+    boot: dict[str, list[np.ndarray]] = {name: [] for name in CALIBRATION_FIT_METRICS}
+    if n_boot:
+        for idx in _bootstrap_blocks(y, n_boot, seed):
+            for name, values in fit.block(idx).items():
+                boot[name].append(values)
+    return _calibration_entries(point, boot, n_boot)
+
+
+def _calibration_entries(point: dict[str, np.ndarray], boot: dict[str, list[np.ndarray]],
+                         n_boot: int) -> dict[str, dict]:
+    out = {}
+    for name in CALIBRATION_FIT_METRICS:
+        values = np.concatenate(boot[name]) if n_boot else np.zeros(0)
+        lo, hi = _interval(values) if n_boot else (None, None)
+        out[name] = {"value": _float_or_none(point[name]), "ci_low": lo, "ci_high": hi}
+        if name != "oe_ratio":
+            out[name]["failed_resamples"] = int((~np.isfinite(values)).sum())
+    return out
+
+
 # ---------------------------------------------------------------------------------------------- bootstrap
 
 
@@ -404,17 +648,21 @@ def evaluate(
     n_boot: int = 1000,
     seed: int = 42,
     n_bins: int = 10,
+    calibration: bool = True,
 ) -> dict[str, Any]:
     """Every metric of the project with stratified bootstrap 95% CIs, as a JSON-serialisable dict.
 
     Keys: ``n``, ``n_pos``, ``prevalence``, ``n_boot``, ``seed``, ``ci_level``, ``threshold`` (``None`` unless
-    given); ``auprc``, ``auroc``, ``brier``, ``ece`` as ``{"value", "ci_low", "ci_high"}``; ``best_f1`` and
+    given); ``auprc``, ``auroc``, ``brier``, ``ece``, ``oe_ratio`` as ``{"value", "ci_low", "ci_high"}``;
+    ``calibration_intercept`` and ``calibration_slope`` as ``{"value", "ci_low", "ci_high", "failed_resamples"}``
+    (resamples whose fit failed, left out of the interval); ``best_f1`` and
     ``best_f2`` as ``{"value", "ci_low", "ci_high", "threshold", "label"}`` where ``label`` is
     ``"test-optimal (optimistic)"`` (the threshold is optimised on these very rows; their CI re-optimises it in
     each resample). With a ``threshold`` (fixed in advance, e.g. by :func:`choose_threshold` on validation):
     ``f1``, ``f2``, ``sensitivity``, ``specificity``, ``ppv``, ``npv`` as ``{"value", "ci_low", "ci_high"}``
     and ``confusion`` ``{"tp", "fp", "tn", "fn"}``. An undefined value (e.g. PPV with nothing predicted
-    positive) is ``None``. ``n_boot=0`` gives ``None`` intervals.
+    positive) is ``None``. ``n_boot=0`` gives ``None`` intervals. ``calibration=False`` (a score mapped onto [0, 1],
+    not a probability) leaves the calibration metrics out: Brier, ECE, O:E, calibration intercept and slope.
     """
     y, p = check_inputs(y, p, both_classes=True)
     t = None if threshold is None else _check_threshold(threshold)
@@ -427,12 +675,22 @@ def evaluate(
 
     point = _block_stats(r, _point_index(y), n_pos, n_neg, t)
     names = _CI_METRICS + (_THRESHOLD_METRICS if t is not None else ())
+    if not calibration:
+        names = tuple(name for name in names if name not in ("brier", "ece"))
     boot: dict[str, list[np.ndarray]] = {name: [] for name in names}
+    fit = _CalibrationFit(y, p) if calibration else None
+    if fit is not None:
+        cal_point = fit.point(y)
+        fit.warm_start(cal_point)
+        cal_boot: dict[str, list[np.ndarray]] = {name: [] for name in CALIBRATION_FIT_METRICS}
     if n_boot:
         for idx in _bootstrap_blocks(y, n_boot, seed):
             stats = _block_stats(r, idx, n_pos, n_neg, t)
             for name in names:
                 boot[name].append(stats[name])
+            if fit is not None:
+                for name, values in fit.block(idx).items():
+                    cal_boot[name].append(values)
 
     result: dict[str, Any] = {
         "n": n,
@@ -446,6 +704,8 @@ def evaluate(
     for name in names:
         lo, hi = _interval(np.concatenate(boot[name])) if n_boot else (None, None)
         result[name] = {"value": _float_or_none(point[name]), "ci_low": lo, "ci_high": hi}
+    if fit is not None:
+        result.update(_calibration_entries(cal_point, cal_boot, n_boot))
     for name in ("best_f1", "best_f2"):
         result[name]["threshold"] = float(r.scores[int(point[f"_{name}_group"][0])])
         result[name]["label"] = TEST_OPTIMAL_LABEL
@@ -460,6 +720,9 @@ _DISPLAY = {
     "auroc": "AUROC",
     "brier": "Brier",
     "ece": "ECE",
+    "oe_ratio": "O:E",
+    "calibration_intercept": "Calibration intercept",
+    "calibration_slope": "Calibration slope",
     "f1": "F1",
     "f2": "F2",
     "sensitivity": "Sensitivity",
@@ -494,9 +757,12 @@ def format_metrics(metrics: dict[str, Any]) -> str:
     lines = []
     if "n" in metrics and "n_pos" in metrics:
         lines.append(f"n {metrics['n']} ({metrics['n_pos']} positive, {100 * metrics['n_pos'] / metrics['n']:.1f}%)")
-    for name in ("auprc", "auroc", "brier", "ece"):
+    for name in ("auprc", "auroc", "brier", "ece", *CALIBRATION_FIT_METRICS):
         if name in metrics:
-            lines.append(f"{_DISPLAY[name]} {_fmt_value(metrics[name], ci_pct)}")
+            entry = metrics[name]
+            failed = entry.get("failed_resamples")
+            note = f" [{failed} resample(s) failed to fit, left out]" if failed else ""
+            lines.append(f"{_DISPLAY[name]} {_fmt_value(entry, ci_pct)}{note}")
     for name, label in (("best_f1", "Best F1"), ("best_f2", "Best F2")):
         if name in metrics:
             entry = metrics[name]

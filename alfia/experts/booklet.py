@@ -74,7 +74,7 @@ def write_booklet(cohort: Cohort, run: str | Path, out: str | Path, n: int = 100
         raise AlfiaError(f"{out} is not empty; choose a new folder for the booklet (nothing was written)")
     picked = draw_cases(unseen_rows(cohort, run), n, seed, cohort.label)
     # numbers with units, the way a clinician reads a chart (the model's banded words would hint at its cut points)
-    readable = TextEncoder(cohort.schema.name, style="numeric").fit(cohort.df)
+    readable = TextEncoder(cohort.schema, style="numeric").fit(cohort.df)
     width = len(str(n))
     cases = pd.DataFrame({"case_id": [f"C{i + 1:0{width}d}" for i in range(n)],
                           "stay_id": picked["stay_id"].to_numpy(),

@@ -10,6 +10,7 @@ strict: no boolean, string or number is converted into a field of another type (
 why.
 """
 
+import math
 import re
 from typing import Annotated, Any, Literal
 
@@ -54,6 +55,7 @@ STRICT = ConfigDict(extra="forbid", strict=True, json_schema_extra=_no_null_defa
 def _field(col: Column) -> tuple[Any, Any]:
     described = col.description + (f" ({col.unit})" if col.unit else "")
     lo, hi = col.valid if col.valid is not None else (None, None)
+    lo, hi = (None if b is None or math.isinf(b) else b for b in (lo, hi))  # an open end is no bound
     if col.kind == "category":
         return Literal[col.categories], Field(None, description=described)  # type: ignore[valid-type]
     if col.kind == "binary":

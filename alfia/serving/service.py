@@ -7,18 +7,16 @@ from __future__ import annotations
 
 import bisect
 import copy
-import json
 import logging
-import math
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from alfia import __version__
 from alfia.cohorts import Cohort
 from alfia.errors import AlfiaError
 from alfia.evaluation import drift
 from alfia.inference import Run
+from alfia.model.card import card_facts, schema_facts
 from alfia.run_folder import RunFolder
 from alfia.serving.batching import MicroBatcher
 from alfia.serving.scoring import DIGITS, Scored, Scorer
@@ -174,22 +172,14 @@ class RiskService:
 
     # -- model card -----------------------------------------------------------------------------
     def model_card(self) -> dict:
-        folder = self.run.folder
-        config = _read_json(folder / RunFolder.CONFIG)
-        metrics = _read_json(folder / RunFolder.METRICS)
+        """The run's model card (:func:`alfia.model.card.card_facts`: the facts MODEL_CARD.md shows too) with what
+        this service adds: its risk bands, limits, training reference and refusal rules."""
+        card = card_facts(self.run.folder, schema=self.schema)
         model = self.run.model
         n_f = model.config.fusion.num_fusion_layers
-        task = self.run.task
-        card = {
-            "name": f"ALFIA: {task.outcome}, from the first {task.window[1]:g} hours of an ICU stay",
-            "task": task.to_dict(),
-            "intended_use": "decision support for clinical staff; not a diagnosis; research software",
-            "backbone": config.get("backbone") or model.config.backbone,
+        card.update({
             "fused_layers": list(range(model.num_layers - n_f + 1, model.num_layers + 1)),
             "max_tokens": model.max_length,
-            "schema": self.schema_card(),
-            "training_cohort": config.get("cohort"),
-            "metrics": {split: _ci_metrics(m) for split, m in metrics.items()},
             "threshold": {"value": self.run.threshold, "chosen_on": "validation split, best F1"},
             "bands": self.bands.to_dict(),
             "limits": {"max_body_bytes": self.limits.max_body_bytes, "max_stays": self.limits.max_stays,
@@ -203,8 +193,7 @@ class RiskService:
                              "fewer tokens is refused too" if self.reference is not None
                              else "no training reference: only empty texts are refused",
                 "record_rule": "a record with no variable is refused (422)"},
-            "versions": {"alfia": __version__, **config.get("versions", {})},
-        }
+        })
         return card
 
     def reference_card(self) -> dict | None:
@@ -219,36 +208,10 @@ class RiskService:
                 "variable_ranges": {name: [lo, hi] for name, (lo, hi) in self.ranges.items()}}
 
     def schema_card(self) -> dict | None:
-        if self.schema is None:
-            return None
-        fields = []
-        for col in self.schema.columns:
-            if col.role != "feature":
-                continue
-            fields.append({"name": col.name, "kind": col.kind, "description": col.description, "unit": col.unit,
-                           "valid": list(col.valid) if col.valid else None,
-                           "categories": list(col.categories) if col.categories else None, "window": col.window})
-        return {"name": self.schema.name, "description": self.schema.description, "fields": fields}
+        return schema_facts(self.schema)
 
 
 def _threshold(run: Run) -> float:
     if run.threshold is None:
         raise AlfiaError(f"run {run.folder} has no {RunFolder.THRESHOLD}: its training did not finish")
     return run.threshold
-
-
-def _read_json(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text()) if path.exists() else {}
-    except (OSError, json.JSONDecodeError):
-        return {}
-
-
-def _ci_metrics(metrics: dict) -> dict:
-    """The metrics that have a value and a confidence interval (JSON-safe: no NaN)."""
-    out = {}
-    for name, entry in metrics.items():
-        if isinstance(entry, dict) and "value" in entry and "ci_low" in entry:
-            out[name] = {k: (None if isinstance(v, float) and math.isnan(v) else v)
-                         for k, v in entry.items() if k in ("value", "ci_low", "ci_high")}
-    return out

@@ -5,7 +5,9 @@
     encoded = encoder.encode(cohort)                                         # the cohort with its text column
     encoder.save("encoder.json"); TextEncoder.load("encoder.json")
 
-It records the feature columns it was built for and refuses a table whose columns differ.
+It records the feature columns it was built for and refuses a table whose columns differ. Its schema is a registered
+name or a :class:`~alfia.cohorts.schema.Schema`; a schema derived from the data is saved whole with the encoder
+(``schema_definition``), so a run's encoder.json gives it back where no registry knows its name.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from alfia import __version__
 from alfia.codec import config_from_dict
 from alfia.cohorts.io import Cohort
 from alfia.cohorts.registry import get_dataset
-from alfia.cohorts.schema import ID, SPLIT, TEXT, column_mismatch
+from alfia.cohorts.schema import ID, SPLIT, TEXT, Schema, column_mismatch
 from alfia.cohorts.task import task_labels
 from alfia.errors import AlfiaError
 from alfia.io import write_text_atomic
@@ -42,18 +44,19 @@ class EncoderState:
     columns: tuple[str, ...]
     cuts: dict
     alfia_version: str = ""
+    schema_definition: dict | None = None  # a schema derived from the data (Schema.to_dict), else None
 
 
 class TextEncoder:
-    def __init__(self, schema: str, style: str = DEFAULT_STYLE):
+    def __init__(self, schema: str | Schema, style: str = DEFAULT_STYLE):
         if style not in STYLES:
             raise AlfiaError(f"unknown text style {style!r}; choose one of {', '.join(STYLES)}")
-        self.schema_name = schema
-        self.schema = get_dataset(schema).load_schema()
+        self.schema = schema if isinstance(schema, Schema) else get_dataset(schema).load_schema()
+        self.schema_name = self.schema.name
         self.style = style
         self.columns_: list[str] | None = None
         self.cuts_: dict[str, list[float]] = {}
-        self._describe = get_dataset(schema).load_template()
+        self._describe = _template(self.schema)
 
     # -- estimator API ----------------------------------------------------------------------------
     def fit(self, df: pd.DataFrame) -> TextEncoder:
@@ -103,13 +106,22 @@ class TextEncoder:
 
     # -- persistence ----------------------------------------------------------------------------
     def to_dict(self) -> dict:
-        return {"schema": self.schema_name, "style": self.style, "columns": self.columns_,
-                "cuts": self.cuts_, "alfia_version": __version__}
+        out = {"schema": self.schema_name, "style": self.style, "columns": self.columns_,
+               "cuts": self.cuts_, "alfia_version": __version__}
+        if self.schema.derived_from:   # no registry knows a derived schema by name: it is saved whole
+            out["schema_definition"] = self.schema.to_dict()
+        return out
 
     @classmethod
     def from_dict(cls, data: dict) -> TextEncoder:
         state = config_from_dict(EncoderState, data, "the saved text encoder", "encode the cohort again")
-        encoder = cls(state.schema, state.style)
+        schema = state.schema
+        if state.schema_definition is not None:
+            schema = Schema.from_dict(state.schema_definition)
+            if schema.name != state.schema:
+                raise AlfiaError(f"the saved text encoder names schema {state.schema!r} but defines {schema.name!r}; "
+                                 "encode the cohort again")
+        encoder = cls(schema, state.style)
         encoder.columns_ = list(state.columns)
         try:
             encoder.cuts_ = {str(k): [float(x) for x in v] for k, v in state.cuts.items()}
@@ -135,6 +147,17 @@ class TextEncoder:
                                    ignored={ID, SPLIT, TEXT, *task_labels(), *self.schema.reference_columns})
         if mismatch:
             raise AlfiaError(f"the table does not match the text encoder for {self.schema_name!r}: {mismatch}")
+
+
+def _template(schema: Schema):
+    """The text template of the data set that writes ``schema``'s texts (a derived schema: the one that derived it)."""
+    if schema.derived_from:
+        from alfia.cohorts.registry import dataset_names
+
+        if schema.derived_from not in dataset_names():
+            raise AlfiaError(f"schema {schema.name!r} was derived by data set {schema.derived_from!r}, which is not "
+                             "registered here; install or import the package that registers it")
+    return get_dataset(schema.dataset).load_template()
 
 
 def load_encoder(source: str | os.PathLike) -> TextEncoder:

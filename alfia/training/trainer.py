@@ -453,7 +453,8 @@ class Trainer:
             "task": self.cohort.task.to_dict(),
             "cohort": {"schema": self.cohort.schema.name, "source": self.cohort.info.get("source"),
                        "checksum": self.cohort.checksum(), "rows": len(self.cohort.df),
-                       "synthetic": self.cohort.synthetic},
+                       "synthetic": self.cohort.synthetic, "license": self.cohort.info.get("license"),
+                       "citation": self.cohort.info.get("citation")},   # the model card names them
             "versions": {"alfia": __version__, **library_versions()},
             "world_size": self.world,
             "runtime": self.runtime(),

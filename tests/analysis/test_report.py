@@ -377,6 +377,13 @@ def test_words_beside_the_calibration_and_decision_curves(built, tmp_path):
     assert "net benefit is higher than ALFIA's" in clinical.text()
     subgroups = " ".join(clinical.text().split())
     assert "Reading: AUROC ranges from" in subgroups
+    # the calibration slope, intercept and O:E per cohort, read in words (the run's own test numbers)
+    test = json.loads((built["run"] / "metrics.json").read_text())["test"]
+    assert "Calibration slope, intercept and O:E" in subgroups
+    assert f"Reading: ALFIA on the internal test split: calibration slope {format_ci(test['calibration_slope'])}" \
+        in subgroups
+    assert "Reading: ALFIA on the external cohort p12-b:" in subgroups
+    assert "lowess" in caption and "95% band" in caption
 
 
 def test_latent_space_maps_have_a_legend(built, tmp_path):
@@ -501,3 +508,106 @@ def test_raw_and_calibrated_probabilities_both_drawn(tmp_path):
     assert words[1].startswith("ALFIA (raw) is poorly calibrated")
     assert "over-estimates" in words[1]
     assert models["ALFIA (raw)"]["calibration"]["ece"] > models["ALFIA"]["calibration"]["ece"]
+
+
+def _calibration_run(tmp_path):
+    """A run folder, baselines (a tabular model and a severity score) and external metrics on real stays of set A,
+    with outcomes drawn from known risks: ALFIA over-confident (logit doubled), XGBoost shifted (predictions too
+    low), SOFA a score (points, not probabilities)."""
+    from scipy.special import expit, logit
+
+    from alfia.baselines.scores import evaluate_score
+    from alfia.evaluation.metrics import evaluate
+
+    cohort = load_bundled("p12-a")
+    test = cohort.df[cohort.df["split"] == "test"].head(600)
+    n = len(test)
+    rng = np.random.default_rng(1)
+    risk = expit(rng.normal(-1.6, 1.0, n))
+    y = (rng.random(n) < risk).astype(int)
+    alfia, xgb = expit(2 * logit(risk)), expit(logit(risk) - 1)
+    sofa = np.clip(risk + rng.normal(0, 0.05, n), 0, 1)
+    run = tmp_path / "run"
+    run.mkdir()
+    ids = test["stay_id"].to_numpy()
+    pd.DataFrame({"stay_id": ids, "split": "test", "hospital_mortality": y, "probability": alfia,
+                  "label": (alfia > 0.5).astype(int)}).to_parquet(run / "predictions.parquet")
+    (run / "metrics.json").write_text(json.dumps({"test": evaluate(y, alfia, threshold=0.5, n_boot=100)}))
+    base = tmp_path / "baselines"
+    base.mkdir()
+    (base / "results.json").write_text(json.dumps({"models": {
+        "XGBoost": {"family": "tabular", "test": evaluate(y, xgb, n_boot=100)},
+        "SOFA": {"family": "score", "test": evaluate_score(y, sofa, n_boot=100)}}}))
+    pd.concat([pd.DataFrame({"model": name, "where": "test", "stay_id": ids, "probability": p})
+               for name, p in (("XGBoost", xgb), ("SOFA", sofa))]).to_parquet(base / "predictions.parquet")
+    ext = tmp_path / "p12-b.predictions.parquet"
+    pd.DataFrame({"stay_id": ids, "probability": risk}).to_parquet(ext)
+    (tmp_path / "p12-b.metrics.json").write_text(json.dumps({"metrics": evaluate(y, risk, n_boot=100)}))
+    return run, base, ext, cohort, y, {"ALFIA": alfia, "XGBoost": xgb, "SOFA": sofa}
+
+
+def test_calibration_section_shows_the_smoothed_curve_and_the_three_numbers_per_cohort_in_words(tmp_path):
+    from alfia.analysis.figures import FigureWriter
+    from alfia.analysis.report import clinical, performance, summary
+    from alfia.analysis.report.inputs import Inputs, Options
+    from alfia.analysis.report.render import render
+
+    run, base, ext, cohort, y, probs = _calibration_run(tmp_path)
+    inp = Inputs(run, FigureWriter(tmp_path / "figs"), Options(n_boot=30), cohort=cohort, baselines_dir=base,
+                 external_path=ext)
+    context = clinical.build(inp)
+    stored = json.loads((run / "metrics.json").read_text())["test"]
+    external = json.loads((tmp_path / "p12-b.metrics.json").read_text())["metrics"]
+    xgb = json.loads((base / "results.json").read_text())["models"]["XGBoost"]["test"]
+    keys = ("oe_ratio", "calibration_intercept", "calibration_slope")
+    # the table: every model with probabilities per cohort, the stored (leaderboard) numbers; no row for the score
+    rows = {(r[0], r[1]): r for r in context["fit_table"].rows}
+    assert set(rows) == {("ALFIA", "internal test split"), ("XGBoost", "internal test split"),
+                         ("ALFIA", "external cohort p12-b")}
+    for key, metrics in ((("ALFIA", "internal test split"), stored), (("XGBoost", "internal test split"), xgb),
+                         (("ALFIA", "external cohort p12-b"), external)):
+        assert rows[key][2:5] == [format_ci(metrics[k]) for k in keys]
+    # in words, read by the intervals: ALFIA over-confident, its external (true-risk) predictions not clearly off
+    words = " ".join(context["fit_words"])
+    assert "ALFIA on the internal test split: calibration slope" in words
+    assert "so over-confident: its predictions are too extreme" in context["fit_words"][0]
+    assert stored["calibration_slope"]["ci_high"] < 1
+    assert "ALFIA on the external cohort p12-b:" in context["fit_words"][1]
+    assert "over-confident" not in context["fit_words"][1]
+    # the smoothed curve with its band beside the binned one, for models with probabilities only
+    numbers = json.loads((tmp_path / "figs" / "calibration.json").read_text())
+    assert numbers["models"]["SOFA"]["smoothed"] is None
+    for name in ("ALFIA", "XGBoost"):
+        smoothed = numbers["models"][name]["smoothed"]
+        assert smoothed["n_boot"] == 30 and len(smoothed["observed"]) == len(smoothed["ci_low"]) == 50
+        assert numbers["models"][name]["calibration"]["calibration_slope"] == pytest.approx(
+            stored["calibration_slope"]["value"] if name == "ALFIA" else xgb["calibration_slope"]["value"])
+    # over-confident: the smoothed curve crosses the diagonal, above it at the lowest predictions (low risks too
+    # low) and below it at the highest (high risks too high)
+    alfia_curve = numbers["models"]["ALFIA"]["smoothed"]
+    assert alfia_curve["observed"][0] > alfia_curve["predicted"][0] + 0.02
+    assert alfia_curve["observed"][-1] < alfia_curve["predicted"][-1] - 0.02
+    legend = numbers["legend"]
+    assert any(label.startswith("ALFIA (slope ") for label in legend)
+    assert "ALFIA: 95% band, 30 bootstrap resamples" in legend
+    assert not any(label.startswith("SOFA (slope") for label in legend)
+    # the rendered section: the table's heading, the numbers and the words
+    page = " ".join(render("clinical.html.j2", **context).split())
+    assert "Calibration slope, intercept and O:E" in page and "calibration slope (1 ideal)" in page
+    assert "so over-confident: its predictions are too extreme" in page
+    assert format_ci(stored["oe_ratio"]) in page
+    # subgroups: O:E per group, observed deaths over the sum of the predictions
+    groups = json.loads((tmp_path / "figs" / "subgroups.json").read_text())["groups"]
+    test = pd.read_parquet(run / "predictions.parquet").merge(cohort.df[["stay_id", "gender"]], on="stay_id")
+    for level, part in test.groupby("gender"):
+        group = groups[f"gender={level}"]
+        assert group["oe_ratio"]["value"] == pytest.approx(part["hospital_mortality"].sum() / part["probability"].sum())
+        assert group["expected"] == pytest.approx(part["probability"].sum())
+    assert context["subgroups"].header[4:6] == ["expected deaths", "O:E"]
+    # the report's leaderboard: the three per model, n/a for the score; the summary reads ALFIA's per cohort
+    board = performance.build(inp)["board"]
+    by_model = {r[1]: dict(zip(board.header, r, strict=True)) for r in board.rows}
+    assert by_model["XGBoost"]["calibration slope"] == format_ci(xgb["calibration_slope"])
+    assert [by_model["SOFA"][h] for h in ("O:E", "calibration intercept", "calibration slope")] == ["n/a"] * 3
+    points = " ".join(summary.build(inp)["points"])
+    assert "ALFIA on the internal test split: calibration slope" in points and "ALFIA on the external cohort" in points

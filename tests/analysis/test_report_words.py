@@ -1,11 +1,17 @@
 """The report's words and word grouping, from hand-made numbers: calibration and decision-curve verdicts, and
-token attention summed into whole words and phrases through the tokenizer's offsets."""
+calibration slope, intercept and O:E judged by their intervals, and token attention summed into whole words and
+phrases through the tokenizer's offsets."""
 
 import numpy as np
 import pytest
 
 from alfia.analysis.report.examples import risk_bands, top_phrases, words_and_phrases
-from alfia.analysis.report.verdicts import calibration_verdict, decision_verdict, subgroup_verdict
+from alfia.analysis.report.verdicts import (
+    calibration_fit_verdict,
+    calibration_verdict,
+    decision_verdict,
+    subgroup_verdict,
+)
 
 
 def test_calibration_verdict_says_poorly_calibrated_above_ece_0_1():
@@ -14,6 +20,46 @@ def test_calibration_verdict_says_poorly_calibrated_above_ece_0_1():
     assert "moderately calibrated" in calibration_verdict("ALFIA", 0.07, 0.14, 0.14)
     good = calibration_verdict("ALFIA", 0.02, 0.10, 0.14)
     assert "well calibrated" in good and "under-estimates risk" in good
+
+
+def _fit(slope, intercept, oe, failed=0):
+    def entry(v):
+        return {"value": v[0], "ci_low": v[1], "ci_high": v[2]} if v is not None else {"value": None}
+
+    return {"calibration_slope": {**entry(slope), "failed_resamples": failed},
+            "calibration_intercept": {**entry(intercept), "failed_resamples": 0}, "oe_ratio": entry(oe)}
+
+
+def test_calibration_fit_verdict_reads_each_number_by_its_interval():
+    over = calibration_fit_verdict("ALFIA", "the internal test split", _fit((0.6, 0.5, 0.7), (0.4, 0.2, 0.6),
+                                                                            (1.3, 1.1, 1.5)))
+    assert over.startswith("ALFIA on the internal test split: calibration slope 0.600 (0.500–0.700): below 1")
+    assert "over-confident: its predictions are too extreme" in over
+    assert "its predictions are too low on average (they would need shifting up)" in over
+    assert "O:E 1.300 (1.100–1.500): above 1, its 95% CI excluding 1, so more deaths were observed" in over
+    assert "no clear miscalibration" not in over
+    under = calibration_fit_verdict("M", "the external cohort", _fit((1.6, 1.2, 2.0), (-0.5, -0.7, -0.3),
+                                                                    (0.7, 0.6, 0.8)))
+    assert "under-confident: its predictions are too moderate" in under
+    assert "too high on average (they would need shifting down)" in under and "fewer deaths were observed" in under
+    fine = calibration_fit_verdict("M", "the test", _fit((0.9, 0.7, 1.1), (0.1, -0.1, 0.3), (1.05, 0.9, 1.2)))
+    assert "its 95% CI includes 1, so no clear over- or under-confidence" in fine
+    assert "its 95% CI includes 0, so no clear shift up or down" in fine
+    assert "about as many deaths were observed as predicted" in fine
+    assert "Every interval includes its ideal value: no clear miscalibration (which is not proof of none)." in fine
+    assert "well calibrated" not in fine   # honest: an interval holding the ideal is not proof
+
+
+def test_calibration_fit_verdict_without_interval_or_fit():
+    uncertain = calibration_fit_verdict("M", "the test", _fit((0.8, None, None), (0.2, None, None), (1.2, None, None)))
+    assert "below 1 (no interval, so uncertain), so over-confident" in uncertain
+    assert "above 0 (no interval, so uncertain)" in uncertain and "Every interval" not in uncertain
+    failed = calibration_fit_verdict("M", "the test", _fit(None, (0.2, 0.1, 0.3), (1.2, 1.1, 1.3), failed=200),
+                                     n_boot=200)
+    assert "its calibration slope could not be fitted (its predictions separate the outcomes)" in failed
+    some = calibration_fit_verdict("M", "the test", _fit((0.9, 0.7, 1.1), (0.1, -0.1, 0.3), (1.0, 0.9, 1.1),
+                                                         failed=7), n_boot=200)
+    assert "(7 of 200 bootstrap fits failed and are left out of the interval)" in some
 
 
 def test_decision_verdict_names_the_ranges():

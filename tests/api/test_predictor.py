@@ -34,10 +34,8 @@ def dev() -> Cohort:
 
 
 @pytest.fixture(scope="module")
-def fitted(dev, tiny_bert_dir, tmp_path_factory):
-    path = tmp_path_factory.mktemp("api") / "run"
-    return ALFIAPredictor(schema="physionet2012", backbone=str(tiny_bert_dir), path=path, device="cpu",
-                          **TINY).fit(dev, progress=False, n_boot=20)
+def fitted(dev, tiny_facade):
+    return tiny_facade(dev, "api")
 
 
 def test_train_evaluate_save_load_predict_in_five_lines(dev, tiny_bert_dir, tmp_path):
@@ -59,9 +57,10 @@ def test_train_evaluate_save_load_predict_in_five_lines(dev, tiny_bert_dir, tmp_
     assert set(board["model"]) == {"ALFIA", "SIRS", "SAPS II (approx.)", "OASIS (approx.)", "SAPS-I (challenge)",
                                    "SOFA (challenge)"}
     # the columns of the baselines' leaderboard numbers (its CSV files), the same names everywhere
-    assert list(board.columns) == ["model", "family", "n"] + [f"{m}_{part}" for m in ("auprc", "auroc", "best_f1",
-                                                                                     "best_f2")
-                                                             for part in ("estimate", "ci_low", "ci_high")]
+    fits = ("calibration_intercept", "calibration_slope")   # calibration fits: their failed resamples follow
+    assert list(board.columns) == ["model", "family", "n"] + [
+        f"{m}_{part}" for m in ("auprc", "auroc", "best_f1", "best_f2", "oe_ratio", *fits)
+        for part in ("estimate", "ci_low", "ci_high")] + [f"{m}_failed_resamples" for m in fits]
     assert board["auprc_estimate"].is_monotonic_decreasing
     assert (board["auprc_ci_low"] <= board["auprc_estimate"]).all()
     assert (board["auprc_estimate"] <= board["auprc_ci_high"]).all()

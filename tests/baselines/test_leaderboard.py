@@ -10,9 +10,10 @@ import pandas as pd
 import pytest
 
 from alfia.baselines.leaderboard import leaderboard
+from alfia.baselines.scores import evaluate_score
 from alfia.cli.baselines import add_commands
 from alfia.errors import AlfiaError
-from alfia.evaluation.metrics import choose_threshold, evaluate
+from alfia.evaluation.metrics import choose_threshold, evaluate, format_ci
 from alfia.inference import write_predictions
 from alfia.io import metrics_path
 
@@ -30,14 +31,15 @@ def _probs(y, strength, seed):
 
 
 def _results_dir(path, models: dict[str, tuple[str, float]], skipped: dict[str, str] | None = None):
-    """A baselines-style folder: {name: (family, signal strength)}."""
+    """A baselines-style folder: {name: (family, signal strength)}; a score is evaluated as scores.py does."""
     path.mkdir(parents=True, exist_ok=True)
     entries, frames = {}, []
     for i, (name, (family, strength)) in enumerate(models.items()):
         p_test, p_ext = _probs(Y_TEST, strength, i), _probs(Y_EXT, strength, 100 + i)
         t = choose_threshold(Y_TEST, p_test)
-        entries[name] = {"family": family, "test": evaluate(Y_TEST, p_test, threshold=t, n_boot=N_BOOT),
-                         "external": evaluate(Y_EXT, p_ext, threshold=t, n_boot=N_BOOT), "threshold": t}
+        ev = evaluate_score if family == "score" else evaluate
+        entries[name] = {"family": family, "test": ev(Y_TEST, p_test, threshold=t, n_boot=N_BOOT),
+                         "external": ev(Y_EXT, p_ext, threshold=t, n_boot=N_BOOT), "threshold": t}
         frames += [pd.DataFrame({"model": name, "where": "test", "stay_id": IDS_TEST, "probability": p_test}),
                    pd.DataFrame({"model": name, "where": "external", "stay_id": IDS_EXT, "probability": p_ext})]
     (path / "results.json").write_text(json.dumps({"models": entries, "skipped": skipped or {}, "preset": "quick",
@@ -88,7 +90,8 @@ def test_merge_and_sort(tmp_path):
         assert set(table["model"]) == {"Weak", "Strong", "SAPS II", "ALFIA-boost", "ALFIA"}
         values = _auprcs(table)
         assert values == sorted(values, reverse=True)
-        assert list(table.columns) == ["model", "family", "AUPRC", "AUROC", "best F1", "best F2", "n"]
+        assert list(table.columns) == ["model", "family", "AUPRC", "AUROC", "best F1", "best F2", "O:E",
+                                       "calibration intercept", "calibration slope", "n"]
         assert all("(" in c and "\u2013" in c for c in table["AUPRC"])
         compared = {c["model"]: c for c in board.comparisons[where]}
         assert set(compared) == {"ALFIA", "ALFIA-boost"}
@@ -209,3 +212,56 @@ def test_the_leaderboard_names_its_task_and_refuses_two(tmp_path):
     icu = _with_task(_results_dir(tmp_path / "icu", {"Other": ("tabular", 1.0)}), YAIB_MORTALITY24)
     with pytest.raises(AlfiaError, match="different tasks"):
         leaderboard([base, icu], n_boot=N_BOOT)
+
+
+def test_every_model_with_probabilities_carries_its_calibration_and_a_score_none(tmp_path):
+    base = _results_dir(tmp_path / "baselines", {"Strong": ("tabular", 1.5), "SAPS II": ("score", 0.6)})
+    run, _ = _alfia_run(tmp_path / "run", _probs(Y_TEST, 1.0, 7))
+    board = leaderboard([base, run], out_dir=tmp_path / "board", n_boot=N_BOOT)
+    results = json.loads((base / "results.json").read_text())["models"]
+    alfia = json.loads((run / "metrics.json").read_text())["test"]
+    want = {"Strong": results["Strong"]["test"], "ALFIA": alfia}
+    # markdown: a cell per calibration metric, "n/a" for the score (points, not probabilities)
+    lines = {line.split(" | ")[0].strip("| "): [c.strip() for c in line.strip().strip("|").split("|")]
+             for line in board.markdown.split("### Leaderboard: external")[0].splitlines()
+             if line.startswith("| ") and "---" not in line}
+    header = lines["model"]
+    for name, m in want.items():
+        for heading, key in (("O:E", "oe_ratio"), ("calibration intercept", "calibration_intercept"),
+                             ("calibration slope", "calibration_slope")):
+            assert lines[name][header.index(heading)] == format_ci(m[key])
+            assert m[key]["ci_low"] < m[key]["value"] < m[key]["ci_high"]
+    assert [lines["SAPS II"][header.index(h)] for h in ("O:E", "calibration intercept", "calibration slope")] == \
+        ["n/a"] * 3
+    assert "over-confident" in board.markdown and "severity scores are points" in board.markdown
+    # JSON and CSV: the same numbers, with the failed resamples of each fit
+    rows = {r["model"]: r for r in json.loads((tmp_path / "board" / "leaderboard.json").read_text())["tables"]["test"]}
+    csv = pd.read_csv(tmp_path / "board" / "leaderboard-test.csv").set_index("model")
+    for name, m in want.items():
+        for key in ("oe_ratio", "calibration_intercept", "calibration_slope"):
+            assert rows[name][key]["estimate"] == m[key]["value"]
+            assert (rows[name][key]["ci_low"], rows[name][key]["ci_high"]) == (m[key]["ci_low"], m[key]["ci_high"])
+            assert csv.loc[name, f"{key}_estimate"] == pytest.approx(m[key]["value"], abs=1e-12)
+        for key in ("calibration_intercept", "calibration_slope"):
+            assert rows[name][key]["failed_resamples"] == m[key]["failed_resamples"] == 0
+            assert csv.loc[name, f"{key}_failed_resamples"] == 0
+    assert rows["SAPS II"]["calibration_slope"] == {"estimate": None, "ci_low": None, "ci_high": None,
+                                                    "failed_resamples": None}
+    assert np.isnan(csv.loc["SAPS II", "oe_ratio_estimate"])
+    assert "calibration fit failed" not in board.markdown   # nothing failed: no note
+
+
+def test_failed_calibration_fits_are_named_under_the_table(tmp_path):
+    # a model that all but separates the outcomes: its slope cannot be fitted in some resamples
+    y = np.array([1] * 4 + [0] * 30)
+    p = np.concatenate([[0.9, 0.8, 0.7, 0.2], [0.3] + [0.1] * 29])
+    m = evaluate(y, p, n_boot=N_BOOT)
+    k = m["calibration_slope"]["failed_resamples"]
+    assert 0 < k < N_BOOT
+    folder = tmp_path / "baselines"
+    folder.mkdir()
+    (folder / "results.json").write_text(json.dumps({"models": {"Sharp": {"family": "tabular", "test": m}}}))
+    board = leaderboard([folder], out_dir=tmp_path / "board", n_boot=N_BOOT)
+    assert f"Sharp: calibration slope {k}." in board.markdown
+    record = json.loads((tmp_path / "board" / "leaderboard.json").read_text())["tables"]["test"][0]
+    assert record["calibration_slope"]["failed_resamples"] == k

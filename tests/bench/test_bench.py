@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -130,6 +131,78 @@ def test_gpu_script_runs_the_paper_setting_on_a_cpu(tmp_path):
     loop = r["trainer_loop"]   # issue 30, item 3: alfia train's own loop, every precision
     assert loop["backbone"] == large and [x["precision"] for x in loop["rows"]] == ["fp32", "tf32", "bf16", "fp16"]
     assert [x["status"] for x in loop["rows"]] == ["ok", "skipped", "ok", "skipped"]
+    assert all(x["peak_gpu_mb"] is None and x["epoch_s"] > 0 for x in loop["rows"] if x["status"] == "ok")
+    # ... in the markdown too, one row per precision, with the measured ratio's line and the paper's setting's cost
+    # (the tiny epochs are shorter than the history's 0.1 s: no ratio, and the cost says so)
+    lines = table.splitlines()
+    start = lines.index("| precision | trainer stays/s | backward/forward | warm epoch s | its validation s | "
+                        "forward s | peak GPU MB |")
+    rows = [line.split(" | ")[0].strip("| ") for line in lines[start + 2:start + 6]]
+    assert rows == ["fp32", "tf32", "bf16", "fp16"] and "skipped: precision fp16" in lines[start + 5]
+    assert r["paper_cost"]["headline"] is None and r["paper_cost"]["measured_on"] == large
+    assert "Backward/forward ratio: not measured" in table and "BioLinkBERT-large" in table
+
+
+def test_gpu_script_answers_the_model_question_on_a_cpu(tmp_path):
+    """Issue 30, item 4: `benchmarks/gpu.sh --device cpu --tiny` puts everything in one folder: the bench with its
+    trainer-loop rows (JSON and markdown), ALFIA trained with the paper's mechanics on a sample of set A (a tiny
+    random backbone, never the real MiniLM) and set B's stays scored with AUPRC and AUROC with CIs, the GPU tests'
+    log and junit file (every test skipped without CUDA), and a summary of them all."""
+    import pandas as pd
+
+    from alfia.cohorts.bundled import load_bundled
+
+    folder = tmp_path / "session"
+    done = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu.sh"), str(folder), "--device", "cpu", "--tiny"],
+                          env={**os.environ, "PYTHON": sys.executable}, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    (bench,) = folder.glob("gpu-*.json")
+    r = json.loads(bench.read_text())
+    assert [x["precision"] for x in r["trainer_loop"]["rows"]] == ["fp32", "tf32", "bf16", "fp16"]
+    assert "| precision | trainer stays/s | backward/forward |" in bench.with_suffix(".md").read_text()
+
+    mq = folder / "model-question"
+    config = json.loads((mq / "run" / "config.json").read_text())["train"]
+    assert config["profile"] == "paper" and config["epochs"] == 1 and config["batch_size"] == 4
+    assert config["model"]["lora"]["layers"] is None and config["model"]["fusion"]["num_fusion_layers"] == 4
+    assert Path(config["model"]["backbone"]) == mq / "tiny" / "backbone"   # not the real MiniLM
+    scored = json.loads((mq / "p12-b.metrics.json").read_text())["metrics"]
+    for name in ("auprc", "auroc"):
+        m = scored[name]
+        assert m["ci_low"] <= m["value"] <= m["ci_high"] and m["ci_low"] < m["ci_high"], (name, m)
+    predictions = pd.read_parquet(mq / "p12-b.predictions.parquet")
+    assert len(predictions) == scored["n"] == 400 and predictions["probability"].between(0, 1).all()
+    assert set(predictions["stay_id"]) <= set(load_bundled("p12-b").df["stay_id"])   # set B's stays
+
+    assert "skipped" in (folder / "gpu-tests.log").read_text()
+    tests = (folder / "gpu-tests.xml").read_text()
+    assert 'skipped="' in tests and 'failures="0"' in tests and 'errors="0"' in tests
+
+    summary = (folder / "summary.md").read_text()
+    assert summary in done.stdout
+    for step in ("bench", "tiny-inputs", "train", "predict-p12-b", "gpu-tests"):
+        assert re.search(rf"^\| {step} \| \d+ \| 0 \|$", summary, re.M), step
+    assert "| precision | trainer stays/s | backward/forward |" in summary and "Backward/forward ratio" in summary
+    b = scored["auprc"]
+    assert f"| this run, set B (p12-b, a 400-stay sample) | 400 | {scored['n_pos']} | {b['value']:.3f} " \
+        f"({b['ci_low']:.3f}–{b['ci_high']:.3f}) |" in summary
+    assert "| quick profile, set B (results/study) | 4,000 | 568 | 0.408 (0.377–0.450) |" in summary
+    assert re.search(r"^0 passed, 0 failed, 0 errors, (\d+) skipped of \1\.$", summary, re.M)
+
+
+def test_gpu_script_records_a_failed_step_and_still_writes_the_summary(tmp_path):
+    """A step that fails does not stop the others: the summary names it with its exit status, the script exits 1."""
+    folder = tmp_path / "session"
+    done = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu.sh"), str(folder), "--device", "cpu", "--tiny"],
+                          env={**os.environ, "PYTHON": sys.executable, "STEPS": "model", "EPOCHS": "0"},
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 1
+    assert "step train failed (exit status 2)" in done.stderr
+    summary = (folder / "summary.md").read_text()
+    assert "| train | " in summary and re.search(r"^\| train \| \d+ \| 2 \|$", summary, re.M)
+    assert re.search(r"^\| predict-p12-b \| \d+ \| [1-9]\d* \|$", summary, re.M)
+    assert "No bench results" in summary and "Set B was not scored" in summary and "No test results" in summary
+    assert not list(folder.glob("gpu-*.json"))
 
 
 def test_the_trainer_loop_rows_come_from_alfia_train(tmp_path, monkeypatch):
@@ -154,4 +227,40 @@ def test_the_trainer_loop_rows_come_from_alfia_train(tmp_path, monkeypatch):
             continue
         assert row["status"] == "ok" and row["epochs"] == 2 and row["train_stays"] == 12, row
         assert row["forward_s"] > 0 and row["validation_s"] > 0
-        assert set(row) >= {"stays_per_s", "backward_over_forward", "loop_s", "epoch_s"}
+        assert set(row) >= {"stays_per_s", "backward_over_forward", "loop_s", "epoch_s", "peak_gpu_mb"}
+
+
+def test_the_paper_settings_cost_comes_from_the_measured_ratio():
+    """Issue 30, item 3: the cost of the paper's setting (BioLinkBERT-large, 49,000 training stays, 25 epochs) is
+    the forward's FLOPs x (1 + the MEASURED backward/forward ratio), bf16's where measured, and hours from the trainer
+    loop's stays/s; the fixed 3x is only printed beside it."""
+    from alfia.bench.paper import PAPER_SETTING, paper_cost
+    from alfia.bench.report import describe_cost, trainer_loop_markdown
+
+    rows = [{"precision": "fp32", "status": "ok", "backward_over_forward": 1.8, "stays_per_s": 40.0, "epoch_s": 5.6,
+             "validation_s": 0.6, "forward_s": 1.8, "peak_gpu_mb": 9000.0, "batch_size": 4, "train_stays": 200,
+             "steps_per_epoch": 50},
+            {"precision": "tf32", "status": "skipped", "reason": "out of GPU memory at batch 4"},
+            {"precision": "bf16", "status": "ok", "backward_over_forward": 1.25, "stays_per_s": 100.0, "epoch_s": 2.3,
+             "validation_s": 0.3, "forward_s": 0.9, "peak_gpu_mb": 6000.0},
+            {"precision": "fp16", "status": "ok", "backward_over_forward": None, "stays_per_s": None, "epoch_s": 0.4,
+             "validation_s": 0.1, "forward_s": 0.1, "peak_gpu_mb": 6000.0}]
+    cost = paper_cost(rows, measured_on="BERT-large shape (random weights)")
+    forward = 2 * 335e6 * 215 / 1e12
+    assert cost["forward_tflop_per_stay"] == pytest.approx(forward) and cost["epochs"] == 25
+    assert [e["precision"] for e in cost["estimates"]] == ["fp32", "bf16"]   # fp16: no ratio measured
+    head = cost["headline"]
+    assert head["precision"] == "bf16" and head["backward_over_forward"] == 1.25
+    assert head["pflop_per_epoch"] == pytest.approx(forward * 2.25 * PAPER_SETTING["train_stays"] / 1e3)
+    assert head["hours_per_epoch"] == pytest.approx(49_000 / 100.0 / 3600)
+    assert head["hours_all_epochs"] == pytest.approx(25 * head["hours_per_epoch"])
+    assert cost["assumed"]["pflop_per_epoch"] == pytest.approx(forward * 3 * 49_000 / 1e3)   # the old 3x
+    text = describe_cost(cost)
+    assert "fp32 1.80, bf16 1.25" in text and "(1 + 1.25)" in text and f"{head['pflop_per_epoch']:.3g} PFLOP" in text
+    # another shape than BERT-large (the tiny run): the ratio still counts, its rate says nothing of BERT-large's
+    assert paper_cost(rows, measured_on="tiny", paper_shape=False)["headline"]["hours_per_epoch"] is None
+    assert paper_cost(rows[1:2] + rows[3:], measured_on="x")["headline"] is None   # nothing measured
+    table = trainer_loop_markdown({"backbone": "BERT-large shape (random weights)", "rows": rows})
+    assert "| bf16 | 100.0 | 1.25 | 2.3 | 0.30 | 0.90 | 6000 |" in table
+    assert "| tf32 | skipped: out of GPU memory at batch 4 |" + " |" * 5 in table
+    assert "| fp16 | – | – | 0.4 |" in "\n".join(table)

@@ -18,8 +18,9 @@ from alfia.io import metrics_path
 from alfia.run_folder import RunFolder, StudyFolder
 
 METRIC_NAMES = {"auprc": "AUPRC", "auroc": "AUROC", "best_f1": "best F1", "best_f2": "best F2", "brier": "Brier",
-                "ece": "ECE", "sensitivity": "Sensitivity", "specificity": "Specificity", "ppv": "PPV",
-                "npv": "NPV", "f1": "F1", "f2": "F2"}
+                "ece": "ECE", "oe_ratio": "O:E", "calibration_intercept": "calibration intercept",
+                "calibration_slope": "calibration slope", "sensitivity": "Sensitivity", "specificity": "Specificity",
+                "ppv": "PPV", "npv": "NPV", "f1": "F1", "f2": "F2"}
 
 
 @dataclass

@@ -11,6 +11,9 @@ from alfia.analysis.report.inputs import METRIC_NAMES, Inputs, Table, thin
 from alfia.evaluation.metrics import average_precision, best_fbeta, bootstrap_indices, format_ci, roc_auc
 
 BOX_METRICS = ("auprc", "auroc", "best_f1", "best_f2")
+# The leaderboard's columns: discrimination, then calibration (a severity score has none: n/a).
+BOARD_METRICS = ("auprc", "auroc", "best_f1", "best_f2", "brier", "oe_ratio", "calibration_intercept",
+                 "calibration_slope")
 
 
 def _bootstrap_distributions(models: dict, n_boot: int) -> dict:
@@ -73,7 +76,7 @@ def build(inp: Inputs) -> dict:
     board = inp.leaderboard()
     skipped = inp.baselines["results"].get("skipped", {}) if inp.baselines else {}
     rows = [[i + 1, r["model"], r["family"], (r["test"] or {}).get("n", "")]
-            + [format_ci((r["test"] or {}).get(k)) for k in ("auprc", "auroc", "best_f1", "best_f2", "brier")]
+            + [format_ci((r["test"] or {}).get(k)) for k in BOARD_METRICS]
             for i, r in enumerate(board)]
     inp.figs.data("leaderboard", {"models": board, "skipped": skipped})
     ext_rows = [[r["model"], format_ci((r["test"] or {}).get("auprc")), format_ci(r["external"].get("auprc")),
@@ -87,7 +90,7 @@ def build(inp: Inputs) -> dict:
     models = inp.test_models()
     ranked = [r["model"] for r in board if r["model"] in models]
     return {"has_baselines": inp.baselines is not None,
-            "board": Table(["rank", "model", "family", "n", "AUPRC", "AUROC", "best F1", "best F2", "Brier"], rows),
+            "board": Table(["rank", "model", "family", "n", *[METRIC_NAMES[k] for k in BOARD_METRICS]], rows),
             "skipped": skipped,
             "external": Table(["model", "AUPRC internal test", "AUPRC external", "AUROC internal test",
                                "AUROC external"], ext_rows) if ext_rows else None,

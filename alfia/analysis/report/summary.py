@@ -1,6 +1,6 @@
 """The one-screen summary the page opens on: ALFIA's headline test metrics with 95% CIs beside the best
-baseline's (and the external set's), the calibration and decision-curve verdicts in words, and the cost per
-stay."""
+baseline's (and the external set's), the calibration (ECE, then slope, intercept and O:E per cohort) and
+decision-curve verdicts in words, and the cost per stay."""
 
 from __future__ import annotations
 
@@ -32,6 +32,7 @@ def build(inp: Inputs) -> dict:
     else:
         points.append("No baseline was given (pass --baselines DIR) so ALFIA is not compared here.")
     points += clinical.calibration_words(inp)
+    points += clinical.calibration_fit_words(inp, ("ALFIA",))
     points.append(clinical.decision_words(inp))
     cost = inp.cost()
     first = next(iter(cost.items()), None)

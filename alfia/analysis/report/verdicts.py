@@ -2,6 +2,12 @@
 
 - Calibration: ECE <= 0.05 well calibrated, <= 0.10 moderately, above 0.10 poorly; the direction (over- or
   under-estimating) from the mean predicted risk against the observed death rate.
+- Calibration slope, intercept and O:E, judged by their 95% intervals against the ideal (1, 0 and 1): an interval
+  that includes the ideal reads "no clear" miscalibration of that kind (not proof of good calibration); otherwise a
+  slope below 1 is over-confident (predictions too extreme), above 1 under-confident (too moderate); an intercept
+  above 0 means predictions too low on average (they need shifting up), below 0 too high (shifting down); an O:E
+  above 1 means more deaths observed than predicted, below 1 fewer. Without an interval the direction is given and
+  called uncertain.
 - Decision curve: the threshold ranges where the model's net benefit is above both treat-all and treat-none, and
   those where it sits at or below treat-all.
 - Comparisons and subgroups: the estimates with their 95% intervals, and whether the intervals overlap (overlap is
@@ -40,6 +46,76 @@ def calibration_verdict(name: str, ece: float, mean_predicted: float, observed_r
         direction = (f"its mean predicted risk {mean_predicted:.1%} is close to the {observed_rate:.1%} observed "
                      "death rate")
     return f"{quality}; {direction}."
+
+
+def _interval(entry: dict) -> tuple[float | None, float | None]:
+    return entry.get("ci_low"), entry.get("ci_high")
+
+
+def _judged(entry: dict, ideal: float) -> str:
+    """"includes" / "above" / "below": where the estimate lies against ``ideal``, judged by its 95% interval when
+    it has one ("includes": the interval holds the ideal); "above?" / "below?" / "at?" without an interval."""
+    lo, hi = _interval(entry)
+    value = entry["value"]
+    if lo is None or hi is None:
+        return "above?" if value > ideal else "below?" if value < ideal else "at?"
+    if lo <= ideal <= hi:
+        return "includes"
+    return "above" if lo > ideal else "below"
+
+
+def _failed_note(entry: dict, n_boot: int | None) -> str:
+    failed = entry.get("failed_resamples") or 0
+    if not failed:
+        return ""
+    of = f" of {n_boot}" if n_boot else ""
+    return f" ({failed}{of} bootstrap fits failed and are left out of the interval)"
+
+
+# each calibration number: its label, ideal value, and what it means within / above / below its ideal
+CALIBRATION_READINGS = (
+    ("calibration_slope", "calibration slope", 1.0, "no clear over- or under-confidence",
+     "under-confident: its predictions are too moderate (high risks too low, low risks too high)",
+     "over-confident: its predictions are too extreme (high risks too high, low risks too low)"),
+    ("calibration_intercept", "calibration intercept", 0.0, "no clear shift up or down",
+     "its predictions are too low on average (they would need shifting up)",
+     "its predictions are too high on average (they would need shifting down)"),
+    ("oe_ratio", "O:E", 1.0, "about as many deaths were observed as predicted",
+     "more deaths were observed than predicted", "fewer deaths were observed than predicted"),
+)
+
+
+def _reading(entry: dict, label: str, ideal: float, within: str, above: str, below: str,
+             n_boot: int | None) -> str:
+    """One calibration number in words, judged against its ideal value by its 95% CI."""
+    judged = _judged(entry, ideal)
+    text = f"{label} {format_ci(entry)}{_failed_note(entry, n_boot)}"
+    if judged == "includes":
+        return f"{text}: its 95% CI includes {ideal:g}, so {within}"
+    if judged.startswith("at"):
+        return f"{text}: exactly {ideal:g}"
+    side = "above" if judged.startswith("above") else "below"
+    certainty = " (no interval, so uncertain)" if judged.endswith("?") else f", its 95% CI excluding {ideal:g}"
+    return f"{text}: {side} {ideal:g}{certainty}, so {above if side == 'above' else below}"
+
+
+def calibration_fit_verdict(name: str, where: str, metrics: dict, n_boot: int | None = None) -> str:
+    """The calibration slope, intercept and O:E of ``name`` on ``where`` in words (see the module doc);
+    ``metrics`` holds ``oe_ratio``, ``calibration_intercept`` and ``calibration_slope`` entries of ``evaluate``."""
+    parts, entries = [], []
+    for key, label, ideal, within, above, below in CALIBRATION_READINGS:
+        entry = metrics.get(key) or {}
+        entries.append((entry, ideal))
+        if entry.get("value") is not None:
+            parts.append(_reading(entry, label, ideal, within, above, below, n_boot if key != "oe_ratio" else None))
+        elif key == "calibration_slope":
+            parts.append("its calibration slope could not be fitted (its predictions separate the outcomes)")
+        elif key == "calibration_intercept":
+            parts.append("its calibration intercept could not be fitted")
+    text = f"{name} on {where}: " + "; ".join(parts) + "."
+    if all(e.get("value") is not None and _judged(e, ideal) == "includes" for e, ideal in entries):
+        text += " Every interval includes its ideal value: no clear miscalibration (which is not proof of none)."
+    return text
 
 
 def _ranges(thresholds: np.ndarray, mask: np.ndarray) -> list[str]:
