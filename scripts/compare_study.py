@@ -5,9 +5,15 @@ metrics and are left out. The calibration metrics added later (O:E, calibration 
 and failed bootstrap fits) are compared wherever the expected results have them; where only the study has them
 (results committed before they existed) they are listed as not compared, which is no difference.
 
-Usage: .venv/bin/python scripts/compare_study.py [STUDY] [--expected results/study] [--tol 0]
+Leaderboard rows and paired comparisons are matched by model name (and baseline and metric), not by position, so
+two models that swap places are no difference. Deterministic models must match exactly (``--tol``); the
+torch-trained ones (ALFIA and its run files, ALFIA-boost, ALFIA-nn, the frozen encoder, the tabular networks and the
+ensemble that weighs them: :data:`TORCH_TRAINED`) within ``--torch-tol`` (default 0.05), because their floats
+depend on the CPU's kernels (README, "Same seed, same metrics").
 
-Exit status 0 when every metric matches (within ``--tol``), 1 otherwise, with one line per difference.
+Usage: .venv/bin/python scripts/compare_study.py [STUDY] [--expected results/study] [--tol 0] [--torch-tol 0.05]
+
+Exit status 0 when every metric matches (within its tolerance), 1 otherwise, with one line per difference.
 """
 
 from __future__ import annotations
@@ -29,6 +35,19 @@ DESCRIPTORS = {"task", "cohort_task"}
 # Metrics added after results were first committed: a study has them, older expected results do not. Compared where
 # the expected results have them (a study that lacks them then differs); only in the study: noted, not a difference.
 ADDED_METRICS = {"oe_ratio", "calibration_intercept", "calibration_slope"}
+# Models whose training runs torch (their floats move with the CPU's kernels): matched within --torch-tol.
+TORCH_TRAINED = ("ALFIA", "frozen encoder", "NeuralNetTorch", "RealMLP", "FTTransformer", "TabM", "WeightedEnsemble")
+# ALFIA's own run files: torch-trained throughout
+TORCH_FILES = {"metrics.json", "history.jsonl", "calibration.json", "p12-b.metrics.json"}
+ROW_KEYS = ("model", "baseline", "metric")  # what names a leaderboard row or a paired comparison
+
+
+def torch_trained(row: dict) -> bool:
+    return any(str(row.get(k, "")).startswith(TORCH_TRAINED) for k in ("model", "baseline"))
+
+
+def _row_key(row: dict) -> tuple:
+    return tuple(str(row.get(k)) for k in ROW_KEYS if k in row)
 
 
 def _read(path: Path):
@@ -37,9 +56,19 @@ def _read(path: Path):
     return json.loads(path.read_text())
 
 
-def differences(expected, found, where: str = "", tol: float = 0.0, not_compared: list[str] | None = None) -> list[str]:
-    """Every leaf where ``found`` differs from ``expected`` (numbers within ``tol``), timings aside; an added metric
-    found only in the study goes to ``not_compared`` (when given) instead."""
+def differences(expected, found, where: str = "", tol: float = 0.0, not_compared: list[str] | None = None,
+                torch_tol: float | None = None) -> list[str]:
+    """Every leaf where ``found`` differs from ``expected`` (numbers within ``tol``; within ``torch_tol`` in the rows
+    of torch-trained models), timings aside; an added metric found only in the study goes to ``not_compared`` (when
+    given) instead. Lists of rows naming a model are matched by name."""
+    if _rows(expected) and _rows(found):
+        want, got = {_row_key(r): r for r in expected}, {_row_key(r): r for r in found}
+        out = [f"{where}[{' / '.join(key)}]: only in the {'study' if key in got else 'expected results'}"
+               for key in sorted(set(want) ^ set(got))]
+        for key in [k for k in want if k in got]:
+            row_tol = torch_tol if torch_tol is not None and torch_trained(want[key]) else tol
+            out += differences(want[key], got[key], f"{where}[{' / '.join(key)}]", row_tol, not_compared, torch_tol)
+        return out
     if isinstance(expected, dict) and isinstance(found, dict):
         out = []
         for key in sorted(set(expected) | set(found), key=str):
@@ -54,13 +83,14 @@ def differences(expected, found, where: str = "", tol: float = 0.0, not_compared
             if key not in expected or key not in found:
                 out.append(f"{where}.{key}: only in the {'study' if key in found else 'expected results'}")
                 continue
-            out += differences(expected[key], found[key], f"{where}.{key}" if where else str(key), tol, not_compared)
+            out += differences(expected[key], found[key], f"{where}.{key}" if where else str(key), tol, not_compared,
+                               torch_tol)
         return out
     if isinstance(expected, list) and isinstance(found, list):
         if len(expected) != len(found):
             return [f"{where}: {len(expected)} entries expected, {len(found)} found"]
         return [d for i, (a, b) in enumerate(zip(expected, found, strict=True))
-                for d in differences(a, b, f"{where}[{i}]", tol, not_compared)]
+                for d in differences(a, b, f"{where}[{i}]", tol, not_compared, torch_tol)]
     numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (expected, found))
     if numbers and (math.isclose(expected, found, rel_tol=0, abs_tol=tol) or
                     (math.isnan(expected) and math.isnan(found))):
@@ -68,11 +98,19 @@ def differences(expected, found, where: str = "", tol: float = 0.0, not_compared
     return [] if expected == found else [f"{where}: expected {expected!r}, found {found!r}"]
 
 
+def _rows(value) -> bool:
+    """A list of leaderboard rows or paired comparisons: dicts naming a model, each once."""
+    return (isinstance(value, list) and bool(value) and all(isinstance(r, dict) and "model" in r for r in value)
+            and len({_row_key(r) for r in value}) == len(value))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("study", nargs="?", default="study", help="the study folder (default: study)")
     parser.add_argument("--expected", default="results/study", help="the committed results (default: results/study)")
     parser.add_argument("--tol", type=float, default=0.0, help="absolute tolerance on numbers (default 0: identical)")
+    parser.add_argument("--torch-tol", type=float, default=0.05, help="absolute tolerance on the numbers of "
+                        "torch-trained models and ALFIA's run files (default 0.05; 0: identical)")
     args = parser.parse_args(argv)
     study, expected = Path(args.study), Path(args.expected)
     problems, not_compared = [], []
@@ -82,8 +120,9 @@ def main(argv: list[str] | None = None) -> int:
             problems.append(f"{missing} is missing")
             continue
         only_here: list[str] = []
-        problems += [f"{name}: {d}" for d in differences(_read(expected / name), _read(study / rel), tol=args.tol,
-                                                         not_compared=only_here)]
+        tol = max(args.tol, args.torch_tol) if name in TORCH_FILES else args.tol
+        problems += [f"{name}: {d}" for d in differences(_read(expected / name), _read(study / rel), tol=tol,
+                                                         not_compared=only_here, torch_tol=args.torch_tol)]
         not_compared += [f"{name}: {path}" for path in only_here]
     if not_compared:
         print(f"not compared: {len(not_compared)} calibration metric(s) ({', '.join(sorted(ADDED_METRICS))}) the "

@@ -32,14 +32,19 @@ def test_same_metrics_pass_and_any_changed_metric_fails(tmp_path, capsys):
     ext["ms_per_sample"] += 10
     (study / "p12-b.metrics.json").write_text(json.dumps(ext))
     assert script.main([str(study), "--expected", expected]) == 0
-    # a metric moved in the 4th decimal: named, and the exit status says so
+    # a metric moved in the 4th decimal: named, and the exit status says so (ALFIA's run files are torch-trained:
+    # within --torch-tol by default, identical with --torch-tol 0)
     metrics = json.loads((study / "alfia-run" / "metrics.json").read_text())
     metrics["test"]["auprc"]["value"] += 1e-4
     (study / "alfia-run" / "metrics.json").write_text(json.dumps(metrics))
     capsys.readouterr()
-    assert script.main([str(study), "--expected", expected]) == 1
+    assert script.main([str(study), "--expected", expected, "--torch-tol", "0"]) == 1
     assert "metrics.json: test.auprc.value: expected" in capsys.readouterr().out
-    assert script.main([str(study), "--expected", expected, "--tol", "1e-3"]) == 0
+    assert script.main([str(study), "--expected", expected, "--tol", "1e-3", "--torch-tol", "0"]) == 0
+    assert script.main([str(study), "--expected", expected]) == 0
+    metrics["test"]["auprc"]["value"] += 0.1
+    (study / "alfia-run" / "metrics.json").write_text(json.dumps(metrics))
+    assert script.main([str(study), "--expected", expected]) == 1
     (study / "leaderboard.json").unlink()
     assert script.main([str(study), "--expected", expected, "--tol", "1e-3"]) == 1
 
@@ -84,5 +89,33 @@ def test_the_calibration_metrics_are_compared_where_the_expected_results_have_th
     assert "not compared: 2 calibration metric(s)" in capsys.readouterr().out
     # once the committed results have them, a change is a difference
     (expected / "metrics.json").write_text(json.dumps({**metrics, "test": {**metrics["test"], **moved}}))
-    assert script.main([str(study), "--expected", str(expected)]) == 1
+    assert script.main([str(study), "--expected", str(expected), "--torch-tol", "0"]) == 1
     assert "metrics.json: test.calibration_slope.ci_high: expected 1.01, found 1.0" in capsys.readouterr().out
+
+
+def test_leaderboard_rows_are_matched_by_name_exactly_for_deterministic_models(tmp_path, capsys):
+    """Two leaderboards with the same rows in another order are no difference; a deterministic model's number must
+    be identical, a torch-trained model's within --torch-tol."""
+    script = _script()
+    study = _study_from_results(tmp_path / "study", script)
+    expected = str(ROOT / "results" / "study")
+    board = json.loads((study / "leaderboard.json").read_text())
+    rows = board["tables"]["test"]
+    rows[0], rows[1] = rows[1], rows[0]  # swapped places
+    (study / "leaderboard.json").write_text(json.dumps(board))
+    assert script.main([str(study), "--expected", expected]) == 0
+    by_name = {r["model"]: r for r in rows}
+    by_name["ALFIA-boost"]["auprc"]["estimate"] += 0.02  # torch-trained: within 0.05
+    (study / "leaderboard.json").write_text(json.dumps(board))
+    assert script.main([str(study), "--expected", expected]) == 0
+    by_name["LightGBMXT"]["auprc"]["estimate"] += 1e-6  # deterministic: exact
+    (study / "leaderboard.json").write_text(json.dumps(board))
+    capsys.readouterr()
+    assert script.main([str(study), "--expected", expected]) == 1
+    out = capsys.readouterr().out
+    assert "tables.test[LightGBMXT].auprc.estimate" in out and "ALFIA-boost" not in out
+    del rows[-1]
+    (study / "leaderboard.json").write_text(json.dumps(board))
+    capsys.readouterr()
+    assert script.main([str(study), "--expected", expected]) == 1
+    assert "only in the expected results" in capsys.readouterr().out

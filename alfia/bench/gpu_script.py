@@ -23,7 +23,8 @@ import xml.etree.ElementTree as ET
 from datetime import UTC, datetime
 from pathlib import Path
 
-from alfia.io import write_text_atomic
+from alfia.cohorts.registry import default_study
+from alfia.io import metrics_path, write_text_atomic
 from alfia.run_folder import RunFolder
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -50,7 +51,8 @@ def tiny_inputs(folder: str | Path, seed: int = 0) -> tuple[Path, Path, Path]:
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     backbone = random_backbone(folder / "backbone", TINY_BERT, seed=seed)
-    cohort = load_bundled("p12-a")
+    pair = default_study()  # the bundled development and external sets (PhysioNet 2012 A and B)
+    cohort = load_bundled(pair.development)
     df, rng, picked = cohort.df, np.random.default_rng(seed), []
     for split, rows in TINY_SPLITS.items():
         here = df[df[SPLIT] == split]
@@ -59,12 +61,12 @@ def tiny_inputs(folder: str | Path, seed: int = 0) -> tuple[Path, Path, Path]:
         picked += [*rng.choice(here.index[y == 1], deaths, replace=False),
                    *rng.choice(here.index[y == 0], rows - deaths, replace=False)]
     sample = df.loc[picked].reset_index(drop=True)
-    set_a = write_cohort(Cohort(df=sample, schema=cohort.schema, info={**cohort.info, "sample_of": "p12-a"},
-                                task=cohort.task), folder / "p12-a-tiny.parquet")
-    external = load_bundled("p12-b")
+    set_a = write_cohort(Cohort(df=sample, schema=cohort.schema, info={**cohort.info, "sample_of": pair.development},
+                                task=cohort.task), folder / f"{pair.development}-tiny.parquet")
+    external = load_bundled(pair.external)
     sample = external.df.sample(n=TINY_SET_B, random_state=seed).reset_index(drop=True)
-    set_b = write_cohort(Cohort(df=sample, schema=external.schema, info={**external.info, "sample_of": "p12-b"},
-                                task=external.task), folder / "p12-b-tiny.parquet")
+    set_b = write_cohort(Cohort(df=sample, schema=external.schema, info={**external.info, "sample_of": pair.external},
+                                task=external.task), folder / f"{pair.external}-tiny.parquet")
     return backbone, set_a, set_b
 
 
@@ -86,7 +88,7 @@ def _read_json(path: str | Path | None) -> dict | None:
 def reference_set_b() -> tuple[dict, dict]:
     """(the quick profile's set-B metrics, the best tabular model's set-B row) of the committed study, else the
     figures docs/results.md gives."""
-    quick = (_read_json(STUDY / "p12-b.metrics.json") or {}).get("metrics") or QUICK_SET_B
+    quick = (_read_json(metrics_path(STUDY / default_study().external)) or {}).get("metrics") or QUICK_SET_B
     board = _read_json(STUDY / "leaderboard.json") or {}
     rows = [r for r in (board.get("tables") or {}).get("external", []) if r.get("family") == "tabular"]
     best = max(rows, key=lambda r: r["auprc"]["estimate"]) if rows else TREES_SET_B
@@ -177,7 +179,7 @@ def summary(*, bench: str | None, run: str | None, external: str | None, tests: 
     lines += [_settings_line(q["config"]), "",
               "| | n | deaths | AUPRC (95% CI) | AUROC (95% CI) |", "| --- | ---: | ---: | --- | --- |",
               _metric_row("this run, set A test split", q["test"]),
-              _metric_row(f"this run, set B (p12-b, {where_b})", q["set_b"]),
+              _metric_row(f"this run, set B ({default_study().external}, {where_b})", q["set_b"]),
               _metric_row("quick profile, set B (results/study)", quick),
               f"| best tabular model, set B ({trees['model']}, results/study) | {trees.get('n', 4000):,} | | "
               f"{_ci(trees['auprc'])} | {_ci(trees['auroc'])} |", ""]

@@ -305,14 +305,17 @@ def is_bundled_function(table: str | os.PathLike) -> bool:
 def load_cohort(spec: Cohort | pd.DataFrame | str | os.PathLike, schema: str | Schema | None = None,
                 require_outcome: bool = True) -> Cohort:
     """A cohort from what a user names: a :class:`Cohort`, a ``DataFrame`` (with ``schema``: a registered name or a
-    :class:`~alfia.cohorts.schema.Schema`, e.g. one derived from the data), a parquet file, or a bundled name such
-    as ``p12-a``. ``require_outcome=False``: stays to score, without outcome or split."""
+    :class:`~alfia.cohorts.schema.Schema`, e.g. one derived from the data), a parquet file, a bundled name such
+    as ``p12-a``, or a source that builds its cohort (an object with a ``cohort()`` method, e.g.
+    ``alfia.datasets.meds.MedsSource``). ``require_outcome=False``: stays to score, without outcome or split."""
     import pandas as pd
 
     from alfia.cohorts.io import Cohort, read_cohort, schema_info
 
     if isinstance(spec, Cohort):
         return spec
+    if callable(getattr(spec, "cohort", None)):  # a data source read on demand (MEDS)
+        return spec.cohort()
     if isinstance(spec, pd.DataFrame):
         if not schema:
             raise AlfiaError(f"a DataFrame needs its schema; pass schema= (one of {', '.join(dataset_names())})")

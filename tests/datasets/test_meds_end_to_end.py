@@ -81,6 +81,21 @@ def test_the_derived_schema_serves_and_reports(derived_run):
     assert cohort.schema.name in page and "cw24-in-hospital" in page
 
 
+def test_the_facade_fits_and_evaluates_a_meds_source(derived_run, tiny_bert_dir, tmp_path):
+    from alfia import ALFIAPredictor
+    from alfia.datasets.meds import MedsSource
+
+    root, cohort_path, _ = derived_run
+    from tests.api.test_predictor import TINY as FACADE_TINY
+
+    predictor = ALFIAPredictor(backbone=str(tiny_bert_dir), path=tmp_path / "run", device="cpu", **FACADE_TINY)
+    predictor.fit(MedsSource(root / "meds", task="cw24-in-hospital"), progress=False, n_boot=20)
+    assert predictor.schema_name == read_cohort(cohort_path).schema.name  # the same data, the same derived schema
+    new = MedsSource(root / "meds-new", task="cw24-in-hospital", features_of=cohort_path)
+    metrics = predictor.evaluate(new, n_boot=20)
+    assert 0 <= metrics["auprc"]["value"] <= 1 and metrics["n"] == len(new.cohort().df)
+
+
 # --- real values through MEDS ---------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,12 @@ builder.py (the scan and the aggregates), template.py (the text), synthetic.py (
 data/ (the concept map of MIMIC-IV-MEDS onto YAIB's ricu concepts).
 """
 
-from alfia.cohorts.registry import register_dataset
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+
+from alfia.cohorts.registry import BuildOptions, register_dataset
 from alfia.cohorts.task import register_task
 from alfia.datasets.meds.tasks import BUILT_IN
 
@@ -19,3 +24,26 @@ for _task in BUILT_IN.values():
     register_task(_task)
 register_dataset("meds", package=__name__, source_help=SOURCE_HELP,
                  writer=f"{__name__}.builder:write")  # `alfia cohort meds --out FILE`: shard by shard
+
+
+@dataclass(frozen=True)
+class MedsSource:
+    """A MEDS dataset where the Python API takes a cohort: ``ALFIAPredictor().fit(MedsSource(root,
+    task="cw24-in-hospital"))``, ``predictor.evaluate(MedsSource(other, labels=..., features_of="cohort.parquet"))``,
+    ``load_cohort(MedsSource(...))``; the fields are ``alfia cohort meds``'s options."""
+
+    root: str | os.PathLike
+    labels: str | os.PathLike | None = None
+    task: str | None = None
+    concepts: str | os.PathLike | None = None
+    features_of: str | os.PathLike | None = None
+    max_codes: int = BuildOptions.max_codes
+    min_share: float = BuildOptions.min_share
+    codes: tuple[str, ...] = ()
+    text_values: bool = False
+
+    def cohort(self):
+        from alfia.datasets.meds.builder import build_meds
+
+        options = asdict(self)
+        return build_meds(options.pop("root"), **options)
