@@ -8,8 +8,9 @@ and failed bootstrap fits) are compared wherever the expected results have them;
 Leaderboard rows and paired comparisons are matched by model name (and baseline and metric), not by position, so
 two models that swap places are no difference. Deterministic models must match exactly (``--tol``); the
 torch-trained ones (ALFIA and its run files, ALFIA-boost, ALFIA-nn, the frozen encoder, the tabular networks and the
-ensemble that weighs them: :data:`TORCH_TRAINED`) within ``--torch-tol`` (default 0.05), because their floats
-depend on the CPU's kernels (README, "Same seed, same metrics").
+ensemble that weighs them: :data:`TORCH_TRAINED`) within ``--torch-tol`` (default 0.05, absolute or relative: a
+metric moves by hundredths, a count of stays by a few), because their floats depend on the CPU's kernels (README,
+"Same seed, same metrics").
 
 Usage: .venv/bin/python scripts/compare_study.py [STUDY] [--expected results/study] [--tol 0] [--torch-tol 0.05]
 
@@ -57,17 +58,19 @@ def _read(path: Path):
 
 
 def differences(expected, found, where: str = "", tol: float = 0.0, not_compared: list[str] | None = None,
-                torch_tol: float | None = None) -> list[str]:
-    """Every leaf where ``found`` differs from ``expected`` (numbers within ``tol``; within ``torch_tol`` in the rows
-    of torch-trained models), timings aside; an added metric found only in the study goes to ``not_compared`` (when
+                torch_tol: float | None = None, rel_tol: float = 0.0) -> list[str]:
+    """Every leaf where ``found`` differs from ``expected`` (numbers within ``tol``, or ``rel_tol`` of their size;
+    in the rows of torch-trained models within ``torch_tol``, absolute or relative: a metric moves by hundredths, a
+    count of stays by a few), timings aside; an added metric found only in the study goes to ``not_compared`` (when
     given) instead. Lists of rows naming a model are matched by name."""
     if _rows(expected) and _rows(found):
         want, got = {_row_key(r): r for r in expected}, {_row_key(r): r for r in found}
         out = [f"{where}[{' / '.join(key)}]: only in the {'study' if key in got else 'expected results'}"
                for key in sorted(set(want) ^ set(got))]
         for key in [k for k in want if k in got]:
-            row_tol = torch_tol if torch_tol is not None and torch_trained(want[key]) else tol
-            out += differences(want[key], got[key], f"{where}[{' / '.join(key)}]", row_tol, not_compared, torch_tol)
+            torch_row = torch_tol is not None and torch_trained(want[key])
+            out += differences(want[key], got[key], f"{where}[{' / '.join(key)}]", torch_tol if torch_row else tol,
+                               not_compared, torch_tol, torch_tol if torch_row else rel_tol)
         return out
     if isinstance(expected, dict) and isinstance(found, dict):
         out = []
@@ -84,15 +87,15 @@ def differences(expected, found, where: str = "", tol: float = 0.0, not_compared
                 out.append(f"{where}.{key}: only in the {'study' if key in found else 'expected results'}")
                 continue
             out += differences(expected[key], found[key], f"{where}.{key}" if where else str(key), tol, not_compared,
-                               torch_tol)
+                               torch_tol, rel_tol)
         return out
     if isinstance(expected, list) and isinstance(found, list):
         if len(expected) != len(found):
             return [f"{where}: {len(expected)} entries expected, {len(found)} found"]
         return [d for i, (a, b) in enumerate(zip(expected, found, strict=True))
-                for d in differences(a, b, f"{where}[{i}]", tol, not_compared, torch_tol)]
+                for d in differences(a, b, f"{where}[{i}]", tol, not_compared, torch_tol, rel_tol)]
     numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (expected, found))
-    if numbers and (math.isclose(expected, found, rel_tol=0, abs_tol=tol) or
+    if numbers and (math.isclose(expected, found, rel_tol=rel_tol, abs_tol=tol) or
                     (math.isnan(expected) and math.isnan(found))):
         return []
     return [] if expected == found else [f"{where}: expected {expected!r}, found {found!r}"]
@@ -120,9 +123,11 @@ def main(argv: list[str] | None = None) -> int:
             problems.append(f"{missing} is missing")
             continue
         only_here: list[str] = []
-        tol = max(args.tol, args.torch_tol) if name in TORCH_FILES else args.tol
+        torch_file = name in TORCH_FILES  # ALFIA's own run: torch-trained throughout
+        tol = max(args.tol, args.torch_tol) if torch_file else args.tol
         problems += [f"{name}: {d}" for d in differences(_read(expected / name), _read(study / rel), tol=tol,
-                                                         not_compared=only_here, torch_tol=args.torch_tol)]
+                                                         not_compared=only_here, torch_tol=args.torch_tol,
+                                                         rel_tol=args.torch_tol if torch_file else 0.0)]
         not_compared += [f"{name}: {path}" for path in only_here]
     if not_compared:
         print(f"not compared: {len(not_compared)} calibration metric(s) ({', '.join(sorted(ADDED_METRICS))}) the "
