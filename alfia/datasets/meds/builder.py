@@ -294,7 +294,7 @@ def _choose_codes(scan: _Scan, stays: pd.DataFrame, candidates: set[str], datase
     numeric = counts[(counts["numeric"] >= NUMERIC_SHARE * counts["events"]) & (share >= min_share)]
     numeric = numeric.assign(share=share).sort_values(["share", "code"], ascending=[False, True]).head(max_codes)
     categorical = {}
-    for prefix, stays_with in prefixes.items():
+    for prefix, stays_with in sorted(prefixes.items()):  # DuckDB returns groups in no fixed order
         family = counts[counts["code"].str.startswith(prefix + "//")]
         # a prefix whose codes carry no value at all (GENDER//F, GENDER//M), with few values, is one category
         if (family["numeric"] == 0).all() and stays_with / len(train) >= min_share \
