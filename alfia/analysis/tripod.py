@@ -422,7 +422,8 @@ def _choice(f: Facts) -> tuple[str, str]:
 def _predictors(f: Facts) -> tuple[str, str]:
     if f.cohort is None:
         return AUTHOR, "The development cohort file is absent."
-    window = f"hours {f.task.window[0]:g}-{f.task.window[1]:g} of the ICU stay" if f.task else "the input window"
+    window = ((f.task.inputs or f"hours {f.task.window[0]:g}-{f.task.window[1]:g} of the ICU stay") if f.task
+              else "the input window")  # a MEDS label file's task says its window in words
     return PARTLY, (f"{len(features(f.cohort))} predictors from {window}, each with its definition, unit and valid "
                     f"range in docs/features.md (schema {f.cohort.schema.name}). Blinding of the predictors' "
                     "measurement to the outcome: the author must add it.")

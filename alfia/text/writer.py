@@ -129,6 +129,21 @@ class Writer:
             return f"{label} {self.num(low, high)}{self.unit(low)}"
         return f"{label} {self.num(low)} to {self.num(high)}{self.unit(high)}"
 
+    def span_last(self, low: str, high: str, last: str, label: str) -> str | None:
+        """:meth:`span` and the last value: "heart rate 62 to 110 bpm, last 80" (numeric) or "lowest heart rate low,
+        highest high, last typical" (banded); the last value is left out when it adds nothing (the same band as both
+        ends, or equal to one of them)."""
+        span = self.span(low, high, label)
+        if span is None or not self.has(last):
+            return span
+        if self.banded(last) and self.has(low) and self.has(high):
+            if self.band(last) == self.band(low) == self.band(high):
+                return span
+            return f"{span}, last {self.band(last)}"
+        if self.rounded(last) in (self.rounded(low), self.rounded(high)):
+            return span
+        return f"{span}, last {self.value(last, unit=False)}"
+
     def measure(self, name: str, label: str, unit: bool = True) -> str | None:
         """"label value", or None (and ``label`` noted as not recorded) when the value is missing."""
         shown = self.value(name, unit=unit)

@@ -17,6 +17,7 @@ ICU and hospital discharge) are never features; ``text_value`` (it may hold clin
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from pathlib import Path
@@ -33,8 +34,9 @@ from alfia.cohorts.registry import BuildOptions
 from alfia.cohorts.schema import ID, SPLIT, Column, Schema
 from alfia.cohorts.splits import assign_splits
 from alfia.cohorts.sqldb import dynamic_stats
-from alfia.datasets.meds import SOURCE_HELP
+from alfia.datasets.meds import SOURCE_HELP, MedsSource
 from alfia.datasets.meds.concepts import STAT_WORDS, Concept, ConceptMap, derived_concepts, read_concept_map
+from alfia.datasets.meds.schema import SCHEMA as BASE
 from alfia.datasets.meds.standard import MedsDataset, open_dataset, read_labels, read_splits
 from alfia.datasets.meds.tasks import (
     BUILT_IN,
@@ -72,9 +74,8 @@ def write(options: BuildOptions, out: str | os.PathLike) -> Cohort:
 
 
 def _keywords(options: BuildOptions) -> dict:
-    return dict(labels=options.labels, task=options.task, concepts=options.concepts, features_of=options.features_of,
-                max_codes=options.max_codes, min_share=options.min_share, codes=options.codes,
-                text_values=options.text_values)
+    """The MEDS options of ``alfia cohort`` (a MedsSource's fields besides its root)."""
+    return {f.name: getattr(options, f.name) for f in dataclasses.fields(MedsSource) if f.name != "root"}
 
 
 def build_meds(root: str | os.PathLike, **options) -> Cohort:
@@ -83,8 +84,8 @@ def build_meds(root: str | os.PathLike, **options) -> Cohort:
     plan = _Plan.make(root, **options)
     chunks = list(plan.chunks())
     schema = plan.finish_schema()
-    df = pd.concat([chunk[[c for c in chunk.columns if c in schema.required_columns(plan.task)]] for chunk in chunks],
-                   ignore_index=True)
+    columns = schema.required_columns(plan.task)  # a category never seen is no column
+    df = pd.concat([chunk[columns] for chunk in chunks], ignore_index=True)
     del chunks
     cohort = Cohort(df=schema.validate(df, task=plan.task, where=f"MEDS cohort from {root}"), schema=schema,
                     info=plan.info(), task=plan.task)
@@ -101,13 +102,9 @@ def write_meds(root: str | os.PathLike, out: str | os.PathLike, **options) -> Co
     scratch = out.parent / f".{out.name}.rows.tmp"
     out.parent.mkdir(parents=True, exist_ok=True)
     try:
-        writer = None
-        for chunk in plan.chunks():
-            table = pa.Table.from_pandas(chunk, schema=plan.scratch_schema(), preserve_index=False)
-            writer = writer or pq.ParquetWriter(scratch, table.schema)
-            writer.write_table(table)
-        if writer is not None:
-            writer.close()
+        with pq.ParquetWriter(scratch, plan.scratch_schema()) as writer:
+            for chunk in plan.chunks():
+                writer.write_table(pa.Table.from_pandas(chunk, schema=writer.schema, preserve_index=False))
         schema = plan.finish_schema()
         columns = schema.required_columns(plan.task)
         with CohortWriter(out, schema, plan.task, plan.info()) as cohort_writer:
@@ -200,15 +197,15 @@ class _Plan:
     def chunks(self):
         """The cohort rows shard by shard (every feature column; categories as read)."""
         columns = self.columns()
+        known = {} if self.reference is None else {c.name: c.categories for c in self.reference.columns
+                                                   if c.kind == "category"}
         for stays, features in self.scan.features(self.stays, self.concepts, self.table, self.text_values,
                                                   self.report):
             chunk = _cohort_frame(stays, features, columns, self.task.label, self.report)
             for name, concept, _ in columns:
                 values = chunk[name]
-                if self.reference is not None and name in self.reference.feature_columns \
-                        and self.reference[name].kind == "category":
-                    # a value the earlier cohort never had: missing (the model never read it), counted
-                    unknown = values.notna() & ~values.isin(self.reference[name].categories)
+                if name in known:  # a value the earlier cohort never had: missing (the model never read it), counted
+                    unknown = values.notna() & ~values.isin(known[name])
                     if unknown.any():
                         counted = self.report.setdefault("unknown_categories_set_missing", {})
                         counted[name] = counted.get(name, 0) + int(unknown.sum())
@@ -226,17 +223,15 @@ class _Plan:
         window = _windows(self.task)
         columns = []
         for name, concept, stat in self.columns():
-            if concept is None:
-                columns.append(Column("age", "float", "age in years at the start of the input window (MEDS_BIRTH)",
-                                      unit="years", window=window, decimals=0))
+            if concept is None:  # age, as every MEDS cohort has it
+                columns.append(dataclasses.replace(BASE[name], window=window))
             elif concept.aggregate == "category":
                 if self.seen.get(name):  # a category never seen has nothing to offer (a column needs categories)
                     columns.append(Column(name, "category", concept.words, categories=tuple(sorted(self.seen[name])),
                                           window=window))
             else:
                 columns.append(_column(concept, name, stat, window, _decimals(self.medians.get(name, []))))
-        columns += [Column("subject_id", "int", "MEDS subject_id", role="reference"),
-                    Column("prediction_time", "time", "MEDS prediction time", role="reference")]
+        columns += [BASE[name] for name in BASE.reference_columns]
         return Schema(name=f"{DATASET}-{self.concepts.digest()}", derived_from=DATASET,
                       description=f"prediction rows of the MEDS dataset {self.dataset.name}: features from "
                                   f"{self.concepts.source}", columns=tuple(columns), task=self.task,
@@ -377,21 +372,18 @@ class _Scan:
                          .tolist())
         return codes
 
-    def _code_table(self, name: str, frame: pd.DataFrame) -> None:
-        self.con.register(name, frame)
-
     def role_events(self, all_codes: set[str], codes: TaskCodes) -> pd.DataFrame:
         """subject_id, time, role of the codes the built-in tasks read (few per subject)."""
         roles = [(code, role) for code in sorted(all_codes) for role, pattern in codes.roles().items()
                  if pattern.fullmatch(code)]
-        self._code_table("role_codes", pd.DataFrame(roles, columns=["code", "role"]).astype(str))
+        self.con.register("role_codes", pd.DataFrame(roles, columns=["code", "role"]).astype(str))
         parts = [self.con.execute("SELECT e.subject_id, e.time, r.role FROM read_parquet(?) e JOIN role_codes r "
                                   "USING (code)", [shard]).df() for shard in self._shards("MEDS task events")]
         return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["subject_id", "time", "role"])
 
     def births(self, all_codes: set[str], codes: TaskCodes) -> pd.Series:
         pattern = codes.roles()["birth"]
-        self._code_table("birth_codes", pd.DataFrame({"code": [c for c in sorted(all_codes) if pattern.fullmatch(c)]},
+        self.con.register("birth_codes", pd.DataFrame({"code": [c for c in sorted(all_codes) if pattern.fullmatch(c)]},
                                                      dtype=str))
         parts = [self.con.execute("SELECT e.subject_id, e.time, 'birth' AS role FROM read_parquet(?) e "
                                   "JOIN birth_codes USING (code)", [shard]).df()
@@ -426,7 +418,7 @@ class _Scan:
     def code_counts(self, train: pd.DataFrame, candidates: set[str]) -> tuple[pd.DataFrame, dict[str, int]]:
         """Per code: training windows with it, events, events with a value; per categorical prefix: windows."""
         self._register_stays(train)
-        self._code_table("code_map", pd.DataFrame({"code": sorted(candidates)}, dtype=str))
+        self.con.register("code_map", pd.DataFrame({"code": sorted(candidates)}, dtype=str))
         counts, prefixes = [], {}
         for shard in self._shards("MEDS code counts"):
             counts.append(self._windowed("e.code, count(DISTINCT s.stay_id) AS stays, count(*) AS events, "
@@ -447,7 +439,7 @@ class _Scan:
         codes = pd.DataFrame(table, columns=["code", "concept", "scale", "shift", "category"])
         codes["concept_id"] = codes["concept"].map(index).astype("int32")
         codes["is_category"] = codes["concept"].map({c.name: c.aggregate == "category" for c in concepts})
-        self._code_table("code_map", codes.drop(columns=["concept"]))
+        self.con.register("code_map", codes.drop(columns=["concept"]))
         text = "e.text_value" if text_values else "NULL::VARCHAR"
         # hours from the anchor, computed in the scan: numbers only reach pandas (no per-event strings)
         t = f"coalesce(date_diff('microsecond', s.anchor, e.time) / 3.6e9, {STATIC_T})"

@@ -33,15 +33,7 @@ def _demographics(w: Writer) -> str:
 
 def _numeric(w: Writer, concept: str) -> str | None:
     """"heart rate 62 to 110 bpm, last 80" (numeric style) or "lowest heart rate low, highest high, last typical"."""
-    lo, hi, last = f"{concept}_min", f"{concept}_max", f"{concept}_last"
-    span = w.span(lo, hi, words_of(w, hi))
-    if span is None or last not in w.schema.feature_columns or not w.has(last):
-        return span
-    if w.banded(last):
-        return span if w.band(last) == w.band(lo) == w.band(hi) else f"{span}, last {w.band(last)}"
-    if w.rounded(last) in (w.rounded(lo), w.rounded(hi)):
-        return span
-    return f"{span}, last {w.value(last, unit=False)}"
+    return w.span_last(f"{concept}_min", f"{concept}_max", f"{concept}_last", words_of(w, f"{concept}_max"))
 
 
 def describe(w: Writer) -> str:

@@ -51,20 +51,8 @@ def _demographics(w: Writer) -> str:
 
 
 def _vital(w: Writer, name: str) -> str | None:
-    """"heart rate 62 to 110 bpm, last 80" (numeric) or "lowest heart rate low, highest high, last typical"
-    (banded); the last value is left out when it adds nothing (same band as both ends, or equal to one of them)."""
-    words = BY_NAME[name].words
-    lo, hi, last = f"{name}_min", f"{name}_max", f"{name}_last"
-    span = w.span(lo, hi, words)
-    if span is None or not w.has(last):
-        return span
-    if w.banded(last) and w.has(lo) and w.has(hi):
-        if w.band(last) == w.band(lo) == w.band(hi):
-            return span
-        return f"{span}, last {w.band(last)}"
-    if w.rounded(last) in (w.rounded(lo), w.rounded(hi)):
-        return span
-    return f"{span}, last {w.value(last, unit=False)}"
+    """"heart rate 62 to 110 bpm, last 80" (numeric) or "lowest heart rate low, highest high, last typical"."""
+    return w.span_last(f"{name}_min", f"{name}_max", f"{name}_last", BY_NAME[name].words)
 
 
 def _support(w: Writer) -> str:
