@@ -200,6 +200,10 @@ class StudyFolder(_Folder):
         leaderboard.md, leaderboard.json, leaderboard-test.csv, leaderboard-external.csv
         report.html                   the report page
         summary.md, timings.json      the study's summary and the seconds of each stage
+        seeds/repeat-<r>/             with ``--seeds N``: repeat r = 1..N-1, every trained model again with its
+                                      seed + r (a StudyFolder of the run, baselines, boost, external predictions and
+                                      leaderboard files)
+        seeds.md, seeds.json          the spread over the seeds and the headline comparisons per seed and pooled
         manifest.json                 what made the folder (alfia.manifest), written last
     """
 
@@ -216,6 +220,10 @@ class StudyFolder(_Folder):
     REPORT = "report.html"
     SUMMARY = "summary.md"
     TIMINGS = "timings.json"
+    SEEDS = "seeds"   # the folder of the seed repeats
+    REPEAT = "repeat-{r}"
+    SEED_SPREAD = "seeds.md"
+    SEED_SPREAD_JSON = "seeds.json"
     MANIFEST = RunFolder.MANIFEST
     # what follows a cohort's name in the names of its files
     COHORT_SUFFIX = ".parquet"
@@ -239,6 +247,16 @@ class StudyFolder(_Folder):
     @property
     def boost(self) -> Path:
         return self.path / self.BOOST
+
+    def repeat(self, r: int) -> StudyFolder:
+        """Seed repeat ``r`` (0: this study itself; r >= 1: its folder under ``seeds/``)."""
+        return self if r == 0 else StudyFolder(self.path / self.SEEDS / self.REPEAT.format(r=r))
+
+    def repeats(self) -> list[StudyFolder]:
+        """This study and every seed repeat it holds, in the order of r."""
+        found = sorted(int(p.name.rsplit("-", 1)[1]) for p in (self.path / self.SEEDS).glob(self.REPEAT.format(r="*"))
+                       if p.name.rsplit("-", 1)[1].isdigit())
+        return [self, *(self.repeat(r) for r in found if r > 0)]
 
     def leaderboard_table(self, where: str) -> Path:
         """The leaderboard's numbers on ``where`` (test, external) as CSV."""

@@ -19,12 +19,13 @@ from pathlib import Path
 
 from alfia import manifest
 from alfia.analysis.report import build_report
+from alfia.analysis.seeds import write_seed_spread
 from alfia.analysis.tripod import write_tripod
 from alfia.baselines.boost import run_boost
 from alfia.baselines.leaderboard import leaderboard
 from alfia.baselines.readout import run_frozen_readout
 from alfia.baselines.tabular import run_baselines
-from alfia.cohorts import write_cohort
+from alfia.cohorts import Cohort, write_cohort
 from alfia.cohorts.registry import declared_study, default_study, shown_name
 from alfia.cohorts.table1 import table1, to_markdown
 from alfia.errors import AlfiaError
@@ -34,7 +35,7 @@ from alfia.model.backbone import backbone_identity
 from alfia.run_folder import RunFolder, StudyFolder, cohort_name
 from alfia.text.encoder import DEFAULT_STYLE, TextEncoder
 from alfia.text.inputs import load_input
-from alfia.training.config import make_config
+from alfia.training.config import TrainConfig, make_config
 from alfia.training.trainer import train
 
 logger = logging.getLogger(__name__)  # under "alfia": the CLI shows it, -q hides it
@@ -131,14 +132,57 @@ def study_cohorts(cohort: str | Path | None = None, external: str | Path | None 
     return dev, ext, names
 
 
+def train_and_compare(folder: StudyFolder, dev: Cohort, dev_text: Cohort, ext: Cohort, ext_name: str,
+                      config: TrainConfig, clock: StageClock, *, repeat: int = 0, mlflow: str | None = None,
+                      device: str | None = "auto", precision: str | None = None):
+    """Every model the study trains, into ``folder`` (the study's, or a seed repeat's): ALFIA (``config``, whose
+    seed is the repeat's), its scoring on the external cohort, the tabular zoo and severity scores, the frozen
+    encoder's readout, ALFIA-boost/nn (AutoGluon's models seeded with ``repeat``: 0 is AutoGluon's default) and the
+    leaderboard. The bootstrap's seed stays 42, so every repeat is scored on the same resamples. Returns ALFIA's
+    metrics, its external scoring's info, the leaderboard and the path of ALFIA's external predictions."""
+    on = {"device": device, "precision": precision}
+    run = folder.run.path
+    with clock.stage(f"train ALFIA ({config.profile} profile)"):
+        logger.info(f"settings: {config.describe()}")
+        metrics = train(dev_text, run, config, resume=RunFolder(run).checkpoint.exists(), finish=True, device=device,
+                        mlflow=mlflow)
+        logger.info("test split (scored once, after training):")
+        logger.info(format_metrics(metrics["test"]))
+
+    external_predictions = folder.predictions(ext_name)
+    with clock.stage(f"external validation on {shown_name(ext_name)} (all rows)"):
+        table, info = predict_cohort(run, ext, progress=True, **on)
+        write_predictions(table, info, external_predictions)   # and its metrics beside: folder.metrics_path
+        logger.info(format_metrics(info["metrics"]))
+
+    with clock.stage("baselines: AutoGluon zoo and severity scores"):
+        run_baselines(dev, folder.baselines, external=ext, profile=config.profile, seed=repeat)
+
+    with clock.stage("frozen encoder + logistic regression"):
+        run_frozen_readout(run, dev, folder.frozen_readout, external=ext, **on)
+
+    with clock.stage("ALFIA-boost / ALFIA-nn"):
+        run_boost(run, dev, folder.boost, external=ext, profile=config.profile, seed=repeat, **on)
+
+    with clock.stage("leaderboard"):
+        board = leaderboard([folder.baselines, folder.frozen_readout, folder.boost, run], external_labels=ext,
+                            alfia_external=external_predictions, out_dir=folder.path)
+        logger.info(board.markdown)
+    return metrics, info, board, external_predictions
+
+
 def run_study(out: str | Path, style: str | None = None, profile: str = "quick", cohort: str | Path | None = None,
               external: str | Path | None = None, device: str | None = "auto", precision: str | None = None,
-              mlflow: str | None = None) -> Path:
+              mlflow: str | None = None, seeds: int = 1) -> Path:
     """The whole study into ``out``; ``cohort``/``external``: the development and external cohorts (files or
-    bundled names; by default the declared study, PhysioNet 2012 sets A and B); ``device`` / ``precision``: where
+    bundled names; by default the declared study, PhysioNet 2012 sets A and B); ``seeds``: with N > 1, every
+    trained model is trained N - 1 more times (:func:`train_and_compare` with repeat r = 1..N-1) and the spread
+    over the N seeds is written (:mod:`alfia.analysis.seeds`); ``device`` / ``precision``: where
     and how every stage that runs the model computes (:mod:`alfia.model.runtime`; precision None: training in auto,
     every later stage in the run's own); ``mlflow``: a tracking URI that
     the study folder and its run are logged to (else ``ALFIA_MLFLOW_URI``, when set: :mod:`alfia.tracking`)."""
+    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
+        raise AlfiaError(f"seeds must be a whole number >= 1 (1: the single-seed study), got {seeds!r}")
     on = {"device": device, "precision": precision}
     style = style or DEFAULT_STYLE
     started = manifest.now()
@@ -170,50 +214,35 @@ def run_study(out: str | Path, style: str | None = None, profile: str = "quick",
         folder.save_text(StudyFolder.TABLE1, table + "\n")
         summary += [table, ""]
 
+    config = make_config(profile, precision=precision or "auto")
+    metrics, info, board, external_predictions = train_and_compare(
+        folder, dev, dev_text, ext, ext_name, config, clock, mlflow=mlflow, **on)
     run = folder.run.path
-    with clock.stage(f"train ALFIA ({profile} profile)"):
-        config = make_config(profile, precision=precision or "auto")
-        logger.info(f"settings: {config.describe()}")
-        metrics = train(dev_text, run, config, resume=RunFolder(run).checkpoint.exists(), finish=True, device=device,
-                        mlflow=mlflow)
-        logger.info(f"{dev_name} test split (scored once, after training):")
-        logger.info(format_metrics(metrics["test"]))
-
-    external_predictions = folder.predictions(ext_name)
-    with clock.stage(f"external validation on {shown_name(ext_name)} (all rows)"):
-        table, info = predict_cohort(run, ext, progress=True, **on)
-        write_predictions(table, info, external_predictions)   # and its metrics beside: folder.metrics_path
-        logger.info(format_metrics(info["metrics"]))
-
-    with clock.stage("baselines: AutoGluon zoo and severity scores"):
-        run_baselines(dev, folder.baselines, external=ext, profile=profile)
-
-    with clock.stage("frozen encoder + logistic regression"):
-        run_frozen_readout(run, dev, folder.frozen_readout, external=ext, **on)
-
-    with clock.stage("ALFIA-boost / ALFIA-nn"):
-        run_boost(run, dev, folder.boost, external=ext, profile=profile, **on)
-
-    with clock.stage("leaderboard"):
-        board = leaderboard([folder.baselines, folder.frozen_readout, folder.boost, run], external_labels=ext,
-                            alfia_external=external_predictions, out_dir=out)
-        logger.info(board.markdown)
 
     with clock.stage("report"):
         report = build_report(run, folder / StudyFolder.REPORT, cohort=dev_text, baselines=folder.baselines,
                               external_predictions=external_predictions, classifier="mlp", **on)
 
     tripod = write_tripod(folder, (dev_name, ext_name))   # TRIPOD+AI, each item from the files above
+    for r in range(1, seeds):   # the single-seed study above is complete before the first repeat starts
+        with clock.stage(f"seed repeat {r} of {seeds - 1} (ALFIA seed {config.seed + r}, every other trained "
+                         f"model's {r})"):
+            train_and_compare(folder.repeat(r), dev, dev_text, ext, ext_name,
+                              make_config(profile, precision=precision or "auto", seed=config.seed + r),
+                              StageClock(), repeat=r, **on)
     history = RunFolder(run).history()
     summary += ["## Results (95% bootstrap CIs, 1,000 stratified resamples)", "",
                 *alfia_results(metrics, info, history, (dev_name, ext_name), profile=profile), "", board.markdown,
                 "", f"Report: {report}", "", f"TRIPOD+AI checklist: {tripod}", ""]
+    if seeds > 1:
+        spread = write_seed_spread(out, ext, ext_name)
+        summary += [f"## Spread over {seeds} seeds", "", spread.markdown, ""]
     summary += ["## Stage times", "", clock.markdown(), ""]
     folder.save_text(StudyFolder.SUMMARY, "\n".join(summary))
     folder.write_json(StudyFolder.TIMINGS, clock.seconds)
     manifest.write_manifest(out, started, backbone=backbone_identity(None), cohort={dev_name: dev_text.checksum(),
                                                                   ext_name: ext_text.checksum()},
-                            extra={"task": dev.task.to_dict()}, mlflow=mlflow)
+                            extra={"task": dev.task.to_dict(), "seeds": seeds}, mlflow=mlflow)
     logger.info(clock.markdown())
     logger.info(f"study summary: {folder / StudyFolder.SUMMARY}")
     logger.info(f"study report: {report}")

@@ -38,3 +38,14 @@ def version() -> str | None:
     from importlib.metadata import version as _version
 
     return _version("autogluon.tabular")
+
+
+def seed_key(model) -> str | None:
+    """The hyper-parameter that seeds an AutoGluon model (``model``: its key, e.g. ``"GBM"``, or its class), or None
+    for a model without one (k-nearest neighbours: nothing random to seed). AutoGluon seeds every model with 0 by
+    default; this name is how another seed reaches it."""
+    if isinstance(model, str):
+        from autogluon.tabular.registry import ag_model_registry
+
+        model = ag_model_registry.key_to_cls(model)
+    return getattr(model, "seed_name", None)

@@ -68,13 +68,14 @@ def _has_readout(run_dir: str | Path) -> bool:
 
 
 def run_boost(run_dir: str | Path, dev: Cohort, out_dir: str | Path, external: Cohort | None = None,
-              profile: str = "quick", *, n_boot: int = 1000, seed: int = 42, time_limit: float | None = None,
+              profile: str = "quick", *, seed: int = 0, n_boot: int = 1000, boot_seed: int = 42,
+              time_limit: float | None = None,
               verbosity: int = 1, models: list[str] | None = None,
               zoo: tuple[ModelSpec, ...] = BOOST_ZOO, with_embeddings: bool = False, device: str | None = "auto",
               precision: str | None = None, preset: str | None = None) -> dict:
     """Train and score ALFIA-boost / ALFIA-nn on ``dev``'s splits at the budget of ``profile`` (``preset``: its
-    old name, deprecated); same outputs as ``run_baselines`` (family ``"alfia-derived"``). ``device`` /
-    ``precision``: where the run's model embeds the stays."""
+    old name, deprecated); same outputs as ``run_baselines`` (family ``"alfia-derived"``; ``seed``: the models',
+    ``boot_seed``: the bootstrap's). ``device`` / ``precision``: where the run's model embeds the stays."""
     on = {"device": device, "precision": precision}
     preset = tabular.budget_of(profile, preset, "run_boost")
     out_dir = Path(out_dir)
@@ -95,8 +96,8 @@ def run_boost(run_dir: str | Path, dev: Cohort, out_dir: str | Path, external: C
     emb_cols = list(dev_emb.columns)
     seconds = {"embed": round(time.perf_counter() - start, 1)}
     specs, skipped = tabular.select_zoo(preset, models, zoo=zoo)
-    predictor, trained, failed = tabular.fit_zoo(sets, specs, out_dir / "autogluon", preset, time_limit=time_limit,
-                                                 verbosity=verbosity)
+    predictor, trained, failed = tabular.fit_zoo(sets, specs, out_dir / "autogluon", preset, seed=seed,
+                                                 time_limit=time_limit, verbosity=verbosity)
     skipped.update(failed)
     trained.pop(tabular.ENSEMBLE, None)  # the ensemble over boosters *and* nets is not a model of the paper
     boosters = [s.name for s in zoo if s.name.startswith("ALFIA-boost (") and s.name in trained]
@@ -110,8 +111,8 @@ def run_boost(run_dir: str | Path, dev: Cohort, out_dir: str | Path, external: C
     given = tabular.ag_features(predictor)
     check_feature_columns(given, dev, allowed_extra=emb_cols)
     seconds["fit"] = round(time.perf_counter() - start - seconds["embed"], 1)
-    results, frames = tabular.score_zoo(predictor, trained, sets, "alfia-derived", n_boot=n_boot, seed=seed)
+    results, frames = tabular.score_zoo(predictor, trained, sets, "alfia-derived", n_boot=n_boot, seed=boot_seed)
     seconds["total"] = round(time.perf_counter() - start, 1)
-    info = tabular.run_info(sets, given, seconds, preset) | {"run": str(run_dir), "embedding_columns": emb_cols,
-                                                              "with_embeddings": with_embeddings}
+    info = tabular.run_info(sets, given, seconds, preset, seed) | {
+        "run": str(run_dir), "embedding_columns": emb_cols, "with_embeddings": with_embeddings}
     return tabular.write_results(out_dir, results, skipped, preset, features, frames, info, dev.task)

@@ -24,6 +24,8 @@ from autogluon.core.models import AbstractModel
 class FTTransformerModel(AbstractModel):
     """AutoGluon model wrapping ``rtdl_revisiting_models.FTTransformer`` with its default configuration."""
 
+    seed_name = "seed"   # AutoGluon's seed (0 unless a run passes another) reaches the model as this parameter
+
     def _set_default_params(self) -> None:
         # n_blocks picks the paper's default configuration of that depth (d_block, heads, dropouts); the optimiser
         # is the reference AdamW (lr 1e-4, weight decay 1e-5, none on embeddings and normalisation).

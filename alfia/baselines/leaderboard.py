@@ -175,7 +175,7 @@ def read_alfia_run(folder: Path, external_predictions: Path | None = None,
     return entry, labels
 
 
-def _labels_table(labels: Cohort | pd.DataFrame | None, where: str) -> pd.DataFrame | None:
+def labels_table(labels: Cohort | pd.DataFrame | None, where: str) -> pd.DataFrame | None:
     if labels is None:
         return None
     df = labels.df if isinstance(labels, Cohort) else labels
@@ -293,7 +293,7 @@ def leaderboard(dirs: list[str | Path], test_labels: Cohort | pd.DataFrame | Non
                          + "; ".join(f"{d}: {t.get('name')}" for d, t in tasks.items())
                          + "); a leaderboard compares models of one task")
     task = next(iter(tasks.values()), None)
-    labels = {"test": _labels_table(test_labels, "test"), "external": _labels_table(external_labels, "external")}
+    labels = {"test": labels_table(test_labels, "test"), "external": labels_table(external_labels, "external")}
     if labels["test"] is None and run_labels is not None and not run_labels.empty:
         labels["test"] = run_labels
     numbers = {w: numbers_table(entries, w) for w in WHERE}

@@ -218,10 +218,11 @@ def _rows(cohort: Cohort, mask, extra: pd.DataFrame | None) -> Rows:
 # -------------------------------------------------------------------------------------------- fit + score
 
 
-def fit_zoo(sets: dict[str, Rows], specs: list[ModelSpec], path: Path, preset: str, *,
+def fit_zoo(sets: dict[str, Rows], specs: list[ModelSpec], path: Path, preset: str, *, seed: int = 0,
             time_limit: float | None = None, verbosity: int = 1) -> tuple[Any, dict[str, str], dict[str, str]]:
-    """Fit every spec on ``train`` with ``val`` as tuning data (no bagging). Returns the predictor, the trained
-    models ``{name: autogluon model name}`` (plus the weighted ensemble) and ``{name: reason}`` for failures."""
+    """Fit every spec on ``train`` with ``val`` as tuning data (no bagging), each model seeded with ``seed``
+    (AutoGluon's default 0: the committed results). Returns the predictor, the trained models ``{name: autogluon
+    model name}`` (plus the weighted ensemble) and ``{name: reason}`` for failures."""
     TabularPredictor = _autogluon.tabular_predictor()
     if not specs:
         raise AlfiaError("no model of the zoo can run here; see the skipped reasons above")
@@ -230,6 +231,9 @@ def fit_zoo(sets: dict[str, Rows], specs: list[ModelSpec], path: Path, preset: s
         params = spec.params(preset)
         ag_args = {"name": spec.name}
         params["ag_args"] = ag_args
+        key = _autogluon.seed_key(spec.ag_key())
+        if key is not None:
+            params[key] = seed
         if preset == "quick" and spec.key in _ONE_THREAD:
             params["ag_args_fit"] = {"num_cpus": 1}
         hyperparameters.setdefault(spec.ag_key(), []).append(params)
@@ -315,9 +319,11 @@ def write_results(out_dir: Path, models: dict, skipped: dict, preset: str, featu
     return results
 
 
-def run_info(sets: dict[str, Rows], ag_columns: list[str], seconds: dict[str, float], preset: str) -> dict:
+def run_info(sets: dict[str, Rows], ag_columns: list[str], seconds: dict[str, float], preset: str,
+             seed: int) -> dict:
     return {
         "preset": preset,
+        "seed": seed,
         "autogluon": _autogluon.version(),
         "python": platform.python_version(),
         "autogluon_features": ag_columns,
@@ -333,10 +339,12 @@ def run_info(sets: dict[str, Rows], ag_columns: list[str], seconds: dict[str, fl
 
 def run_baselines(dev: Cohort, out_dir: str | Path, external: Cohort | None = None, profile: str = "quick", *,
                   models: list[str] | None = None, scores: bool = True, tabpfn_weights: str | Path | None = None,
-                  n_boot: int = 1000, seed: int = 42, time_limit: float | None = None, verbosity: int = 1,
-                  zoo: tuple[ModelSpec, ...] = ZOO, preset: str | None = None) -> dict:
+                  seed: int = 0, n_boot: int = 1000, boot_seed: int = 42, time_limit: float | None = None,
+                  verbosity: int = 1, zoo: tuple[ModelSpec, ...] = ZOO, preset: str | None = None) -> dict:
     """Train and score the tabular zoo (and, with ``scores``, the severity scores) on ``dev``'s splits, at the
-    budget of ``profile`` (a registered profile; ``preset``: its old name, deprecated).
+    budget of ``profile`` (a registered profile; ``preset``: its old name, deprecated). ``seed``: every model's
+    seed (AutoGluon's default 0); ``boot_seed``: the bootstrap's, apart, so that another model seed is scored on
+    the same resamples.
 
     Writes ``out_dir/results.json``, ``out_dir/predictions.parquet`` and ``out_dir/run_info.json``; the fitted
     AutoGluon models stay in ``out_dir/autogluon``. ``models`` restricts the zoo (names of Table 3).
@@ -351,8 +359,8 @@ def run_baselines(dev: Cohort, out_dir: str | Path, external: Cohort | None = No
     sets = split_rows(dev, external)
     features = list(sets["train"].X.columns)
     specs, skipped = select_zoo(preset, models, tabpfn_weights, zoo)
-    predictor, trained, failed = fit_zoo(sets, specs, out_dir / "autogluon", preset, time_limit=time_limit,
-                                         verbosity=verbosity)
+    predictor, trained, failed = fit_zoo(sets, specs, out_dir / "autogluon", preset, seed=seed,
+                                         time_limit=time_limit, verbosity=verbosity)
     skipped.update(failed)
     if (models is None or ENSEMBLE in models) and ENSEMBLE not in trained:
         skipped[ENSEMBLE] = "AutoGluon fitted no weighted ensemble (no base model was trained)"
@@ -362,16 +370,16 @@ def run_baselines(dev: Cohort, out_dir: str | Path, external: Cohort | None = No
     given = ag_features(predictor)
     check_feature_columns(given, dev)
     seconds["fit"] = round(time.perf_counter() - start, 1)
-    results, frames = score_zoo(predictor, trained, sets, "tabular", n_boot=n_boot, seed=seed)
+    results, frames = score_zoo(predictor, trained, sets, "tabular", n_boot=n_boot, seed=boot_seed)
     seconds["score models"] = round(time.perf_counter() - start - seconds["fit"], 1)
     if scores:
         t0 = time.perf_counter()
-        score_models, score_frames = score_severity(dev, external, n_boot=n_boot, seed=seed)
+        score_models, score_frames = score_severity(dev, external, n_boot=n_boot, seed=boot_seed)
         results.update(score_models)
         frames += score_frames
         seconds["severity scores"] = round(time.perf_counter() - t0, 1)
     seconds["total"] = round(time.perf_counter() - start, 1)
-    info = run_info(sets, given, seconds, preset)
+    info = run_info(sets, given, seconds, preset, seed)
     out = write_results(out_dir, results, skipped, preset, features, frames, info, dev.task)
     _log(f"{len(results)} models scored, {len(skipped)} skipped, {seconds['total']:.0f} s; results in "
          f"{out_dir / 'results.json'}")

@@ -42,7 +42,8 @@ def cmd_baselines(args: argparse.Namespace) -> dict:
     dev = load_input(get_input(args, "cohort"), args.schema)
     results = run_baselines(dev, args.out, _external(dev, args.external, args.schema, args.out),
                             profile=args.profile, models=models, scores=not args.no_scores,
-                            tabpfn_weights=args.tabpfn_weights, n_boot=args.n_boot, time_limit=args.time_limit)
+                            tabpfn_weights=args.tabpfn_weights, seed=args.seed, n_boot=args.n_boot,
+                            time_limit=args.time_limit)
     _print_results(results)
     return results
 
@@ -52,7 +53,7 @@ def cmd_boost(args: argparse.Namespace) -> dict:
 
     dev = load_input(get_input(args, "cohort"), args.schema)
     results = run_boost(get_input(args, "run"), dev, args.out, _external(dev, args.external, args.schema, args.out),
-                        profile=args.profile, n_boot=args.n_boot, time_limit=args.time_limit,
+                        profile=args.profile, seed=args.seed, n_boot=args.n_boot, time_limit=args.time_limit,
                         with_embeddings=args.with_embeddings, device=args.device, precision=args.precision)
     _print_results(results)
     return results
@@ -89,6 +90,8 @@ def add_commands(sub) -> None:
         # budgets (~5 min on 2 CPU cores for 3,000 training rows), paper the full zoo with AutoGluon's defaults
         p.add_argument("--time-limit", type=float, help="seconds for the whole AutoGluon fit (default: none; a "
                        "limit makes the results depend on the machine's speed)")
+        p.add_argument("--seed", type=int, default=0, help="every model's random seed (default 0, AutoGluon's; the "
+                       "bootstrap's stays 42, so another seed is scored on the same resamples)")
         add_n_boot(p)
         add_schema(p)
         p.add_argument("--json", action="store_true", help="print results.json's content (progress on stderr)")

@@ -784,6 +784,12 @@ def format_metrics(metrics: dict[str, Any]) -> str:
 # --------------------------------------------------------------------------------------- paired comparison
 
 
+def _seed_rows(p: ArrayLike) -> list:
+    """One row of predictions per seed: a 2-D array's rows, anything else as one row (checked by check_inputs)."""
+    arr = np.asarray(p)
+    return list(arr) if arr.ndim == 2 else [p]
+
+
 def paired_difference(
     y: ArrayLike,
     p_a: ArrayLike,
@@ -794,25 +800,39 @@ def paired_difference(
 ) -> dict[str, Any]:
     """Paired bootstrap difference ``metric(p_a) - metric(p_b)`` on the same rows and the same resamples.
 
+    ``p_a`` and ``p_b`` are one prediction per row, or one row of predictions per training seed (``(k, n)``, the
+    same ``k`` for both): then the difference is that of the metric's mean over the seeds, each resample scoring
+    every seed's model (a pooled comparison: the training's variability and the sample's in one interval).
     Returns ``{"metric", "difference", "ci_low", "ci_high", "n_boot", "seed"}`` (95% percentile interval of
     the per-resample differences). Identical predictions give exactly 0 and [0, 0].
     """
     if metric not in _PAIRED_METRICS:
         raise AlfiaError(f"metric must be one of {', '.join(_PAIRED_METRICS)}, got {metric!r}")
-    y, p_a = check_inputs(y, p_a, both_classes=True, name="p_a")
-    _, p_b = check_inputs(y, p_b, both_classes=True, name="p_b")
+    rows_a, rows_b = _seed_rows(p_a), _seed_rows(p_b)
+    if len(rows_a) != len(rows_b):
+        raise AlfiaError(f"p_a holds {len(rows_a)} seeds' predictions and p_b {len(rows_b)}; pass the same seeds")
+    ranked_a, ranked_b = [], []
+    for row_a, row_b in zip(rows_a, rows_b, strict=True):
+        y_checked, row_a = check_inputs(y, row_a, both_classes=True, name="p_a")
+        _, row_b = check_inputs(y, row_b, both_classes=True, name="p_b")
+        ranked_a.append(_Ranked(y_checked, row_a))
+        ranked_b.append(_Ranked(y_checked, row_b))
+    y = y_checked
     n_boot = _check_n_boot(n_boot)
     n_pos = int(y.sum())
     n_neg = int(y.shape[0]) - n_pos
-    ranked = (_Ranked(y, p_a), _Ranked(y, p_b))
     which = _PAIRED_METRICS.index(metric)
 
-    def metric_of(r: _Ranked, idx: np.ndarray) -> np.ndarray:
-        pos, tps, fps = _curve_counts(r, idx, n_pos)
-        return _ap_auc(pos, tps, fps, n_pos, n_neg)[which]
+    def metric_of(ranked: list[_Ranked], idx: np.ndarray) -> np.ndarray:
+        """The metric per resample, averaged over the seeds."""
+        values = []
+        for r in ranked:
+            pos, tps, fps = _curve_counts(r, idx, n_pos)
+            values.append(_ap_auc(pos, tps, fps, n_pos, n_neg)[which])
+        return np.mean(values, axis=0)
 
     point_idx = _point_index(y)
-    difference = float(metric_of(ranked[0], point_idx)[0] - metric_of(ranked[1], point_idx)[0])
-    diffs = [metric_of(ranked[0], idx) - metric_of(ranked[1], idx) for idx in _bootstrap_blocks(y, n_boot, seed)]
+    difference = float(metric_of(ranked_a, point_idx)[0] - metric_of(ranked_b, point_idx)[0])
+    diffs = [metric_of(ranked_a, idx) - metric_of(ranked_b, idx) for idx in _bootstrap_blocks(y, n_boot, seed)]
     lo, hi = _interval(np.concatenate(diffs)) if diffs else (None, None)
     return {"metric": metric, "difference": difference, "ci_low": lo, "ci_high": hi, "n_boot": n_boot, "seed": seed}

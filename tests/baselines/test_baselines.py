@@ -213,3 +213,24 @@ def test_each_profile_names_the_zoos_budget():
     from alfia.training.config import PROFILES
 
     assert {name: budget_of(name) for name in PROFILES} == {"quick": "quick", "paper": "paper", "ablation": "quick"}
+
+
+def test_the_model_seed_reaches_every_model_and_the_bootstrap_seed_stays(result, cohorts, tmp_path):
+    """``seed`` seeds AutoGluon's models (0, the default, gives the same predictions; another seed other ones),
+    recorded in run_info.json; the bootstrap keeps its own seed, so the resamples stay the same."""
+    from alfia.baselines import _autogluon
+    from alfia.baselines.ft_transformer import FTTransformerModel
+
+    assert _autogluon.seed_key("RF") == "random_state" and _autogluon.seed_key("KNN") is None
+    assert _autogluon.seed_key(FTTransformerModel) == "seed"
+    dev, ext = cohorts
+    zoo = (ModelSpec("RandomForestGini", "RF", {"criterion": "gini", "n_estimators": 20}),)
+    out, default = result
+    runs = {seed: run_baselines(dev, tmp_path / str(seed), external=ext, zoo=zoo, scores=False, seed=seed,
+                                n_boot=N_BOOT, verbosity=0, models=["RandomForestGini"]) for seed in (0, 1)}
+    preds = {seed: pd.read_parquet(tmp_path / str(seed) / "predictions.parquet") for seed in runs}
+    before = pd.read_parquet(out / "predictions.parquet").query("model == 'RandomForestGini'").reset_index(drop=True)
+    pd.testing.assert_frame_equal(preds[0], before)
+    assert not np.allclose(preds[1]["probability"], preds[0]["probability"])
+    assert [json.loads((tmp_path / str(s) / "run_info.json").read_text())["seed"] for s in runs] == [0, 1]
+    assert runs[1]["models"]["RandomForestGini"]["test"]["seed"] == default["models"]["LinearModel"]["test"]["seed"]
