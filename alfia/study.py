@@ -102,7 +102,11 @@ def readme_results(folder: str | Path, names: tuple[str, str] | None = None) -> 
     board = study / StudyFolder.LEADERBOARD
     if board.exists():
         lines += ["", board.read_text().strip()]
-    lines += ["", "Stage times of that `make study` run (seconds): "
+    spread = study / StudyFolder.SEED_SPREAD
+    if spread.exists():   # seeds.md without its title: this block sits under a page's own headings
+        title, _, body = spread.read_text().partition("\n")
+        lines += ["", f"**{title.lstrip('# ')}** (`alfia study --seeds`, the same run):", "", body.strip()]
+    lines += ["", "Stage times of that study run (seconds): "
               + ", ".join(f"{k} {v:.0f}" for k, v in timings.items()) + f"; total {sum(timings.values()):.0f}."]
     return "\n".join(lines)
 
@@ -223,20 +227,24 @@ def run_study(out: str | Path, style: str | None = None, profile: str = "quick",
         report = build_report(run, folder / StudyFolder.REPORT, cohort=dev_text, baselines=folder.baselines,
                               external_predictions=external_predictions, classifier="mlp", **on)
 
-    tripod = write_tripod(folder, (dev_name, ext_name))   # TRIPOD+AI, each item from the files above
     for r in range(1, seeds):   # the single-seed study above is complete before the first repeat starts
         with clock.stage(f"seed repeat {r} of {seeds - 1} (ALFIA seed {config.seed + r}, every other trained "
                          f"model's {r})"):
             train_and_compare(folder.repeat(r), dev, dev_text, ext, ext_name,
                               make_config(profile, precision=precision or "auto", seed=config.seed + r),
                               StageClock(), repeat=r, **on)
+    spread = write_seed_spread(out, ext, ext_name) if seeds > 1 else None
+    tripod = write_tripod(folder, (dev_name, ext_name))   # TRIPOD+AI, each item from the files above
     history = RunFolder(run).history()
     summary += ["## Results (95% bootstrap CIs, 1,000 stratified resamples)", "",
                 *alfia_results(metrics, info, history, (dev_name, ext_name), profile=profile), "", board.markdown,
                 "", f"Report: {report}", "", f"TRIPOD+AI checklist: {tripod}", ""]
-    if seeds > 1:
-        spread = write_seed_spread(out, ext, ext_name)
+    if spread is not None:
         summary += [f"## Spread over {seeds} seeds", "", spread.markdown, ""]
+    else:
+        summary += ["One training seed: ALFIA, ALFIA-boost/nn and the tabular zoo's stochastic members move with it, "
+                    "within their CIs but enough to swap close ranks; `alfia study --seeds 5` measures by how much "
+                    "(the bundled study's spread: docs/results.md).", ""]
     summary += ["## Stage times", "", clock.markdown(), ""]
     folder.save_text(StudyFolder.SUMMARY, "\n".join(summary))
     folder.write_json(StudyFolder.TIMINGS, clock.seconds)

@@ -76,6 +76,25 @@ def glance(folder: Path) -> str:
         label = next(where)
         diffs += [f"- {m['model']} \u2212 {m['baseline']} ({label}): {m['diff']} (95% CI {m['ci']})"
                   for m in DIFFERENCE.finditer(section)]
+    spread_path = folder / "seeds.json"
+    if spread_path.exists():   # the committed study's spread over its seeds: each difference pooled, and its reading
+        spread = json.loads(spread_path.read_text())
+        n = len(spread["repeats"])
+        lines[0] += f" set B AUPRC over {n} seeds (mean ± sd) |"
+        lines[1] += " --- |"
+        over = {r["model"]: r["auprc"] for r in spread["models"].get("external", [])}
+        for i, line in enumerate(lines[2:], start=2):
+            name = next((m for m in over if line.startswith(f"| {m} ") or line.startswith(f"| {m} (")), None)
+            lines[i] += f" {over[name]['mean']:.3f} ± {over[name]['sd']:.3f} |" if name else " n/a |"
+        pooled = {(c["model"], c["baseline"], label): c for w, label in (("test", "test"), ("external", "set B"))
+                  for c in spread["comparisons"].get(w, [])}
+        for i, d in enumerate(diffs):
+            m = re.match(r"- (?P<model>.+?) \u2212 (?P<baseline>.+?) \((?P<label>test|set B)\)", d)
+            c = pooled.get((m["model"], m["baseline"], m["label"])) if m else None
+            if c:
+                p = c["pooled"]
+                diffs[i] += (f"; over {n} seeds, pooled {p['difference']:+.3f} (95% CI {p['ci_low']:+.3f} to "
+                             f"{p['ci_high']:+.3f}): {c['reading']}")
     metrics = json.loads((folder / "metrics.json").read_text())["test"]
     external_metrics = json.loads((folder / "p12-b.metrics.json").read_text())["metrics"]
     lines += ["", "Paired bootstrap AUPRC differences against the best tabular baseline:", "", *diffs, "",

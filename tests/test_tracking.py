@@ -5,6 +5,7 @@ report (slow, and tested on their own) are stubbed."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import types
 from pathlib import Path
@@ -40,8 +41,8 @@ def tiny_study(monkeypatch, tiny_bert_dir):
     import alfia.study
     from tests.training.test_trainer import quick
 
-    monkeypatch.setattr(alfia.study, "make_config", lambda profile, **kw: quick(
-        epochs=1, **{"model.backbone": str(tiny_bert_dir), "model.max_length": 48}))
+    monkeypatch.setattr(alfia.study, "make_config", lambda profile, **kw: dataclasses.replace(quick(
+        epochs=1, **{"model.backbone": str(tiny_bert_dir), "model.max_length": 48}), profile=profile))
     for stage in ("run_baselines", "run_frozen_readout", "run_boost"):
         monkeypatch.setattr(alfia.study, stage, lambda *a, **k: None)
     monkeypatch.setattr(alfia.study, "leaderboard", lambda *a, **k: types.SimpleNamespace(markdown="(leaderboard)"))

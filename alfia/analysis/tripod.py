@@ -538,6 +538,9 @@ def _measures(f: Facts) -> tuple[str, str]:
     if (f.leaderboard or {}).get("comparisons"):
         parts.append(f"models compared on the same stays, AUPRC differences by paired bootstrap "
                      f"({_code(StudyFolder.LEADERBOARD)}; docs/baselines.md)")
+    if f.has(StudyFolder.SEED_SPREAD):
+        parts.append(f"every trained model repeated over training seeds: the spread over the seeds and the "
+                     f"comparisons per seed and pooled ({_code(StudyFolder.SEED_SPREAD)})")
     return REPORTED, "; ".join(parts) + "."
 
 
@@ -731,6 +734,9 @@ def _limitations(f: Facts) -> tuple[str, str]:
         facts.append(f"{f.dev} is SYNTHETIC")
     if f.external is not None and f.external.synthetic:
         facts.append(f"{f.ext} is SYNTHETIC")
+    if not f.has(StudyFolder.SEED_SPREAD):
+        facts.append("one training seed: how far the results move with it is not measured here (`alfia study "
+                     "--seeds N`)")
     facts.append("no sample size calculation (item 10), no cluster analysis (item 12d), no fairness method "
                  "(item 14)")
     return PARTLY, ("Facts the author should weigh: " + "; ".join(facts) + ". Known limits of the data and scores: "

@@ -186,3 +186,13 @@ def test_seeds_must_be_a_whole_number_of_at_least_one(tmp_path):
     assert not (tmp_path / "s").exists()
     with pytest.raises(SystemExit):
         main(["study", "--out", str(tmp_path / "t"), "--seeds", "0"])
+
+
+def test_tripod_names_the_spread_and_a_single_seed_study_its_absence(study, tmp_path):
+    from alfia.analysis.tripod import FILE
+    from tests.analysis.test_tripod import build_study, row
+
+    text = (study["out"] / FILE).read_text()
+    assert StudyFolder.SEED_SPREAD in row(text, "12e") and "one training seed" not in row(text, "26")
+    single = build_study(tmp_path)["text"]
+    assert StudyFolder.SEED_SPREAD not in row(single, "12e") and "one training seed" in row(single, "26")
