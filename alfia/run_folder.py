@@ -254,9 +254,9 @@ class StudyFolder(_Folder):
 
     def repeats(self) -> list[StudyFolder]:
         """This study and every seed repeat it holds, in the order of r."""
-        found = sorted(int(p.name.rsplit("-", 1)[1]) for p in (self.path / self.SEEDS).glob(self.REPEAT.format(r="*"))
-                       if p.name.rsplit("-", 1)[1].isdigit())
-        return [self, *(self.repeat(r) for r in found if r > 0)]
+        prefix = self.REPEAT.format(r="")
+        numbers = (p.name.removeprefix(prefix) for p in (self.path / self.SEEDS).glob(prefix + "*"))
+        return [self, *(self.repeat(r) for r in sorted(int(n) for n in numbers if n.isdigit()) if r > 0)]
 
     def leaderboard_table(self, where: str) -> Path:
         """The leaderboard's numbers on ``where`` (test, external) as CSV."""

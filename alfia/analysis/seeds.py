@@ -31,6 +31,7 @@ from alfia.baselines.leaderboard import (
     OUTCOME,
     WHERE,
     labels_table,
+    paired_rows,
     read_alfia_run,
     read_results_dir,
 )
@@ -138,9 +139,7 @@ def compare(predictions: list[dict[str, pd.DataFrame]], labels: pd.DataFrame, pa
     for model, baseline in pairs:
         if not all(model in p and baseline in p for p in predictions):
             continue
-        merged = [labels.merge(p[model].rename(columns={"probability": "p_a"}), on=ID)
-                  .merge(p[baseline].rename(columns={"probability": "p_b"}), on=ID).sort_values(ID)
-                  for p in predictions]
+        merged = [paired_rows(labels, p[model], p[baseline]) for p in predictions]
         ids = merged[0][ID].to_numpy()
         if any(not np.array_equal(m[ID].to_numpy(), ids) for m in merged) or merged[0][OUTCOME].nunique() < 2:
             raise AlfiaError(f"the seed repeats scored different stays for {model} or {baseline}; run the study again")

@@ -228,6 +228,13 @@ def _formatted(numbers: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
+def paired_rows(labels: pd.DataFrame, a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
+    """The stays ``labels`` (stay_id, outcome) and two models' predictions (stay_id, probability) share, in stay
+    order, with the models' probabilities as ``p_a`` and ``p_b``: the rows of a paired comparison."""
+    return (labels.merge(a.rename(columns={"probability": "p_a"}), on=ID)
+            .merge(b.rename(columns={"probability": "p_b"}), on=ID).sort_values(ID))
+
+
 def _compare(entries: list[Entry], where: str, labels: pd.DataFrame | None, n_boot: int, seed: int) -> list[dict]:
     tabular = [e for e in entries if e.family == "tabular" and e.metrics.get(where) and where in e.predictions]
     if not tabular or labels is None or labels.empty:
@@ -238,9 +245,7 @@ def _compare(entries: list[Entry], where: str, labels: pd.DataFrame | None, n_bo
         mine = [e for e in entries if e.name == name and where in e.predictions]
         if not mine:
             continue
-        a, b = mine[0].predictions[where], best.predictions[where]
-        merged = (labels.merge(a.rename(columns={"probability": "p_a"}), on=ID)
-                  .merge(b.rename(columns={"probability": "p_b"}), on=ID).sort_values(ID))
+        merged = paired_rows(labels, mine[0].predictions[where], best.predictions[where])
         if merged.empty or merged[OUTCOME].nunique() < 2:
             continue
         diff = paired_difference(merged[OUTCOME].to_numpy(), merged["p_a"].to_numpy(), merged["p_b"].to_numpy(),
